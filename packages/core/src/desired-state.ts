@@ -1,0 +1,81 @@
+import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, parseCidr } from './cidr.js';
+import { ErrorCodes, RouteControllerError } from './errors.js';
+import { cidrsOf, formatServiceCidrs, NO_SERVICE_CIDRS, type ServiceCidrs, sameServiceCidrs } from './service-cidrs.js';
+
+export type BlockAction = 'drop' | 'reject';
+export const BLOCK_ACTIONS: readonly BlockAction[] = ['drop', 'reject'];
+export const DEFAULT_BLOCK_ACTION: BlockAction = 'drop';
+
+/**
+ * What a backend should make true in the kernel: forwarded packets to these CIDRs get `action`.
+ * No CIDRs at all means "nothing of ours installed".
+ */
+export interface DesiredState {
+  readonly cidrs: ServiceCidrs;
+  readonly action: BlockAction;
+}
+
+export function desiredState(
+  cidrs: ServiceCidrs = NO_SERVICE_CIDRS,
+  action: BlockAction = DEFAULT_BLOCK_ACTION,
+): DesiredState {
+  return Object.freeze({ cidrs, action });
+}
+
+export function isEmptyDesiredState(desired: DesiredState): boolean {
+  return desired.cidrs.ipv4.length === 0 && desired.cidrs.ipv6.length === 0;
+}
+
+export function sameDesiredState(a: DesiredState, b: DesiredState): boolean {
+  return a.action === b.action && sameServiceCidrs(a.cidrs, b.cidrs);
+}
+
+export function describeDesiredState(desired: DesiredState): string {
+  return isEmptyDesiredState(desired)
+    ? 'no Service CIDRs (nothing installed)'
+    : `${desired.action} forwarded packets to ${formatServiceCidrs(desired.cidrs)}`;
+}
+
+/**
+ * Backends call this before touching the kernel, so a malformed state (built by hand rather than
+ * by normalizeCidrs) fails with a clear error and changes nothing.
+ */
+export function assertValidDesiredState(desired: DesiredState): void {
+  const fail = (reason: string, details: Record<string, unknown> = {}): never => {
+    throw new RouteControllerError(ErrorCodes.InvalidDesiredState, `invalid desired state: ${reason}`, {
+      hint: 'Build desired states with normalizeCidrs()/parseCidrList() and desiredState() from @route-controller/core.',
+      details,
+    });
+  };
+  if (!(BLOCK_ACTIONS as readonly string[]).includes(desired.action)) {
+    fail(`action "${String(desired.action)}" is not one of ${BLOCK_ACTIONS.join(', ')}`, { action: desired.action });
+  }
+  for (const family of IP_FAMILIES) {
+    const list = cidrsOf(desired.cidrs, family);
+    if (!Array.isArray(list)) fail(`cidrs.${family} is not a list`);
+    let previous: Cidr | undefined;
+    for (const cidr of list) {
+      if (cidr.family !== family) fail(`${cidr.text} is listed under ${family}`, { cidr: cidr.text });
+      if (!isCanonical(cidr)) fail(`${String(cidr.text)} is not a canonical CIDR`, { cidr: cidr.text });
+      if (previous && cidrsOverlap(previous, cidr)) {
+        fail(`${previous.text} and ${cidr.text} overlap`, { cidrs: [previous.text, cidr.text] });
+      }
+      if (previous && compareCidrs(previous, cidr) > 0) fail(`${family} CIDRs are not sorted`, { cidr: cidr.text });
+      previous = cidr;
+    }
+  }
+}
+
+function isCanonical(cidr: Cidr): boolean {
+  try {
+    const parsed = parseCidr(cidr.text);
+    return (
+      !parsed.hostBitsCleared &&
+      parsed.cidr.text === cidr.text &&
+      parsed.cidr.first === cidr.first &&
+      parsed.cidr.last === cidr.last
+    );
+  } catch {
+    return false;
+  }
+}

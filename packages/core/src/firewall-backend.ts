@@ -1,0 +1,137 @@
+import type { Cidr, IpFamily } from './cidr.js';
+import type { BlockAction, DesiredState } from './desired-state.js';
+import { isEmptyDesiredState } from './desired-state.js';
+import { sameCidrList } from './service-cidrs.js';
+
+/** What a backend can do; the contract suite runs only the groups a backend claims. */
+export interface BackendCapabilities {
+  /** Families this backend instance can enforce on this node. */
+  readonly families: readonly IpFamily[];
+  readonly actions: readonly BlockAction[];
+  /** observe() reports packet and byte counters of the drop rules. */
+  readonly counters: boolean;
+  /** Objects carry an ownership comment. */
+  readonly comments: boolean;
+}
+
+/** One check of an availability probe, so the agent can explain its choice. */
+export interface ProbeCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface Availability {
+  readonly available: boolean;
+  /** One sentence: why it can or cannot be used ("nft 1.0.6 with JSON, --check passed"). */
+  readonly reason: string;
+  readonly checks: readonly ProbeCheck[];
+  /** Usable, but with a limitation the user should know (e.g. IPv4 only). */
+  readonly warnings: readonly string[];
+}
+
+export interface DropCounters {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+export interface FamilyObservation {
+  readonly cidrs: readonly Cidr[];
+  /** Undefined where the backend has no counters or no rule for this family. */
+  readonly counters?: DropCounters;
+}
+
+/** What the kernel holds of ours, and nothing else. */
+export interface ObservedState {
+  /** Anything of ours exists (a table, a chain, a jump). */
+  readonly present: boolean;
+  /** The action of our rules; null when there are none, or when they disagree. */
+  readonly action: BlockAction | null;
+  readonly ipv4: FamilyObservation;
+  readonly ipv6: FamilyObservation;
+  /**
+   * Drift that the fields above cannot show: a missing rule, a jump no longer first in FORWARD,
+   * a namesake chain on the wrong hook. Empty when our objects are exactly as apply() leaves them.
+   */
+  readonly problems: readonly string[];
+}
+
+/** A command the backend would run to reach the desired state; `plan` shows them without running. */
+export interface PlannedCommand {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input?: string;
+}
+
+export interface Plan {
+  /** False when the kernel already matches: apply would write nothing. */
+  readonly changes: boolean;
+  readonly commands: readonly PlannedCommand[];
+  /** A short human summary ("add 2 CIDRs to ipv4 set", "create table"). */
+  readonly summary: string;
+}
+
+export interface ApplyResult {
+  readonly changed: boolean;
+  /** Write transactions issued (0 for a no-op). */
+  readonly writes: number;
+  readonly summary: string;
+}
+
+export interface CleanupResult {
+  /** True when something of ours was found and removed. */
+  readonly removed: boolean;
+  readonly summary: string;
+}
+
+/**
+ * A way to drop forwarded packets to Service CIDRs. Implementations stay in their own objects:
+ * they never list, flush or modify anything they did not create.
+ */
+export interface FirewallBackend {
+  /** Stable name: "nft", "iptables-nft", "iptables-legacy", ... */
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+  /** Can this backend work on this node? Never changes the kernel. */
+  probe(): Promise<Availability>;
+  /** The commands apply(desired) would run now; reads the kernel, writes nothing. */
+  plan(desired: DesiredState): Promise<Plan>;
+  /**
+   * Makes the kernel match `desired` in one atomic transaction per family at most, from any prior
+   * state (nothing, an older run, a crash half-way). Writes nothing when it already matches.
+   * An empty desired state removes everything of ours.
+   */
+  apply(desired: DesiredState): Promise<ApplyResult>;
+  /** Reads back only our own objects. */
+  observe(): Promise<ObservedState>;
+  /** Removes everything we own and nothing else; safe to repeat. */
+  cleanup(): Promise<CleanupResult>;
+}
+
+export const NOTHING_OBSERVED: ObservedState = Object.freeze({
+  present: false,
+  action: null,
+  ipv4: Object.freeze({ cidrs: Object.freeze([]) }),
+  ipv6: Object.freeze({ cidrs: Object.freeze([]) }),
+  problems: Object.freeze([]),
+});
+
+/** True when the observed kernel state is exactly what apply(desired) leaves. */
+export function isInSync(observed: ObservedState, desired: DesiredState): boolean {
+  if (isEmptyDesiredState(desired)) return !observed.present;
+  return (
+    observed.present &&
+    observed.problems.length === 0 &&
+    observed.action === desired.action &&
+    sameCidrList(observed.ipv4.cidrs, desired.cidrs.ipv4) &&
+    sameCidrList(observed.ipv6.cidrs, desired.cidrs.ipv6)
+  );
+}
+
+/** Families a desired state needs that this backend cannot enforce. */
+export function unsupportedFamilies(capabilities: BackendCapabilities, desired: DesiredState): IpFamily[] {
+  const needed: IpFamily[] = [];
+  if (desired.cidrs.ipv4.length > 0) needed.push('ipv4');
+  if (desired.cidrs.ipv6.length > 0) needed.push('ipv6');
+  return needed.filter((family) => !capabilities.families.includes(family));
+}

@@ -1,0 +1,468 @@
+import assert from 'node:assert/strict';
+import { type IpFamily, parseCidr } from '../cidr.js';
+import type { BlockAction, DesiredState } from '../desired-state.js';
+import { desiredState } from '../desired-state.js';
+import { ErrorCodes, RouteControllerError } from '../errors.js';
+import type { BackendCapabilities, FirewallBackend } from '../firewall-backend.js';
+import { isInSync } from '../firewall-backend.js';
+import { cidrTexts, normalizeCidrs } from '../service-cidrs.js';
+
+/**
+ * The backend contract suite: one set of behaviours every FirewallBackend must show, run by each
+ * implementation against its real kernel. The test runner is injected (vitest's describe/it fit),
+ * so core does not depend on a test framework.
+ */
+
+/** What the kernel holds of ours, read without the backend's code (nft -j list, iptables-save). */
+export interface KernelView {
+  readonly present: boolean;
+  readonly action: BlockAction | null;
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+}
+
+/** A fresh node for one test, and the independent means to inspect and disturb it. */
+export interface ContractFixture<B extends FirewallBackend = FirewallBackend> {
+  readonly backend: B;
+  /** The independent oracle: reads our objects straight from the kernel. */
+  observeKernel(): Promise<KernelView>;
+  /** Write transactions sent to the kernel so far, counted at the command seam. */
+  writeCount(): number;
+  /** Leaves a half-made state of ours, as a crash in the middle of an older run would. */
+  seedPartialState(): Promise<void>;
+  /** Adds objects that belong to other tools (a user's table, kube-proxy's chains). */
+  seedForeignState(): Promise<void>;
+  /** Everything that is not ours, as text: must be byte-identical before and after our work. */
+  snapshotForeign(): Promise<string>;
+  /** From now on the kernel refuses our writes (as without permission). */
+  failWrites(): void;
+  /** Sends packets our rule for `family` should count (optional). */
+  sendBlockedTraffic?(family: IpFamily): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+type TestBody = () => Promise<void>;
+/** The subset of vitest's `it` the suite uses. */
+export interface ContractIt {
+  (name: string, body: TestBody, timeoutMs?: number): void;
+  skip(name: string, body: TestBody): void;
+}
+export interface ContractTestApi {
+  describe(name: string, body: () => void): void;
+  it: ContractIt;
+}
+
+export interface BackendContractOptions<B extends FirewallBackend> {
+  /** Shown in the report: "nft", "iptables-legacy", ... */
+  readonly name: string;
+  readonly test: ContractTestApi;
+  /** Decides which groups run; groups a backend lacks are registered as visible skips. */
+  readonly capabilities: BackendCapabilities;
+  readonly setup: () => Promise<ContractFixture<B>>;
+  readonly timeoutMs?: number;
+}
+
+export interface ContractGroup {
+  readonly name: string;
+  /** Why the group would be skipped, or undefined when it applies. */
+  readonly skipReason: (capabilities: BackendCapabilities) => string | undefined;
+}
+
+const always = (): undefined => undefined;
+const needs =
+  (what: string, has: (c: BackendCapabilities) => boolean) =>
+  (c: BackendCapabilities): string | undefined =>
+    has(c) ? undefined : `backend lacks ${what}`;
+
+export const CONTRACT_GROUPS = {
+  observe: { name: 'observe', skipReason: always },
+  idempotence: { name: 'idempotence', skipReason: always },
+  convergence: { name: 'convergence', skipReason: always },
+  cidrChanges: { name: 'cidr set changes', skipReason: always },
+  families: { name: 'address families', skipReason: always },
+  actions: { name: 'actions', skipReason: needs('the reject action', (c) => c.actions.includes('reject')) },
+  counters: { name: 'counters', skipReason: needs('counters', (c) => c.counters) },
+  cleanup: { name: 'cleanup', skipReason: always },
+  foreign: { name: 'foreign objects', skipReason: always },
+  errors: { name: 'errors', skipReason: always },
+} as const satisfies Record<string, ContractGroup>;
+
+/** Builds a desired state from CIDR text, through the same normalisation the agent uses. */
+export function desired(cidrs: readonly string[], action: BlockAction = 'drop'): DesiredState {
+  return desiredState(normalizeCidrs(cidrs).cidrs, action);
+}
+
+export const SAMPLE_CIDRS: Readonly<Record<IpFamily, readonly string[]>> = {
+  ipv4: ['10.96.0.0/16', '10.100.0.0/24', '192.168.240.0/20'],
+  ipv6: ['fd00:10:96::/112', 'fd00:10:97::/112', 'fd00:aaaa::/64'],
+};
+
+export function backendContractSuite<B extends FirewallBackend>(options: BackendContractOptions<B>): void {
+  const { test, capabilities } = options;
+  const timeout = options.timeoutMs ?? 30_000;
+  const families = capabilities.families;
+  const v4 = families.includes('ipv4');
+  const v6 = families.includes('ipv6');
+  // CIDRs the backend can enforce, so groups that are not about families run everywhere.
+  const some = (count = 1): string[] => [
+    ...(v4 ? SAMPLE_CIDRS.ipv4.slice(0, count) : []),
+    ...(v6 ? SAMPLE_CIDRS.ipv6.slice(0, count) : []),
+  ];
+  const other = (): string[] => [...(v4 ? ['10.200.0.0/16'] : []), ...(v6 ? ['fd00:200::/112'] : [])];
+
+  const run = (body: (f: ContractFixture<B>) => Promise<void>): TestBody => {
+    return async () => {
+      const fixture = await options.setup();
+      try {
+        await body(fixture);
+      } finally {
+        await fixture.dispose();
+      }
+    };
+  };
+
+  const group = (
+    spec: ContractGroup,
+    body: (it: (name: string, test: (f: ContractFixture<B>) => Promise<void>, why?: string) => void) => void,
+  ) => {
+    test.describe(spec.name, () => {
+      const groupSkip = spec.skipReason(capabilities);
+      body((name, fn, why) => {
+        const reason = groupSkip ?? why;
+        if (reason) test.it.skip(`${name} [skipped: ${reason}]`, run(fn));
+        else test.it(name, run(fn), timeout);
+      });
+    });
+  };
+
+  test.describe(`${options.name} backend contract`, () => {
+    group(CONTRACT_GROUPS.observe, (it) => {
+      it('a fresh node has nothing of ours', async (f) => {
+        const observed = await f.backend.observe();
+        assert.equal(observed.present, false, 'observe() reports objects on a fresh node');
+        assert.equal((await f.observeKernel()).present, false, 'the kernel holds our objects on a fresh node');
+      });
+      it('apply then observe returns exactly the desired state', async (f) => {
+        const want = desired(some(2));
+        const result = await f.backend.apply(want);
+        assert.equal(result.changed, true, 'apply on a fresh node reported no change');
+        await expectKernel(f, want);
+        const observed = await f.backend.observe();
+        assert.deepEqual(observed.problems, [], 'observe() reports problems right after apply');
+        assert.ok(
+          isInSync(observed, want),
+          `observe() does not match what was applied: ${JSON.stringify(summarise(observed))}`,
+        );
+      });
+    });
+
+    group(CONTRACT_GROUPS.idempotence, (it) => {
+      it('a second apply of the same state writes nothing', async (f) => {
+        const want = desired(some(2));
+        await f.backend.apply(want);
+        const writes = f.writeCount();
+        const before = await f.observeKernel();
+        const again = await f.backend.apply(want);
+        assert.equal(again.changed, false, 'the second apply reported a change');
+        assert.equal(f.writeCount(), writes, 'the second apply wrote to the kernel');
+        assert.deepEqual(await f.observeKernel(), before);
+      });
+      it('probe, plan and observe write nothing', async (f) => {
+        const want = desired(some(1));
+        await f.backend.apply(want);
+        const writes = f.writeCount();
+        await f.backend.probe();
+        await f.backend.observe();
+        const plan = await f.backend.plan(desired(other()));
+        assert.equal(plan.changes, true, 'plan() for a different state reports no changes');
+        assert.ok(plan.commands.length > 0, 'plan() for a different state has no commands');
+        assert.equal((await f.backend.plan(want)).changes, false, 'plan() for the applied state reports changes');
+        assert.equal(f.writeCount(), writes, 'probe/plan/observe wrote to the kernel');
+        await expectKernel(f, want);
+      });
+      it('applying nothing on a fresh node writes nothing', async (f) => {
+        const result = await f.backend.apply(desired([]));
+        assert.equal(result.changed, false);
+        assert.equal(f.writeCount(), 0, 'an empty apply on a fresh node wrote to the kernel');
+      });
+    });
+
+    group(CONTRACT_GROUPS.convergence, (it) => {
+      it('converges from a half-made state of ours', async (f) => {
+        await f.seedPartialState();
+        const want = desired(some(2));
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+        assert.ok(
+          isInSync(await f.backend.observe(), want),
+          'observe() is not in sync after repairing a half-made state',
+        );
+        const writes = f.writeCount();
+        await f.backend.apply(want);
+        assert.equal(f.writeCount(), writes, 'the repaired state is not stable: the next apply wrote again');
+      });
+      it("converges from an older run's state", async (f) => {
+        const older = desired(other(), capabilities.actions.includes('reject') ? 'reject' : 'drop');
+        await f.backend.apply(older);
+        const want = desired(some(3));
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+      });
+      it('plan shows the work before apply and none after', async (f) => {
+        const want = desired(some(1));
+        assert.equal((await f.backend.plan(want)).changes, true);
+        await f.backend.apply(want);
+        assert.equal((await f.backend.plan(want)).changes, false);
+      });
+    });
+
+    group(CONTRACT_GROUPS.cidrChanges, (it) => {
+      it('grows the CIDR set', async (f) => {
+        await f.backend.apply(desired(some(1)));
+        const want = desired(some(3));
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+      });
+      it('shrinks the CIDR set', async (f) => {
+        await f.backend.apply(desired(some(3)));
+        const want = desired(some(1));
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+      });
+      it('replaces every CIDR', async (f) => {
+        await f.backend.apply(desired(some(2)));
+        const want = desired(other());
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+      });
+      it('an empty set removes everything of ours', async (f) => {
+        await f.backend.apply(desired(some(2)));
+        await f.backend.apply(desired([]));
+        assert.equal((await f.observeKernel()).present, false, 'objects of ours remain after applying no CIDRs');
+        assert.equal((await f.backend.observe()).present, false);
+      });
+      it('applies 1,000 CIDRs in one transaction per family at most', async (f) => {
+        const many = thousandCidrs(families);
+        const want = desired(many);
+        const result = await f.backend.apply(want);
+        assert.ok(result.writes <= families.length, `apply used ${result.writes} write transactions`);
+        const view = await f.observeKernel();
+        assert.equal(view.ipv4.length + view.ipv6.length, 1000);
+        await expectKernel(f, want);
+      });
+    });
+
+    group(CONTRACT_GROUPS.families, (it) => {
+      const only = (family: IpFamily) => async (f: ContractFixture<B>) => {
+        const want = desired(SAMPLE_CIDRS[family]);
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+        const observed = await f.backend.observe();
+        const otherFamily: IpFamily = family === 'ipv4' ? 'ipv6' : 'ipv4';
+        assert.deepEqual(cidrTexts(observed[otherFamily].cidrs), [], `observe() reports ${otherFamily} CIDRs`);
+      };
+      it('IPv4 only', only('ipv4'), v4 ? undefined : 'backend lacks ipv4');
+      it('IPv6 only', only('ipv6'), v6 ? undefined : 'backend lacks ipv6');
+      it(
+        'dual-stack',
+        async (f) => {
+          const want = desired([...SAMPLE_CIDRS.ipv4, ...SAMPLE_CIDRS.ipv6]);
+          await f.backend.apply(want);
+          await expectKernel(f, want);
+          assert.ok(isInSync(await f.backend.observe(), want));
+        },
+        v4 && v6 ? undefined : 'backend lacks one family',
+      );
+      it(
+        'refuses a family it cannot enforce, changing nothing',
+        async (f) => {
+          const missing: IpFamily = v6 ? 'ipv4' : 'ipv6';
+          await expectCodedRejection(f, desired(SAMPLE_CIDRS[missing]), [ErrorCodes.FirewallUnsupported]);
+        },
+        v4 && v6 ? 'backend supports both families' : undefined,
+      );
+    });
+
+    group(CONTRACT_GROUPS.actions, (it) => {
+      for (const action of ['drop', 'reject'] as const) {
+        it(`installs ${action}`, async (f) => {
+          const want = desired(some(1), action);
+          await f.backend.apply(want);
+          await expectKernel(f, want);
+          assert.equal((await f.backend.observe()).action, action);
+        });
+      }
+      it('switches drop -> reject -> drop', async (f) => {
+        for (const action of ['drop', 'reject', 'drop'] as const) {
+          const want = desired(some(2), action);
+          await f.backend.apply(want);
+          await expectKernel(f, want);
+        }
+      });
+    });
+
+    group(CONTRACT_GROUPS.counters, (it) => {
+      it('observe reports packet and byte counters per family', async (f) => {
+        await f.backend.apply(desired(some(1)));
+        const observed = await f.backend.observe();
+        for (const family of families) {
+          const counters = observed[family].counters;
+          assert.ok(counters, `no counters for ${family}`);
+          assert.ok(
+            Number.isInteger(counters.packets) && counters.packets >= 0,
+            `bad packet counter ${counters.packets}`,
+          );
+          assert.ok(Number.isInteger(counters.bytes) && counters.bytes >= 0, `bad byte counter ${counters.bytes}`);
+        }
+      });
+      it('counters grow with blocked traffic and survive a CIDR change', async (f) => {
+        if (!f.sendBlockedTraffic) return;
+        await f.backend.apply(desired(some(1)));
+        for (const family of families) await f.sendBlockedTraffic(family);
+        await f.backend.apply(desired(some(2)));
+        const observed = await f.backend.observe();
+        for (const family of families) {
+          assert.ok((observed[family].counters?.packets ?? 0) > 0, `${family} packet counter did not grow`);
+        }
+      });
+    });
+
+    group(CONTRACT_GROUPS.cleanup, (it) => {
+      it('removes everything of ours', async (f) => {
+        await f.backend.apply(desired(some(2)));
+        const result = await f.backend.cleanup();
+        assert.equal(result.removed, true);
+        assert.equal((await f.observeKernel()).present, false, 'objects of ours remain after cleanup');
+        assert.equal((await f.backend.observe()).present, false);
+      });
+      it('is safe to repeat and safe on a fresh node', async (f) => {
+        assert.equal((await f.backend.cleanup()).removed, false);
+        await f.backend.apply(desired(some(1)));
+        await f.backend.cleanup();
+        assert.equal((await f.backend.cleanup()).removed, false);
+        assert.equal((await f.observeKernel()).present, false);
+      });
+      it('removes a half-made state too', async (f) => {
+        await f.seedPartialState();
+        await f.backend.cleanup();
+        assert.equal((await f.observeKernel()).present, false);
+      });
+      it('apply works again after cleanup', async (f) => {
+        await f.backend.apply(desired(some(1)));
+        await f.backend.cleanup();
+        const want = desired(some(2));
+        await f.backend.apply(want);
+        await expectKernel(f, want);
+      });
+    });
+
+    group(CONTRACT_GROUPS.foreign, (it) => {
+      it('leaves foreign objects byte-identical through apply, re-apply and cleanup', async (f) => {
+        await f.seedForeignState();
+        const before = await f.snapshotForeign();
+        assert.notEqual(before.trim(), '', 'the fixture seeded no foreign objects');
+        await f.backend.apply(desired(some(1)));
+        assert.equal(await f.snapshotForeign(), before, 'apply changed foreign objects');
+        await f.backend.apply(desired(some(3), capabilities.actions.includes('reject') ? 'reject' : 'drop'));
+        assert.equal(await f.snapshotForeign(), before, 're-apply changed foreign objects');
+        await f.backend.cleanup();
+        assert.equal(await f.snapshotForeign(), before, 'cleanup changed foreign objects');
+      });
+      it('foreign objects do not count as ours', async (f) => {
+        await f.seedForeignState();
+        assert.equal((await f.backend.observe()).present, false, 'observe() reports foreign objects as ours');
+        assert.equal((await f.backend.cleanup()).removed, false, 'cleanup() claims to have removed something');
+      });
+    });
+
+    group(CONTRACT_GROUPS.errors, (it) => {
+      it('refuses an invalid desired state with ERR_RC_INVALID_DESIRED_STATE, writing nothing', async (f) => {
+        const family: IpFamily = v4 ? 'ipv4' : 'ipv6';
+        const [wide, narrow] = family === 'ipv4' ? ['10.96.0.0/12', '10.96.1.0/24'] : ['fd00:10::/64', 'fd00:10::/112'];
+        const overlapping = parseCidrs([wide, narrow]);
+        const bad: DesiredState = {
+          action: 'drop',
+          cidrs: family === 'ipv4' ? { ipv4: overlapping, ipv6: [] } : { ipv4: [], ipv6: overlapping },
+        };
+        await expectCodedRejection(f, bad, [ErrorCodes.InvalidDesiredState]);
+      });
+      it('reports a refused write as a coded error with a hint and keeps the rules in place', async (f) => {
+        const installed = desired(some(1));
+        await f.backend.apply(installed);
+        f.failWrites();
+        await expectCodedRejection(f, desired(some(3)), undefined, installed);
+      });
+    });
+  });
+
+  async function expectCodedRejection(
+    f: ContractFixture<B>,
+    want: DesiredState,
+    codes: readonly string[] | undefined,
+    installed?: DesiredState,
+  ): Promise<void> {
+    const before = await f.observeKernel();
+    const writes = f.writeCount();
+    let caught: unknown;
+    try {
+      await f.backend.apply(want);
+    } catch (error) {
+      caught = error;
+    }
+    assert.ok(
+      caught instanceof RouteControllerError,
+      `apply did not reject with a RouteControllerError: ${String(caught)}`,
+    );
+    assert.match(caught.code, /^ERR_RC_/);
+    if (codes) assert.ok(codes.includes(caught.code), `code ${caught.code} is not one of ${codes.join(', ')}`);
+    assert.ok(caught.hint, `error ${caught.code} has no hint`);
+    if (!installed) assert.equal(f.writeCount(), writes, 'a refused apply wrote to the kernel');
+    assert.deepEqual(await f.observeKernel(), before, 'a failed apply changed the kernel');
+  }
+}
+
+async function expectKernel(f: ContractFixture, want: DesiredState): Promise<void> {
+  const view = await f.observeKernel();
+  const expected: KernelView = {
+    present: true,
+    action: want.action,
+    ipv4: cidrTexts(want.cidrs.ipv4),
+    ipv6: cidrTexts(want.cidrs.ipv6),
+  };
+  assert.deepEqual(
+    { ...view, ipv4: [...view.ipv4].sort(), ipv6: [...view.ipv6].sort() },
+    { ...expected, ipv4: [...expected.ipv4].sort(), ipv6: [...expected.ipv6].sort() },
+    'the kernel does not hold the desired state',
+  );
+}
+
+function parseCidrs(texts: readonly string[]) {
+  return texts.map((text) => parseCidr(text).cidr);
+}
+
+function summarise(observed: {
+  present: boolean;
+  action: unknown;
+  ipv4: { cidrs: readonly { text: string }[] };
+  ipv6: { cidrs: readonly { text: string }[] };
+  problems: readonly string[];
+}) {
+  return {
+    present: observed.present,
+    action: observed.action,
+    ipv4: observed.ipv4.cidrs.map((c) => c.text),
+    ipv6: observed.ipv6.cidrs.map((c) => c.text),
+    problems: observed.problems,
+  };
+}
+
+/** 1,000 disjoint /24s (IPv4) and /112s (IPv6), split between the families the backend has. */
+function thousandCidrs(families: readonly IpFamily[]): string[] {
+  const perFamily = families.length === 2 ? 500 : 1000;
+  const out: string[] = [];
+  for (let i = 0; i < perFamily; i += 1) {
+    if (families.includes('ipv4')) out.push(`10.${64 + Math.floor(i / 256)}.${i % 256}.0/24`);
+    if (families.includes('ipv6')) out.push(`fd00:1000::${i.toString(16)}:0/112`);
+  }
+  return out;
+}

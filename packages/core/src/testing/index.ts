@@ -1,0 +1,4 @@
+export * from './contract-suite.js';
+export * from './fake-command-runner.js';
+export * from './memory-backend.js';
+export * from './recording-command-runner.js';

@@ -1,0 +1,246 @@
+import { type Cidr, IP_FAMILIES, type IpFamily, parseCidr } from '../cidr.js';
+import type { BlockAction, DesiredState } from '../desired-state.js';
+import { assertValidDesiredState, isEmptyDesiredState } from '../desired-state.js';
+import { ErrorCodes, RouteControllerError } from '../errors.js';
+import type {
+  ApplyResult,
+  Availability,
+  BackendCapabilities,
+  CleanupResult,
+  FamilyObservation,
+  FirewallBackend,
+  ObservedState,
+  Plan,
+} from '../firewall-backend.js';
+import { isInSync, NOTHING_OBSERVED, unsupportedFamilies } from '../firewall-backend.js';
+import { cidrsOf } from '../service-cidrs.js';
+
+/** An object in the in-memory "kernel"; `owner` says which tool made it. */
+export interface MemoryObject {
+  readonly owner: string;
+  readonly kind: 'chain' | 'set' | 'rule';
+  readonly hook?: string;
+  readonly elements?: readonly string[];
+  readonly action?: BlockAction;
+  readonly packets?: number;
+  readonly bytes?: number;
+}
+
+const OWNER = 'route-controller';
+const CHAIN = `${OWNER}/chain`;
+const setKey = (family: IpFamily) => `${OWNER}/set/${family}`;
+const ruleKey = (family: IpFamily) => `${OWNER}/rule/${family}`;
+
+/**
+ * A stand-in for the kernel: named objects, changed only by whole transactions, with a write
+ * counter and an injectable failure. Shared by a MemoryBackend and the contract suite's observer.
+ */
+export class MemoryKernel {
+  #objects = new Map<string, MemoryObject>();
+  writes = 0;
+  /** When set, every transaction fails with this error and changes nothing. */
+  failure: Error | undefined;
+
+  get objects(): ReadonlyMap<string, MemoryObject> {
+    return this.#objects;
+  }
+
+  /** Runs `change` on a copy and swaps it in: all or nothing, like an nft transaction. */
+  transact(change: (objects: Map<string, MemoryObject>) => void): void {
+    this.writes += 1;
+    if (this.failure) throw this.failure;
+    const next = new Map(this.#objects);
+    change(next);
+    this.#objects = next;
+  }
+
+  /** Changes objects without counting a write: how tests set the scene before the backend acts. */
+  seed(change: (objects: Map<string, MemoryObject>) => void): void {
+    const next = new Map(this.#objects);
+    change(next);
+    this.#objects = next;
+  }
+
+  /** Counts traffic against our rule for a family, as the kernel would for dropped packets. */
+  countBlocked(family: IpFamily, packets: number, bytes: number): void {
+    const rule = this.#objects.get(ruleKey(family));
+    if (rule)
+      this.#objects.set(ruleKey(family), {
+        ...rule,
+        packets: (rule.packets ?? 0) + packets,
+        bytes: (rule.bytes ?? 0) + bytes,
+      });
+  }
+}
+
+/**
+ * Deliberate defects, used by the contract suite's self-test to prove each group can fail.
+ * A correct backend has none.
+ */
+export type MemoryBackendFlaw =
+  | 'observe-sees-nothing'
+  | 'ignores-ipv6'
+  | 'always-writes'
+  | 'no-repair'
+  | 'never-removes-cidrs'
+  | 'ignores-action'
+  | 'no-counters'
+  | 'cleanup-leaves-rule'
+  | 'clobbers-foreign'
+  | 'uncoded-errors';
+
+export interface MemoryBackendOptions {
+  readonly name?: string;
+  readonly capabilities?: Partial<BackendCapabilities>;
+  readonly flaw?: MemoryBackendFlaw;
+}
+
+export const MEMORY_CAPABILITIES: BackendCapabilities = Object.freeze({
+  families: Object.freeze(['ipv4', 'ipv6'] as IpFamily[]),
+  actions: Object.freeze(['drop', 'reject'] as BlockAction[]),
+  counters: true,
+  comments: true,
+});
+
+/** A FirewallBackend over a MemoryKernel, with the same ownership rules a real one follows. */
+export class MemoryBackend implements FirewallBackend {
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+  readonly #flaw: MemoryBackendFlaw | undefined;
+
+  constructor(
+    readonly kernel: MemoryKernel = new MemoryKernel(),
+    options: MemoryBackendOptions = {},
+  ) {
+    this.name = options.name ?? 'memory';
+    this.capabilities = { ...MEMORY_CAPABILITIES, ...options.capabilities };
+    this.#flaw = options.flaw;
+  }
+
+  probe(): Promise<Availability> {
+    return Promise.resolve({
+      available: true,
+      reason: 'in-memory backend (tests only)',
+      checks: [{ name: 'memory', ok: true, detail: 'always available' }],
+      warnings: [],
+    });
+  }
+
+  async plan(desired: DesiredState): Promise<Plan> {
+    this.#validate(desired);
+    const observed = await this.observe();
+    const changes = this.#flaw === 'always-writes' || !this.#matches(observed, desired);
+    return {
+      changes,
+      commands: changes ? [{ file: 'memory', args: ['transact'], input: JSON.stringify(this.#render(desired)) }] : [],
+      summary: changes ? `replace our objects: ${isEmptyDesiredState(desired) ? 'remove all' : 'install'}` : 'in sync',
+    };
+  }
+
+  async apply(desired: DesiredState): Promise<ApplyResult> {
+    const plan = await this.plan(desired);
+    if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
+    const target = this.#render(desired);
+    try {
+      this.kernel.transact((objects) => {
+        for (const key of [...objects.keys()]) {
+          if (this.#flaw === 'clobbers-foreign' || key.startsWith(`${OWNER}/`)) {
+            if (this.#flaw === 'never-removes-cidrs' && key.startsWith(`${OWNER}/set/`)) continue;
+            objects.delete(key);
+          }
+        }
+        for (const [key, object] of target) {
+          const existing = this.kernel.objects.get(key);
+          if (object.kind === 'rule' && existing && existing.action === object.action) {
+            // Like nft, a rule that stays keeps its counters.
+            objects.set(key, { ...object, packets: existing.packets ?? 0, bytes: existing.bytes ?? 0 });
+          } else if (this.#flaw === 'never-removes-cidrs' && existing?.elements && object.elements) {
+            objects.set(key, { ...object, elements: [...new Set([...existing.elements, ...object.elements])] });
+          } else {
+            objects.set(key, object);
+          }
+        }
+      });
+    } catch (error) {
+      if (this.#flaw === 'uncoded-errors') throw new Error('write failed');
+      throw new RouteControllerError(ErrorCodes.FirewallPermission, 'the memory kernel refused the transaction', {
+        hint: 'Tests inject this failure through MemoryKernel.failure.',
+        cause: error,
+      });
+    }
+    return { changed: true, writes: 1, summary: plan.summary };
+  }
+
+  observe(): Promise<ObservedState> {
+    const objects = this.kernel.objects;
+    const ours = [...objects.entries()].filter(([key]) => key.startsWith(`${OWNER}/`));
+    if (ours.length === 0 || this.#flaw === 'observe-sees-nothing') return Promise.resolve(NOTHING_OBSERVED);
+    const problems: string[] = [];
+    const chain = objects.get(CHAIN);
+    if (!chain) problems.push('our chain is missing');
+    else if (chain.hook !== 'forward') problems.push(`our chain is on the ${String(chain.hook)} hook, not forward`);
+    const actions = new Set<BlockAction>();
+    const family = (f: IpFamily): FamilyObservation => {
+      const set = objects.get(setKey(f));
+      const rule = objects.get(ruleKey(f));
+      if (!set) problems.push(`our ${f} set is missing`);
+      if (!rule) problems.push(`our ${f} rule is missing`);
+      if (rule?.action) actions.add(rule.action);
+      const cidrs = (set?.elements ?? []).map((text) => parseCidr(text).cidr);
+      const counters =
+        rule && this.#flaw !== 'no-counters' ? { packets: rule.packets ?? 0, bytes: rule.bytes ?? 0 } : undefined;
+      return counters ? { cidrs, counters } : { cidrs };
+    };
+    const ipv4 = family('ipv4');
+    const ipv6 = family('ipv6');
+    const action = actions.size === 1 ? ([...actions][0] ?? null) : null;
+    return Promise.resolve({ present: true, action, ipv4, ipv6, problems });
+  }
+
+  async cleanup(): Promise<CleanupResult> {
+    const ours = [...this.kernel.objects.keys()].filter((key) => key.startsWith(`${OWNER}/`));
+    if (ours.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
+    this.kernel.transact((objects) => {
+      for (const key of this.#flaw === 'clobbers-foreign' ? [...objects.keys()] : ours) {
+        if (this.#flaw === 'cleanup-leaves-rule' && key === ruleKey('ipv4')) continue;
+        objects.delete(key);
+      }
+    });
+    return { removed: true, summary: `removed ${ours.length} objects` };
+  }
+
+  #validate(desired: DesiredState): void {
+    if (this.#flaw !== 'uncoded-errors') assertValidDesiredState(desired);
+    const missing = unsupportedFamilies(this.capabilities, desired);
+    if (missing.length > 0) {
+      throw new RouteControllerError(
+        ErrorCodes.FirewallUnsupported,
+        `${this.name} cannot enforce ${missing.join(', ')}`,
+        {
+          hint: 'Restrict the desired state to the families the backend supports.',
+        },
+      );
+    }
+  }
+
+  #matches(observed: ObservedState, desired: DesiredState): boolean {
+    if (this.#flaw === 'no-repair' && observed.present) return true;
+    return isInSync(observed, desired);
+  }
+
+  #render(desired: DesiredState): Map<string, MemoryObject> {
+    const objects = new Map<string, MemoryObject>();
+    if (isEmptyDesiredState(desired)) return objects;
+    objects.set(CHAIN, { owner: OWNER, kind: 'chain', hook: 'forward' });
+    for (const family of IP_FAMILIES) {
+      const cidrs: readonly Cidr[] =
+        this.#flaw === 'ignores-ipv6' && family === 'ipv6' ? [] : cidrsOf(desired.cidrs, family);
+      const action: BlockAction = this.#flaw === 'ignores-action' ? 'drop' : desired.action;
+      objects.set(setKey(family), { owner: OWNER, kind: 'set', elements: cidrs.map((c) => c.text) });
+      objects.set(ruleKey(family), { owner: OWNER, kind: 'rule', action, packets: 0, bytes: 0 });
+    }
+    return objects;
+  }
+}
+
+export const MEMORY_OWNER = OWNER;

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import type { BackendCapabilities } from '../src/firewall-backend.js';
+import {
+  backendContractSuite,
+  CONTRACT_GROUPS,
+  type ContractFixture,
+  type ContractTestApi,
+} from '../src/testing/contract-suite.js';
+import { MEMORY_CAPABILITIES, type MemoryBackend, type MemoryBackendFlaw } from '../src/testing/memory-backend.js';
+import { memoryFixture } from './memory-fixture.js';
+
+// The suite itself, run against the in-memory backend.
+backendContractSuite({
+  name: 'memory',
+  test: { describe, it },
+  capabilities: MEMORY_CAPABILITIES,
+  setup: async () => memoryFixture(),
+});
+
+interface CollectedTest {
+  readonly group: string;
+  readonly name: string;
+  readonly skipped: boolean;
+  readonly body: () => Promise<void>;
+}
+
+/** Registers the suite with a recording test API instead of vitest, to run it under our control. */
+function collect(
+  capabilities: BackendCapabilities,
+  setup: () => Promise<ContractFixture<MemoryBackend>>,
+): CollectedTest[] {
+  const tests: CollectedTest[] = [];
+  const path: string[] = [];
+  const register = (skipped: boolean) => (name: string, body: () => Promise<void>) => {
+    tests.push({ group: path[1] ?? '', name, skipped, body });
+  };
+  const it = Object.assign(register(false), { skip: register(true) });
+  const api: ContractTestApi = {
+    describe: (name, body) => {
+      path.push(name);
+      body();
+      path.pop();
+    },
+    it,
+  };
+  backendContractSuite({ name: 'memory', test: api, capabilities, setup });
+  return tests;
+}
+
+async function failingGroups(tests: readonly CollectedTest[]): Promise<Set<string>> {
+  const failed = new Set<string>();
+  for (const test of tests) {
+    if (test.skipped) continue;
+    try {
+      await test.body();
+    } catch {
+      failed.add(test.group);
+    }
+  }
+  return failed;
+}
+
+// Each flaw is a defect a real backend could have; the group named beside it must catch it.
+const mutants: Record<MemoryBackendFlaw, string> = {
+  'observe-sees-nothing': CONTRACT_GROUPS.observe.name,
+  'always-writes': CONTRACT_GROUPS.idempotence.name,
+  'no-repair': CONTRACT_GROUPS.convergence.name,
+  'never-removes-cidrs': CONTRACT_GROUPS.cidrChanges.name,
+  'ignores-ipv6': CONTRACT_GROUPS.families.name,
+  'ignores-action': CONTRACT_GROUPS.actions.name,
+  'no-counters': CONTRACT_GROUPS.counters.name,
+  'cleanup-leaves-rule': CONTRACT_GROUPS.cleanup.name,
+  'clobbers-foreign': CONTRACT_GROUPS.foreign.name,
+  'uncoded-errors': CONTRACT_GROUPS.errors.name,
+};
+
+describe('contract suite self-test', () => {
+  it('a correct backend passes every test', async () => {
+    const tests = collect(MEMORY_CAPABILITIES, async () => memoryFixture());
+    expect(tests.filter((t) => t.skipped).map((t) => t.name)).toEqual([
+      'refuses a family it cannot enforce, changing nothing [skipped: backend supports both families]',
+    ]);
+    expect([...(await failingGroups(tests))]).toEqual([]);
+  });
+
+  it('a correct IPv4-only backend passes too, refusing IPv6', async () => {
+    const ipv4Only: BackendCapabilities = { ...MEMORY_CAPABILITIES, families: ['ipv4'] };
+    const tests = collect(ipv4Only, async () => memoryFixture(undefined, ipv4Only));
+    expect(tests.some((t) => !t.skipped && t.name.startsWith('refuses a family'))).toBe(true);
+    expect([...(await failingGroups(tests))]).toEqual([]);
+  });
+
+  it('every group is caught out by at least one flaw', () => {
+    expect(new Set(Object.values(mutants))).toEqual(new Set(Object.values(CONTRACT_GROUPS).map((g) => g.name)));
+  });
+
+  for (const [flaw, group] of Object.entries(mutants) as [MemoryBackendFlaw, string][]) {
+    it(`the "${group}" group fails a backend that ${flaw.replaceAll('-', ' ')}`, async () => {
+      const failed = await failingGroups(collect(MEMORY_CAPABILITIES, async () => memoryFixture(flaw)));
+      expect([...failed]).toContain(group);
+    });
+  }
+
+  it('groups a backend lacks are registered as visible skips with the reason', () => {
+    const limited: BackendCapabilities = {
+      ...MEMORY_CAPABILITIES,
+      actions: ['drop'],
+      counters: false,
+      families: ['ipv4'],
+    };
+    const skipped = collect(limited, async () => memoryFixture()).filter((t) => t.skipped);
+    expect(skipped.map((t) => t.name)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^IPv6 only \[skipped: backend lacks ipv6\]$/),
+        expect.stringMatching(/^installs reject \[skipped: backend lacks the reject action\]$/),
+        expect.stringMatching(/counters .*\[skipped: backend lacks counters\]$/),
+      ]),
+    );
+  });
+});
