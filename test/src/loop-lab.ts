@@ -1,0 +1,249 @@
+import type { IpFamily } from '@route-controller/core';
+import { Netns } from './netns.js';
+
+/**
+ * The loop lab: the smallest network that shows the stale-ClusterIP loop.
+ *
+ *   pod ─┐                                 workstation
+ *        ├─ node ── eth0 ─────────── eth0 ── (routes the Service CIDRs back to the node)
+ * server ┘  (forwards; kube-proxy DNAT for one live Service; default route via the workstation)
+ *
+ * A packet from the pod to a stale ClusterIP gets no DNAT, so the node forwards it along its
+ * default route to the workstation, which routes it straight back: it bounces until its TTL dies.
+ */
+
+export const LAB = {
+  serviceCidr: { ipv4: '10.96.0.0/16', ipv6: 'fd00:10:96::/112' },
+  liveService: { ipv4: '10.96.0.10', ipv6: 'fd00:10:96::a' },
+  staleService: { ipv4: '10.96.0.99', ipv6: 'fd00:10:96::99' },
+  pod: { ipv4: '10.244.1.2', ipv6: 'fd00:244:1::2' },
+  server: { ipv4: '10.244.2.2', ipv6: 'fd00:244:2::2' },
+  node: { ipv4: '172.18.0.2', ipv6: 'fc00:f853:ccd:e793::2' },
+  workstation: { ipv4: '172.18.0.1', ipv6: 'fc00:f853:ccd:e793::1' },
+} as const;
+
+/** Who writes the live Service's DNAT in the node, as kube-proxy would. */
+export type KubeProxyMode = 'iptables-nft' | 'iptables-legacy' | 'nft' | 'none';
+
+export interface LoopLabOptions {
+  readonly kubeProxy?: KubeProxyMode;
+  /**
+   * Adds an ACCEPT for pod traffic at the top of FORWARD with this iptables flavour, as Docker,
+   * a CNI or kube-proxy do: a drop placed below it would never be reached.
+   */
+  readonly podAcceptRule?: 'iptables-nft' | 'iptables-legacy';
+}
+
+export interface PingResult {
+  readonly sent: number;
+  readonly received: number;
+}
+
+export class LoopLab {
+  private constructor(
+    readonly pod: Netns,
+    readonly server: Netns,
+    readonly node: Netns,
+    readonly workstation: Netns,
+  ) {}
+
+  static async create(options: LoopLabOptions = {}): Promise<LoopLab> {
+    const made: Netns[] = [];
+    try {
+      for (const label of ['pod', 'server', 'node', 'ws']) made.push(await Netns.create(label));
+      const [pod, server, node, workstation] = made as [Netns, Netns, Netns, Netns];
+      const lab = new LoopLab(pod, server, node, workstation);
+      await lab.#wire();
+      await lab.#kubeProxy(options.kubeProxy ?? 'iptables-nft');
+      if (options.podAcceptRule) await lab.#podAccept(options.podAcceptRule);
+      await lab.#loopCounters();
+      return lab;
+    } catch (error) {
+      await Promise.allSettled(made.map((ns) => ns.delete()));
+      throw error;
+    }
+  }
+
+  get namespaces(): readonly Netns[] {
+    return [this.pod, this.server, this.node, this.workstation];
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.allSettled(this.namespaces.map((ns) => ns.delete()));
+  }
+
+  async #wire(): Promise<void> {
+    const { pod, server, node, workstation: ws } = this;
+    // No duplicate address detection: IPv6 addresses (link-local ones too) are usable at once.
+    for (const ns of this.namespaces) {
+      await ns.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
+    }
+    // veth pairs are created straight inside the namespaces: the host never sees an interface.
+    const link = async (a: Netns, aName: string, b: Netns, bName: string) => {
+      await a.must('ip', ['link', 'add', aName, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
+      await a.must('ip', ['link', 'set', aName, 'up']);
+      await b.must('ip', ['link', 'set', bName, 'up']);
+    };
+    await link(node, 'pod0', pod, 'eth0');
+    await link(node, 'srv0', server, 'eth0');
+    await link(node, 'eth0', ws, 'eth0');
+    const addr = (ns: Netns, dev: string, cidr: string) =>
+      ns.must('ip', ['addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+    await addr(pod, 'eth0', '10.244.1.2/24');
+    await addr(pod, 'eth0', 'fd00:244:1::2/64');
+    await addr(server, 'eth0', '10.244.2.2/24');
+    await addr(server, 'eth0', 'fd00:244:2::2/64');
+    await addr(node, 'pod0', '10.244.1.1/24');
+    await addr(node, 'pod0', 'fd00:244:1::1/64');
+    await addr(node, 'srv0', '10.244.2.1/24');
+    await addr(node, 'srv0', 'fd00:244:2::1/64');
+    await addr(node, 'eth0', '172.18.0.2/16');
+    await addr(node, 'eth0', 'fc00:f853:ccd:e793::2/64');
+    await addr(ws, 'eth0', '172.18.0.1/16');
+    await addr(ws, 'eth0', 'fc00:f853:ccd:e793::1/64');
+    for (const ns of [pod, server]) {
+      await ns.must('ip', ['route', 'add', 'default', 'via', ns === pod ? '10.244.1.1' : '10.244.2.1']);
+      await ns.must('ip', ['-6', 'route', 'add', 'default', 'via', ns === pod ? 'fd00:244:1::1' : 'fd00:244:2::1']);
+    }
+    await node.must('ip', ['route', 'add', 'default', 'via', LAB.workstation.ipv4]);
+    await node.must('ip', ['-6', 'route', 'add', 'default', 'via', LAB.workstation.ipv6]);
+    // The workstation routes the Service CIDRs (and the pod network) into the cluster, via the node.
+    await ws.must('ip', ['route', 'add', LAB.serviceCidr.ipv4, 'via', LAB.node.ipv4]);
+    await ws.must('ip', ['route', 'add', '10.244.0.0/16', 'via', LAB.node.ipv4]);
+    await ws.must('ip', ['-6', 'route', 'add', LAB.serviceCidr.ipv6, 'via', LAB.node.ipv6]);
+    await ws.must('ip', ['-6', 'route', 'add', 'fd00:244::/32', 'via', LAB.node.ipv6]);
+    const router = {
+      'net.ipv4.ip_forward': 1,
+      'net.ipv6.conf.all.forwarding': 1,
+      'net.ipv4.conf.all.send_redirects': 0,
+      'net.ipv4.conf.all.rp_filter': 0,
+      'net.ipv4.conf.default.rp_filter': 0,
+    };
+    await node.sysctl(router);
+    await ws.sysctl(router);
+  }
+
+  async #kubeProxy(mode: KubeProxyMode): Promise<void> {
+    if (mode === 'none') return;
+    if (mode === 'nft') {
+      // kube-proxy's nftables mode keeps its own "ip kube-proxy" / "ip6 kube-proxy" tables.
+      await this.node.must('nft', ['-f', '-'], kubeProxyNftRuleset());
+      return;
+    }
+    const flavour = mode === 'iptables-nft' ? 'nft' : 'legacy';
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const bin = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${flavour}-restore`;
+      await this.node.must(bin, ['--noflush'], kubeProxyIptablesRules(family));
+    }
+  }
+
+  async #podAccept(flavour: 'iptables-nft' | 'iptables-legacy'): Promise<void> {
+    const suffix = flavour === 'iptables-nft' ? 'nft' : 'legacy';
+    await this.node.must(`iptables-${suffix}`, ['-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-j', 'ACCEPT']);
+    await this.node.must(`ip6tables-${suffix}`, ['-w', '-I', 'FORWARD', '1', '-s', 'fd00:244::/32', '-j', 'ACCEPT']);
+  }
+
+  async #loopCounters(): Promise<void> {
+    // Counted in the workstation: every time it sends a packet to the Service range back to the node.
+    await this.workstation.must(
+      'nft',
+      ['-f', '-'],
+      `table inet lab-loop {
+  counter loop4 { }
+  counter loop6 { }
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    ip daddr ${LAB.serviceCidr.ipv4} counter name loop4
+    ip6 daddr ${LAB.serviceCidr.ipv6} counter name loop6
+  }
+}
+`,
+    );
+  }
+
+  /** Packets to the Service range the workstation has bounced back so far. */
+  async loopPackets(family: IpFamily): Promise<number> {
+    const name = family === 'ipv4' ? 'loop4' : 'loop6';
+    const result = await this.workstation.must('nft', ['-j', 'list', 'counter', 'inet', 'lab-loop', name]);
+    const parsed = JSON.parse(result.stdout) as { nftables: { counter?: { packets: number } }[] };
+    const counter = parsed.nftables.find((entry) => entry.counter)?.counter;
+    if (!counter) throw new Error(`no counter ${name} in ${result.stdout}`);
+    return counter.packets;
+  }
+
+  /**
+   * Pings a stale ClusterIP from the pod and returns how many times the workstation bounced
+   * those packets back: about 31 per ping with a TTL of 64 while the loop is open, 0 once closed.
+   */
+  async measureLoop(family: IpFamily, pings = 5): Promise<number> {
+    const before = await this.loopPackets(family);
+    await ping(this.pod, LAB.staleService[family], { count: pings, replyTimeoutSeconds: 0.2 });
+    // Let the last bounces finish: a loop lasts a few milliseconds.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return (await this.loopPackets(family)) - before;
+  }
+
+  /** Pings the live Service's ClusterIP from the pod (DNAT'ed to the server). */
+  pingLiveServiceFromPod(family: IpFamily, count = 3): Promise<PingResult> {
+    return ping(this.pod, LAB.liveService[family], { count });
+  }
+
+  /** Pings the live Service's ClusterIP from the node itself (locally generated, DNAT'ed in OUTPUT). */
+  pingLiveServiceFromNode(family: IpFamily, count = 3): Promise<PingResult> {
+    return ping(this.node, LAB.liveService[family], { count });
+  }
+
+  /** The node's whole firewall, every flavour, without counters: compare before and after. */
+  async nodeFirewall(): Promise<string> {
+    const parts: string[] = [];
+    parts.push((await this.node.must('nft', ['-s', 'list', 'ruleset'])).stdout);
+    for (const bin of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
+      const saved = (await this.node.must(bin, [])).stdout;
+      parts.push(saved.replace(/^#.*\n/gm, ''));
+    }
+    return parts.join('\n---\n');
+  }
+}
+
+/**
+ * Pings `target` and counts replies. Errors (time exceeded) do not stop it: -W bounds the wait
+ * for each reply, where -w would end ping at the first ICMP error.
+ */
+export async function ping(
+  from: Netns,
+  target: string,
+  options: { count?: number; intervalSeconds?: number; replyTimeoutSeconds?: number } = {},
+): Promise<PingResult> {
+  const count = options.count ?? 3;
+  const args = ['-n', '-q', '-c', String(count), '-i', String(options.intervalSeconds ?? 0.05)];
+  args.push('-W', String(options.replyTimeoutSeconds ?? 0.5), target);
+  const result = await from.exec('ping', args);
+  const match = /(\d+) packets transmitted, (\d+) received/.exec(result.stdout);
+  if (!match) throw new Error(`unexpected ping output (exit ${result.exitCode}): ${result.stdout}${result.stderr}`);
+  return { sent: Number(match[1]), received: Number(match[2]) };
+}
+
+function kubeProxyIptablesRules(family: IpFamily): string {
+  const live = LAB.liveService[family];
+  const backend = LAB.server[family];
+  const prefix = family === 'ipv4' ? '32' : '128';
+  return `*nat
+:KUBE-SERVICES - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A KUBE-SERVICES -d ${live}/${prefix} -m comment --comment "default/live cluster IP" -j DNAT --to-destination ${backend}
+COMMIT
+`;
+}
+
+function kubeProxyNftRuleset(): string {
+  return `table ip kube-proxy {
+  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; ip daddr ${LAB.liveService.ipv4} dnat to ${LAB.server.ipv4}; }
+  chain nat-output { type nat hook output priority -100; policy accept; ip daddr ${LAB.liveService.ipv4} dnat to ${LAB.server.ipv4}; }
+}
+table ip6 kube-proxy {
+  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; ip6 daddr ${LAB.liveService.ipv6} dnat to ${LAB.server.ipv6}; }
+  chain nat-output { type nat hook output priority -100; policy accept; ip6 daddr ${LAB.liveService.ipv6} dnat to ${LAB.server.ipv6}; }
+}
+`;
+}

@@ -1,0 +1,119 @@
+import { execFileSync } from 'node:child_process';
+import {
+  type CommandResult,
+  type CommandRunner,
+  ExecaCommandRunner,
+  formatCommand,
+  PrefixedCommandRunner,
+} from '@route-controller/core';
+
+/** Every namespace our tests create starts with this, followed by the creating process id. */
+export const NETNS_PREFIX = 'rct';
+
+const host = new ExecaCommandRunner({ defaultTimeoutMs: 30_000 });
+const live = new Set<string>();
+let counter = 0;
+
+/** Removes namespaces left by this process even when a test run is cut short. */
+process.once('exit', () => {
+  for (const name of live) {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+});
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly result: CommandResult,
+  ) {
+    super(`${command} exited ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+  }
+}
+
+/** A throwaway network namespace; commands given to it run inside it. */
+export class Netns {
+  readonly runner: CommandRunner;
+
+  private constructor(readonly name: string) {
+    this.runner = new PrefixedCommandRunner(host, ['ip', 'netns', 'exec', name]);
+  }
+
+  /** Creates a namespace with a name unique to this process, with loopback up. */
+  static async create(label: string): Promise<Netns> {
+    counter += 1;
+    const name = `${NETNS_PREFIX}-${process.pid}-${counter}-${label}`;
+    await mustRun(host, 'ip', ['netns', 'add', name]);
+    live.add(name);
+    const ns = new Netns(name);
+    await ns.must('ip', ['link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** Runs a command inside; a non-zero exit is returned, not thrown. */
+  exec(file: string, args: readonly string[], input?: string): Promise<CommandResult> {
+    return this.runner.run(input === undefined ? { file, args } : { file, args, input });
+  }
+
+  /** Runs a command inside and throws on a non-zero exit. */
+  must(file: string, args: readonly string[], input?: string): Promise<CommandResult> {
+    return mustRun(this.runner, file, args, input);
+  }
+
+  async sysctl(settings: Readonly<Record<string, string | number>>): Promise<void> {
+    await this.must('sysctl', ['-q', '-w', ...Object.entries(settings).map(([key, value]) => `${key}=${value}`)]);
+  }
+
+  async delete(): Promise<void> {
+    if (!live.has(this.name)) return;
+    live.delete(this.name);
+    await host.run({ file: 'ip', args: ['netns', 'del', this.name] });
+  }
+}
+
+async function mustRun(runner: CommandRunner, file: string, args: readonly string[], input?: string) {
+  const result = await runner.run(input === undefined ? { file, args } : { file, args, input });
+  if (result.exitCode !== 0) throw new CommandError(formatCommand({ file, args }), result);
+  return result;
+}
+
+/** Names of namespaces of ours whose creating process is gone (a killed earlier run). */
+export function strayNamespaces(): string[] {
+  let listing = '';
+  try {
+    listing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  return listing
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((name) => {
+      const match = new RegExp(`^${NETNS_PREFIX}-(\\d+)-`).exec(name);
+      return match !== null && !processAlive(Number(match[1]));
+    });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function removeStrayNamespaces(): string[] {
+  const stray = strayNamespaces();
+  for (const name of stray) {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    } catch {
+      // raced with another cleaner
+    }
+  }
+  return stray;
+}
