@@ -199,7 +199,8 @@ export class LoopLab {
     parts.push((await this.node.must('nft', ['-s', 'list', 'ruleset'])).stdout);
     for (const bin of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
       const saved = (await this.node.must(bin, [])).stdout;
-      parts.push(saved.replace(/^#.*\n/gm, ''));
+      // Comments carry timestamps and chain policies carry traffic counters: neither is a rule.
+      parts.push(saved.replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, '[0:0]'));
     }
     return parts.join('\n---\n');
   }

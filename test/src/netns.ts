@@ -2,15 +2,15 @@ import { execFileSync } from 'node:child_process';
 import {
   type CommandResult,
   type CommandRunner,
-  ExecaCommandRunner,
   formatCommand,
   PrefixedCommandRunner,
+  ProcessCommandRunner,
 } from '@route-controller/core';
 
 /** Every namespace our tests create starts with this, followed by the creating process id. */
 export const NETNS_PREFIX = 'rct';
 
-const host = new ExecaCommandRunner({ defaultTimeoutMs: 30_000 });
+const host = new ProcessCommandRunner({ defaultTimeoutMs: 30_000 });
 const live = new Set<string>();
 let counter = 0;
 

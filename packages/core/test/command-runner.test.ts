@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ExecaCommandRunner, formatCommand, PrefixedCommandRunner } from '../src/command-runner.js';
+import { formatCommand, PrefixedCommandRunner, ProcessCommandRunner } from '../src/command-runner.js';
 import { ErrorCodes, RouteControllerError } from '../src/errors.js';
 import { FakeCommandRunner } from '../src/testing/fake-command-runner.js';
 import { RecordingCommandRunner } from '../src/testing/recording-command-runner.js';
 
-describe('ExecaCommandRunner', () => {
-  const runner = new ExecaCommandRunner();
+describe('ProcessCommandRunner', () => {
+  const runner = new ProcessCommandRunner();
 
   it('returns output and exit code', async () => {
     const result = await runner.run({
