@@ -1,1 +1,44 @@
-export {};
+export { classifyNftStderr, firstErrorLine, nftCommandError } from './classify-error.js';
+export { decideTransaction, elementChanges, type TransactionDecision, type TransactionKind } from './decide.js';
+export {
+  DEFAULT_LAYOUT,
+  FAMILY_LAYOUTS,
+  type FamilyLayout,
+  NFT_CHAIN,
+  NFT_FAMILY,
+  NFT_TABLE,
+  type NftLayout,
+  OWNER_COMMENT,
+} from './layout.js';
+export { NftBackend, type NftBackendOptions } from './nft-backend.js';
+export type * from './nft-json.js';
+export { SUPPORTED_JSON_SCHEMA_VERSION } from './nft-json.js';
+export { parseListing, parseOurTable } from './parse.js';
+export {
+  compareVersions,
+  formatVersion,
+  MIN_NFT_VERSION,
+  NFT_CHECK_FLAG,
+  type NftVersion,
+  parseNftVersion,
+  probeDocument,
+  probeNft,
+} from './probe.js';
+export {
+  cidrElement,
+  documentArgs,
+  ELEMENTS_PER_COMMAND,
+  type ElementChange,
+  MAX_ARG_BYTES,
+  MAX_PAYLOAD_BYTES,
+  NFT_JSON_FLAG,
+  renderApplyTransaction,
+  renderElementCommands,
+  renderElementTransaction,
+  renderRemoveTransaction,
+  renderReplaceTransaction,
+  renderRule,
+  renderSet,
+  renderWriteCommand,
+  serializeDocument,
+} from './render.js';

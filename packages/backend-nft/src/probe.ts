@@ -1,0 +1,148 @@
+import {
+  type Availability,
+  type CommandRunner,
+  desiredState,
+  ErrorCodes,
+  errorMessage,
+  isRouteControllerError,
+  type ProbeCheck,
+  parseCidr,
+  type ServiceCidrs,
+} from '@route-controller/core';
+import { firstErrorLine } from './classify-error.js';
+import type { NftLayout } from './layout.js';
+import type { NftDocument } from './nft-json.js';
+import { renderReplaceTransaction, renderWriteCommand } from './render.js';
+
+/** The oldest nft we trust: JSON input and output with interval sets and `reject` stable. */
+export const MIN_NFT_VERSION = '1.0.1';
+
+export type NftVersion = readonly [number, number, number];
+
+/** "nftables v1.0.6 (Lester Gooch #5)" -> [1, 0, 6]. */
+export function parseNftVersion(text: string): NftVersion | undefined {
+  const match = /\bv?(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
+  if (!match) return undefined;
+  return [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
+}
+
+export function compareVersions(a: NftVersion, b: NftVersion): number {
+  for (let i = 0; i < 3; i += 1) {
+    const diff = (a[i] ?? 0) - (b[i] ?? 0);
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+export const formatVersion = (version: NftVersion): string => version.join('.');
+
+/** Dry run: the kernel validates the whole batch, then nft aborts it instead of committing. */
+export const NFT_CHECK_FLAG = '--check';
+
+// Documentation ranges (RFC 5737, RFC 3849): the dry run never commits, but keep it harmless anyway.
+const PROBE_CIDRS: ServiceCidrs = {
+  ipv4: [parseCidr('192.0.2.0/24').cidr],
+  ipv6: [parseCidr('2001:db8::/112').cidr],
+};
+
+/** The small transaction the probe dry-runs: the real table layout, replaced as apply would. */
+export function probeDocument(layout: NftLayout): NftDocument {
+  const cidrs: ServiceCidrs = {
+    ipv4: layout.families.includes('ipv4') ? PROBE_CIDRS.ipv4 : [],
+    ipv6: layout.families.includes('ipv6') ? PROBE_CIDRS.ipv6 : [],
+  };
+  return renderReplaceTransaction(desiredState(cidrs, 'drop'), layout);
+}
+
+type CheckName = 'binary' | 'version' | 'json' | 'check';
+const CHECK_ORDER: readonly CheckName[] = ['binary', 'version', 'json', 'check'];
+
+/**
+ * Decides whether nft can serve as our backend, one check at a time: the binary runs, it is new
+ * enough, it has JSON, and a dry run of a real transaction passes (proving permission and kernel
+ * support). Stops at the first failure; later checks are reported as not run. Reads only.
+ */
+export async function probeNft(runner: CommandRunner, nft: string, layout: NftLayout): Promise<Availability> {
+  const checks: ProbeCheck[] = [];
+  const finish = (reason: string): Availability => {
+    const failed = checks.some((check) => !check.ok);
+    for (const name of CHECK_ORDER.slice(checks.length)) {
+      checks.push({ name, ok: false, detail: 'not checked: an earlier check failed' });
+    }
+    return { available: !failed, reason, checks, warnings: [] };
+  };
+
+  // 1. The binary runs at all.
+  let versionText: string;
+  try {
+    const result = await runner.run({ file: nft, args: ['--version'] });
+    if (result.exitCode !== 0) {
+      checks.push({
+        name: 'binary',
+        ok: false,
+        detail: `${nft} --version exited ${result.exitCode}: ${firstErrorLine(result.stderr)}`,
+      });
+      return finish(`${nft} --version failed`);
+    }
+    versionText = result.stdout.trim();
+  } catch (error) {
+    checks.push({ name: 'binary', ok: false, detail: errorMessage(error) });
+    const missing = isRouteControllerError(error, ErrorCodes.CommandSpawn) && /not found/.test(error.message);
+    return finish(missing ? `${nft} not found` : `${nft} could not be run: ${errorMessage(error)}`);
+  }
+  checks.push({ name: 'binary', ok: true, detail: `${nft} found: ${versionText}` });
+
+  // 2. Its version.
+  const version = parseNftVersion(versionText);
+  const minimum = parseNftVersion(MIN_NFT_VERSION) ?? [1, 0, 1];
+  if (!version) {
+    checks.push({ name: 'version', ok: false, detail: `cannot read a version from "${versionText}"` });
+    return finish(`cannot tell the nft version from "${versionText}"`);
+  }
+  const shown = formatVersion(version);
+  if (compareVersions(version, minimum) < 0) {
+    checks.push({ name: 'version', ok: false, detail: `${shown} is older than ${MIN_NFT_VERSION}` });
+    return finish(`nft ${shown} is older than ${MIN_NFT_VERSION}`);
+  }
+  checks.push({ name: 'version', ok: true, detail: `${shown} >= ${MIN_NFT_VERSION}` });
+
+  // 3. JSON support: `nft -V` says "json: yes|no" (nft >= 1.0.4); older builds without -V tell
+  //    through `-j --version`, which fails when JSON is not compiled in (-j is handled first).
+  const json = await jsonSupport(runner, nft);
+  checks.push({ name: 'json', ok: json.ok, detail: json.detail });
+  if (!json.ok) return finish(`nft ${shown} lacks JSON support`);
+
+  // 4. A dry run of a real transaction: the kernel checks it all, nothing is committed.
+  const request = renderWriteCommand(probeDocument(layout), nft, [NFT_CHECK_FLAG]);
+  try {
+    const result = await runner.run(request);
+    if (result.exitCode !== 0) {
+      const why = firstErrorLine(result.stderr);
+      checks.push({ name: 'check', ok: false, detail: `${nft} -j --check of our table failed: ${why}` });
+      return finish(`nft ${shown} with JSON, but --check failed: ${why}`);
+    }
+  } catch (error) {
+    checks.push({ name: 'check', ok: false, detail: errorMessage(error) });
+    return finish(`nft ${shown} with JSON, but --check could not run: ${errorMessage(error)}`);
+  }
+  checks.push({ name: 'check', ok: true, detail: 'a dry run of our table passed' });
+  return finish(`nft ${shown} with JSON, --check passed`);
+}
+
+async function jsonSupport(runner: CommandRunner, nft: string): Promise<{ ok: boolean; detail: string }> {
+  try {
+    const long = await runner.run({ file: nft, args: ['-V'] });
+    const said = long.exitCode === 0 ? /^\s*json:\s*(\w+)/m.exec(long.stdout)?.[1] : undefined;
+    if (said !== undefined) {
+      return said === 'yes'
+        ? { ok: true, detail: `${nft} -V reports json: yes` }
+        : { ok: false, detail: `${nft} -V reports json: ${said} (built without libjansson)` };
+    }
+    const probe = await runner.run({ file: nft, args: ['-j', '--version'] });
+    return probe.exitCode === 0
+      ? { ok: true, detail: `${nft} -j accepted` }
+      : { ok: false, detail: `${nft} -j refused: ${firstErrorLine(probe.stderr)}` };
+  } catch (error) {
+    return { ok: false, detail: errorMessage(error) };
+  }
+}

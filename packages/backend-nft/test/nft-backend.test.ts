@@ -1,0 +1,256 @@
+import { isDeepStrictEqual } from 'node:util';
+import { type CommandResult, ErrorCodes, NOTHING_OBSERVED, parseCidr } from '@route-controller/core';
+import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LAYOUT } from '../src/layout.js';
+import { NftBackend } from '../src/nft-backend.js';
+import type { NftDocument } from '../src/nft-json.js';
+import { renderRemoveTransaction, renderReplaceTransaction } from '../src/render.js';
+import { documentOf, fixture, want } from './helpers.js';
+
+const LIST = ['-j', 'list', 'table', 'inet', 'route-controller'];
+const ABSENT: Partial<CommandResult> = {
+  exitCode: 1,
+  stderr: 'Error: No such file or directory\nlist table inet route-controller\n                ^^^^\n',
+};
+const list = (result: Partial<CommandResult>): ScriptedCommand => ({ file: 'nft', args: LIST, result });
+const listing = (name: string) => list({ stdout: fixture(name) });
+const write = (document: NftDocument, result: Partial<CommandResult> = {}): ScriptedCommand => ({
+  file: 'nft',
+  args: (args) => args[0] === '-j' && isDeepStrictEqual(JSON.parse(args.slice(1).join(' ')), document),
+  result,
+});
+const anyWrite = (result: Partial<CommandResult> = {}): ScriptedCommand => ({
+  file: 'nft',
+  args: (args) => args[0] === '-j' && args[1]?.startsWith('{') === true,
+  result,
+});
+
+function backend(...script: ScriptedCommand[]) {
+  const runner = new FakeCommandRunner(script);
+  return { nft: new NftBackend({ runner }), runner };
+}
+
+const APPLIED = '10.96.0.0/16, 10.100.0.0/24, 10.0.0.1/32, fd00:10:96::/112, fd00::1/128';
+
+describe('NftBackend', () => {
+  it('is named nft and claims both families, both actions, counters and comments', () => {
+    const { nft } = backend();
+    expect(nft.name).toBe('nft');
+    expect(nft.capabilities).toEqual({
+      families: ['ipv4', 'ipv6'],
+      actions: ['drop', 'reject'],
+      counters: true,
+      comments: true,
+    });
+    expect(nft.tableName).toBe('route-controller');
+  });
+
+  describe('observe', () => {
+    it('reads only our table, and an absent table is nothing observed', async () => {
+      const { nft, runner } = backend(list(ABSENT));
+      expect(await nft.observe()).toEqual(NOTHING_OBSERVED);
+      runner.assertDone();
+    });
+
+    it('returns what the listing holds', async () => {
+      const { nft } = backend(listing('counters'));
+      const observed = await nft.observe();
+      expect(observed.ipv4.counters).toEqual({ packets: 7, bytes: 588 });
+      expect(observed.action).toBe('drop');
+    });
+
+    it('throws a coded error when listing is refused', async () => {
+      const { nft } = backend(
+        list({ exitCode: 1, stderr: 'netlink: Error: cache initialization failed: Operation not permitted\n' }),
+      );
+      await expect(nft.observe()).rejects.toMatchObject({
+        code: ErrorCodes.FirewallPermission,
+        hint: expect.any(String),
+      });
+    });
+
+    it('throws ERR_RC_UNEXPECTED_OUTPUT on an unknown json_schema_version', async () => {
+      const { nft } = backend(
+        list({
+          stdout: fixture('applied-dual-stack-drop').replace('"json_schema_version": 1', '"json_schema_version": 2'),
+        }),
+      );
+      await expect(nft.observe()).rejects.toMatchObject({ code: ErrorCodes.UnexpectedOutput });
+    });
+
+    it('passes spawn failures on as coded errors', async () => {
+      const { nft } = backend({ file: 'nft', args: LIST, fails: 'missing' });
+      await expect(nft.observe()).rejects.toMatchObject({ code: ErrorCodes.CommandSpawn });
+    });
+  });
+
+  describe('plan and apply', () => {
+    it('creates the table on a fresh node with exactly the planned command', async () => {
+      const desired = want('10.96.0.0/12, fd00:10:96::/108');
+      const { nft, runner } = backend(list(ABSENT), list(ABSENT), write(renderReplaceTransaction(desired)));
+      const plan = await nft.plan(desired);
+      expect(plan.changes).toBe(true);
+      expect(plan.commands).toHaveLength(1);
+      expect(documentOf(plan.commands[0])).toEqual(renderReplaceTransaction(desired));
+      const result = await nft.apply(desired);
+      expect(result).toEqual({ changed: true, writes: 1, summary: plan.summary });
+      runner.assertDone();
+      expect(runner.calls[2]).toEqual({ file: 'nft', args: plan.commands[0]?.args });
+    });
+
+    it('writes nothing when in sync', async () => {
+      const { nft, runner } = backend(listing('applied-dual-stack-drop'), listing('applied-dual-stack-drop'));
+      expect(await nft.plan(want(APPLIED))).toEqual({
+        changes: false,
+        commands: [],
+        summary: 'in sync: nothing to change',
+      });
+      expect(await nft.apply(want(APPLIED))).toEqual({
+        changed: false,
+        writes: 0,
+        summary: 'in sync: nothing to change',
+      });
+      runner.assertDone();
+    });
+
+    it('writes nothing for an empty state on a fresh node', async () => {
+      const { nft, runner } = backend(list(ABSENT));
+      expect(await nft.apply(want(''))).toMatchObject({ changed: false, writes: 0 });
+      runner.assertDone();
+    });
+
+    it('changes only set elements when only CIDRs differ', async () => {
+      const { nft, runner } = backend(listing('applied-dual-stack-drop'), anyWrite());
+      const result = await nft.apply(want('10.96.0.0/16, 10.100.0.0/24, 10.0.0.1/32, fd00:10:96::/112'));
+      expect(result).toMatchObject({ changed: true, writes: 1 });
+      const sent = JSON.parse(runner.calls[1]?.args.slice(1).join(' ') ?? '') as NftDocument;
+      expect(sent).toEqual({
+        nftables: [
+          {
+            delete: {
+              element: {
+                family: 'inet',
+                table: 'route-controller',
+                name: 'service-cidrs-v6',
+                elem: [{ prefix: { addr: 'fd00::1', len: 128 } }],
+              },
+            },
+          },
+        ],
+      });
+    });
+
+    it('replaces the table from a half-made state', async () => {
+      const desired = want('10.96.0.0/16');
+      const { nft, runner } = backend(listing('half-made'), write(renderReplaceTransaction(desired)));
+      expect((await nft.apply(desired)).summary).toMatch(
+        /^replace table inet route-controller \(chain forward has hook "input"/,
+      );
+      runner.assertDone();
+    });
+
+    it('removes the table for an empty state', async () => {
+      const { nft, runner } = backend(listing('applied-v4-only-reject'), write(renderRemoveTransaction()));
+      expect(await nft.apply(want(''))).toMatchObject({
+        changed: true,
+        writes: 1,
+        summary: 'remove table inet route-controller',
+      });
+      runner.assertDone();
+    });
+
+    it('refuses an invalid desired state before running anything', async () => {
+      const { nft, runner } = backend();
+      const overlapping = ['10.96.0.0/12', '10.96.1.0/24'].map((text) => parseCidr(text).cidr);
+      await expect(nft.apply({ action: 'drop', cidrs: { ipv4: overlapping, ipv6: [] } })).rejects.toMatchObject({
+        code: ErrorCodes.InvalidDesiredState,
+      });
+      expect(runner.calls).toEqual([]);
+    });
+
+    it('refuses a family it is configured without, before running anything', async () => {
+      const runner = new FakeCommandRunner();
+      const nft = new NftBackend({ runner, families: ['ipv4'] });
+      expect(nft.capabilities.families).toEqual(['ipv4']);
+      await expect(nft.apply(want('fd00:10:96::/112'))).rejects.toMatchObject({
+        code: ErrorCodes.FirewallUnsupported,
+        hint: expect.any(String),
+      });
+      expect(runner.calls).toEqual([]);
+    });
+
+    it.each([
+      ['internal:0:0-0: Error: Could not process rule: Operation not permitted\n\n', ErrorCodes.FirewallPermission],
+      ['internal:0:0-0: Error: Could not process rule: File exists\n\n', ErrorCodes.FirewallExists],
+      ['internal:0:0-0: Error: Could not process rule: No such file or directory\n\n', ErrorCodes.FirewallNotFound],
+      ["internal:0:0-0: Error: Unknown statement object 'foo'.\n", ErrorCodes.FirewallSyntax],
+      ['internal:0:0-0: Error: Could not process rule: Not supported\n', ErrorCodes.FirewallUnsupported],
+      ['Error: something new\n', ErrorCodes.CommandFailed],
+    ])('turns a refused write into a coded error that keeps stderr: %j', async (stderr, code) => {
+      const { nft } = backend(list(ABSENT), anyWrite({ exitCode: 1, stderr }));
+      const error = await nft.apply(want('10.96.0.0/16')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code, hint: expect.any(String), details: { stderr, exitCode: 1 } });
+    });
+
+    it('uses a custom binary and table name everywhere', async () => {
+      const runner = new FakeCommandRunner([
+        { file: '/sbin/nft', args: ['-j', 'list', 'table', 'inet', 'rc-test'], result: ABSENT },
+        {
+          file: '/sbin/nft',
+          args: (args) => {
+            const document = JSON.parse(args.slice(1).join(' ')) as NftDocument;
+            // Every object the transaction names lives in the table we were given.
+            return document.nftables.every((command) =>
+              Object.values(command).every((object: Record<string, { name?: string; table?: string }>) =>
+                Object.entries(object).every(
+                  ([kind, body]) => (kind === 'table' ? body.name : body.table) === 'rc-test',
+                ),
+              ),
+            );
+          },
+        },
+      ]);
+      const nft = new NftBackend({ runner, nft: '/sbin/nft', tableName: 'rc-test' });
+      await nft.apply(want('10.96.0.0/16'));
+      runner.assertDone();
+    });
+
+    it.each(['filter', 'nat', 'mangle', 'raw', 'bad name', '', '-x'])('refuses the table name %j', (tableName) => {
+      expect(() => new NftBackend({ runner: new FakeCommandRunner(), tableName })).toThrow(
+        expect.objectContaining({ code: ErrorCodes.InvalidConfig }),
+      );
+    });
+  });
+
+  describe('cleanup', () => {
+    it('removes nothing, writing nothing, when our table is absent', async () => {
+      const { nft, runner } = backend(list(ABSENT));
+      expect(await nft.cleanup()).toEqual({ removed: false, summary: 'no table inet route-controller to remove' });
+      runner.assertDone();
+    });
+
+    it('deletes only our table when present', async () => {
+      const { nft, runner } = backend(listing('half-made'), write(renderRemoveTransaction(DEFAULT_LAYOUT)));
+      expect(await nft.cleanup()).toEqual({ removed: true, summary: 'removed table inet route-controller' });
+      runner.assertDone();
+    });
+
+    it('removes a table it cannot parse', async () => {
+      const { nft, runner } = backend(
+        list({ stdout: '{"nftables": [{"metainfo": {"json_schema_version": 9}}]}' }),
+        write(renderRemoveTransaction()),
+      );
+      expect((await nft.cleanup()).removed).toBe(true);
+      runner.assertDone();
+    });
+
+    it('reports a refused delete as a coded error', async () => {
+      const { nft } = backend(
+        listing('half-made'),
+        anyWrite({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n' }),
+      );
+      await expect(nft.cleanup()).rejects.toMatchObject({ code: ErrorCodes.FirewallPermission });
+    });
+  });
+});

@@ -1,0 +1,162 @@
+import { isDeepStrictEqual } from 'node:util';
+import { type CommandResult, ErrorCodes, RouteControllerError } from '@route-controller/core';
+import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LAYOUT } from '../src/layout.js';
+import { compareVersions, parseNftVersion, probeDocument, probeNft } from '../src/probe.js';
+
+const LONG_VERSION = `nftables v1.0.6 (Lester Gooch #5)
+  cli:		editline
+  json:		yes
+  minigmp:	no
+  libxtables:	yes
+`;
+
+const version = (stdout: string): ScriptedCommand => ({ file: 'nft', args: ['--version'], result: { stdout } });
+const longVersion = (result: Partial<CommandResult>): ScriptedCommand => ({ file: 'nft', args: ['-V'], result });
+const check = (result: Partial<CommandResult> = {}): ScriptedCommand => ({
+  file: 'nft',
+  // A dry run of our real layout, `nft -j --check <document>`, and nothing that commits.
+  args: (args) =>
+    args[0] === '-j' &&
+    args[1] === '--check' &&
+    isDeepStrictEqual(JSON.parse(args.slice(2).join(' ')), probeDocument(DEFAULT_LAYOUT)),
+  result,
+});
+
+async function probe(...script: ScriptedCommand[]) {
+  const runner = new FakeCommandRunner(script);
+  const availability = await probeNft(runner, 'nft', DEFAULT_LAYOUT);
+  runner.assertDone();
+  return { availability, runner };
+}
+
+describe('probing nft', () => {
+  it('says yes when the binary runs, is new enough, has JSON and the dry run passes', async () => {
+    const { availability, runner } = await probe(
+      version('nftables v1.0.6 (Lester Gooch #5)\n'),
+      longVersion({ stdout: LONG_VERSION }),
+      check(),
+    );
+    expect(availability).toEqual({
+      available: true,
+      reason: 'nft 1.0.6 with JSON, --check passed',
+      checks: [
+        { name: 'binary', ok: true, detail: 'nft found: nftables v1.0.6 (Lester Gooch #5)' },
+        { name: 'version', ok: true, detail: '1.0.6 >= 1.0.1' },
+        { name: 'json', ok: true, detail: 'nft -V reports json: yes' },
+        { name: 'check', ok: true, detail: 'a dry run of our table passed' },
+      ],
+      warnings: [],
+    });
+    // Never a write: every call is a version query or a --check dry run.
+    for (const call of runner.calls)
+      expect(call.args.some((a) => ['--version', '-V', '--check'].includes(a))).toBe(true);
+  });
+
+  it('says no when the binary is missing, and checks nothing else', async () => {
+    const { availability } = await probe({ file: 'nft', args: ['--version'], fails: 'missing' });
+    expect(availability.available).toBe(false);
+    expect(availability.reason).toBe('nft not found');
+    expect(availability.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['binary', false],
+      ['version', false],
+      ['json', false],
+      ['check', false],
+    ]);
+    expect(availability.checks[1]?.detail).toMatch(/^not checked/);
+  });
+
+  it('says no for nft 0.9.8, naming the version', async () => {
+    const { availability } = await probe(version('nftables v0.9.8 (E.D.S.)\n'));
+    expect(availability.available).toBe(false);
+    expect(availability.reason).toBe('nft 0.9.8 is older than 1.0.1');
+    expect(availability.checks[1]).toEqual({ name: 'version', ok: false, detail: '0.9.8 is older than 1.0.1' });
+  });
+
+  it('says no when the version cannot be read', async () => {
+    const { availability } = await probe(version('nft from the future\n'));
+    expect(availability.available).toBe(false);
+    expect(availability.checks[1]?.ok).toBe(false);
+  });
+
+  it('says no when nft -V reports no JSON support', async () => {
+    const { availability } = await probe(
+      version('nftables v1.0.6 (Lester Gooch #5)\n'),
+      longVersion({ stdout: LONG_VERSION.replace('json:\t\tyes', 'json:\t\tno') }),
+    );
+    expect(availability.available).toBe(false);
+    expect(availability.reason).toBe('nft 1.0.6 lacks JSON support');
+    expect(availability.checks[2]).toMatchObject({ name: 'json', ok: false });
+  });
+
+  it('asks -j --version when an older nft has no -V, and says no without JSON', async () => {
+    const { availability } = await probe(
+      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
+      longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      { file: 'nft', args: ['-j', '--version'], result: { exitCode: 1, stderr: 'JSON support not compiled-in\n' } },
+    );
+    expect(availability.available).toBe(false);
+    expect(availability.checks[2]).toEqual({
+      name: 'json',
+      ok: false,
+      detail: 'nft -j refused: JSON support not compiled-in',
+    });
+  });
+
+  it('accepts an older nft without -V when -j works', async () => {
+    const { availability } = await probe(
+      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
+      longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      { file: 'nft', args: ['-j', '--version'], result: { stdout: 'nftables v1.0.1 (Fearless Fosdick #3)\n' } },
+      check(),
+    );
+    expect(availability).toMatchObject({ available: true, reason: 'nft 1.0.1 with JSON, --check passed' });
+  });
+
+  it('says no when the dry run is refused for lack of permission', async () => {
+    const { availability } = await probe(
+      version('nftables v1.0.6 (Lester Gooch #5)\n'),
+      longVersion({ stdout: LONG_VERSION }),
+      check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n\n' }),
+    );
+    expect(availability.available).toBe(false);
+    expect(availability.reason).toBe(
+      'nft 1.0.6 with JSON, but --check failed: Could not process rule: Operation not permitted',
+    );
+    expect(availability.checks[3]).toMatchObject({ name: 'check', ok: false });
+    expect(availability.checks.slice(0, 3).every((c) => c.ok)).toBe(true);
+  });
+
+  it('says no when the dry run times out', async () => {
+    const { availability } = await probe(
+      version('nftables v1.0.6 (Lester Gooch #5)\n'),
+      longVersion({ stdout: LONG_VERSION }),
+      { file: 'nft', args: (args) => args.includes('--check'), fails: 'timeout' },
+    );
+    expect(availability.available).toBe(false);
+    expect(availability.reason).toMatch(/--check could not run/);
+  });
+
+  it('propagates nothing: a failing runner is a "no", never a throw', async () => {
+    const runner = new FakeCommandRunner([
+      { file: 'nft', args: ['--version'], fails: new RouteControllerError(ErrorCodes.CommandKilled, 'killed') },
+    ]);
+    await expect(probeNft(runner, 'nft', DEFAULT_LAYOUT)).resolves.toMatchObject({ available: false });
+  });
+});
+
+describe('nft versions', () => {
+  it('parses the forms nft prints', () => {
+    expect(parseNftVersion('nftables v1.0.6 (Lester Gooch #5)')).toEqual([1, 0, 6]);
+    expect(parseNftVersion('nftables v0.9.8 (E.D.S.)')).toEqual([0, 9, 8]);
+    expect(parseNftVersion('nftables v1.1 (x)')).toEqual([1, 1, 0]);
+    expect(parseNftVersion('no version here')).toBeUndefined();
+  });
+
+  it('compares them numerically', () => {
+    expect(compareVersions([1, 0, 10], [1, 0, 9])).toBeGreaterThan(0);
+    expect(compareVersions([1, 0, 1], [1, 0, 1])).toBe(0);
+    expect(compareVersions([0, 9, 9], [1, 0, 1])).toBeLessThan(0);
+  });
+});

@@ -1,0 +1,122 @@
+import { ErrorCodes } from '@route-controller/core';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LAYOUT, type NftLayout } from '../src/layout.js';
+import {
+  documentArgs,
+  ELEMENTS_PER_COMMAND,
+  MAX_ARG_BYTES,
+  renderApplyTransaction,
+  renderElementTransaction,
+  renderWriteCommand,
+  serializeDocument,
+} from '../src/render.js';
+import { documentOf, expectGolden, want } from './helpers.js';
+
+describe('golden payloads', () => {
+  it('empty desired state: remove our table, tolerating its absence', () => {
+    expectGolden('empty', renderApplyTransaction(want('')));
+  });
+
+  it('IPv4 only, drop', () => {
+    expectGolden('v4-only-drop', renderApplyTransaction(want('10.96.0.0/12')));
+  });
+
+  it('IPv6 only, drop', () => {
+    expectGolden('v6-only-drop', renderApplyTransaction(want('fd00:10:96::/108')));
+  });
+
+  it('dual-stack, drop', () => {
+    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108, 10.100.0.0/24'));
+    expectGolden('dual-stack-drop', document);
+  });
+
+  it('dual-stack, reject', () => {
+    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108', 'reject'));
+    expectGolden('dual-stack-reject', document);
+  });
+
+  it('an element-only change: deletes before adds, no table, chain or rule commands', () => {
+    const [a, b] = want('10.96.0.0/16, 10.97.0.0/16').cidrs.ipv4;
+    const [c] = want('fd00:10:96::/112').cidrs.ipv6;
+    if (!a || !b || !c) throw new Error('bad test data');
+    const document = renderElementTransaction([
+      { family: 'ipv4', remove: [a], add: [b] },
+      { family: 'ipv6', remove: [], add: [c] },
+    ]);
+    expectGolden('element-change', document);
+    const verbs = document.nftables.map((command) => Object.keys(command)[0]);
+    expect(verbs).toEqual(['delete', 'add', 'add']);
+    const objects = document.nftables.flatMap((command) => Object.values(command).map((o) => Object.keys(o)));
+    expect(objects.flat()).toEqual(['element', 'element', 'element']);
+  });
+
+  it('a v4-only layout has no IPv6 set or rule', () => {
+    const layout: NftLayout = { ...DEFAULT_LAYOUT, families: ['ipv4'] };
+    expectGolden('v4-layout-drop', renderApplyTransaction(want('10.96.0.0/12'), layout));
+  });
+
+  it('the full replace starts with add, delete, add of our table and nothing else', () => {
+    const commands = renderApplyTransaction(want('10.96.0.0/12')).nftables;
+    expect(commands.slice(0, 3)).toEqual([
+      { add: { table: { family: 'inet', name: 'route-controller' } } },
+      { delete: { table: { family: 'inet', name: 'route-controller' } } },
+      {
+        add: {
+          table: {
+            family: 'inet',
+            name: 'route-controller',
+            comment: 'route-controller: drops forwarded packets to Service CIDRs',
+          },
+        },
+      },
+    ]);
+    // Every object we name lives in our table.
+    for (const command of commands) {
+      const object = Object.values(command)[0] as Record<string, { table?: string; name?: string }>;
+      const [kind, body] = Object.entries(object)[0] ?? [];
+      expect(kind === 'table' ? body?.name : body?.table).toBe('route-controller');
+    }
+  });
+});
+
+describe('the write command', () => {
+  it('is nft -j with the document as arguments that join back into it', () => {
+    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108'));
+    const command = renderWriteCommand(document);
+    expect(command.file).toBe('nft');
+    expect(command.args[0]).toBe('-j');
+    expect(command.input).toBeUndefined();
+    expect(command.args.slice(1).join(' ')).toBe(serializeDocument(document));
+    expect(documentOf(command)).toEqual(document);
+  });
+
+  it('puts extra flags before the payload and honours a custom binary', () => {
+    const command = renderWriteCommand(renderApplyTransaction(want('')), '/usr/sbin/nft', ['--check']);
+    expect(command.file).toBe('/usr/sbin/nft');
+    expect(command.args.slice(0, 2)).toEqual(['-j', '--check']);
+    expect(command.args[2]?.startsWith('{"nftables":[')).toBe(true);
+  });
+
+  it('splits 1,000 CIDRs into element commands and arguments below the per-argument limit', () => {
+    const cidrs: string[] = [];
+    for (let i = 0; i < 1000; i += 1) cidrs.push(`10.${64 + Math.floor(i / 256)}.${i % 256}.0/24`);
+    for (let i = 0; i < 1000; i += 1) cidrs.push(`fd00:1000::${i.toString(16)}:0/112`);
+    const document = renderApplyTransaction(want(cidrs.join(',')));
+    const elementCommands = document.nftables.filter((c) => 'add' in c && 'element' in c.add);
+    expect(elementCommands).toHaveLength(2 * Math.ceil(1000 / ELEMENTS_PER_COMMAND));
+    const args = documentArgs(document);
+    expect(args.length).toBeGreaterThan(1);
+    for (const arg of args) expect(Buffer.byteLength(arg)).toBeLessThanOrEqual(MAX_ARG_BYTES + 2);
+    expect(JSON.parse(args.join(' '))).toEqual(document);
+    const elements = elementCommands.flatMap((c) => ('add' in c && 'element' in c.add ? c.add.element.elem : []));
+    expect(elements).toHaveLength(2000);
+  });
+
+  it('refuses a payload no command line can carry, with a coded error', () => {
+    const cidrs: string[] = [];
+    for (let i = 0; i < 25_000; i += 1) cidrs.push(`fd00:${(i >> 8).toString(16)}:${(i & 255).toString(16)}::/112`);
+    expect(() => renderWriteCommand(renderApplyTransaction(want(cidrs.join(','))))).toThrow(
+      expect.objectContaining({ code: ErrorCodes.FirewallUnsupported, hint: expect.any(String) }),
+    );
+  });
+});
