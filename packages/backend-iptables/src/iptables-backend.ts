@@ -1,0 +1,231 @@
+import {
+  type ApplyResult,
+  type Availability,
+  assertValidDesiredState,
+  type BackendCapabilities,
+  type CleanupResult,
+  type CommandRunner,
+  cidrsOf,
+  type DesiredState,
+  ErrorCodes,
+  type FirewallBackend,
+  IP_FAMILIES,
+  type IpFamily,
+  type ObservedState,
+  type Plan,
+  type PlannedCommand,
+  ProcessCommandRunner,
+  RouteControllerError,
+  unsupportedFamilies,
+} from '@route-controller/core';
+import { IPTABLES_MODES, type IptablesMode, iptablesBinary } from './binaries.js';
+import { absentFamilyState, type FamilyChainState, familyStateFromSave, observedState } from './chain-state.js';
+import { classifyIptablesFailure } from './classify-error.js';
+import {
+  assertValidChainName,
+  DEFAULT_LOCK_WAIT_SECONDS,
+  FILTER_TABLE,
+  IPTABLES_CAPABILITIES,
+  IPTABLES_CHAIN,
+} from './constants.js';
+import { parseSave } from './parse-save.js';
+import { probeIptables } from './probe.js';
+import {
+  describeChange,
+  type FamilyTarget,
+  type RestoreOptions,
+  renderRemovalPayload,
+  renderRestorePayload,
+  restoreCommand,
+  restoreTimeoutMs,
+} from './render.js';
+
+export interface IptablesBackendOptions {
+  readonly mode: IptablesMode;
+  /** Runs the iptables binaries; default: a new ProcessCommandRunner. */
+  readonly runner?: CommandRunner;
+  /** Our chain in the filter table; default ROUTE-CONTROLLER. */
+  readonly chain?: string;
+  /** Seconds restore waits for the xtables lock (-w); default 5. */
+  readonly lockWaitSeconds?: number;
+}
+
+/** What one read of both families found. */
+type FamilyStates = Readonly<Record<IpFamily, FamilyChainState>>;
+
+interface FamilyWrite {
+  readonly family: IpFamily;
+  readonly command: PlannedCommand;
+  readonly summary: string;
+}
+
+/**
+ * The iptables backend, for iptables-legacy and iptables-nft alike: our chain in the filter table
+ * of each family, one rule per Service CIDR, and one jump to it at position 1 of FORWARD, where no
+ * other tool's ACCEPT can come before it.
+ */
+export class IptablesBackend implements FirewallBackend {
+  readonly name: string;
+  readonly mode: IptablesMode;
+  readonly chain: string;
+  readonly #runner: CommandRunner;
+  readonly #restore: RestoreOptions;
+  #families: readonly IpFamily[] = IPTABLES_CAPABILITIES.families;
+  #ipv6Limitation: string | undefined;
+  /** apply and cleanup run one at a time: each reads, then writes from what it read. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: IptablesBackendOptions) {
+    if (!IPTABLES_MODES.includes(options.mode)) {
+      throw new RouteControllerError(ErrorCodes.InvalidConfig, `"${String(options.mode)}" is not an iptables mode`, {
+        hint: `Use one of ${IPTABLES_MODES.join(', ')}, or detectIptablesFlavour() to choose.`,
+        details: { mode: options.mode },
+      });
+    }
+    const lockWaitSeconds = options.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS;
+    if (!Number.isInteger(lockWaitSeconds) || lockWaitSeconds < 1) {
+      throw new RouteControllerError(
+        ErrorCodes.InvalidConfig,
+        `lockWaitSeconds must be a whole number of seconds >= 1`,
+        {
+          hint: `Leave it unset for ${DEFAULT_LOCK_WAIT_SECONDS} seconds.`,
+          details: { lockWaitSeconds },
+        },
+      );
+    }
+    this.mode = options.mode;
+    this.name = `iptables-${options.mode}`;
+    this.chain = options.chain ?? IPTABLES_CHAIN;
+    assertValidChainName(this.chain);
+    this.#runner = options.runner ?? new ProcessCommandRunner();
+    this.#restore = { lockWaitSeconds };
+  }
+
+  /** Both families until probe() finds the ip6tables binaries missing. */
+  get capabilities(): BackendCapabilities {
+    return { ...IPTABLES_CAPABILITIES, families: this.#families };
+  }
+
+  async probe(): Promise<Availability> {
+    const result = await probeIptables(this.#runner, this.mode);
+    // A failed probe leaves the families alone: the agent will not use the backend anyway.
+    if (result.availability.available) {
+      this.#families = result.families;
+      this.#ipv6Limitation = result.ipv6Limitation;
+    }
+    return result.availability;
+  }
+
+  plan(desired: DesiredState): Promise<Plan> {
+    return this.#planned(desired).then(({ plan }) => plan);
+  }
+
+  apply(desired: DesiredState): Promise<ApplyResult> {
+    return this.#serialised(async () => {
+      const { plan, writes } = await this.#planned(desired);
+      if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
+      await this.#write(writes);
+      return { changed: true, writes: writes.length, summary: plan.summary };
+    });
+  }
+
+  async observe(): Promise<ObservedState> {
+    const states = await this.#read();
+    return observedState(states.ipv4, states.ipv6);
+  }
+
+  cleanup(): Promise<CleanupResult> {
+    return this.#serialised(async () => {
+      const states = await this.#read();
+      const writes: FamilyWrite[] = [];
+      for (const family of IP_FAMILIES) {
+        const state = states[family];
+        const payload = renderRemovalPayload(state);
+        if (!payload) continue;
+        const summary = describeChange(state, { cidrs: [], action: 'drop' }) ?? `${family}: remove`;
+        writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
+      }
+      if (writes.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
+      await this.#write(writes);
+      return { removed: true, summary: writes.map((write) => write.summary).join('; ') };
+    });
+  }
+
+  /** Validates, reads both families and renders the writes that would make them match. */
+  async #planned(desired: DesiredState): Promise<{ plan: Plan; writes: FamilyWrite[] }> {
+    assertValidDesiredState(desired);
+    const missing = unsupportedFamilies(this.capabilities, desired);
+    if (missing.length > 0) {
+      throw new RouteControllerError(
+        ErrorCodes.FirewallUnsupported,
+        `${this.name} cannot enforce ${missing.join(' and ')} Service CIDRs on this node${
+          this.#ipv6Limitation ? `: ${this.#ipv6Limitation}` : ''
+        }`,
+        {
+          hint: `Install the ip6tables binaries (${iptablesBinary(this.mode, 'ipv6', 'restore')} and friends), or leave ${missing.join(', ')} CIDRs out.`,
+          details: { backend: this.name, families: missing, supported: this.#families },
+        },
+      );
+    }
+    const states = await this.#read();
+    const writes: FamilyWrite[] = [];
+    for (const family of IP_FAMILIES) {
+      const target: FamilyTarget = { cidrs: cidrsOf(desired.cidrs, family), action: desired.action };
+      const payload = renderRestorePayload(states[family], target);
+      if (!payload) continue;
+      const summary = describeChange(states[family], target) ?? family;
+      writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
+    }
+    const plan: Plan = {
+      changes: writes.length > 0,
+      commands: writes.map((write) => write.command),
+      summary: writes.length > 0 ? writes.map((write) => write.summary).join('; ') : 'in sync: nothing to write',
+    };
+    return { plan, writes };
+  }
+
+  /** Reads our objects per supported family with `-save -c -t filter`; unsupported ones hold nothing. */
+  async #read(): Promise<FamilyStates> {
+    const read = async (family: IpFamily): Promise<FamilyChainState> => {
+      if (!this.#families.includes(family)) return absentFamilyState(family, this.chain);
+      const file = iptablesBinary(this.mode, family, 'save');
+      const args = ['-c', '-t', FILTER_TABLE];
+      const result = await this.#runner.run({ file, args });
+      if (result.exitCode !== 0) {
+        throw classifyIptablesFailure({ file, args, exitCode: result.exitCode, stderr: result.stderr });
+      }
+      return familyStateFromSave(parseSave(result.stdout), family, this.chain);
+    };
+    // One family after the other: the command seam (and its fakes) sees a stable order.
+    const ipv4 = await read('ipv4');
+    const ipv6 = await read('ipv6');
+    return { ipv4, ipv6 };
+  }
+
+  async #write(writes: readonly FamilyWrite[]): Promise<void> {
+    const done: IpFamily[] = [];
+    for (const { family, command } of writes) {
+      const request = {
+        file: command.file,
+        args: command.args,
+        ...(command.input !== undefined ? { input: command.input } : {}),
+        timeoutMs: restoreTimeoutMs(this.#restore),
+      };
+      const result = await this.#runner.run(request);
+      if (result.exitCode !== 0) {
+        // Each family is its own transaction: say which ones were written before this failure.
+        throw classifyIptablesFailure(
+          { ...request, exitCode: result.exitCode, stderr: result.stderr },
+          { family, written: [...done] },
+        );
+      }
+      done.push(family);
+    }
+  }
+
+  #serialised<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,15 @@
+import { backendContractSuite } from '@route-controller/core/testing';
+import { describe, it } from 'vitest';
+import { IPTABLES_CONTRACT_CAPABILITIES, iptablesFixture } from '../src/iptables-fixture.js';
+import { describeKernel } from '../src/prerequisites.js';
+
+// The core contract suite against iptables-legacy, each test in a fresh network namespace.
+describeKernel('iptables-legacy backend on a real kernel', () => {
+  backendContractSuite({
+    name: 'iptables-legacy',
+    test: { describe, it },
+    capabilities: IPTABLES_CONTRACT_CAPABILITIES,
+    setup: () => iptablesFixture('legacy'),
+    timeoutMs: 60_000,
+  });
+});
