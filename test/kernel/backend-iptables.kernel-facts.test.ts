@@ -7,6 +7,7 @@ import {
   type CommandRequest,
   type CommandResult,
   type CommandRunner,
+  desiredState,
   ErrorCodes,
   PrefixedCommandRunner,
   ProcessCommandRunner,
@@ -67,12 +68,16 @@ class RacingRunner implements CommandRunner {
 
 describeKernel('iptables kernel facts the backend relies on', () => {
   for (const mode of MODES) {
-    it(`${mode}: probe reads without creating any table, in either flavour`, async () => {
+    it(`${mode}: probe, observe, plan and cleanup read without creating any table, in either flavour`, async () => {
       await withNamespace(async (ns) => {
         const backend = new IptablesBackend({ mode, runner: ns.runner });
         const availability = await backend.probe();
         expect(availability.available, availability.reason).toBe(true);
         expect(availability.warnings).toEqual([]);
+        // The agent checks every backend for leftovers at start: that must leave no trace.
+        expect((await backend.observe()).present).toBe(false);
+        expect((await backend.plan(desiredState())).changes).toBe(false);
+        expect((await backend.cleanup()).removed).toBe(false);
         expect((await ns.must('nft', ['list', 'tables'])).stdout).toBe('');
         expect((await ns.exec('cat', ['/proc/net/ip_tables_names'])).stdout).toBe('');
         expect((await ns.exec('cat', ['/proc/net/ip6_tables_names'])).stdout).toBe('');

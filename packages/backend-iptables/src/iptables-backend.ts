@@ -184,12 +184,16 @@ export class IptablesBackend implements FirewallBackend {
     return { plan, writes };
   }
 
-  /** Reads our objects per supported family with `-save -c -t filter`; unsupported ones hold nothing. */
+  /**
+   * Reads our objects per supported family; unsupported ones hold nothing. nft: `-save -c -t filter`.
+   * legacy: the whole `-save -c` dump, because `-t filter` makes the kernel create the legacy
+   * filter table on a node that has none (reading must never change the node).
+   */
   async #read(): Promise<FamilyStates> {
     const read = async (family: IpFamily): Promise<FamilyChainState> => {
       if (!this.#families.includes(family)) return absentFamilyState(family, this.chain);
       const file = iptablesBinary(this.mode, family, 'save');
-      const args = ['-c', '-t', FILTER_TABLE];
+      const args = this.mode === 'nft' ? ['-c', '-t', FILTER_TABLE] : ['-c'];
       const result = await this.#runner.run({ file, args });
       if (result.exitCode !== 0) {
         throw classifyIptablesFailure({ file, args, exitCode: result.exitCode, stderr: result.stderr });

@@ -50,7 +50,8 @@ export function saveRead(
 ): ScriptedCommand {
   return {
     file: `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}-save`,
-    args: ['-c', '-t', 'filter'],
+    // legacy dumps every table: `-t filter` would create the legacy filter table on a blank node.
+    args: mode === 'nft' ? ['-c', '-t', 'filter'] : ['-c'],
     result: { exitCode: 0, stdout, stderr: '', ...result },
   };
 }
