@@ -5,18 +5,35 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       {
+        // Logic with fakes: no root, no network.
+        test: { name: 'unit', include: ['packages/*/test/**/*.test.ts'] },
+      },
+      {
+        // Real processes on loopback (the test API server, kubectl, helm): no root needed.
         test: {
-          name: 'unit',
-          include: ['packages/*/test/**/*.test.ts'],
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/chart/**/*.test.ts'],
+          testTimeout: 60_000,
         },
       },
       {
         // Real-kernel tests: each file builds its own network namespaces, so files may run in parallel.
         test: {
           name: 'kernel',
-          include: ['test/**/*.test.ts'],
+          include: ['test/kernel/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          pool: 'forks',
+          globalSetup: ['test/src/global-setup.ts'],
+        },
+      },
+      {
+        // The container image: slow (debootstrap, buildah), run by `pnpm test:image` and CI only.
+        test: {
+          name: 'image',
+          include: ['test/image/**/*.test.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 1_800_000,
           pool: 'forks',
           globalSetup: ['test/src/global-setup.ts'],
         },

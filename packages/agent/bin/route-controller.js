@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // A committed shim, so pnpm can link the bin before the first build has produced dist/.
-import '../dist/cli.js';
+import '../dist/main.js';

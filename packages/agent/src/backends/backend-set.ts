@@ -1,0 +1,34 @@
+import { NftBackend } from '@route-controller/backend-nft';
+import type { CommandRunner, FirewallBackend } from '@route-controller/core';
+import type { BackendName } from '../config/settings.js';
+import { LazyBackend } from './lazy-backend.js';
+
+/** One instance of every backend, by name, in order of preference. */
+export type BackendSet = ReadonlyMap<BackendName, FirewallBackend>;
+
+const IPTABLES_CAPABILITIES = {
+  families: ['ipv4', 'ipv6'],
+  actions: ['drop', 'reject'],
+  counters: true,
+  comments: true,
+} as const;
+
+/** nft is loaded at once (the usual choice); the iptables backend only when something asks for it. */
+export function createBackendSet(runner: CommandRunner): BackendSet {
+  const iptables = (mode: 'nft' | 'legacy') =>
+    new LazyBackend(`iptables-${mode}`, IPTABLES_CAPABILITIES, async () => {
+      const { IptablesBackend } = await import('@route-controller/backend-iptables');
+      return new IptablesBackend({ mode, runner });
+    });
+  return new Map<BackendName, FirewallBackend>([
+    ['nft', new NftBackend({ runner })],
+    ['iptables-nft', iptables('nft')],
+    ['iptables-legacy', iptables('legacy')],
+  ]);
+}
+
+export function backendOf(backends: BackendSet, name: BackendName): FirewallBackend {
+  const backend = backends.get(name);
+  if (!backend) throw new Error(`backend ${name} is not registered`);
+  return backend;
+}

@@ -1,0 +1,58 @@
+import type {
+  ApplyResult,
+  Availability,
+  BackendCapabilities,
+  CleanupResult,
+  DesiredState,
+  FirewallBackend,
+  ObservedState,
+  Plan,
+} from '@route-controller/core';
+
+/**
+ * A backend whose module is imported on first use, so a node where nft works never loads the
+ * iptables backend before its rules are in place.
+ */
+export class LazyBackend implements FirewallBackend {
+  #backend: Promise<FirewallBackend> | undefined;
+  #loaded: FirewallBackend | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly fallbackCapabilities: BackendCapabilities,
+    private readonly load: () => Promise<FirewallBackend>,
+  ) {}
+
+  /** The real backend's capabilities once loaded (they can narrow after its probe). */
+  get capabilities(): BackendCapabilities {
+    return this.#loaded?.capabilities ?? this.fallbackCapabilities;
+  }
+
+  async probe(): Promise<Availability> {
+    return (await this.#get()).probe();
+  }
+
+  async plan(desired: DesiredState): Promise<Plan> {
+    return (await this.#get()).plan(desired);
+  }
+
+  async apply(desired: DesiredState): Promise<ApplyResult> {
+    return (await this.#get()).apply(desired);
+  }
+
+  async observe(): Promise<ObservedState> {
+    return (await this.#get()).observe();
+  }
+
+  async cleanup(): Promise<CleanupResult> {
+    return (await this.#get()).cleanup();
+  }
+
+  #get(): Promise<FirewallBackend> {
+    this.#backend ??= this.load().then((backend) => {
+      this.#loaded = backend;
+      return backend;
+    });
+    return this.#backend;
+  }
+}

@@ -1,0 +1,37 @@
+import { RouteControllerError } from '@route-controller/core';
+
+/** Where one-shot commands print: results on stdout, problems on stderr. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processOutput: Output = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+};
+
+/** "error ERR_RC_...: message" plus the hint on its own line. */
+export function describeError(error: unknown): string {
+  if (error instanceof RouteControllerError) {
+    return `error ${error.code}: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}`;
+  }
+  return `error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** Left-aligned columns, for small human tables. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
+  return rows
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
+    .join('\n');
+}
+
+export function json(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}

@@ -1,0 +1,44 @@
+import { RouteControllerError } from '@route-controller/core';
+import type { Agent } from '../agent.js';
+import type { AgentConfig } from '../config/config.js';
+import { composeAgent, createAgentContainer } from '../container.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+
+/** How long `stop` may take before the process exits anyway (rules stay either way). */
+const STOP_DEADLINE_MS = 5_000;
+
+/** `route-controller run`: until SIGTERM or SIGINT. Returns the exit code. */
+export async function runAgent(config: AgentConfig, logger: Logger = createLogger(config.logLevel)): Promise<number> {
+  const log = logger.child({ component: 'agent' });
+  let agent: Agent;
+  try {
+    agent = await composeAgent(createAgentContainer(config, { logger }));
+    await agent.start();
+  } catch (error) {
+    logFatal(log, error, 'cannot start');
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  setTimeout(() => {
+    log.warn(`stopping took longer than ${STOP_DEADLINE_MS} ms; exiting anyway (rules are kept)`);
+    process.exit(0);
+  }, STOP_DEADLINE_MS).unref();
+  try {
+    await agent.stop(signal);
+  } catch (error) {
+    logFatal(log, error, 'error while stopping');
+    return 1;
+  }
+  return 0;
+}
+
+export function logFatal(log: Logger, error: unknown, what: string): void {
+  const coded = error instanceof RouteControllerError ? error : undefined;
+  log.fatal(
+    { err: error, code: coded?.code, hint: coded?.hint },
+    `${what}: ${coded?.message ?? (error instanceof Error ? error.message : String(error))}`,
+  );
+}

@@ -1,0 +1,109 @@
+import { BLOCK_ACTIONS, type BlockAction } from '@route-controller/core';
+
+/** Backend names users can ask for; "auto" lets the agent choose. */
+export const BACKEND_CHOICES = ['auto', 'nft', 'iptables-nft', 'iptables-legacy'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export type BackendName = Exclude<BackendChoice, 'auto'>;
+export const BACKEND_NAMES: readonly BackendName[] = ['nft', 'iptables-nft', 'iptables-legacy'];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DEFAULT_LISTEN = '0.0.0.0:9771';
+
+/**
+ * Every setting of the agent, each an environment variable (how the DaemonSet configures it) and
+ * a flag (which wins). The CLI builds its options and help from this table.
+ */
+export interface SettingSpec {
+  readonly key: keyof RawSettings;
+  readonly env: string;
+  readonly flag: string;
+  readonly argName: string;
+  readonly description: string;
+  readonly defaultText?: string;
+}
+
+export interface RawSettings {
+  readonly serviceCidrs?: string;
+  readonly backend?: string;
+  readonly action?: string;
+  readonly resyncInterval?: string;
+  readonly logLevel?: string;
+  readonly cleanupOnExit?: string;
+  readonly listen?: string;
+  readonly kubeconfig?: string;
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  {
+    key: 'serviceCidrs',
+    env: 'SERVICE_CIDRS',
+    flag: '--service-cidrs',
+    argName: 'cidrs',
+    description: 'comma-separated Service CIDRs; when unset they are discovered from the ServiceCIDR API',
+  },
+  {
+    key: 'backend',
+    env: 'FIREWALL_BACKEND',
+    flag: '--backend',
+    argName: 'name',
+    description: `firewall backend: ${BACKEND_CHOICES.join(' | ')}`,
+    defaultText: 'auto',
+  },
+  {
+    key: 'action',
+    env: 'BLOCK_ACTION',
+    flag: '--action',
+    argName: 'action',
+    description: `what to do with forwarded packets to a Service CIDR: ${BLOCK_ACTIONS.join(' | ')}`,
+    defaultText: 'drop',
+  },
+  {
+    key: 'resyncInterval',
+    env: 'RESYNC_INTERVAL',
+    flag: '--resync-interval',
+    argName: 'duration',
+    description: 'how often to re-check the rules and repair drift (e.g. 30s, 2s, 1m)',
+    defaultText: '30s',
+  },
+  {
+    key: 'logLevel',
+    env: 'LOG_LEVEL',
+    flag: '--log-level',
+    argName: 'level',
+    description: `log level: ${LOG_LEVELS.join(' | ')}`,
+    defaultText: 'info',
+  },
+  {
+    key: 'cleanupOnExit',
+    env: 'CLEANUP_ON_EXIT',
+    flag: '--cleanup-on-exit',
+    argName: 'bool',
+    description: 'remove the rules on SIGTERM/SIGINT instead of keeping them (true | false)',
+    defaultText: 'false',
+  },
+  {
+    key: 'listen',
+    env: 'LISTEN_ADDRESS',
+    flag: '--listen',
+    argName: 'host:port',
+    description: 'address of the /healthz, /readyz and /metrics endpoint ("off" disables it)',
+    defaultText: DEFAULT_LISTEN,
+  },
+  {
+    key: 'kubeconfig',
+    env: 'KUBECONFIG',
+    flag: '--kubeconfig',
+    argName: 'path',
+    description: 'kubeconfig for ServiceCIDR discovery (default: in-cluster config, then ~/.kube/config)',
+  },
+];
+
+export function settingFor(key: keyof RawSettings): SettingSpec {
+  const spec = SETTINGS.find((s) => s.key === key);
+  if (!spec) throw new Error(`no setting ${key}`);
+  return spec;
+}
+
+export type { BlockAction };

@@ -1,0 +1,4 @@
+// The executable entry point (bin/route-controller.js imports this).
+import { main } from './cli.js';
+
+await main();

@@ -1,0 +1,180 @@
+import type { FirewallBackend, IpFamily, ServiceCidrs } from '@route-controller/core';
+import type { Registry } from 'prom-client';
+
+interface KubernetesStatus {
+  readonly state: string;
+  readonly objects: number;
+}
+
+/**
+ * The agent's Prometheus metrics. The reconciler records plain numbers here; prom-client (and its
+ * ~80 modules) is loaded only when /metrics is first rendered, off the start-up path. Drop
+ * counters are read from the kernel at scrape time: how many loop packets our rules stopped.
+ */
+export class AgentMetrics {
+  readonly #state = {
+    backend: undefined as FirewallBackend | undefined,
+    source: 'none',
+    cidrs: { ipv4: 0, ipv6: 0 } as Record<IpFamily, number>,
+    applies: 0,
+    failures: 0,
+    driftRepairs: 0,
+    lastSuccessSeconds: 0,
+    ready: false,
+    kubernetes: undefined as (() => KubernetesStatus) | undefined,
+  };
+  #registry: Promise<Registry> | undefined;
+
+  constructor(private readonly version: string) {}
+
+  backendChosen(backend: FirewallBackend): void {
+    this.#state.backend = backend;
+  }
+
+  cidrs(source: string, cidrs: ServiceCidrs): void {
+    this.#state.source = source;
+    this.#state.cidrs = { ipv4: cidrs.ipv4.length, ipv6: cidrs.ipv6.length };
+  }
+
+  applied(changed: boolean, at: Date): void {
+    if (changed) this.#state.applies += 1;
+    this.#state.lastSuccessSeconds = at.getTime() / 1000;
+  }
+
+  failed(): void {
+    this.#state.failures += 1;
+  }
+
+  driftRepaired(): void {
+    this.#state.driftRepairs += 1;
+  }
+
+  ready(ready: boolean): void {
+    this.#state.ready = ready;
+  }
+
+  /** Exposes the Kubernetes source's connection state (only once that source is loaded). */
+  kubernetesSource(status: () => KubernetesStatus): void {
+    this.#state.kubernetes = status;
+  }
+
+  /** The Prometheus text exposition, and its content type. */
+  async render(): Promise<{ contentType: string; text: string }> {
+    this.#registry ??= this.#createRegistry();
+    const registry = await this.#registry;
+    return { contentType: registry.contentType, text: await registry.metrics() };
+  }
+
+  /** One value of a metric as rendered, for tests: `value('route_controller_applies_total')`. */
+  async value(name: string, labels = ''): Promise<number | undefined> {
+    const { text } = await this.render();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+    return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  }
+
+  async #createRegistry(): Promise<Registry> {
+    const { Counter, Gauge, Registry } = await import('prom-client');
+    const state = this.#state;
+    const registry = new Registry();
+    const registers = [registry];
+    // Every metric reads the recorded state when scraped.
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void | Promise<void>,
+    ) => {
+      const metric = new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        async collect() {
+          metric.reset();
+          await read((labels, value) => metric.set(labels, value));
+        },
+      });
+    };
+    const counter = (name: string, help: string, read: () => number) => {
+      const metric = new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          // The count is kept in our state; the Counter only presents it.
+          metric.reset();
+          metric.inc(read());
+        },
+      });
+    };
+    gauge('route_controller_build_info', 'Version of the running agent (value 1)', ['version'], (set) =>
+      set({ version: this.version }, 1),
+    );
+    gauge('route_controller_backend_info', 'The firewall backend in use (value 1)', ['backend'], (set) => {
+      if (state.backend) set({ backend: state.backend.name }, 1);
+    });
+    gauge(
+      'route_controller_cidr_source_info',
+      'Where the Service CIDRs come from (value 1): env, kubernetes or none',
+      ['source'],
+      (set) => set({ source: state.source }, 1),
+    );
+    gauge('route_controller_service_cidrs', 'Service CIDRs enforced, per address family', ['family'], (set) => {
+      set({ family: 'ipv4' }, state.cidrs.ipv4);
+      set({ family: 'ipv6' }, state.cidrs.ipv6);
+    });
+    counter('route_controller_applies_total', 'Apply transactions that changed the kernel', () => state.applies);
+    counter(
+      'route_controller_apply_failures_total',
+      'Reconciles that failed (the rules in place were kept)',
+      () => state.failures,
+    );
+    counter(
+      'route_controller_drift_repairs_total',
+      'Times our rules had been changed or removed by someone else and were put back',
+      () => state.driftRepairs,
+    );
+    gauge(
+      'route_controller_last_successful_apply_timestamp_seconds',
+      'Unix time of the last reconcile that left the kernel in step',
+      [],
+      (set) => set({}, state.lastSuccessSeconds),
+    );
+    gauge('route_controller_ready', '1 when the rules are applied and in step with the desired state', [], (set) =>
+      set({}, state.ready ? 1 : 0),
+    );
+    for (const unit of ['packets', 'bytes'] as const) {
+      gauge(
+        `route_controller_blocked_${unit}`,
+        `Forwarded ${unit} to Service CIDRs dropped or rejected, per family (kernel counters of our rules)`,
+        ['family'],
+        async (set) => {
+          const observed = await state.backend?.observe().catch(() => undefined);
+          for (const family of ['ipv4', 'ipv6'] as const) {
+            const counters = observed?.[family].counters;
+            if (counters) set({ family }, counters[unit]);
+          }
+        },
+      );
+    }
+    gauge(
+      'route_controller_kubernetes_api_state',
+      'State of the ServiceCIDR watch (value 1): connecting, synced, unreachable, not-found, forbidden, stopped',
+      ['state'],
+      (set) => {
+        const status = state.kubernetes?.();
+        if (status) set({ state: status.state }, 1);
+      },
+    );
+    gauge(
+      'route_controller_kubernetes_servicecidr_objects',
+      'ServiceCIDR objects seen on the API server',
+      [],
+      (set) => {
+        const status = state.kubernetes?.();
+        if (status) set({}, status.objects);
+      },
+    );
+    return registry;
+  }
+}

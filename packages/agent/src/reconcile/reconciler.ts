@@ -1,0 +1,248 @@
+import {
+  type DesiredState,
+  type Discovery,
+  type DiscoveryChain,
+  describeDesiredState,
+  describeNote,
+  type FirewallBackend,
+  formatServiceCidrs,
+  isEmptyDesiredState,
+  RouteControllerError,
+  type ServiceCidrs,
+  sameDesiredState,
+  sameServiceCidrs,
+} from '@route-controller/core';
+import type { AgentConfig } from '../config/config.js';
+import { inject, injectable } from '../di.js';
+import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
+import type { NodeNetworkReader } from '../node/node-network.js';
+import type { Readiness } from '../observability/health-server.js';
+import type { Logger } from '../observability/logger.js';
+import { AgentMetrics } from '../observability/metrics.js';
+import { TOKENS } from '../tokens.js';
+import { Backoff } from './backoff.js';
+import { desiredFromDiscovery } from './desired-from-discovery.js';
+
+export type ReconcileTrigger = 'start' | 'change' | 'resync' | 'retry';
+
+export interface ReconcileOutcome {
+  readonly trigger: ReconcileTrigger;
+  readonly ok: boolean;
+  readonly changed: boolean;
+  readonly driftRepaired: boolean;
+}
+
+/** How fast a failed apply is retried: from RETRY_INITIAL_MS, doubling, capped near the resync interval. */
+export const RETRY_INITIAL_MS = 500;
+export const retryCapMs = (resyncMs: number): number => Math.min(30_000, Math.max(1_000, resyncMs));
+
+/**
+ * Keeps the kernel in step with the discovered Service CIDRs: applies on start, on every change
+ * and every resync tick (which repairs drift). Runs are serialised and coalesced: triggers that
+ * arrive during a run collapse into one more run. A failure keeps the rules in place and retries
+ * with backoff.
+ */
+@injectable()
+export class Reconciler {
+  readonly #log: Logger;
+  readonly #backoff: Backoff;
+  #running: Promise<void> | undefined;
+  #active = false;
+  #pending: ReconcileTrigger | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #stopped = false;
+  /** The last state applied successfully: what fail-static keeps, and what drift is measured against. */
+  #applied: DesiredState | undefined;
+  #readiness: Readiness = { ready: false, reason: 'starting: no reconcile has finished yet' };
+  #lastDiscoveryLog = '';
+  #checkedSafeCidrs: ServiceCidrs | undefined;
+  readonly #outcomes: ((outcome: ReconcileOutcome) => void)[] = [];
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: AgentConfig,
+    @inject(TOKENS.Backend) private readonly backend: FirewallBackend,
+    @inject(TOKENS.Discovery) private readonly discovery: DiscoveryChain,
+    @inject(TOKENS.NodeNetwork) private readonly network: NodeNetworkReader,
+    @inject(AgentMetrics) private readonly metrics: AgentMetrics,
+    @inject(TOKENS.Logger) logger: Logger,
+  ) {
+    this.#log = logger.child({ component: 'reconciler' });
+    this.#backoff = new Backoff(RETRY_INITIAL_MS, retryCapMs(config.resyncIntervalMs));
+  }
+
+  /** Reconciles once (awaited), then follows discovery changes and resyncs on a timer. */
+  async start(): Promise<void> {
+    this.#unsubscribe = this.discovery.subscribe(() => this.trigger('change'));
+    await this.trigger('start');
+    if (this.#stopped) return;
+    this.#resyncTimer = setInterval(() => void this.trigger('resync'), this.config.resyncIntervalMs);
+  }
+
+  /** Asks for a reconcile; resolves when the run that covers it has finished. */
+  trigger(reason: ReconcileTrigger): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    // A change or a retry matters more than a routine resync when both are waiting.
+    if (this.#pending === undefined || this.#pending === 'resync') this.#pending = reason;
+    if (!this.#active) {
+      this.#active = true;
+      this.#running = this.#drain();
+    }
+    return this.#running ?? Promise.resolve();
+  }
+
+  /** Stops timers and waits for a run in progress; never removes rules. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    clearInterval(this.#resyncTimer);
+    clearTimeout(this.#retryTimer);
+    await this.#running;
+  }
+
+  readiness(): Readiness {
+    return this.#readiness;
+  }
+
+  /** For tests and the run command: called after every reconcile. */
+  onOutcome(listener: (outcome: ReconcileOutcome) => void): void {
+    this.#outcomes.push(listener);
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      // The loop test and the reset of #active run in one synchronous step after the last await,
+      // so a trigger can never slip in between and be lost.
+      while (this.#pending !== undefined && !this.#stopped) {
+        const trigger = this.#pending;
+        this.#pending = undefined;
+        const outcome = await this.#reconcile(trigger);
+        for (const listener of this.#outcomes) listener(outcome);
+      }
+    } finally {
+      this.#active = false;
+    }
+  }
+
+  async #reconcile(trigger: ReconcileTrigger): Promise<ReconcileOutcome> {
+    const failed = { trigger, ok: false, changed: false, driftRepaired: false };
+    let desired: DesiredState;
+    try {
+      const discovery = await this.discovery.resolve();
+      this.#logDiscovery(discovery);
+      const outcome = desiredFromDiscovery(discovery, this.config.action, this.backend.capabilities.families);
+      if (outcome.kind === 'keep') {
+        const kept = this.#applied ? describeDesiredState(this.#applied) : 'nothing installed yet';
+        this.#setReadiness(
+          this.#applied !== undefined,
+          `Service CIDR source unavailable (${outcome.reason}); keeping: ${kept}`,
+        );
+        return { ...failed, ok: this.#applied !== undefined };
+      }
+      if (outcome.dropped.length > 0) {
+        this.#log.warn(
+          { families: outcome.dropped, backend: this.backend.name },
+          `backend ${this.backend.name} cannot enforce ${outcome.dropped.join(', ')} on this node; those CIDRs are ignored`,
+        );
+      }
+      desired = outcome.desired;
+      this.metrics.cidrs(outcome.source, desired.cidrs);
+      await this.#assertSafe(desired);
+    } catch (error) {
+      return this.#failure(trigger, error, 'could not work out the desired state', false);
+    }
+
+    try {
+      const result = await this.backend.apply(desired);
+      const driftRepaired =
+        result.changed &&
+        trigger === 'resync' &&
+        this.#applied !== undefined &&
+        sameDesiredState(this.#applied, desired);
+      const at = new Date();
+      this.metrics.applied(result.changed, at);
+      if (driftRepaired) {
+        this.metrics.driftRepaired();
+        this.#log.warn(
+          { backend: this.backend.name, summary: result.summary },
+          `drift repaired: our rules had been changed, ${result.summary}`,
+        );
+      } else if (result.changed) {
+        this.#log.info(
+          {
+            backend: this.backend.name,
+            trigger,
+            summary: result.summary,
+            writes: result.writes,
+            uptimeMs: Math.round(performance.now()),
+          },
+          `rules applied: ${describeDesiredState(desired)}`,
+        );
+      } else {
+        this.#log.debug({ trigger }, 'rules already in step; nothing written');
+      }
+      this.#applied = desired;
+      this.#backoff.reset();
+      this.#setReadiness(true, `in step: ${describeDesiredState(desired)} (${this.backend.name})`);
+      return { trigger, ok: true, changed: result.changed, driftRepaired };
+    } catch (error) {
+      return this.#failure(trigger, error, `apply with ${this.backend.name} failed`, true);
+    }
+  }
+
+  #failure(trigger: ReconcileTrigger, error: unknown, what: string, retry: boolean): ReconcileOutcome {
+    this.metrics.failed();
+    const delay = retry ? this.#backoff.next() : undefined;
+    const coded = error instanceof RouteControllerError ? error : undefined;
+    const kept = this.#applied ? describeDesiredState(this.#applied) : 'nothing installed';
+    this.#log.error(
+      { err: error, code: coded?.code, hint: coded?.hint, retryInMs: delay, kept },
+      `${what}: ${coded?.message ?? String(error)}; rules in place are kept (${kept})`,
+    );
+    this.#setReadiness(false, `${what}: ${coded?.code ?? 'error'}`);
+    if (delay !== undefined && !this.#stopped) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => void this.trigger('retry'), delay);
+    }
+    return { trigger, ok: false, changed: false, driftRepaired: false };
+  }
+
+  /** Checks a new CIDR set against the node's own addresses; an unchanged set is not re-read. */
+  async #assertSafe(desired: DesiredState): Promise<void> {
+    if (isEmptyDesiredState(desired)) return;
+    if (this.#checkedSafeCidrs && sameServiceCidrs(this.#checkedSafeCidrs, desired.cidrs)) return;
+    assertSafeServiceCidrs(desired.cidrs, await this.network.read());
+    this.#checkedSafeCidrs = desired.cidrs;
+  }
+
+  #logDiscovery(discovery: Discovery): void {
+    const key =
+      discovery.kind === 'cidrs' ? `${discovery.source}:${formatServiceCidrs(discovery.cidrs)}` : discovery.kind;
+    if (key === this.#lastDiscoveryLog) return;
+    this.#lastDiscoveryLog = key;
+    const log = this.#log.child({ component: 'discovery' });
+    if (discovery.kind === 'cidrs') {
+      log.info(
+        { source: discovery.source, ipv4: discovery.cidrs.ipv4.length, ipv6: discovery.cidrs.ipv6.length },
+        `Service CIDRs from ${discovery.source}: ${formatServiceCidrs(discovery.cidrs)}`,
+      );
+      for (const note of discovery.notes) log.warn({ note }, describeNote(note));
+    } else if (discovery.kind === 'none') {
+      log.warn(
+        { skipped: discovery.skipped },
+        `no Service CIDRs found (${discovery.skipped.map((s) => `${s.source}: ${s.detail}`).join('; ')}); no rules are installed. Set SERVICE_CIDRS (Helm: routeController.serviceCIDRs) to protect this node`,
+      );
+    } else {
+      log.warn(
+        { source: discovery.source, err: discovery.error },
+        `Service CIDR source ${discovery.source} is unavailable (${discovery.detail}); rules in place are kept`,
+      );
+    }
+  }
+
+  #setReadiness(ready: boolean, reason: string): void {
+    this.#readiness = { ready, reason };
+    this.metrics.ready(ready);
+  }
+}

@@ -1,0 +1,216 @@
+import {
+  type DesiredState,
+  DiscoveryChain,
+  ErrorCodes,
+  parseCidrList,
+  RouteControllerError,
+  type ServiceCidrSource,
+  type SourceReading,
+} from '@route-controller/core';
+import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../src/config/config.js';
+import type { NodeNetworkReader } from '../src/node/node-network.js';
+import { AgentMetrics } from '../src/observability/metrics.js';
+import { type ReconcileOutcome, Reconciler } from '../src/reconcile/reconciler.js';
+
+/** A source whose answer the test sets, and which notifies like a live source. */
+class ScriptedSource implements ServiceCidrSource {
+  readonly name = 'scripted';
+  reading: SourceReading = { kind: 'none', detail: 'nothing yet' };
+  readonly listeners = new Set<() => void>();
+  reads = 0;
+  set(text: string): void {
+    this.reading = { kind: 'cidrs', cidrs: parseCidrList(text).cidrs, detail: text };
+    for (const listener of this.listeners) listener();
+  }
+  async read(): Promise<SourceReading> {
+    this.reads += 1;
+    return this.reading;
+  }
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+const network: NodeNetworkReader = {
+  read: async () => ({ addresses: [{ interface: 'eth0', address: '172.18.0.2' }], gateways: ['172.18.0.1'] }),
+};
+
+function setup(resync = '30s') {
+  const kernel = new MemoryKernel();
+  const backend = new MemoryBackend(kernel);
+  const source = new ScriptedSource();
+  const metrics = new AgentMetrics('test');
+  const config = loadConfig({ RESYNC_INTERVAL: resync, LISTEN_ADDRESS: 'off' });
+  const logger = pino({ level: 'silent' });
+  const reconciler = new Reconciler(config, backend, new DiscoveryChain([source]), network, metrics, logger);
+  const outcomes: ReconcileOutcome[] = [];
+  reconciler.onOutcome((o) => outcomes.push(o));
+  const kernelCidrs = () => [...(kernel.objects.get('route-controller/set/ipv4')?.elements ?? [])];
+  return { kernel, backend, source, metrics, reconciler, outcomes, kernelCidrs };
+}
+
+describe('Reconciler', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('applies on start', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await t.reconciler.stop();
+  });
+
+  it('applies on a change, and coalesces a burst of changes into one more run', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    const writes = t.kernel.writes;
+    const reads = t.source.reads;
+    t.source.set('10.97.0.0/16');
+    t.source.set('10.98.0.0/16');
+    t.source.set('10.99.0.0/16');
+    await t.reconciler.trigger('change');
+    expect(t.kernelCidrs()).toEqual(['10.99.0.0/16']);
+    // One run started by the first change, one coalesced run for the rest.
+    expect(t.source.reads - reads).toBeLessThanOrEqual(2);
+    expect(t.kernel.writes - writes).toBeLessThanOrEqual(2);
+    await t.reconciler.stop();
+  });
+
+  it('never runs two applies at once', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const apply = t.backend.apply.bind(t.backend);
+    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await Promise.resolve();
+      await new Promise((resolve) => setImmediate(resolve));
+      try {
+        return await apply(desired);
+      } finally {
+        inFlight -= 1;
+      }
+    });
+    vi.useRealTimers();
+    await Promise.all([t.reconciler.trigger('start'), t.reconciler.trigger('change'), t.reconciler.trigger('resync')]);
+    await Promise.all([t.reconciler.trigger('change'), t.reconciler.trigger('change')]);
+    expect(maxInFlight).toBe(1);
+    await t.reconciler.stop();
+  });
+
+  it('writes nothing on a resync when the kernel matches', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    const writes = t.kernel.writes;
+    await vi.advanceTimersByTimeAsync(3100);
+    expect(t.outcomes.filter((o) => o.trigger === 'resync')).toHaveLength(3);
+    expect(t.kernel.writes).toBe(writes);
+    await t.reconciler.stop();
+  });
+
+  it('repairs drift on the next resync and counts it', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.kernel.seed((objects) => objects.delete('route-controller/rule/ipv4'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'resync', changed: true, driftRepaired: true });
+    expect(t.kernel.objects.has('route-controller/rule/ipv4')).toBe(true);
+    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
+    await t.reconciler.stop();
+  });
+
+  it('keeps the rules and retries with backoff when apply fails (fail-static)', async () => {
+    const t = setup('30s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.kernel.failure = new Error('Operation not permitted');
+    t.source.set('10.97.0.0/16'); // the subscription triggers the run
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    expect(t.reconciler.readiness().ready).toBe(false);
+    const attempts = () => t.outcomes.filter((o) => !o.ok).length;
+    expect(attempts()).toBe(1);
+    await vi.advanceTimersByTimeAsync(499);
+    expect(attempts()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(attempts()).toBe(2); // retried after 500 ms
+    await vi.advanceTimersByTimeAsync(999);
+    expect(attempts()).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(attempts()).toBe(3); // then after 1 s
+    t.kernel.failure = undefined;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(t.kernelCidrs()).toEqual(['10.97.0.0/16']);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(3);
+    await t.reconciler.stop();
+  });
+
+  it('keeps the rules while the source is unavailable', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.source.reading = {
+      kind: 'unavailable',
+      detail: 'API server unreachable',
+      error: new RouteControllerError(ErrorCodes.SourceFailed, 'down'),
+    };
+    await t.reconciler.trigger('change');
+    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    expect(t.reconciler.readiness().reason).toContain('keeping');
+    await t.reconciler.stop();
+  });
+
+  it('installs nothing and stays up when no source has CIDRs', async () => {
+    const t = setup();
+    await t.reconciler.start();
+    expect(t.kernel.objects.size).toBe(0);
+    expect(t.outcomes[0]).toMatchObject({ ok: true, changed: false });
+  });
+
+  it('removes the rules when the CIDRs go away', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.source.reading = { kind: 'none', detail: 'all ServiceCIDRs deleted' };
+    await t.reconciler.trigger('change');
+    expect(t.kernel.objects.size).toBe(0);
+    await t.reconciler.stop();
+  });
+
+  it('refuses CIDRs that contain a node address, keeping the rules', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.source.set('172.18.0.0/16');
+    await t.reconciler.trigger('change');
+    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    expect(t.reconciler.readiness()).toMatchObject({
+      ready: false,
+      reason: expect.stringContaining(ErrorCodes.UnsafeCidr),
+    });
+    await t.reconciler.stop();
+  });
+
+  it('stop() waits for the run in progress and then ignores triggers', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    await t.reconciler.stop();
+    const count = t.outcomes.length;
+    await t.reconciler.trigger('change');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(t.outcomes).toHaveLength(count);
+  });
+});

@@ -1,0 +1,150 @@
+import { IptablesBackend } from '@route-controller/backend-iptables';
+import { NftBackend } from '@route-controller/backend-nft';
+import type { FirewallBackend } from '@route-controller/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentProcess, httpGet, runCli } from '../src/agent-process.js';
+import { LAB, LoopLab } from '../src/loop-lab.js';
+import { describeKernel } from '../src/prerequisites.js';
+
+const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
+
+interface Case {
+  readonly requested: 'auto' | 'nft' | 'iptables-nft' | 'iptables-legacy';
+  readonly expected: 'nft' | 'iptables-nft' | 'iptables-legacy';
+  /** A pod ACCEPT at the top of FORWARD, in the flavour the iptables backend must get above. */
+  readonly podAccept?: 'iptables-nft' | 'iptables-legacy';
+}
+
+const cases: Case[] = [
+  { requested: 'auto', expected: 'nft' },
+  { requested: 'nft', expected: 'nft' },
+  { requested: 'iptables-nft', expected: 'iptables-nft', podAccept: 'iptables-nft' },
+  { requested: 'iptables-legacy', expected: 'iptables-legacy', podAccept: 'iptables-legacy' },
+];
+
+/** An independent view of the kernel, through the backend library (not the agent process). */
+function backendFor(name: Case['expected'], lab: LoopLab): FirewallBackend {
+  if (name === 'nft') return new NftBackend({ runner: lab.node.runner });
+  return new IptablesBackend({ mode: name === 'iptables-nft' ? 'nft' : 'legacy', runner: lab.node.runner });
+}
+
+interface Drift {
+  readonly what: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  /** Puts back what the disturbance removed that is not ours (the pod ACCEPT), or removes what it added. */
+  readonly undo?: readonly string[];
+}
+
+const iptablesDrifts = (bin: string): Drift[] => [
+  // Flushing FORWARD also removes the pod ACCEPT: put it back below our jump, where it was.
+  {
+    what: 'FORWARD flushed',
+    file: bin,
+    args: ['-w', '-F', 'FORWARD'],
+    undo: ['-w', '-A', 'FORWARD', '-s', '10.244.0.0/16', '-j', 'ACCEPT'],
+  },
+  { what: 'our chain flushed', file: bin, args: ['-w', '-F', 'ROUTE-CONTROLLER'] },
+  {
+    what: 'an ACCEPT inserted above our jump',
+    file: bin,
+    args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
+    undo: ['-w', '-D', 'FORWARD', '-j', 'ACCEPT'],
+  },
+];
+
+/** Drift a third party could cause, per backend, as shell-free commands in the node. */
+const drifts: Record<Case['expected'], Drift[]> = {
+  nft: [
+    { what: 'our table deleted', file: 'nft', args: ['delete', 'table', 'inet', 'route-controller'] },
+    { what: 'our chain flushed', file: 'nft', args: ['flush', 'chain', 'inet', 'route-controller', 'forward'] },
+    { what: 'our set flushed', file: 'nft', args: ['flush', 'set', 'inet', 'route-controller', 'service-cidrs-v4'] },
+  ],
+  'iptables-nft': iptablesDrifts('iptables-nft'),
+  'iptables-legacy': iptablesDrifts('iptables-legacy'),
+};
+
+describeKernel('agent in the loop lab, per backend', () => {
+  for (const testCase of cases) {
+    describe(`FIREWALL_BACKEND=${testCase.requested}`, () => {
+      let lab: LoopLab;
+      let agent: AgentProcess;
+      let firewallBefore: string;
+
+      beforeAll(async () => {
+        lab = await LoopLab.create(testCase.podAccept ? { podAcceptRule: testCase.podAccept } : {});
+        firewallBefore = await lab.nodeFirewall();
+      });
+      afterAll(async () => {
+        await agent?.stop('SIGKILL');
+        await lab?.destroy();
+      });
+
+      it('ends the IPv4 and IPv6 loops within a second of start, and says why it chose the backend', async () => {
+        expect(await lab.measureLoop('ipv4', 4)).toBeGreaterThan(100);
+        agent = AgentProcess.start(lab.node, {
+          SERVICE_CIDRS,
+          FIREWALL_BACKEND: testCase.requested,
+          RESYNC_INTERVAL: '1s',
+          LISTEN_ADDRESS: '127.0.0.1:9771',
+        });
+        const applied = await agent.waitForMessage('rules applied');
+        expect(agent.elapsedAt(applied)).toBeLessThan(1000);
+        const chosen = await agent.waitForMessage(`backend ${testCase.expected} chosen`);
+        expect(chosen.msg).toMatch(/chosen: .+/);
+        expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+        expect(await lab.measureLoop('ipv6', 10)).toBe(0);
+        expect(agent.logs.some((line) => line.msg.includes('Kubernetes client'))).toBe(false);
+      });
+
+      it('leaves the live Service and the node itself untouched', async () => {
+        for (const family of ['ipv4', 'ipv6'] as const) {
+          expect(await lab.pingLiveServiceFromPod(family)).toEqual({ sent: 3, received: 3 });
+          expect(await lab.pingLiveServiceFromNode(family)).toEqual({ sent: 3, received: 3 });
+        }
+      });
+
+      it('is ready and exposes the kernel drop counters as metrics', async () => {
+        expect((await httpGet(lab.node, 'http://127.0.0.1:9771/healthz')).status).toBe(200);
+        const ready = await httpGet(lab.node, 'http://127.0.0.1:9771/readyz');
+        expect(ready.status).toBe(200);
+        expect(ready.body).toContain('in step');
+        const metrics = (await httpGet(lab.node, 'http://127.0.0.1:9771/metrics')).body;
+        expect(metrics).toContain(`route_controller_backend_info{backend="${testCase.expected}"} 1`);
+        expect(metrics).toMatch(/route_controller_service_cidrs\{family="ipv4"\} 1/);
+        const blocked = /route_controller_blocked_packets\{family="ipv4"\} (\d+)/.exec(metrics);
+        expect(Number(blocked?.[1])).toBeGreaterThanOrEqual(10);
+      });
+
+      for (const { what, file, args, undo } of drifts[testCase.expected]) {
+        it(`repairs drift within the resync interval: ${what}`, async () => {
+          const from = agent.logs.length;
+          await lab.node.must(file, args);
+          await agent.waitForMessage('drift repaired', 2500, from);
+          expect(await lab.measureLoop('ipv4', 4)).toBe(0);
+          const observed = await backendFor(testCase.expected, lab).observe();
+          expect(observed.problems).toEqual([]);
+          if (undo) await lab.node.must(file, undo);
+        });
+      }
+
+      it('keeps the rules on SIGTERM and exits within a second', async () => {
+        const stoppedAt = Date.now();
+        const exit = await agent.stop('SIGTERM');
+        expect(Date.now() - stoppedAt).toBeLessThan(1000);
+        expect(exit.exitCode).toBe(0);
+        expect(await lab.measureLoop('ipv4', 4)).toBe(0);
+        expect((await backendFor(testCase.expected, lab).observe()).present).toBe(true);
+      });
+
+      it('`route-controller cleanup` restores the node firewall exactly', async () => {
+        const result = await runCli(lab.node, ['cleanup']);
+        expect(result.exitCode).toBe(0);
+        const line = result.stdout.split('\n').find((l) => l.startsWith(`${testCase.expected}: `));
+        expect(line).toMatch(/remove/);
+        expect((await lab.nodeFirewall()).split('\n')).toEqual(firewallBefore.split('\n'));
+        expect(await lab.measureLoop('ipv4', 2)).toBeGreaterThan(40);
+      });
+    });
+  }
+});

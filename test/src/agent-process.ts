@@ -1,0 +1,159 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import type { Netns } from './netns.js';
+
+/** The real CLI, as `pnpm install` builds it. */
+export const AGENT_BIN = fileURLToPath(new URL('../../packages/agent/bin/route-controller.js', import.meta.url));
+
+export interface LogLine {
+  readonly level: string;
+  readonly time: string;
+  readonly msg: string;
+  readonly component?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface AgentExit {
+  readonly exitCode: number | undefined;
+  readonly signal: string | undefined;
+}
+
+/**
+ * `route-controller run` inside a namespace, as the DaemonSet runs it on a node (host network):
+ * its JSON log lines are collected and can be waited for.
+ */
+export class AgentProcess {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  readonly startedAt = Date.now();
+  readonly exited: Promise<AgentExit>;
+  readonly #child: ChildProcess;
+  readonly #waiters = new Set<() => void>();
+
+  private constructor(
+    readonly ns: Netns,
+    env: Readonly<Record<string, string>>,
+    args: readonly string[],
+  ) {
+    this.#child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, AGENT_BIN, 'run', ...args], {
+      env: { LISTEN_ADDRESS: 'off', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#child.stdout?.setEncoding('utf8');
+    let pending = '';
+    this.#child.stdout?.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ level: 'raw', time: new Date().toISOString(), msg: line });
+        }
+      }
+      for (const wake of this.#waiters) wake();
+    });
+    this.#child.stderr?.setEncoding('utf8');
+    this.#child.stderr?.on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exited = new Promise((resolve) => {
+      this.#child.once('close', (code, signal) => {
+        for (const wake of this.#waiters) wake();
+        resolve({ exitCode: code ?? undefined, signal: signal ?? undefined });
+      });
+    });
+  }
+
+  /** Starts the agent in `ns`; PATH and HOME come from this process, everything else from `env`. */
+  static start(ns: Netns, env: Readonly<Record<string, string>>, args: readonly string[] = []): AgentProcess {
+    const base = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root' };
+    return new AgentProcess(ns, { ...base, ...env }, args);
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** Resolves with the first log line matching, or rejects after `timeoutMs` with the logs so far. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000, from = 0): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const check = () => {
+        if (done) return;
+        const found = this.logs.slice(from).find(match);
+        if (found) {
+          done = true;
+          cleanup();
+          resolve(found);
+        }
+      };
+      const timer = setTimeout(() => {
+        done = true;
+        cleanup();
+        reject(new Error(`no matching log line within ${timeoutMs} ms; logs:\n${this.dump()}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  waitForMessage(fragment: string | RegExp, timeoutMs = 10_000, from = 0): Promise<LogLine> {
+    return this.waitForLog(
+      (line) => (typeof fragment === 'string' ? line.msg.includes(fragment) : fragment.test(line.msg)),
+      timeoutMs,
+      from,
+    );
+  }
+
+  /** Milliseconds from spawning to a log line's timestamp. */
+  elapsedAt(line: LogLine): number {
+    return Date.parse(line.time) - this.startedAt;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    // `ip netns exec` execs the agent: the pid is the agent's own.
+    this.#child.kill(signal);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5_000): Promise<AgentExit> {
+    this.signal(signal);
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  dump(): string {
+    return [...this.logs.map((line) => `${line.level} ${line.component ?? ''} ${line.msg}`), ...this.stderr].join('\n');
+  }
+}
+
+/** Runs a one-shot CLI command (probe, plan, status, cleanup) inside `ns`. */
+export async function runCli(
+  ns: Netns,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const result = await execa('ip', ['netns', 'exec', ns.name, process.execPath, AGENT_BIN, ...args], {
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', ...env },
+    extendEnv: false,
+    reject: false,
+    timeout: 60_000,
+  });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** GETs a path from the agent's endpoint, from inside its namespace. */
+export async function httpGet(ns: Netns, url: string): Promise<{ status: number; body: string }> {
+  const script = `fetch(${JSON.stringify(url)}).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })); }, (e) => { process.stdout.write(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
+  const result = await ns.must(process.execPath, ['-e', script]);
+  return JSON.parse(result.stdout) as { status: number; body: string };
+}
