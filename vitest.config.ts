@@ -28,6 +28,17 @@ export default defineConfig({
         },
       },
       {
+        // `pnpm bench`: measurements, not tests; one file, run alone.
+        test: {
+          name: 'bench',
+          include: ['test/bench/**/*.bench.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 600_000,
+          pool: 'forks',
+          globalSetup: ['test/src/global-setup.ts'],
+        },
+      },
+      {
         // The container image: slow (debootstrap, buildah), run by `pnpm test:image` and CI only.
         test: {
           name: 'image',

@@ -60,7 +60,8 @@ const CHECK_ORDER: readonly CheckName[] = ['binary', 'version', 'json', 'check']
 /**
  * Decides whether nft can serve as our backend, one check at a time: the binary runs, it is new
  * enough, it has JSON, and a dry run of a real transaction passes (proving permission and kernel
- * support). Stops at the first failure; later checks are reported as not run. Reads only.
+ * support). Stops at the first failure; later checks are reported as not run. Reads only; two
+ * commands on a current nft (-V, then the dry run), as it sits on the agent's start-up path.
  */
 export async function probeNft(runner: CommandRunner, nft: string, layout: NftLayout): Promise<Availability> {
   const checks: ProbeCheck[] = [];
@@ -72,19 +73,27 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
     return { available: !failed, reason, checks, warnings: [] };
   };
 
-  // 1. The binary runs at all.
+  // 1. The binary runs at all. `nft -V` (nft >= 1.0.4) prints the version and "json: yes|no" in
+  //    one go; older builds refuse -V, and are asked `--version` and `-j --version` instead.
   let versionText: string;
+  let longOutput: string | undefined;
   try {
-    const result = await runner.run({ file: nft, args: ['--version'] });
-    if (result.exitCode !== 0) {
-      checks.push({
-        name: 'binary',
-        ok: false,
-        detail: `${nft} --version exited ${result.exitCode}: ${firstErrorLine(result.stderr)}`,
-      });
-      return finish(`${nft} --version failed`);
+    const long = await runner.run({ file: nft, args: ['-V'] });
+    if (long.exitCode === 0) {
+      longOutput = long.stdout;
+      versionText = long.stdout.split('\n')[0]?.trim() ?? '';
+    } else {
+      const result = await runner.run({ file: nft, args: ['--version'] });
+      if (result.exitCode !== 0) {
+        checks.push({
+          name: 'binary',
+          ok: false,
+          detail: `${nft} --version exited ${result.exitCode}: ${firstErrorLine(result.stderr)}`,
+        });
+        return finish(`${nft} --version failed`);
+      }
+      versionText = result.stdout.trim();
     }
-    versionText = result.stdout.trim();
   } catch (error) {
     checks.push({ name: 'binary', ok: false, detail: errorMessage(error) });
     const missing = isRouteControllerError(error, ErrorCodes.CommandSpawn) && /not found/.test(error.message);
@@ -106,9 +115,8 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
   }
   checks.push({ name: 'version', ok: true, detail: `${shown} >= ${MIN_NFT_VERSION}` });
 
-  // 3. JSON support: `nft -V` says "json: yes|no" (nft >= 1.0.4); older builds without -V tell
-  //    through `-j --version`, which fails when JSON is not compiled in (-j is handled first).
-  const json = await jsonSupport(runner, nft);
+  // 3. JSON support, from -V's "json:" line, or (older builds) whether `-j --version` is accepted.
+  const json = await jsonSupport(runner, nft, longOutput);
   checks.push({ name: 'json', ok: json.ok, detail: json.detail });
   if (!json.ok) return finish(`nft ${shown} lacks JSON support`);
 
@@ -129,15 +137,18 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
   return finish(`nft ${shown} with JSON, --check passed`);
 }
 
-async function jsonSupport(runner: CommandRunner, nft: string): Promise<{ ok: boolean; detail: string }> {
+async function jsonSupport(
+  runner: CommandRunner,
+  nft: string,
+  longOutput: string | undefined,
+): Promise<{ ok: boolean; detail: string }> {
+  const said = longOutput === undefined ? undefined : /^\s*json:\s*(\w+)/m.exec(longOutput)?.[1];
+  if (said !== undefined) {
+    return said === 'yes'
+      ? { ok: true, detail: `${nft} -V reports json: yes` }
+      : { ok: false, detail: `${nft} -V reports json: ${said} (built without libjansson)` };
+  }
   try {
-    const long = await runner.run({ file: nft, args: ['-V'] });
-    const said = long.exitCode === 0 ? /^\s*json:\s*(\w+)/m.exec(long.stdout)?.[1] : undefined;
-    if (said !== undefined) {
-      return said === 'yes'
-        ? { ok: true, detail: `${nft} -V reports json: yes` }
-        : { ok: false, detail: `${nft} -V reports json: ${said} (built without libjansson)` };
-    }
     const probe = await runner.run({ file: nft, args: ['-j', '--version'] });
     return probe.exitCode === 0
       ? { ok: true, detail: `${nft} -j accepted` }

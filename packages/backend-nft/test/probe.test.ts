@@ -33,11 +33,7 @@ async function probe(...script: ScriptedCommand[]) {
 
 describe('probing nft', () => {
   it('says yes when the binary runs, is new enough, has JSON and the dry run passes', async () => {
-    const { availability, runner } = await probe(
-      version('nftables v1.0.6 (Lester Gooch #5)\n'),
-      longVersion({ stdout: LONG_VERSION }),
-      check(),
-    );
+    const { availability, runner } = await probe(longVersion({ stdout: LONG_VERSION }), check());
     expect(availability).toEqual({
       available: true,
       reason: 'nft 1.0.6 with JSON, --check passed',
@@ -55,7 +51,7 @@ describe('probing nft', () => {
   });
 
   it('says no when the binary is missing, and checks nothing else', async () => {
-    const { availability } = await probe({ file: 'nft', args: ['--version'], fails: 'missing' });
+    const { availability } = await probe({ file: 'nft', args: ['-V'], fails: 'missing' });
     expect(availability.available).toBe(false);
     expect(availability.reason).toBe('nft not found');
     expect(availability.checks.map((c) => [c.name, c.ok])).toEqual([
@@ -68,23 +64,26 @@ describe('probing nft', () => {
   });
 
   it('says no for nft 0.9.8, naming the version', async () => {
-    const { availability } = await probe(version('nftables v0.9.8 (E.D.S.)\n'));
+    const { availability } = await probe(
+      longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      version('nftables v0.9.8 (E.D.S.)\n'),
+    );
     expect(availability.available).toBe(false);
     expect(availability.reason).toBe('nft 0.9.8 is older than 1.0.1');
     expect(availability.checks[1]).toEqual({ name: 'version', ok: false, detail: '0.9.8 is older than 1.0.1' });
   });
 
   it('says no when the version cannot be read', async () => {
-    const { availability } = await probe(version('nft from the future\n'));
+    const { availability } = await probe(
+      longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      version('nft from the future\n'),
+    );
     expect(availability.available).toBe(false);
     expect(availability.checks[1]?.ok).toBe(false);
   });
 
   it('says no when nft -V reports no JSON support', async () => {
-    const { availability } = await probe(
-      version('nftables v1.0.6 (Lester Gooch #5)\n'),
-      longVersion({ stdout: LONG_VERSION.replace('json:\t\tyes', 'json:\t\tno') }),
-    );
+    const { availability } = await probe(longVersion({ stdout: LONG_VERSION.replace('json:\t\tyes', 'json:\t\tno') }));
     expect(availability.available).toBe(false);
     expect(availability.reason).toBe('nft 1.0.6 lacks JSON support');
     expect(availability.checks[2]).toMatchObject({ name: 'json', ok: false });
@@ -92,8 +91,8 @@ describe('probing nft', () => {
 
   it('asks -j --version when an older nft has no -V, and says no without JSON', async () => {
     const { availability } = await probe(
-      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       { file: 'nft', args: ['-j', '--version'], result: { exitCode: 1, stderr: 'JSON support not compiled-in\n' } },
     );
     expect(availability.available).toBe(false);
@@ -106,8 +105,8 @@ describe('probing nft', () => {
 
   it('accepts an older nft without -V when -j works', async () => {
     const { availability } = await probe(
-      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       { file: 'nft', args: ['-j', '--version'], result: { stdout: 'nftables v1.0.1 (Fearless Fosdick #3)\n' } },
       check(),
     );
@@ -116,7 +115,6 @@ describe('probing nft', () => {
 
   it('says no when the dry run is refused for lack of permission', async () => {
     const { availability } = await probe(
-      version('nftables v1.0.6 (Lester Gooch #5)\n'),
       longVersion({ stdout: LONG_VERSION }),
       check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n\n' }),
     );
@@ -129,18 +127,18 @@ describe('probing nft', () => {
   });
 
   it('says no when the dry run times out', async () => {
-    const { availability } = await probe(
-      version('nftables v1.0.6 (Lester Gooch #5)\n'),
-      longVersion({ stdout: LONG_VERSION }),
-      { file: 'nft', args: (args) => args.includes('--check'), fails: 'timeout' },
-    );
+    const { availability } = await probe(longVersion({ stdout: LONG_VERSION }), {
+      file: 'nft',
+      args: (args) => args.includes('--check'),
+      fails: 'timeout',
+    });
     expect(availability.available).toBe(false);
     expect(availability.reason).toMatch(/--check could not run/);
   });
 
   it('propagates nothing: a failing runner is a "no", never a throw', async () => {
     const runner = new FakeCommandRunner([
-      { file: 'nft', args: ['--version'], fails: new RouteControllerError(ErrorCodes.CommandKilled, 'killed') },
+      { file: 'nft', args: ['-V'], fails: new RouteControllerError(ErrorCodes.CommandKilled, 'killed') },
     ]);
     await expect(probeNft(runner, 'nft', DEFAULT_LAYOUT)).resolves.toMatchObject({ available: false });
   });

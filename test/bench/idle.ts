@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import { AgentProcess } from '../src/agent-process.js';
+import { Netns } from '../src/netns.js';
+import { BENCH_CIDRS } from './startup.js';
+
+export interface IdleResult {
+  readonly seconds: number;
+  readonly rssMb: number;
+  readonly peakRssMb: number;
+  /** CPU time used while idle, as a percentage of one core. */
+  readonly cpuPercent: number;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the command name).
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+async function memoryMb(pid: number, key: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return kb / 1024;
+}
+
+/** Resident memory and CPU of `run` left alone (default 30 s resync, endpoint on, scraped once). */
+export async function measureIdle(seconds: number): Promise<IdleResult> {
+  const ns = await Netns.create('bench-idle');
+  const agent = AgentProcess.start(ns, { SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' });
+  try {
+    await agent.waitForMessage('rules applied', 20_000);
+    // One scrape, as Prometheus would do, so the metrics code is loaded as it is in production.
+    await ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
+    const pid = agent.pid;
+    if (pid === undefined) throw new Error('agent has no pid');
+    const startCpu = await cpuSeconds(pid);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const cpu = (await cpuSeconds(pid)) - startCpu;
+    return {
+      seconds,
+      rssMb: await memoryMb(pid, 'VmRSS'),
+      peakRssMb: await memoryMb(pid, 'VmHWM'),
+      cpuPercent: (cpu / seconds) * 100,
+    };
+  } finally {
+    await agent.stop('SIGTERM');
+    await ns.must('nft', ['delete', 'table', 'inet', 'route-controller']).catch(() => undefined);
+    await ns.delete();
+  }
+}
