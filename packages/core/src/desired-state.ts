@@ -1,4 +1,4 @@
-import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, parseCidr } from './cidr.js';
+import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, isParsedCidr, parseCidr } from './cidr.js';
 import { ErrorCodes, RouteControllerError } from './errors.js';
 import { cidrsOf, formatServiceCidrs, NO_SERVICE_CIDRS, type ServiceCidrs, sameServiceCidrs } from './service-cidrs.js';
 
@@ -67,6 +67,7 @@ export function assertValidDesiredState(desired: DesiredState): void {
 }
 
 function isCanonical(cidr: Cidr): boolean {
+  if (isParsedCidr(cidr)) return true;
   try {
     const parsed = parseCidr(cidr.text);
     return (

@@ -113,6 +113,7 @@ export class DiscoveryChain {
  */
 export class LazySource implements ServiceCidrSource {
   #loaded: Promise<ServiceCidrSource> | undefined;
+  #instance: ServiceCidrSource | undefined;
   readonly #listeners = new Set<() => void>();
   #unsubscribe: (() => void) | undefined;
 
@@ -123,6 +124,11 @@ export class LazySource implements ServiceCidrSource {
 
   get loaded(): boolean {
     return this.#loaded !== undefined;
+  }
+
+  /** The implementation, once a read has loaded it (for status displays); never loads it. */
+  get instance(): ServiceCidrSource | undefined {
+    return this.#instance;
   }
 
   async read(): Promise<SourceReading> {
@@ -143,6 +149,7 @@ export class LazySource implements ServiceCidrSource {
   #source(): Promise<ServiceCidrSource> {
     this.#loaded ??= this.load().then(
       (source) => {
+        this.#instance = source;
         this.#unsubscribe = source.subscribe?.(() => {
           for (const listener of this.#listeners) listener();
         });

@@ -114,9 +114,11 @@ describe('LazySource', () => {
     await chain.resolve();
     expect(load).not.toHaveBeenCalled();
     expect(lazy.loaded).toBe(false);
+    expect(lazy.instance).toBeUndefined();
     await lazy.read();
     await lazy.read();
     expect(load).toHaveBeenCalledTimes(1);
+    expect(lazy.instance?.name).toBe('real');
   });
 
   it('relays change notifications of the loaded source', async () => {
