@@ -4,6 +4,7 @@ import { describeKernel } from '../src/prerequisites.js';
 import { type ApplyCostRow, measureApplyCost } from './apply-cost.js';
 import { type ForwardingRow, measureForwarding } from './forwarding.js';
 import { type IdleResult, measureIdle } from './idle.js';
+import { type KubernetesLatencyResult, measureKubernetesLatency } from './kubernetes-latency.js';
 import { describeMachine } from './machine.js';
 import { BACKENDS, measureStartup, type StartupResult } from './startup.js';
 import { ms } from './stats.js';
@@ -29,6 +30,8 @@ describeKernel('pnpm bench', () => {
     for (const backend of BACKENDS)
       apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
     sections.push(applyTable(apply));
+
+    sections.push(latencyTable(await measureKubernetesLatency({ cycles: Math.max(10, RUNS * 2) })));
 
     const forwarding = await measureForwarding(
       [
@@ -91,6 +94,21 @@ function applyTable(rows: readonly ApplyCostRow[]): string {
       (r) =>
         `| ${r.backend} | ${r.cidrs} | ${ms(r.applyMs)} | ${r.commands} (${r.writes}) | ${ms(r.noopMs)} | ${r.noopCommands} (${r.noopWrites}) |`,
     ),
+    '',
+  ].join('\n');
+}
+
+function latencyTable(result: KubernetesLatencyResult): string {
+  return [
+    '## Reconcile latency from a ServiceCIDR event to the kernel',
+    '',
+    `The agent (${result.backend} backend, no SERVICE_CIDRS) watching the test API server; each sample runs from the server emitting the event to the agent's "rules applied" line, checked against the kernel. Target: median under 200 ms.`,
+    '',
+    '| event | samples | median | p90 | max |',
+    '|---|---|---|---|---|',
+    `| ServiceCIDR added | ${result.add.runs} | ${ms(result.add.median)} | ${ms(result.add.p90)} | ${ms(result.add.max)} |`,
+    `| ServiceCIDR removed | ${result.remove.runs} | ${ms(result.remove.median)} | ${ms(result.remove.p90)} | ${ms(result.remove.max)} |`,
+    `| all | ${result.runs} | ${ms(result.median)} | ${ms(result.p90)} | ${ms(result.max)} |`,
     '',
   ].join('\n');
 }

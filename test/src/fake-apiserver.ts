@@ -221,7 +221,7 @@ export class FakeApiServer {
   }
 
   /**
-   * Calls `hook` with every request before it is answered (after any delay), so a test can change
+   * Calls `hook` with every request as it arrives (before any delay), so a test can change
    * the server between two requests of a client, e.g. compact history between a list and its watch.
    */
   onRequest(hook: ((request: IncomingRequest) => void) | undefined): void {
@@ -240,9 +240,9 @@ export class FakeApiServer {
       this.requests.push({ method, path, query, status: response.statusCode });
       return finish(...args);
     }) as ServerResponse['end'];
-    if (this.#delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#delayMs));
     const isWatch = query.watch === 'true' || query.watch === '1';
     this.#onRequest?.({ method, path, query, watch: isWatch });
+    if (this.#delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#delayMs));
 
     const discovery = this.#discovery(path);
     if (discovery) return json(response, 200, discovery);

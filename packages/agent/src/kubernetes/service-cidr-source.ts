@@ -1,7 +1,6 @@
 import { delimiter } from 'node:path';
 import {
   KubeConfig,
-  type Middleware,
   NetworkingV1Api,
   Observable,
   type RequestContext,
@@ -551,7 +550,7 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
 
 /** Per-request options that let an AbortSignal end a list request (client-node has no other way). */
 function withSignal(signal: AbortSignal): Parameters<NetworkingV1Api['listServiceCIDR']>[1] {
-  const middleware: Middleware = {
+  const middleware = {
     pre: (context: RequestContext) => {
       context.setSignal(signal as Parameters<RequestContext['setSignal']>[0]);
       return new Observable(Promise.resolve(context));
@@ -559,6 +558,16 @@ function withSignal(signal: AbortSignal): Parameters<NetworkingV1Api['listServic
     post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
   };
   return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
+
+/** Where client-node's default resolution found the connection settings, for the log. */
+function describeDefaultOrigin(config: KubeConfig): string {
+  if (config.currentContext === 'inClusterContext') return "in-cluster: the pod's service account";
+  if (process.env.KUBECONFIG) return `KUBECONFIG ${process.env.KUBECONFIG}`;
+  if (config.currentContext === 'loaded-context') {
+    return 'no kubeconfig and not in a pod: client-node falls back to localhost';
+  }
+  return '~/.kube/config';
 }
 
 function describeFailure(failure: ApiFailure): string {

@@ -1,0 +1,351 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FakeApiServer, kubeconfigFor, SERVICE_CIDR_FINALIZER, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
+
+/**
+ * The test API server checked against the real kubectl: if kubectl reads, creates, deletes and
+ * watches ServiceCIDRs through it and reports its errors as it does against a real cluster, its
+ * conventions are real ones. kubectl runs asynchronously: this process serves its requests.
+ */
+
+const KUBECTL_TIMEOUT_MS = 20_000;
+
+let server: FakeApiServer;
+let dir: string;
+let env: Record<string, string>;
+
+function kubectl(args: readonly string[], input?: string) {
+  return execa('kubectl', [...args, '--request-timeout=10s'], {
+    env,
+    extendEnv: false,
+    reject: false,
+    timeout: KUBECTL_TIMEOUT_MS,
+    ...(input === undefined ? {} : { input }),
+  });
+}
+
+/** A kubectl that streams (get --watch): its stdout lines as they come, and a way to stop it. */
+function kubectlStream(args: readonly string[]) {
+  const child = execa('kubectl', [...args], {
+    env,
+    extendEnv: false,
+    reject: false,
+    timeout: KUBECTL_TIMEOUT_MS,
+    buffer: false,
+  });
+  const lines: string[] = [];
+  let pending = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    pending += chunk;
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    lines.push(...parts.filter((line) => line.trim() !== ''));
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  return {
+    lines,
+    stderr: () => stderr,
+    async waitForLines(count: number, timeoutMs = 5_000): Promise<void> {
+      const start = Date.now();
+      while (lines.length < count) {
+        if (Date.now() - start > timeoutMs) {
+          throw new Error(`kubectl printed ${lines.length} of ${count} lines:\n${lines.join('\n')}\n${stderr}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      return child;
+    },
+    result: child,
+  };
+}
+
+const MANIFEST = `apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata:
+  name: extra
+  labels:
+    owner: route-controller-tests
+spec:
+  cidrs:
+  - 10.100.0.0/16
+  - fd00:100::/112
+`;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rc-kubectl-'));
+  // A HOME of its own: kubectl's discovery cache must not leak between servers (or into /root).
+  env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: join(dir, 'kubeconfig') };
+  const version = await execa('kubectl', ['version', '--client'], { env, extendEnv: false, reject: false });
+  if (version.exitCode !== 0) throw new Error(`kubectl is needed for these tests: ${version.stderr}`);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  server = new FakeApiServer();
+  const url = await server.listen();
+  await writeFile(env.KUBECONFIG as string, kubeconfigFor(url));
+  server.add('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']);
+  return async () => {
+    await server.close();
+  };
+});
+
+describe('the test API server, as kubectl sees it', () => {
+  it('lists and gets ServiceCIDRs (table, JSON, by name)', async () => {
+    const table = await kubectl(['get', 'servicecidrs']);
+    expect(table.exitCode, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^NAME\s+AGE\n/);
+    expect(table.stdout).toMatch(/^kubernetes\s+\d+s$/m);
+
+    const list = await kubectl(['get', 'servicecidrs', '-o', 'json']);
+    expect(list.exitCode, list.stderr).toBe(0);
+    const parsed = JSON.parse(list.stdout) as { items: { metadata: { name: string }; spec: { cidrs: string[] } }[] };
+    expect(parsed.items.map((item) => [item.metadata.name, item.spec.cidrs])).toEqual([
+      ['kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']],
+    ]);
+
+    const one = await kubectl(['get', 'servicecidr', 'kubernetes', '-o', 'jsonpath={.spec.cidrs[*]}']);
+    expect(one.stdout).toBe('10.96.0.0/16 fd00:10:96::/112');
+    // kubectl paged the list as it does against a real server.
+    expect(server.requests.some((r) => r.path === SERVICECIDRS_PATH && r.query.limit === '500')).toBe(true);
+
+    const missing = await kubectl(['get', 'servicecidr', 'nope']);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain('Error from server (NotFound): servicecidrs.networking.k8s.io "nope" not found');
+  });
+
+  it('creates from a manifest, validated on the server as kubectl asks (fieldValidation=Strict)', async () => {
+    const created = await kubectl(['create', '-f', '-'], MANIFEST);
+    expect(created.exitCode, created.stderr).toBe(0);
+    expect(created.stdout).toBe('servicecidr.networking.k8s.io/extra created');
+    const object = server.list().find((o) => o.metadata.name === 'extra');
+    expect(object?.spec.cidrs).toEqual(['10.100.0.0/16', 'fd00:100::/112']);
+    expect(object?.metadata.labels).toEqual({ owner: 'route-controller-tests' });
+    expect(object?.metadata.finalizers).toEqual([SERVICE_CIDR_FINALIZER]);
+    // kubectl found fieldValidation in the OpenAPI v3 document and left validation to the server.
+    const post = server.requests.find((r) => r.method === 'POST');
+    expect(post?.query).toMatchObject({ fieldManager: 'kubectl-create', fieldValidation: 'Strict' });
+
+    const again = await kubectl(['create', '-f', '-'], MANIFEST);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain(
+      'Error from server (AlreadyExists): error when creating "STDIN": servicecidrs.networking.k8s.io "extra" already exists',
+    );
+
+    const unknownField = await kubectl(
+      ['create', '-f', '-'],
+      MANIFEST.replace('name: extra', 'name: unknown-field').replace('spec:', 'spec:\n  bogus: 1'),
+    );
+    expect(unknownField.exitCode).toBe(1);
+    expect(unknownField.stderr).toContain('Error from server (BadRequest)');
+    expect(unknownField.stderr).toContain('strict decoding error: unknown field "spec.bogus"');
+
+    const badCidr = await kubectl(
+      ['create', '-f', '-'],
+      MANIFEST.replace('name: extra', 'name: bad-cidr').replace('10.100.0.0/16', '10.100.0.0/99'),
+    );
+    expect(badCidr.exitCode).toBe(1);
+    expect(badCidr.stderr).toContain(
+      'The ServiceCIDR "bad-cidr" is invalid: spec.cidrs[0]: Invalid value: "10.100.0.0/99"',
+    );
+  });
+
+  it('delete: the finalizer keeps the object terminating; kubectl waits until it is removed', async () => {
+    server.add('extra', ['10.100.0.0/16']);
+    const noWait = await kubectl(['delete', 'servicecidr', 'extra', '--wait=false']);
+    expect(noWait.exitCode, noWait.stderr).toBe(0);
+    expect(noWait.stdout).toBe('servicecidr.networking.k8s.io "extra" deleted');
+
+    const got = await kubectl(['get', 'servicecidr', 'extra', '-o', 'json']);
+    expect(got.exitCode, got.stderr).toBe(0);
+    const terminating = JSON.parse(got.stdout) as {
+      metadata: { deletionTimestamp?: string; finalizers?: string[]; deletionGracePeriodSeconds?: number };
+    };
+    expect(terminating.metadata.deletionTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(terminating.metadata.finalizers).toEqual([SERVICE_CIDR_FINALIZER]);
+    expect(terminating.metadata.deletionGracePeriodSeconds).toBe(0);
+    const listed = await kubectl(['get', 'servicecidrs', '-o', 'name']);
+    expect(listed.stdout.split('\n')).toContain('servicecidr.networking.k8s.io/extra');
+
+    // A plain delete waits for the object to be gone, through a watch on metadata.name.
+    const waiting = kubectlStream(['delete', 'servicecidr', 'extra']);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(waiting.result.exitCode).toBeNull(); // still waiting
+    const waitWatch = server.requests.length; // (the watch is recorded when it ends)
+    server.remove('extra');
+    const done = await waiting.result;
+    expect(done.exitCode, waiting.stderr()).toBe(0);
+    expect(waiting.lines).toEqual(['servicecidr.networking.k8s.io "extra" deleted']);
+    const watch = server.requests.slice(waitWatch).find((r) => r.query.watch === 'true');
+    expect(watch?.query.fieldSelector).toBe('metadata.name=extra');
+
+    const gone = await kubectl(['get', 'servicecidr', 'extra']);
+    expect(gone.exitCode).toBe(1);
+    expect(gone.stderr).toContain('Error from server (NotFound): servicecidrs.networking.k8s.io "extra" not found');
+  });
+
+  it('delete of an object without a finalizer removes it at once', async () => {
+    server.add('plain', ['10.101.0.0/16'], { finalizer: false });
+    const deleted = await kubectl(['delete', 'servicecidr', 'plain']);
+    expect(deleted.exitCode, deleted.stderr).toBe(0);
+    expect(server.list().map((o) => o.metadata.name)).toEqual(['kubernetes']);
+  });
+
+  it('get --watch -o json --output-watch-events streams ADDED, MODIFIED and DELETED', async () => {
+    const watch = kubectlStream(['get', 'servicecidrs', '--watch', '-o', 'json', '--output-watch-events']);
+    await watch.waitForLines(1);
+    server.add('w1', ['10.50.0.0/16']);
+    await watch.waitForLines(2);
+    server.update('w1', (object) => {
+      object.spec.cidrs = ['10.51.0.0/16'];
+    });
+    await watch.waitForLines(3);
+    server.markTerminating('w1');
+    await watch.waitForLines(4);
+    server.remove('w1');
+    await watch.waitForLines(5);
+    await watch.stop();
+    const events = watch.lines.map(
+      (line) =>
+        JSON.parse(line) as {
+          type: string;
+          object: { metadata: { name: string; deletionTimestamp?: string }; spec: { cidrs: string[] } };
+        },
+    );
+    expect(events.map((e) => [e.type, e.object.metadata.name])).toEqual([
+      ['ADDED', 'kubernetes'],
+      ['ADDED', 'w1'],
+      ['MODIFIED', 'w1'],
+      ['MODIFIED', 'w1'],
+      ['DELETED', 'w1'],
+    ]);
+    expect(events[2]?.object.spec.cidrs).toEqual(['10.51.0.0/16']);
+    expect(events[3]?.object.metadata.deletionTimestamp).toBeDefined();
+    // kubectl listed, then watched from the list's resourceVersion.
+    const watchRequest = server.requests.find((r) => r.query.watch === 'true');
+    expect(watchRequest?.query.resourceVersion).toBe('101');
+  });
+
+  it('history compacted between kubectl’s list and its watch: kubectl reports Expired, too old resource version', async () => {
+    // Every watch request arrives just after a write and a compaction past kubectl's list.
+    let raced = 0;
+    server.onRequest((request) => {
+      if (!request.watch) return;
+      raced += 1;
+      server.add(`raced-${raced}`, ['10.52.0.0/16']);
+      server.compact();
+    });
+    const result = await kubectl(['get', 'servicecidrs', '--watch']);
+    expect(result.stdout).toMatch(/^Failure\s+Expired\s+too old resource version: 101 \(102\)$/m);
+
+    const json = await kubectl(['get', 'servicecidrs', '--watch', '-o', 'json', '--output-watch-events']);
+    const last = JSON.parse(json.stdout.trim().split('\n').at(-1) as string) as {
+      type: string;
+      object: { kind: string; code: number; reason: string; message: string };
+    };
+    expect(last).toMatchObject({
+      type: 'ERROR',
+      object: { kind: 'Status', code: 410, reason: 'Expired' },
+    });
+    expect(last.object.message).toMatch(/^too old resource version: \d+ \(\d+\)$/);
+  });
+
+  it('a raw watch from a compacted resourceVersion gets one ERROR event with a 410 Expired Status', async () => {
+    server.add('later', ['10.53.0.0/16']);
+    server.compact();
+    const raw = await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?watch=true&resourceVersion=101`]);
+    expect(raw.exitCode, raw.stderr).toBe(0);
+    expect(JSON.parse(raw.stdout)).toEqual({
+      type: 'ERROR',
+      object: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'too old resource version: 101 (102)',
+        reason: 'Expired',
+        code: 410,
+      },
+    });
+    // From the current resourceVersion the watch is fine (it ends at its timeout).
+    const ok = await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?watch=true&resourceVersion=102&timeoutSeconds=1`]);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stdout).toBe('');
+  });
+
+  it('a raw watch with bookmarks gets BOOKMARK events carrying the current resourceVersion', async () => {
+    server.bookmarkIntervalMs = 200;
+    const rv = server.advanceResourceVersion(3);
+    const raw = await kubectl([
+      'get',
+      '--raw',
+      `${SERVICECIDRS_PATH}?watch=true&resourceVersion=101&allowWatchBookmarks=true&timeoutSeconds=1`,
+    ]);
+    expect(raw.exitCode, raw.stderr).toBe(0);
+    const events = raw.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (line) => JSON.parse(line) as { type: string; object: { kind: string; metadata: { resourceVersion: string } } },
+      );
+    expect(events.length).toBeGreaterThanOrEqual(3);
+    for (const event of events) {
+      expect(event).toMatchObject({
+        type: 'BOOKMARK',
+        object: { kind: 'ServiceCIDR', metadata: { resourceVersion: rv } },
+      });
+    }
+  });
+
+  it('403, 404 and 500 come out as kubectl’s own "Error from server" lines', async () => {
+    server.failWith({ code: 403 });
+    const forbidden = await kubectl(['get', 'servicecidrs']);
+    expect(forbidden.exitCode).toBe(1);
+    expect(forbidden.stderr.trim()).toBe(
+      'Error from server (Forbidden): servicecidrs.networking.k8s.io is forbidden: User "system:serviceaccount:route-controller:route-controller" cannot list resource "servicecidrs" in API group "networking.k8s.io" at the cluster scope',
+    );
+    const forbiddenGet = await kubectl(['get', 'servicecidr', 'kubernetes']);
+    expect(forbiddenGet.stderr).toContain('"kubernetes" is forbidden: User');
+    expect(forbiddenGet.stderr).toContain('cannot get resource "servicecidrs"');
+
+    server.failWith({ code: 404 });
+    const notFound = await kubectl(['get', 'servicecidrs']);
+    expect(notFound.exitCode).toBe(1);
+    expect(notFound.stderr).toContain('Error from server (NotFound)');
+    expect(notFound.stderr).toContain('the server could not find the requested resource');
+
+    server.failWith({ code: 500 });
+    const internal = await kubectl(['get', 'servicecidrs']);
+    expect(internal.exitCode).toBe(1);
+    expect(internal.stderr).toContain(
+      'Error from server (InternalError): Internal error occurred: etcdserver: request timed out',
+    );
+
+    server.failWith(undefined);
+    expect((await kubectl(['get', 'servicecidrs'])).exitCode).toBe(0);
+  });
+
+  it('a dropped watch ends kubectl’s get --watch the way a server restart does', async () => {
+    const watch = kubectlStream(['get', 'servicecidrs', '--watch', '-o', 'name']);
+    await watch.waitForLines(1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.dropWatches();
+    const result = await watch.result;
+    expect(result.exitCode).toBe(0);
+    expect(watch.lines).toEqual(['servicecidr.networking.k8s.io/kubernetes']);
+  });
+});

@@ -1,0 +1,510 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCodes, formatServiceCidrs, type SourceReading } from '@route-controller/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  KubernetesServiceCidrSource,
+  type KubernetesSourceOptions,
+} from '../../packages/agent/src/kubernetes/service-cidr-source.js';
+import { createLogger } from '../../packages/agent/src/observability/logger.js';
+import { FakeApiServer, type IncomingRequest, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
+
+/**
+ * The real KubernetesServiceCidrSource (client-node over HTTP) against the test API server on
+ * loopback: list + watch, re-watch, relist, faults and fail-static, with short timings.
+ */
+
+interface LogLine {
+  readonly level: string;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+interface Seen extends IncomingRequest {
+  readonly at: number;
+}
+
+const FAST: Omit<KubernetesSourceOptions, 'logger'> = {
+  backoffInitialMs: 50,
+  backoffMaxMs: 200,
+  recheckMs: 200,
+  firstListWaitMs: 1_500,
+  watchTimeoutSeconds: 30,
+};
+
+let server: FakeApiServer;
+let dir: string;
+let kubeconfig: string;
+let port: number;
+let seen: Seen[];
+let logs: LogLine[];
+const sources: KubernetesServiceCidrSource[] = [];
+
+beforeEach(async () => {
+  server = new FakeApiServer();
+  const url = await server.listen();
+  port = Number(new URL(url).port);
+  dir = await mkdtemp(join(tmpdir(), 'rc-kube-source-'));
+  kubeconfig = join(dir, 'kubeconfig');
+  await writeFile(kubeconfig, kubeconfigFor(url));
+  seen = [];
+  server.onRequest((request) => seen.push({ ...request, at: Date.now() }));
+  logs = [];
+});
+
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((source) => source.close()));
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function makeSource(options: Partial<KubernetesSourceOptions> = {}) {
+  const logger = createLogger('debug', {
+    write: (line: string) => {
+      logs.push(JSON.parse(line) as LogLine);
+    },
+  });
+  const source = new KubernetesServiceCidrSource({ ...FAST, kubeconfig, logger, ...options });
+  sources.push(source);
+  let notifications = 0;
+  let base = 0;
+  source.subscribe(() => {
+    notifications += 1;
+  });
+  /** Notifications since the last call of settle() (the first list notifies too). */
+  return {
+    source,
+    notifications: () => notifications - base,
+    settle: () => {
+      base = notifications;
+    },
+  };
+}
+
+const lists = () => seen.filter((r) => r.method === 'GET' && r.path === SERVICECIDRS_PATH && !r.watch);
+const watches = () => seen.filter((r) => r.path === SERVICECIDRS_PATH && r.watch);
+
+function text(reading: SourceReading): string {
+  return reading.kind === 'cidrs' ? formatServiceCidrs(reading.cidrs) : reading.kind;
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. Returns the time taken. */
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 1_000): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    if (await check()) return performance.now() - start;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const warnings = () => logs.filter((line) => line.level === 'warn').map((line) => line.msg);
+
+describe('KubernetesServiceCidrSource against the test API server', () => {
+  it('answers the first read from a list, then holds one watch from the list resourceVersion', async () => {
+    server.add('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']);
+    const { source } = makeSource();
+    const reading = await source.read();
+    expect(reading.kind).toBe('cidrs');
+    expect(text(reading)).toBe('10.96.0.0/16, fd00:10:96::/112');
+    expect(reading.kind === 'cidrs' && reading.detail).toContain('1 ServiceCIDR object(s)');
+    await waitFor('the watch', () => server.openWatches === 1);
+    expect(lists()).toHaveLength(1);
+    expect(watches()[0]?.query).toMatchObject({
+      resourceVersion: server.resourceVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: '30',
+    });
+    expect(source.status()).toMatchObject({
+      state: 'synced',
+      synced: true,
+      objects: 1,
+      resourceVersion: server.resourceVersion,
+      server: `http://127.0.0.1:${port}`,
+    });
+  });
+
+  it('no ServiceCIDR objects is an answer ("none"), not a fault', async () => {
+    const { source } = makeSource();
+    const reading = await source.read();
+    expect(reading).toMatchObject({ kind: 'none', detail: 'no ServiceCIDR objects in the cluster' });
+    expect(source.status().state).toBe('synced');
+  });
+
+  it('passes added, changed and deleted objects to subscribers and the reading within a second', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+
+    server.add('extra', ['10.100.0.0/16']);
+    const added = await waitFor('the add', () => notifications() === 1);
+    expect(added).toBeLessThan(1_000);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.100.0.0/16');
+
+    server.update('extra', (object) => {
+      object.spec.cidrs = ['10.101.0.0/16', 'fd00:101::/112'];
+    });
+    expect(await waitFor('the change', () => notifications() === 2)).toBeLessThan(1_000);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.101.0.0/16, fd00:101::/112');
+
+    server.remove('extra');
+    expect(await waitFor('the delete', () => notifications() === 3)).toBeLessThan(1_000);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+    // Still one list: everything came through the watch.
+    expect(lists()).toHaveLength(1);
+    expect(logs.map((line) => line.msg)).toEqual(
+      expect.arrayContaining([
+        'ServiceCIDR extra added: 10.100.0.0/16',
+        'ServiceCIDR extra changed: 10.101.0.0/16, fd00:101::/112',
+        'ServiceCIDR extra deleted',
+      ]),
+    );
+  });
+
+  it('keeps the CIDRs of a terminating object until it is gone', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.add('extra', ['10.100.0.0/16']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+
+    server.markTerminating('extra');
+    await waitFor('terminating seen', () => source.status().terminating === 1);
+    const reading = await source.read();
+    expect(text(reading)).toBe('10.96.0.0/16, 10.100.0.0/16');
+    expect(reading.kind === 'cidrs' && reading.detail).toContain('1 terminating');
+    expect(notifications()).toBe(0); // the CIDRs did not change
+    expect(logs.some((line) => line.msg.includes('extra is terminating; its CIDRs stay'))).toBe(true);
+
+    server.remove('extra');
+    await waitFor('the removal', () => notifications() === 1);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('a terminating object found by the first list also keeps its CIDRs', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.add('old', ['10.200.0.0/16']);
+    server.markTerminating('old');
+    const { source } = makeSource();
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.200.0.0/16');
+    expect(source.status().terminating).toBe(1);
+  });
+
+  it('answers the union of all objects, normalised: a new range containing the default is merged', async () => {
+    server.add('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+    // The documented way to grow the Service range: a larger ServiceCIDR that contains the default.
+    server.add('bigger', ['10.96.0.0/12', 'fd00:10:96::/108']);
+    await waitFor('the add', () => notifications() === 1);
+    const reading = await source.read();
+    expect(text(reading)).toBe('10.96.0.0/12, fd00:10:96::/108');
+    expect(reading.kind === 'cidrs' && reading.notes?.map((note) => note.kind)).toEqual(['contained', 'contained']);
+    // Duplicates across objects count once; host bits are cleared.
+    server.add('same', ['10.96.0.0/12', '10.112.0.5/16']);
+    await waitFor('the add', () => notifications() === 2);
+    expect(text(await source.read())).toBe('10.96.0.0/12, 10.112.0.0/16, fd00:10:96::/108');
+  });
+
+  it('ignores an entry it cannot use, with a warning, and keeps the rest', async () => {
+    server.add('kubernetes', ['10.96.0.0/16', 'not-a-cidr']);
+    const { source } = makeSource();
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+    expect(warnings().some((msg) => msg.includes('"not-a-cidr"'))).toBe(true);
+  });
+
+  it('re-watches from the last resourceVersion when watches are dropped, without relisting', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+    server.add('first', ['10.101.0.0/16']);
+    await waitFor('the add', () => notifications() === 1);
+    const rv = server.resourceVersion;
+
+    server.dropWatches();
+    server.add('after-drop', ['10.102.0.0/16']);
+    await waitFor('the add after the drop', () => notifications() === 2);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.101.0.0/16, 10.102.0.0/16');
+    expect(lists()).toHaveLength(1);
+    expect(watches()).toHaveLength(2);
+    expect(watches()[1]?.query.resourceVersion).toBe(rv);
+  });
+
+  it('re-watches after the server-side watch timeout, still without relisting', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source, notifications } = makeSource({ watchTimeoutSeconds: 1 });
+    await source.read();
+    await waitFor('two watch timeouts', () => watches().length >= 3, 3_500);
+    server.add('late', ['10.103.0.0/16']);
+    await waitFor('the add', () => notifications() === 1);
+    expect(lists()).toHaveLength(1);
+    expect(source.status().state).toBe('synced');
+  });
+
+  it('relists after 410 Expired (history compacted while the watch was down) and catches up', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.add('doomed', ['10.104.0.0/16']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+
+    // The watch goes down; meanwhile objects change and etcd compacts the history.
+    server.failWith({ code: 500, only: 'watch' });
+    server.dropWatches();
+    server.remove('doomed');
+    server.add('missed', ['10.105.0.0/16']);
+    server.compact();
+    server.failWith(undefined);
+
+    await waitFor('the relist', () => lists().length === 2, 2_000);
+    await waitFor('the catch-up', () => notifications() >= 1);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.105.0.0/16');
+    expect(logs.some((line) => line.msg.includes('410 Expired'))).toBe(true);
+
+    // And the new watch, from the relist's resourceVersion, carries new objects.
+    await waitFor('the new watch', () => server.openWatches === 1);
+    server.add('new', ['10.106.0.0/16']);
+    await waitFor('the add', () => source.status().objects === 3);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.105.0.0/16, 10.106.0.0/16');
+  });
+
+  it('relists when a watch started right after the list meets a compaction (ERROR 410 event)', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    let compacted = false;
+    server.onRequest((request) => {
+      seen.push({ ...request, at: Date.now() });
+      if (request.watch && !compacted) {
+        compacted = true;
+        server.add('raced', ['10.107.0.0/16']);
+        server.compact();
+      }
+    });
+    const { source } = makeSource();
+    await source.read();
+    await waitFor('the relist', () => lists().length === 2);
+    await waitFor('the raced object', () => source.status().objects === 2);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.107.0.0/16');
+  });
+
+  it('bookmarks advance the resourceVersion, so a re-watch after compaction needs no relist', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    const listed = source.status().resourceVersion;
+    // Other resources are written: the cluster's resourceVersion moves on without a ServiceCIDR event.
+    const now = server.advanceResourceVersion(5);
+    server.sendBookmarks();
+    await waitFor('the bookmark', () => source.status().resourceVersion === now);
+    expect(now).not.toBe(listed);
+
+    server.compact();
+    server.dropWatches();
+    await waitFor('the re-watch', () => watches().length === 2 && server.openWatches === 1);
+    expect(watches()[1]?.query.resourceVersion).toBe(now);
+    expect(lists()).toHaveLength(1);
+  });
+
+  it('waits for a slow API server at start: unavailable first, then the list arrives', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.delay(700);
+    const { source, notifications } = makeSource({ firstListWaitMs: 100 });
+    const first = await source.read();
+    expect(first).toMatchObject({ kind: 'unavailable', error: { code: ErrorCodes.SourceFailed } });
+    expect(source.status().state).toBe('connecting');
+    await waitFor('the slow list', () => notifications() >= 1 && source.status().synced, 2_000);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('answers unavailable while the API fails at start, retries with growing backoff, then recovers', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.failWith({ code: 500 });
+    const { source, notifications } = makeSource({ backoffInitialMs: 100, backoffMaxMs: 800 });
+    const started = performance.now();
+    const first = await source.read();
+    // Answered at the first failure, not after the whole first-list wait.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(first.kind).toBe('unavailable');
+    expect(first.kind === 'unavailable' && first.error.hint).toContain('SERVICE_CIDRS');
+    expect(source.status()).toMatchObject({ state: 'unreachable', synced: false });
+    expect(source.status().lastError).toContain('HTTP 500');
+    expect(warnings().some((msg) => msg.includes('cannot reach the API server for ServiceCIDRs'))).toBe(true);
+
+    await waitFor('four attempts', () => lists().length >= 4, 3_000);
+    const at = lists().map((r) => r.at);
+    const gaps = at.slice(1).map((t, i) => t - (at[i] as number));
+    // Waits of 100, 200, 400 ms (plus request time): growing, not a fixed retry interval.
+    expect(gaps[0]).toBeGreaterThanOrEqual(95);
+    expect(gaps[2]).toBeGreaterThanOrEqual(395);
+    expect(gaps[2] as number).toBeGreaterThan(gaps[0] as number);
+    // Not a warning per retry: the backoff speaks after the first two.
+    expect(warnings().filter((msg) => msg.includes('cannot reach')).length).toBeLessThanOrEqual(2);
+
+    server.failWith(undefined);
+    await waitFor('recovery', () => source.status().state === 'synced', 2_000);
+    expect(notifications()).toBeGreaterThanOrEqual(1);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('fail-static: after the first list, 500s and a server that is gone keep the last CIDRs', async () => {
+    server.add('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']);
+    const { source, notifications, settle } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    settle();
+
+    server.failWith({ code: 500 });
+    server.dropWatches();
+    await waitFor('the failing re-watch', () => source.status().state === 'unreachable');
+    const during = await source.read();
+    expect(text(during)).toBe('10.96.0.0/16, fd00:10:96::/112');
+    expect(during.kind === 'cidrs' && during.detail).toContain('keeping the last list');
+
+    // The API server goes away entirely.
+    await server.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(text(await source.read())).toBe('10.96.0.0/16, fd00:10:96::/112');
+    expect(source.status().lastError).toMatch(/ECONNREFUSED|HTTP 500/);
+    expect(notifications()).toBe(0);
+    expect(warnings().some((msg) => msg.includes('keeping the last known 1 ServiceCIDR object(s)'))).toBe(true);
+
+    // It comes back, with its history: the watch resumes and a new object arrives.
+    server.failWith(undefined);
+    await server.listen({ port });
+    await waitFor('reconnect', () => source.status().state === 'synced' && server.openWatches === 1, 2_000);
+    server.add('extra', ['10.100.0.0/16']);
+    await waitFor('the add', () => notifications() === 1);
+    expect(text(await source.read())).toBe('10.96.0.0/16, 10.100.0.0/16, fd00:10:96::/112');
+  });
+
+  it('404: answers "none" naming SERVICE_CIDRS, warns, and finds the API once it is served', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.failWith({ code: 404 });
+    const { source, notifications } = makeSource({ recheckMs: 150 });
+    const reading = await source.read();
+    expect(reading.kind).toBe('none');
+    expect(reading.detail).toContain('SERVICE_CIDRS');
+    expect(reading.detail).toContain('routeController.serviceCIDRs');
+    expect(source.status().state).toBe('not-found');
+    const warning = warnings().find((msg) => msg.includes('not served by this cluster'));
+    expect(warning).toContain('SERVICE_CIDRS (Helm: routeController.serviceCIDRs)');
+    expect(warning).toContain('older than 1.33');
+
+    await waitFor('rechecks', () => lists().length >= 3, 2_000);
+    // One warning, not one per recheck.
+    expect(warnings().filter((msg) => msg.includes('not served by this cluster'))).toHaveLength(1);
+    server.failWith(undefined);
+    await waitFor('the API found', () => source.status().state === 'synced', 1_000);
+    expect(notifications()).toBeGreaterThanOrEqual(2); // none -> cidrs
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('403: answers unavailable and warns naming get, list and watch on servicecidrs', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.failWith({ code: 403 });
+    const { source } = makeSource();
+    const reading = await source.read();
+    expect(reading.kind).toBe('unavailable');
+    expect(reading.kind === 'unavailable' && reading.error.hint).toContain(
+      'get, list and watch on servicecidrs (API group networking.k8s.io)',
+    );
+    expect(source.status().state).toBe('forbidden');
+    const warning = warnings().find((msg) => msg.includes('forbidden to read ServiceCIDRs'));
+    expect(warning).toContain('needs get, list and watch on servicecidrs in API group networking.k8s.io');
+    expect(warning).toContain('cannot list resource "servicecidrs"');
+    expect(warning).toContain('SERVICE_CIDRS');
+
+    server.failWith(undefined);
+    await waitFor('granted', () => source.status().state === 'synced', 2_000);
+  });
+
+  it('403 on the watch only (RBAC without "watch") keeps the listed CIDRs and backs off', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.failWith({ code: 403, only: 'watch' });
+    const { source } = makeSource({ backoffInitialMs: 50, backoffMaxMs: 1_000 });
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+    await waitFor('forbidden', () => source.status().state === 'forbidden');
+    expect(warnings().find((msg) => msg.includes('forbidden'))).toContain('needs get, list and watch on servicecidrs');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    // list, watch 403, wait 50, list, watch 403, wait 100, ... (about 5 in 800 ms), not a hot loop.
+    expect(watches().length).toBeLessThan(10);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('reports a kubeconfig it cannot load as unavailable, with the reason', async () => {
+    const { source } = makeSource({ kubeconfig: join(dir, 'missing') });
+    const reading = await source.read();
+    expect(reading.kind).toBe('unavailable');
+    expect(source.status().lastError).toContain('cannot load the Kubernetes configuration');
+  });
+
+  it('close() ends promptly with a watch open', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source } = makeSource();
+    await source.read();
+    await waitFor('the watch', () => server.openWatches === 1);
+    const started = performance.now();
+    await source.close();
+    expect(performance.now() - started).toBeLessThan(500);
+    await waitFor('the watch closed on the server', () => server.openWatches === 0);
+    expect(source.status().state).toBe('stopped');
+    // The cache is kept: a late read still answers the last CIDRs.
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('close() ends promptly while a list hangs, and aborts that request', async () => {
+    server.delay(10_000);
+    const { source } = makeSource({ firstListWaitMs: 50 });
+    await source.read();
+    await waitFor('the list request', () => lists().length === 1);
+    const started = performance.now();
+    await source.close();
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('close() ends promptly while backing off', async () => {
+    server.failWith({ code: 503 });
+    const { source } = makeSource({ backoffInitialMs: 10_000, backoffMaxMs: 10_000 });
+    await source.read();
+    const started = performance.now();
+    await source.close();
+    expect(performance.now() - started).toBeLessThan(100);
+    const attempts = lists().length;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lists()).toHaveLength(attempts);
+  });
+
+  it('abandons a list that never answers and tries again', async () => {
+    server.add('kubernetes', ['10.96.0.0/16']);
+    server.delay(10_000);
+    const { source } = makeSource({ requestTimeoutMs: 200, firstListWaitMs: 50 });
+    await source.read();
+    await waitFor('the timeout', () => (source.status().lastError ?? '').includes('did not answer within 200 ms'));
+    server.delay(0);
+    await waitFor('the retry', () => source.status().synced, 2_000);
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+  });
+
+  it('follows a kubeconfig list (KUBECONFIG style), as client-node resolves it', async () => {
+    const other = join(dir, 'other');
+    await writeFile(
+      other,
+      kubeconfigFor('http://127.0.0.1:1')
+        .replaceAll('fake', 'other')
+        .replace(/current-context: .*\n/, ''),
+    );
+    server.add('kubernetes', ['10.96.0.0/16']);
+    const { source } = makeSource({ kubeconfig: `${kubeconfig}:${other}` });
+    expect(text(await source.read())).toBe('10.96.0.0/16');
+    expect(source.status().server).toBe(`http://127.0.0.1:${port}`);
+  });
+});

@@ -1,0 +1,239 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AgentProcess, httpGet, runCli } from '../src/agent-process.js';
+import { FakeApiServer, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
+import { LAB, LoopLab } from '../src/loop-lab.js';
+import { NetnsForward } from '../src/netns-forward.js';
+import { describeKernel } from '../src/prerequisites.js';
+
+/**
+ * The agent, discovering Service CIDRs from ServiceCIDR objects only (no SERVICE_CIDRS), in the
+ * loop lab's node namespace. The test API server runs in this process on a Unix socket; a
+ * forwarder inside the node namespace makes it http://127.0.0.1:6443 there, as an API server
+ * on a kind node would be. Each step proves its effect with packets, not only with logs.
+ */
+
+const API_PORT = 6443;
+const AGENT = 'http://127.0.0.1:9772';
+const LAB_CIDRS = [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6];
+/** With the rules missing, 10 pings to a stale ClusterIP bounce about 31 times each. */
+const LOOPING = 200;
+
+describeKernel('agent with Kubernetes discovery in the loop lab', () => {
+  let lab: LoopLab;
+  let dir: string;
+  let server: FakeApiServer;
+  let socketPath: string;
+  let forward: NetnsForward;
+  let agent: AgentProcess;
+  let env: Record<string, string>;
+
+  const lists = () => server.requests.filter((r) => r.path === SERVICECIDRS_PATH && r.query.watch === undefined);
+  const metrics = async () => (await httpGet(lab.node, `${AGENT}/metrics`)).body;
+
+  /** Waits for the next "rules applied" after log line `from`; returns ms from `since` to its timestamp. */
+  async function applied(from: number, since: number): Promise<{ msg: string; ms: number }> {
+    const line = await agent.waitForMessage('rules applied', 5_000, from);
+    return { msg: line.msg, ms: Date.parse(line.time) - since };
+  }
+
+  beforeAll(async () => {
+    lab = await LoopLab.create();
+    dir = await mkdtemp(join(tmpdir(), 'rc-agent-kube-'));
+    socketPath = join(dir, 'apiserver.sock');
+    server = new FakeApiServer();
+    await server.listen({ path: socketPath });
+    forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, kubeconfigFor(forward.url));
+    env = { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
+  });
+
+  afterAll(async () => {
+    await agent?.stop('SIGKILL');
+    await forward?.stop();
+    await server?.close();
+    await lab?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
+    server.failWith({ code: 500 });
+    agent = AgentProcess.start(lab.node, env);
+    await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
+    await agent.waitForMessage(`watching ServiceCIDR objects on ${forward.url}`);
+    await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');
+    await agent.waitForMessage('Service CIDR source kubernetes is unavailable');
+    expect((await httpGet(lab.node, `${AGENT}/healthz`)).status).toBe(200);
+    const ready = await httpGet(lab.node, `${AGENT}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toContain('Service CIDR source unavailable');
+    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="unreachable"} 1');
+  });
+
+  it('becomes ready after the first successful list; with no ServiceCIDR the loop is still there, and it says so', async () => {
+    const from = agent.logs.length;
+    server.failWith(undefined);
+    await agent.waitForMessage('listed 0 ServiceCIDR object(s)', 10_000, from);
+    const none = await agent.waitForMessage('no Service CIDRs found', 5_000, from);
+    expect(none.msg).toContain('kubernetes: no ServiceCIDR objects in the cluster');
+    const ready = await httpGet(lab.node, `${AGENT}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);
+    const text = await metrics();
+    expect(text).toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+    expect(text).toContain('route_controller_kubernetes_servicecidr_objects 0');
+  });
+
+  it('a ServiceCIDR with the lab ranges ends the IPv4 and IPv6 loops within a second', async () => {
+    const from = agent.logs.length;
+    const at = Date.now();
+    server.add('kubernetes', LAB_CIDRS);
+    const rules = await applied(from, at);
+    expect(rules.msg).toContain(`${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6}`);
+    expect(rules.ms).toBeLessThan(1_000);
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(await lab.measureLoop('ipv6', 10)).toBe(0);
+    // The live Service still works.
+    expect(await lab.pingLiveServiceFromPod('ipv4')).toEqual({ sent: 3, received: 3 });
+  });
+
+  it('/metrics and `status` show the source and the API connection', async () => {
+    const text = await metrics();
+    expect(text).toContain('route_controller_cidr_source_info{source="kubernetes"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+    expect(text).toContain('route_controller_kubernetes_servicecidr_objects 1');
+    expect(text).toMatch(/route_controller_service_cidrs\{family="ipv6"\} 1/);
+
+    const status = await runCli(lab.node, ['status', '--json'], { KUBECONFIG: env.KUBECONFIG as string });
+    expect(status.exitCode, status.stderr).toBe(0);
+    const parsed = JSON.parse(status.stdout) as {
+      source: string;
+      discovery: { ipv4: string[]; ipv6: string[] };
+      kubernetes: { state: string; objects: number; server: string };
+      backends: { backend: string; installed?: { present: boolean } }[];
+    };
+    expect(parsed.source).toBe('kubernetes');
+    expect(parsed.discovery).toMatchObject({ ipv4: [LAB.serviceCidr.ipv4], ipv6: [LAB.serviceCidr.ipv6] });
+    expect(parsed.kubernetes).toMatchObject({ state: 'synced', objects: 1, server: forward.url });
+    expect(parsed.backends.find((b) => b.backend === 'nft')?.installed?.present).toBe(true);
+
+    const human = await runCli(lab.node, ['status'], { KUBECONFIG: env.KUBECONFIG as string });
+    expect(human.stdout).toContain(`Service CIDRs: ${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6} (from kubernetes:`);
+    expect(human.stdout).toContain(`Kubernetes API at ${forward.url}: synced (1 ServiceCIDR object(s)`);
+  });
+
+  it('a terminating ServiceCIDR keeps its rule', async () => {
+    const from = agent.logs.length;
+    server.markTerminating('kubernetes');
+    await agent.waitForMessage('ServiceCIDR kubernetes is terminating; its CIDRs stay', 5_000, from);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(agent.logs.slice(from).some((line) => line.msg.startsWith('rules applied'))).toBe(false);
+  });
+
+  it('once the terminating ServiceCIDR is gone, its rule goes and the loop returns', async () => {
+    const from = agent.logs.length;
+    const at = Date.now();
+    server.remove('kubernetes');
+    const rules = await applied(from, at);
+    expect(rules.msg).toContain('no Service CIDRs (nothing installed)');
+    expect(rules.ms).toBeLessThan(1_000);
+    expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);
+  });
+
+  it('after all watches drop and history is compacted, a new ServiceCIDR still arrives (relist)', async () => {
+    const listsBefore = lists().length;
+    const from = agent.logs.length;
+    // Dropped, then the object is added and history compacted past it (other writes moved the
+    // resourceVersion on too): resuming the watch is impossible, only a relist can see it.
+    server.dropWatches();
+    server.add('kubernetes-again', LAB_CIDRS);
+    server.advanceResourceVersion(5);
+    server.compact();
+    await applied(from, Date.now());
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(agent.logs.slice(from).some((line) => line.msg.includes('410 Expired'))).toBe(true);
+    expect(lists().length).toBeGreaterThan(listsBefore);
+  });
+
+  it('while the API server fails (500s, then gone) the rules stay', async () => {
+    const from = agent.logs.length;
+    server.failWith({ code: 500 });
+    server.dropWatches();
+    const warning = await agent.waitForMessage('cannot reach the API server for ServiceCIDRs', 5_000, from);
+    expect(warning.msg).toContain('keeping the last known 1 ServiceCIDR object(s) and their rules');
+    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="unreachable"} 1');
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+
+    // The API server process goes away entirely.
+    await server.close();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(await lab.measureLoop('ipv6', 10)).toBe(0);
+    const ready = await httpGet(lab.node, `${AGENT}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(agent.logs.slice(from).some((line) => line.msg.startsWith('rules applied'))).toBe(false);
+
+    // It comes back with its data: the agent resumes the watch.
+    server.failWith(undefined);
+    await server.listen({ path: socketPath });
+    await agent.waitForMessage(/watch re-established|listed 1 ServiceCIDR/, 20_000, from);
+    await expect
+      .poll(async () => metrics(), { timeout: 5_000 })
+      .toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+  });
+
+  it('404 for the ServiceCIDR API: a warning naming SERVICE_CIDRS, and the rules stay', async () => {
+    const from = agent.logs.length;
+    server.failWith({ code: 404 });
+    server.dropWatches();
+    const warning = await agent.waitForLog(
+      (line) => line.level === 'warn' && line.msg.includes('not served by this cluster'),
+      5_000,
+      from,
+    );
+    expect(warning.msg).toContain('set SERVICE_CIDRS (Helm: routeController.serviceCIDRs)');
+    expect(warning.msg).toContain('Kubernetes older than 1.33');
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="not-found"} 1');
+  });
+
+  it('403 for ServiceCIDRs: a warning naming get, list and watch on servicecidrs, and the rules stay', async () => {
+    const from = agent.logs.length;
+    server.failWith({ code: 403 });
+    server.dropWatches();
+    const warning = await agent.waitForLog(
+      (line) => line.level === 'warn' && line.msg.includes('forbidden to read ServiceCIDRs'),
+      10_000,
+      from,
+    );
+    expect(warning.msg).toContain('needs get, list and watch on servicecidrs in API group networking.k8s.io');
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="forbidden"} 1');
+  });
+
+  it('recovers when the API answers again, follows new objects, and stops within a second', async () => {
+    const from = agent.logs.length;
+    server.failWith(undefined);
+    await agent.waitForMessage(/listed 1 ServiceCIDR|watch re-established/, 20_000, from);
+    const at = Date.now();
+    server.update('kubernetes-again', (object) => {
+      object.spec.cidrs = [LAB.serviceCidr.ipv4];
+    });
+    const rules = await applied(from, at);
+    expect(rules.msg).not.toContain(LAB.serviceCidr.ipv6);
+    expect(await lab.measureLoop('ipv6', 10)).toBeGreaterThan(LOOPING);
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+
+    // SIGTERM with a watch open: the agent must not wait for the API.
+    expect(server.openWatches).toBe(1);
+    const stoppedAt = Date.now();
+    const exit = await agent.stop('SIGTERM');
+    expect(Date.now() - stoppedAt).toBeLessThan(1_000);
+    expect(exit.exitCode).toBe(0);
+    expect(await lab.measureLoop('ipv4', 10)).toBe(0);
+  });
+});
