@@ -440,8 +440,18 @@ describe('KubernetesServiceCidrSource against the test API server', () => {
     expect(text(await source.read())).toBe('10.96.0.0/16');
   });
 
-  it('reports a kubeconfig it cannot load as unavailable, with the reason', async () => {
+  it('with no kubeconfig at all, has nothing to say and names SERVICE_CIDRS as the fix', async () => {
     const { source } = makeSource({ kubeconfig: join(dir, 'missing') });
+    const reading = await source.read();
+    expect(reading).toMatchObject({ kind: 'none', detail: expect.stringContaining('SERVICE_CIDRS') });
+    expect(source.status().state).toBe('not-configured');
+    expect(source.status().lastError).toContain('does not exist');
+  });
+
+  it('reports a kubeconfig it cannot load as unavailable, with the reason', async () => {
+    const broken = join(dir, 'broken');
+    await writeFile(broken, 'clusters: [ this is not yaml');
+    const { source } = makeSource({ kubeconfig: broken });
     const reading = await source.read();
     expect(reading.kind).toBe('unavailable');
     expect(source.status().lastError).toContain('cannot load the Kubernetes configuration');

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import {
   KubeConfig,
@@ -23,12 +24,20 @@ import { type ApiFailure, toApiFailure } from './api-failure.js';
 export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
 
 /** The API connection, as status and metrics show it. */
-export type ApiConnectionState = 'connecting' | 'synced' | 'unreachable' | 'not-found' | 'forbidden' | 'stopped';
+export type ApiConnectionState =
+  | 'not-configured'
+  | 'connecting'
+  | 'synced'
+  | 'unreachable'
+  | 'not-found'
+  | 'forbidden'
+  | 'stopped';
 export const API_CONNECTION_STATES: readonly ApiConnectionState[] = [
   'connecting',
   'synced',
   'unreachable',
   'not-found',
+  'not-configured',
   'forbidden',
   'stopped',
 ];
@@ -201,6 +210,12 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
       if (entries.length === 0) return { kind: 'none', detail };
       return { kind: 'cidrs', cidrs, detail, notes };
     }
+    if (this.#state === 'not-configured') {
+      return {
+        kind: 'none',
+        detail: `no Kubernetes configuration to discover ServiceCIDRs with (${this.#lastFailure?.message ?? 'none found'}); ${FIX}`,
+      };
+    }
     if (this.#state === 'not-found') {
       return {
         kind: 'none',
@@ -234,10 +249,14 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      if (!this.#api && !this.#configure()) {
-        this.#firstAttemptDone();
-        await this.#sleep(this.#backoff.next());
-        continue;
+      if (!this.#api) {
+        const configured = this.#configure();
+        if (configured !== 'ok') {
+          this.#firstAttemptDone();
+          // No configuration at all is not a fault to hammer on: look again now and then.
+          await this.#sleep(configured === 'none' ? this.#recheck.next() : this.#backoff.next());
+          continue;
+        }
       }
       const wait = await this.#list();
       this.#firstAttemptDone();
@@ -250,12 +269,23 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
     }
   }
 
-  /** Loads the connection settings; on failure logs and returns false (retried with backoff). */
-  #configure(): boolean {
+  /**
+   * Loads the connection settings. 'none': there is no configuration at all (not in a pod, no
+   * kubeconfig), so nothing can be discovered; 'failed': a configuration that cannot be used.
+   */
+  #configure(): 'ok' | 'none' | 'failed' {
     try {
       const config = new KubeConfig();
       let origin: string;
       const files = this.#kubeconfig?.split(delimiter).filter(Boolean) ?? [];
+      const missing = files.filter((file) => !existsSync(file));
+      if (files.length > 0 && missing.length === files.length) {
+        this.#failed(
+          { status: undefined, message: `the kubeconfig ${files.join(delimiter)} does not exist` },
+          'not-configured',
+        );
+        return 'none';
+      }
       if (files.length > 0) {
         config.loadFromFile(files[0] as string);
         for (const file of files.slice(1)) {
@@ -267,6 +297,14 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
       } else {
         config.loadFromDefault();
         origin = describeDefaultOrigin(config);
+        if (config.currentContext === 'loaded-context') {
+          // client-node's last resort is http://localhost:8080: there is really no configuration.
+          this.#failed(
+            { status: undefined, message: 'not in a pod (no service account), no KUBECONFIG and no ~/.kube/config' },
+            'not-configured',
+          );
+          return 'none';
+        }
       }
       const cluster = config.getCurrentCluster();
       const server = cluster?.server;
@@ -281,13 +319,13 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
       this.#watcher = new Watch(config);
       this.#server = server;
       this.#log.info({ server, origin }, `watching ServiceCIDR objects on ${server} (${origin})`);
-      return true;
+      return 'ok';
     } catch (error) {
       this.#failed(
         { status: undefined, message: `cannot load the Kubernetes configuration: ${firstLine(String(error))}` },
         'unreachable',
       );
-      return false;
+      return 'failed';
     }
   }
 
@@ -516,7 +554,10 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
     const fields = { status: failure.status, state, err: failure.message, server: this.#server };
     let message: string;
     let repeat: boolean;
-    if (state === 'not-found') {
+    if (state === 'not-configured') {
+      message = `no Kubernetes configuration (${failure.message}), so ServiceCIDRs cannot be discovered. To protect this node, ${FIX}. Looking again now and then (at least every ${formatMs(this.#options.recheckMs)})`;
+      repeat = false;
+    } else if (state === 'not-found') {
       message = `the ServiceCIDR API (networking.k8s.io/v1 servicecidrs) is not served by this cluster: Kubernetes older than 1.33, or the API disabled. To protect this node, ${FIX}. Rechecking now and then (at least every ${formatMs(this.#options.recheckMs)}); ${kept}`;
       repeat = false;
     } else if (state === 'forbidden') {
