@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { AgentProcess } from '../src/agent-process.js';
-import { Netns } from '../src/netns.js';
+import { AgentProcess, Netns } from '@route-controller/agent/lab';
 import { BENCH_CIDRS } from './startup.js';
 
 export interface IdleResult {

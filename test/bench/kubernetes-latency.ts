@@ -1,9 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentProcess } from '../src/agent-process.js';
+import { AgentProcess, LAB, LoopLab } from '@route-controller/agent/lab';
 import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { NetnsForward } from '../src/netns-forward.js';
 import { kernelTestBlocker } from '../src/prerequisites.js';
 import { type Summary, summarise } from './stats.js';

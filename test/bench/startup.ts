@@ -1,8 +1,7 @@
+import { AgentProcess, Netns } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, type FirewallBackend, type PlannedCommand, parseCidrList } from '@route-controller/core';
-import { AgentProcess } from '../src/agent-process.js';
-import { Netns } from '../src/netns.js';
 import { repeat, type Summary, summarise } from './stats.js';
 
 export type BackendName = 'nft' | 'iptables-nft' | 'iptables-legacy';

@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAB, LoopLab } from '@route-controller/agent/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { imageCacheDir, STAND_IN_LABEL } from '../src/image-base.js';
 import { type BuiltImage, buildImage, type ImageEngine } from '../src/image-build.js';
@@ -8,7 +9,6 @@ import { AGENT_CAPABILITY_MASK, AgentContainer, processFacts, sweepStaleContaine
 import { must, run } from '../src/image-exec.js';
 import { describeImage } from '../src/image-prerequisites.js';
 import { Buildah } from '../src/image-storage.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 
 // The checkout whose Dockerfile is built: this one, or another one named by RC_IMAGE_TEST_CONTEXT.
 const repoRoot = process.env.RC_IMAGE_TEST_CONTEXT ?? fileURLToPath(new URL('../..', import.meta.url));

@@ -1,9 +1,8 @@
+import { AgentProcess, httpGet, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import type { FirewallBackend } from '@route-controller/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, httpGet, runCli } from '../src/agent-process.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;

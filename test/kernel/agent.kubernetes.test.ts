@@ -1,10 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AgentProcess, httpGet, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AgentProcess, httpGet, runCli } from '../src/agent-process.js';
 import { FakeApiServer, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { NetnsForward } from '../src/netns-forward.js';
 import { describeKernel } from '../src/prerequisites.js';
 

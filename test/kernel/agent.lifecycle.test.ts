@@ -1,8 +1,7 @@
+import { AgentProcess, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { AgentProcess, runCli } from '../src/agent-process.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;

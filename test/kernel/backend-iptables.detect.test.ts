@@ -1,8 +1,8 @@
+import { Netns } from '@route-controller/agent/lab';
 import { detectIptablesFlavour, type IptablesMode } from '@route-controller/backend-iptables';
 import type { IpFamily } from '@route-controller/core';
 import { expect, it } from 'vitest';
 import { restoreInto } from '../src/iptables-fixture.js';
-import { Netns } from '../src/netns.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 /** `count` filter rules, as a node's firewall or kube-proxy would hold. */

@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Netns } from '@route-controller/agent/lab';
 import { IptablesBackend, type IptablesMode, isRestoreBinary } from '@route-controller/backend-iptables';
 import {
   type CommandRequest,
@@ -16,7 +17,6 @@ import {
 import { desired } from '@route-controller/core/testing';
 import { expect, it } from 'vitest';
 import { binary, forwardRules, kernelView, restoreInto } from '../src/iptables-fixture.js';
-import { Netns } from '../src/netns.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const MODES: readonly IptablesMode[] = ['legacy', 'nft'];

@@ -1,9 +1,9 @@
+import { LAB, LoopLab } from '@route-controller/agent/lab';
 import { IptablesBackend, type IptablesMode } from '@route-controller/backend-iptables';
 import type { IpFamily } from '@route-controller/core';
 import { desired } from '@route-controller/core/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { binary, forwardRules } from '../src/iptables-fixture.js';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];

@@ -1,7 +1,7 @@
+import { LAB, LoopLab, type LoopLabOptions } from '@route-controller/agent/lab';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, parseCidrList } from '@route-controller/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAB, LoopLab, type LoopLabOptions } from '../src/loop-lab.js';
 import { foreignTables } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 

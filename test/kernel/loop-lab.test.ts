@@ -1,5 +1,5 @@
+import { LAB, LoopLab } from '@route-controller/agent/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LAB, LoopLab } from '../src/loop-lab.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const handWrittenDrop = `table inet hand-drop {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { Netns } from '@route-controller/agent/lab';
 import { expect, it } from 'vitest';
-import { Netns } from '../src/netns.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const listNamespaces = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });

@@ -1,3 +1,4 @@
+import { Netns, ping } from '@route-controller/agent/lab';
 import {
   IPTABLES_CAPABILITIES,
   IPTABLES_CHAIN,
@@ -19,8 +20,6 @@ import {
   RecordingCommandRunner,
   SAMPLE_CIDRS,
 } from '@route-controller/core/testing';
-import { ping } from './loop-lab.js';
-import { Netns } from './netns.js';
 
 /**
  * The iptables backend's contract fixture: a fresh namespace per test, the backend's commands

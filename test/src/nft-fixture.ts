@@ -1,3 +1,4 @@
+import { Netns, ping } from '@route-controller/agent/lab';
 import { NFT_TABLE, NftBackend } from '@route-controller/backend-nft';
 import {
   type BlockAction,
@@ -14,8 +15,6 @@ import {
   type KernelView,
   RecordingCommandRunner,
 } from '@route-controller/core/testing';
-import { ping } from './loop-lab.js';
-import { Netns } from './netns.js';
 
 /**
  * The nft backend's contract fixture: a fresh network namespace per test, the backend's commands

@@ -1,3 +1,4 @@
+import { ErrorCodes } from '@route-controller/core';
 import { Command, Option } from 'commander';
 import { cleanupCommand } from './commands/cleanup.js';
 import { describeError, type Output, processOutput } from './commands/output.js';
@@ -121,6 +122,29 @@ export function buildProgram(
     const cfg = config(flags);
     if (cfg) await guard(() => cleanupCommand(toolbox(cfg), output));
   });
+
+  program
+    .command('demo')
+    .description(
+      'show the loop and its end (root): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
+    )
+    .option('--json', 'print one JSON object instead of the report')
+    .option('--pings <count>', 'pings per measurement', '10')
+    .action(async (flags: { json?: boolean; pings: string }) => {
+      const pings = Number(flags.pings);
+      if (!Number.isInteger(pings) || pings < 1 || pings > 1000) {
+        output.err(
+          `error ${ErrorCodes.InvalidConfig}: --pings="${flags.pings}" is invalid\n  hint: Set --pings to a whole number from 1 to 1000.`,
+        );
+        exit(2);
+        return;
+      }
+      await guard(() =>
+        import('./commands/demo.js').then(({ demoCommand }) =>
+          demoCommand({ json: flags.json === true, pings }, output),
+        ),
+      );
+    });
 
   return program;
 }

@@ -7,23 +7,36 @@ import {
   ProcessCommandRunner,
 } from '@route-controller/core';
 
-/** Every namespace our tests create starts with this, followed by the creating process id. */
+/**
+ * Every namespace made here is named `<prefix>-<pid>-<n>-<label>`: unique per process, so parallel
+ * test files never collide, and traceable to its creator, so strays of killed runs can be swept.
+ * Tests use the default prefix; `route-controller demo` uses its own.
+ */
 export const NETNS_PREFIX = 'rct';
 
 const host = new ProcessCommandRunner({ defaultTimeoutMs: 30_000 });
 const live = new Set<string>();
 let counter = 0;
+let exitHookInstalled = false;
 
-/** Removes namespaces left by this process even when a test run is cut short. */
-process.once('exit', () => {
+/** Removes this process's namespaces when it exits, even when a run is cut short. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', removeLiveNamespacesSync);
+}
+
+/** Deletes every namespace this process still holds, synchronously (for exit and signal paths). */
+export function removeLiveNamespacesSync(): void {
   for (const name of live) {
     try {
       execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
     } catch {
       // already gone
     }
+    live.delete(name);
   }
-});
+}
 
 export class CommandError extends Error {
   constructor(
@@ -43,9 +56,10 @@ export class Netns {
   }
 
   /** Creates a namespace with a name unique to this process, with loopback up. */
-  static async create(label: string): Promise<Netns> {
+  static async create(label: string, prefix: string = NETNS_PREFIX): Promise<Netns> {
+    installExitHook();
     counter += 1;
-    const name = `${NETNS_PREFIX}-${process.pid}-${counter}-${label}`;
+    const name = `${prefix}-${process.pid}-${counter}-${label}`;
     await mustRun(host, 'ip', ['netns', 'add', name]);
     live.add(name);
     const ns = new Netns(name);
@@ -80,8 +94,8 @@ async function mustRun(runner: CommandRunner, file: string, args: readonly strin
   return result;
 }
 
-/** Names of namespaces of ours whose creating process is gone (a killed earlier run). */
-export function strayNamespaces(): string[] {
+/** Names of namespaces with `prefix` whose creating process is gone (a killed earlier run). */
+export function strayNamespaces(prefix: string = NETNS_PREFIX): string[] {
   let listing = '';
   try {
     listing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
@@ -92,7 +106,7 @@ export function strayNamespaces(): string[] {
     .split('\n')
     .map((line) => line.split(' ')[0] ?? '')
     .filter((name) => {
-      const match = new RegExp(`^${NETNS_PREFIX}-(\\d+)-`).exec(name);
+      const match = new RegExp(`^${prefix}-(\\d+)-`).exec(name);
       return match !== null && !processAlive(Number(match[1]));
     });
 }
@@ -106,8 +120,8 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export function removeStrayNamespaces(): string[] {
-  const stray = strayNamespaces();
+export function removeStrayNamespaces(prefix: string = NETNS_PREFIX): string[] {
+  const stray = strayNamespaces(prefix);
   for (const name of stray) {
     try {
       execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });

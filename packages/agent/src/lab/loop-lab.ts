@@ -32,6 +32,8 @@ export interface LoopLabOptions {
    * a CNI or kube-proxy do: a drop placed below it would never be reached.
    */
   readonly podAcceptRule?: 'iptables-nft' | 'iptables-legacy';
+  /** Prefix of the namespaces' names (see Netns). */
+  readonly prefix?: string;
 }
 
 export interface PingResult {
@@ -50,7 +52,7 @@ export class LoopLab {
   static async create(options: LoopLabOptions = {}): Promise<LoopLab> {
     const made: Netns[] = [];
     try {
-      for (const label of ['pod', 'server', 'node', 'ws']) made.push(await Netns.create(label));
+      for (const label of ['pod', 'server', 'node', 'ws']) made.push(await Netns.create(label, options.prefix));
       const [pod, server, node, workstation] = made as [Netns, Netns, Netns, Netns];
       const lab = new LoopLab(pod, server, node, workstation);
       await lab.#wire();
@@ -203,6 +205,44 @@ export class LoopLab {
       parts.push(saved.replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, '[0:0]'));
     }
     return parts.join('\n---\n');
+  }
+
+  /**
+   * The node's rules, without the scaffolding a firewall tool needs before it can hold any: a
+   * table whose only content is built-in chains with no rules and an accept policy. iptables
+   * creates the filter table on first use and cannot always remove it (legacy tables live as long
+   * as their kernel module); such a table changes no packet's fate.
+   */
+  async nodeRules(): Promise<string> {
+    const parts: string[] = [];
+    const ruleset = JSON.parse((await this.node.must('nft', ['-j', '-s', 'list', 'ruleset'])).stdout) as {
+      nftables: Record<string, Record<string, unknown>>[];
+    };
+    const key = (o: Record<string, unknown>) => `${String(o.family)} ${String(o.table ?? o.name)}`;
+    // A table holds content when it has a rule, a set or map, a regular chain (someone made it on
+    // purpose, even empty) or a base chain whose policy is not accept.
+    const busy = new Set<string>();
+    for (const entry of ruleset.nftables) {
+      const [kind, object] = Object.entries(entry)[0] ?? [];
+      if (!object || kind === 'metainfo' || kind === 'table') continue;
+      if (kind === 'chain' && object.hook !== undefined && object.policy === 'accept') continue;
+      busy.add(key(object));
+    }
+    for (const entry of ruleset.nftables) {
+      const [kind, object] = Object.entries(entry)[0] ?? [];
+      if (!object || kind === 'metainfo') continue;
+      const table = kind === 'table' ? `${String(object.family)} ${String(object.name)}` : key(object);
+      if (busy.has(table)) parts.push(JSON.stringify(entry));
+    }
+    for (const bin of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
+      const saved = (await this.node.must(bin, [])).stdout.replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, '[0:0]');
+      for (const table of saved.split(/^(?=\*)/m)) {
+        // Scaffolding: no rules, and only built-in chains with an ACCEPT policy (":NAME ACCEPT").
+        const scaffolding = !/^-A /m.test(table) && !/^:\S+ (?!ACCEPT )/m.test(table);
+        if (table.trim() && !scaffolding) parts.push(table);
+      }
+    }
+    return parts.join('\n');
   }
 }
 

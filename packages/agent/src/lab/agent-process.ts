@@ -1,10 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { type CommandResult, ProcessCommandRunner } from '@route-controller/core';
 import type { Netns } from './netns.js';
 
-/** The real CLI, as `pnpm install` builds it. */
-export const AGENT_BIN = fileURLToPath(new URL('../../packages/agent/bin/route-controller.js', import.meta.url));
+/** The real CLI of this package (dist/lab/ -> bin/). */
+export const AGENT_BIN = fileURLToPath(new URL('../../bin/route-controller.js', import.meta.url));
+
+const cli = new ProcessCommandRunner({ defaultTimeoutMs: 60_000 });
+
+/** PATH and HOME of this process; nothing else leaks into the agent's environment. */
+function baseEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root' };
+}
 
 export interface LogLine {
   readonly level: string;
@@ -68,8 +75,7 @@ export class AgentProcess {
 
   /** Starts the agent in `ns`; PATH and HOME come from this process, everything else from `env`. */
   static start(ns: Netns, env: Readonly<Record<string, string>>, args: readonly string[] = []): AgentProcess {
-    const base = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root' };
-    return new AgentProcess(ns, { ...base, ...env }, args);
+    return new AgentProcess(ns, { ...baseEnv(), ...env }, args);
   }
 
   get pid(): number | undefined {
@@ -141,14 +147,13 @@ export async function runCli(
   ns: Netns,
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
-): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const result = await execa('ip', ['netns', 'exec', ns.name, process.execPath, AGENT_BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-    extendEnv: false,
-    reject: false,
-    timeout: 60_000,
+): Promise<CommandResult> {
+  const assignments = Object.entries({ ...baseEnv(), ...env }).map(([key, value]) => `${key}=${value}`);
+  // `env -i`: the command sees only the variables given, as a container would.
+  return cli.run({
+    file: 'ip',
+    args: ['netns', 'exec', ns.name, 'env', '-i', ...assignments, process.execPath, AGENT_BIN, ...args],
   });
-  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
 /** GETs a path from the agent's endpoint, from inside its namespace. */

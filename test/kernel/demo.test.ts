@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { AGENT_BIN } from '@route-controller/agent/lab';
+import { ProcessCommandRunner } from '@route-controller/core';
+import { expect, it } from 'vitest';
+import { describeKernel } from '../src/prerequisites.js';
+
+const runner = new ProcessCommandRunner({ defaultTimeoutMs: 180_000 });
+const demoNamespaces = async () =>
+  (await runner.run({ file: 'ip', args: ['netns', 'list'] })).stdout
+    .split('\n')
+    .filter((line) => line.startsWith(`rcdemo-`));
+
+interface Report {
+  ok: boolean;
+  pings: number;
+  unprotected: { ipv4: number; ipv6: number };
+  runs: {
+    backend: string;
+    requested: string;
+    chosen?: string;
+    reason?: string;
+    loop?: { ipv4: number; ipv6: number };
+    live?: Record<string, { fromPod: string; fromNode: string }>;
+    dropped?: Record<string, { packets: number }>;
+    restored?: boolean;
+  }[];
+}
+
+describeKernel('route-controller demo', () => {
+  it('shows the loop, ends it with every backend, and leaves no namespace behind', async () => {
+    const result = await runner.run({ file: process.execPath, args: [AGENT_BIN, 'demo', '--json', '--pings', '5'] });
+    expect(result.exitCode, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as Report;
+    expect(report.ok).toBe(true);
+    expect(report.unprotected.ipv4).toBeGreaterThan(100);
+    expect(report.unprotected.ipv6).toBeGreaterThan(100);
+    expect(report.runs.map((run) => run.backend).sort()).toEqual(['iptables-legacy', 'iptables-nft', 'nft']);
+    expect(report.runs[0]).toMatchObject({ requested: 'auto', chosen: 'nft' });
+    for (const run of report.runs) {
+      expect(run.chosen).toBe(run.backend);
+      expect(run.reason).toBeTruthy();
+      expect(run.loop).toEqual({ ipv4: 0, ipv6: 0 });
+      for (const side of Object.values(run.live ?? {})) expect(side).toEqual({ fromPod: '3/3', fromNode: '3/3' });
+      expect(run.dropped?.ipv4?.packets).toBe(5);
+      expect(run.dropped?.ipv6?.packets).toBe(5);
+      expect(run.restored).toBe(true);
+    }
+    expect(await demoNamespaces()).toEqual([]);
+  });
+
+  it('removes its namespaces when interrupted', async () => {
+    const child = spawn(process.execPath, [AGENT_BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no progress: ${output}`)), 60_000);
+      child.stdout.on('data', (chunk: string) => {
+        output += chunk;
+        if (output.includes('Running route-controller')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect((await demoNamespaces()).length).toBe(4);
+    // The demo's children: the agent it runs in the lab node (and whatever it runs at that moment).
+    const children = (await runner.run({ file: 'pgrep', args: ['-P', String(child.pid)] })).stdout
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+    expect(children.length).toBeGreaterThan(0);
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(await demoNamespaces()).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Gone, or a zombie waiting for whoever inherited it to reap it: either way no longer running.
+    const alive = children.filter((pid) => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  });
+
+  it('refuses to run without root, saying why', async () => {
+    const result = await runner.run({
+      file: 'setpriv',
+      args: ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, AGENT_BIN, 'demo'],
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('the demo needs root');
+    expect(await demoNamespaces()).toEqual([]);
+  });
+});
