@@ -20,27 +20,9 @@ import {
 import type { Logger } from '../observability/logger.js';
 import { Backoff } from '../reconcile/backoff.js';
 import { type ApiFailure, toApiFailure } from './api-failure.js';
+import type { ApiConnectionState } from './api-state.js';
 
 export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
-
-/** The API connection, as status and metrics show it. */
-export type ApiConnectionState =
-  | 'not-configured'
-  | 'connecting'
-  | 'synced'
-  | 'unreachable'
-  | 'not-found'
-  | 'forbidden'
-  | 'stopped';
-export const API_CONNECTION_STATES: readonly ApiConnectionState[] = [
-  'connecting',
-  'synced',
-  'unreachable',
-  'not-found',
-  'not-configured',
-  'forbidden',
-  'stopped',
-];
 
 export interface KubernetesSourceStatus {
   readonly state: ApiConnectionState;

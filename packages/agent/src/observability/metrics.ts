@@ -1,5 +1,6 @@
 import type { FirewallBackend, IpFamily, ServiceCidrs } from '@route-controller/core';
 import type { Registry } from 'prom-client';
+import { API_CONNECTION_STATES } from '../kubernetes/api-state.js';
 
 interface KubernetesStatus {
   readonly state: string;
@@ -159,11 +160,12 @@ export class AgentMetrics {
     }
     gauge(
       'route_controller_kubernetes_api_state',
-      'State of the ServiceCIDR watch (value 1): connecting, synced, unreachable, not-found, forbidden, stopped',
+      `State of the ServiceCIDR watch: 1 for the current state, 0 for the others (${API_CONNECTION_STATES.join(', ')})`,
       ['state'],
       (set) => {
         const status = state.kubernetes?.();
-        if (status) set({ state: status.state }, 1);
+        if (!status) return;
+        for (const name of API_CONNECTION_STATES) set({ state: name }, name === status.state ? 1 : 0);
       },
     );
     gauge(
