@@ -1,4 +1,4 @@
-import { Netns, ping } from '@route-controller/agent/lab';
+import { Netns } from '@route-controller/agent/lab';
 import {
   IPTABLES_CAPABILITIES,
   IPTABLES_CHAIN,
@@ -14,12 +14,8 @@ import type {
   CommandRunner,
   IpFamily,
 } from '@route-controller/core';
-import {
-  type ContractFixture,
-  type KernelView,
-  RecordingCommandRunner,
-  SAMPLE_CIDRS,
-} from '@route-controller/core/testing';
+import { type ContractFixture, type KernelView, RecordingCommandRunner } from '@route-controller/core/testing';
+import { TrafficClient } from './traffic-client.js';
 
 /**
  * The iptables backend's contract fixture: a fresh namespace per test, the backend's commands
@@ -206,49 +202,6 @@ const FOREIGN_NFT_TABLE = `table inet rct-foreign {
 }
 `;
 
-/** Builds a client namespace that sends packets through the node's FORWARD hook. */
-class TrafficSource {
-  private constructor(readonly client: Netns) {}
-
-  static async attach(node: Netns): Promise<TrafficSource> {
-    const client = await Netns.create('ipt-client');
-    try {
-      for (const ns of [node, client]) {
-        await ns.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
-      }
-      await node.must('ip', ['link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.name]);
-      await node.must('ip', ['link', 'set', 'c0', 'up']);
-      await client.must('ip', ['link', 'set', 'eth0', 'up']);
-      await node.must('ip', ['addr', 'add', '10.250.0.1/24', 'dev', 'c0']);
-      await node.must('ip', ['addr', 'add', 'fd00:250::1/64', 'dev', 'c0', 'nodad']);
-      await client.must('ip', ['addr', 'add', '10.250.0.2/24', 'dev', 'eth0']);
-      await client.must('ip', ['addr', 'add', 'fd00:250::2/64', 'dev', 'eth0', 'nodad']);
-      await client.must('ip', ['route', 'add', 'default', 'via', '10.250.0.1']);
-      await client.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:250::1']);
-      // The sample Service CIDRs are routed back out to the client, which does not forward and
-      // drops them: the node forwards them, so they cross its FORWARD hook.
-      await node.must('ip', ['route', 'add', '10.0.0.0/8', 'via', '10.250.0.2']);
-      await node.must('ip', ['-6', 'route', 'add', 'fd00::/16', 'via', 'fd00:250::2']);
-      await node.sysctl({
-        'net.ipv4.ip_forward': 1,
-        'net.ipv6.conf.all.forwarding': 1,
-        'net.ipv4.conf.all.send_redirects': 0,
-      });
-      return new TrafficSource(client);
-    } catch (error) {
-      await client.delete();
-      throw error;
-    }
-  }
-
-  /** Pings the first address of the first sample CIDR of `family`, through the node. */
-  async send(family: IpFamily): Promise<void> {
-    const cidr = SAMPLE_CIDRS[family][0] ?? '';
-    const address = family === 'ipv4' ? cidr.replace(/0\/\d+$/, '1') : cidr.replace(/::\/\d+$/, '::1');
-    await ping(this.client, address, { count: 3, replyTimeoutSeconds: 0.2 });
-  }
-}
-
 export interface IptablesFixture extends ContractFixture<IptablesBackend> {
   readonly ns: Netns;
   readonly recorder: RecordingCommandRunner;
@@ -259,7 +212,7 @@ export async function iptablesFixture(mode: IptablesMode): Promise<IptablesFixtu
   const failing = new WriteFailingRunner(ns.runner, mode);
   const recorder = new RecordingCommandRunner(failing);
   const backend = new IptablesBackend({ mode, runner: recorder });
-  let traffic: TrafficSource | undefined;
+  let traffic: TrafficClient | undefined;
   return {
     ns,
     recorder,
@@ -291,11 +244,11 @@ export async function iptablesFixture(mode: IptablesMode): Promise<IptablesFixtu
       failing.failing = true;
     },
     sendBlockedTraffic: async (family) => {
-      traffic ??= await TrafficSource.attach(ns);
+      traffic ??= await TrafficClient.attach(ns);
       await traffic.send(family);
     },
     dispose: async () => {
-      await traffic?.client.delete();
+      await traffic?.delete();
       await ns.delete();
     },
   };

@@ -1,4 +1,4 @@
-import { Netns, ping } from '@route-controller/agent/lab';
+import { Netns } from '@route-controller/agent/lab';
 import { NFT_TABLE, NftBackend } from '@route-controller/backend-nft';
 import {
   type BlockAction,
@@ -15,6 +15,7 @@ import {
   type KernelView,
   RecordingCommandRunner,
 } from '@route-controller/core/testing';
+import { TrafficClient } from './traffic-client.js';
 
 /**
  * The nft backend's contract fixture: a fresh network namespace per test, the backend's commands
@@ -171,33 +172,7 @@ export async function createNftFixture(label = 'nft'): Promise<NftContractFixtur
   const dropping = new CapabilityDroppingRunner(ns.runner);
   const recorder = new RecordingCommandRunner(dropping);
   const backend = new NftBackend({ runner: recorder });
-  let client: Netns | undefined;
-
-  /** Lazily: a client namespace whose packets the fixture's namespace forwards to a dummy route. */
-  const clientNs = async (): Promise<Netns> => {
-    if (client) return client;
-    const made = await Netns.create(`${label}-cl`);
-    client = made;
-    await made.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
-    await ns.sysctl({ 'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1, 'net.ipv6.conf.all.accept_dad': 0 });
-    await ns.must('ip', ['link', 'add', 'cl0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', made.name]);
-    await ns.must('ip', ['link', 'set', 'cl0', 'up']);
-    await made.must('ip', ['link', 'set', 'eth0', 'up']);
-    await ns.must('ip', ['addr', 'add', '192.0.2.1/24', 'dev', 'cl0']);
-    await ns.must('ip', ['addr', 'add', '2001:db8:1::1/64', 'dev', 'cl0', 'nodad']);
-    await made.must('ip', ['addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
-    await made.must('ip', ['addr', 'add', '2001:db8:1::2/64', 'dev', 'eth0', 'nodad']);
-    await made.must('ip', ['route', 'add', 'default', 'via', '192.0.2.1']);
-    await made.must('ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:1::1']);
-    // Somewhere to forward to, so packets reach the forward hook instead of "network unreachable"
-    // (a veth pair, since not every kernel has the dummy driver).
-    await ns.must('ip', ['link', 'add', 'sink0', 'type', 'veth', 'peer', 'name', 'sink1']);
-    await ns.must('ip', ['link', 'set', 'sink0', 'up']);
-    await ns.must('ip', ['link', 'set', 'sink1', 'up']);
-    await ns.must('ip', ['route', 'add', 'default', 'dev', 'sink0']);
-    await ns.must('ip', ['-6', 'route', 'add', 'default', 'dev', 'sink0']);
-    return made;
-  };
+  let traffic: TrafficClient | undefined;
 
   return {
     ns,
@@ -216,13 +191,12 @@ export async function createNftFixture(label = 'nft'): Promise<NftContractFixtur
     failWrites: () => {
       dropping.failing = true;
     },
-    // Addresses inside SAMPLE_CIDRS' first range of each family (10.96.0.0/16, fd00:10:96::/112).
     sendBlockedTraffic: async (family) => {
-      const from = await clientNs();
-      await ping(from, family === 'ipv4' ? '10.96.0.1' : 'fd00:10:96::1', { count: 3, replyTimeoutSeconds: 0.2 });
+      traffic ??= await TrafficClient.attach(ns);
+      await traffic.send(family);
     },
     dispose: async () => {
-      await Promise.allSettled([ns.delete(), ...(client ? [client.delete()] : [])]);
+      await Promise.allSettled([ns.delete(), ...(traffic ? [traffic.delete()] : [])]);
     },
   };
 }

@@ -71,6 +71,9 @@ export class Agent {
     }
     await this.reconciler.start();
     await this.#removeLeftovers();
+    for (const warning of await this.selector.flavourWarnings(selection).catch(() => [])) {
+      this.#log.warn({ backend: selection.backend }, warning);
+    }
   }
 
   /** Stops promptly. Keeps the rules (no gap during a rolling update) unless CLEANUP_ON_EXIT. */

@@ -39,8 +39,8 @@ export class BackendSelector {
         availability: {},
       };
     if (requested !== 'auto') {
+      // A forced backend needs only its own probe; the flavour check is a warning, made after start.
       findings.availability[requested] = await this.probe(requested);
-      if (requested !== 'nft') findings.detection = await this.detection();
     } else {
       findings.availability.nft = await this.probe('nft');
       if (!findings.availability.nft.available) {
@@ -63,6 +63,16 @@ export class BackendSelector {
       if (!(error instanceof RouteControllerError)) throw error;
       return { availability, detection, error };
     }
+  }
+
+  /**
+   * For a forced iptables backend: warnings when the node's kube-proxy uses the other flavour.
+   * Run after the rules are in place, as it reads every table of both flavours.
+   */
+  async flavourWarnings(selection: Selection): Promise<readonly string[]> {
+    if (this.config.backend === 'auto' || this.config.backend === 'nft') return [];
+    const decision = decideBackend(this.config.backend, { ...selection, detection: await this.detection() });
+    return decision.warnings.filter((warning) => !selection.warnings.includes(warning));
   }
 
   probe(name: BackendName): Promise<Availability> {

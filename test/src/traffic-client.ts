@@ -1,0 +1,52 @@
+import { Netns, ping } from '@route-controller/agent/lab';
+import type { IpFamily } from '@route-controller/core';
+import { SAMPLE_CIDRS } from '@route-controller/core/testing';
+
+/**
+ * A client namespace whose pings to the contract suite's sample CIDRs the node forwards (out
+ * again to the client, which does not forward and drops them): packets that cross the node's
+ * forward hook, for the counters group of the contract suite.
+ */
+export class TrafficClient {
+  private constructor(readonly client: Netns) {}
+
+  static async attach(node: Netns): Promise<TrafficClient> {
+    const client = await Netns.create('traffic');
+    try {
+      for (const ns of [node, client]) {
+        await ns.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
+      }
+      await node.must('ip', ['link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.name]);
+      await node.must('ip', ['link', 'set', 'c0', 'up']);
+      await client.must('ip', ['link', 'set', 'eth0', 'up']);
+      await node.must('ip', ['addr', 'add', '10.250.0.1/24', 'dev', 'c0']);
+      await node.must('ip', ['addr', 'add', 'fd00:250::1/64', 'dev', 'c0', 'nodad']);
+      await client.must('ip', ['addr', 'add', '10.250.0.2/24', 'dev', 'eth0']);
+      await client.must('ip', ['addr', 'add', 'fd00:250::2/64', 'dev', 'eth0', 'nodad']);
+      await client.must('ip', ['route', 'add', 'default', 'via', '10.250.0.1']);
+      await client.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:250::1']);
+      await node.must('ip', ['route', 'add', '10.0.0.0/8', 'via', '10.250.0.2']);
+      await node.must('ip', ['-6', 'route', 'add', 'fd00::/16', 'via', 'fd00:250::2']);
+      await node.sysctl({
+        'net.ipv4.ip_forward': 1,
+        'net.ipv6.conf.all.forwarding': 1,
+        'net.ipv4.conf.all.send_redirects': 0,
+      });
+      return new TrafficClient(client);
+    } catch (error) {
+      await client.delete();
+      throw error;
+    }
+  }
+
+  /** Three pings to an address in the first sample CIDR of `family`, through the node. */
+  async send(family: IpFamily): Promise<void> {
+    const cidr = SAMPLE_CIDRS[family][0] ?? '';
+    const address = family === 'ipv4' ? cidr.replace(/0\/\d+$/, '1') : cidr.replace(/::\/\d+$/, '::1');
+    await ping(this.client, address, { count: 3, replyTimeoutSeconds: 0.2 });
+  }
+
+  async delete(): Promise<void> {
+    await this.client.delete();
+  }
+}
