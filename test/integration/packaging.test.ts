@@ -1,0 +1,90 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessCommandRunner } from '@route-controller/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The backends are published and consumed on their own: packed as tarballs and installed into an
+ * empty app with npm, each must bring core and nothing of the agent's (above all not the
+ * Kubernetes client), and work from its published files alone.
+ */
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const runner = new ProcessCommandRunner({ defaultTimeoutMs: 180_000 });
+const PACKAGES = ['core', 'backend-nft', 'backend-iptables'] as const;
+
+async function must(file: string, args: string[]): Promise<string> {
+  const result = await runner.run({ file, args });
+  if (result.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.exitCode}: ${result.stderr}`);
+  return result.stdout;
+}
+
+describe('the backends installed alone from packed tarballs', () => {
+  let dir: string;
+  const tarballs: Record<string, string> = {};
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rc-pack-'));
+    for (const name of PACKAGES) {
+      const out = await must('pnpm', ['--dir', join(root, 'packages', name), 'pack', '--pack-destination', dir]);
+      const file = out.trim().split('\n').at(-1) ?? '';
+      tarballs[name] = file.startsWith('/') ? file : join(dir, file);
+    }
+  }, 180_000);
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const backend of ['backend-nft', 'backend-iptables'] as const) {
+    it(`${backend} with core: no Kubernetes client, nothing but dist, and it works`, async () => {
+      const app = await mkdtemp(join(dir, `app-${backend}-`));
+      await writeFile(
+        join(app, 'package.json'),
+        JSON.stringify({
+          name: 'consumer',
+          private: true,
+          type: 'module',
+          dependencies: {
+            '@route-controller/core': `file:${tarballs.core}`,
+            [`@route-controller/${backend}`]: `file:${tarballs[backend]}`,
+          },
+        }),
+      );
+      await must('npm', ['install', '--prefix', app, '--no-audit', '--no-fund', '--loglevel=error']);
+      const tree = JSON.parse(await must('npm', ['ls', '--prefix', app, '--all', '--json'])) as {
+        dependencies: Record<string, { dependencies?: Record<string, unknown> }>;
+      };
+      const names = new Set<string>();
+      const walk = (deps: Record<string, { dependencies?: Record<string, unknown> }> | undefined) => {
+        for (const [name, dep] of Object.entries(deps ?? {})) {
+          names.add(name);
+          walk(dep.dependencies as Record<string, { dependencies?: Record<string, unknown> }> | undefined);
+        }
+      };
+      walk(tree.dependencies);
+      expect([...names].filter((name) => name.startsWith('@kubernetes/'))).toEqual([]);
+      expect(names.has('@route-controller/agent')).toBe(false);
+      expect(names.has('@route-controller/core')).toBe(true);
+      // Published files: dist and the manifest (npm adds README and LICENSE when present), no sources or tests.
+      const published = await readdir(join(app, 'node_modules', '@route-controller', backend));
+      expect(published.filter((file) => !['dist', 'package.json', 'README.md', 'LICENSE'].includes(file))).toEqual([]);
+
+      const script =
+        backend === 'backend-nft'
+          ? `const { NftBackend } = await import('@route-controller/backend-nft');
+             const b = new NftBackend(); console.log(JSON.stringify({ name: b.name, families: b.capabilities.families }));`
+          : `const { IptablesBackend } = await import('@route-controller/backend-iptables');
+             const b = new IptablesBackend({ mode: 'legacy' }); console.log(JSON.stringify({ name: b.name, families: b.capabilities.families }));`;
+      const core = `const { parseCidrList, desiredState } = await import('@route-controller/core');
+        const d = desiredState(parseCidrList('10.96.0.0/12').cidrs); if (d.cidrs.ipv4[0].text !== '10.96.0.0/12') process.exit(3);`;
+      // A module inside the app, so its imports resolve from the app's node_modules.
+      await writeFile(join(app, 'smoke.mjs'), `${core}\n${script}\n`);
+      const out = await must(process.execPath, [join(app, 'smoke.mjs')]);
+      expect(JSON.parse(out)).toEqual({
+        name: backend === 'backend-nft' ? 'nft' : 'iptables-legacy',
+        families: ['ipv4', 'ipv6'],
+      });
+    }, 180_000);
+  }
+});
