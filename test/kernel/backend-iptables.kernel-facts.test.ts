@@ -14,7 +14,7 @@ import {
   ProcessCommandRunner,
   RouteControllerError,
 } from '@route-controller/core';
-import { desired } from '@route-controller/core/testing';
+import { codedRejection, desired } from '@route-controller/core/testing';
 import { expect, it } from 'vitest';
 import { binary, forwardRules, kernelView, restoreInto } from '../src/iptables-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
@@ -36,16 +36,6 @@ async function withNamespace(body: (ns: Netns) => Promise<void>): Promise<void> 
   } finally {
     await ns.delete();
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RouteControllerError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RouteControllerError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Runs `before` once, right before the first restore that writes: another tool racing us. */
@@ -94,7 +84,7 @@ describeKernel('iptables kernel facts the backend relies on', () => {
           await ns.must(binary(mode, 'ipv4', ''), ['-w', '-D', 'FORWARD', ...JUMP_SPEC]);
         });
         const backend = new IptablesBackend({ mode, runner: racer });
-        const error = await rejection(backend.apply(desired(['10.96.0.0/16', '10.97.0.0/16'])));
+        const error = await codedRejection(backend.apply(desired(['10.96.0.0/16', '10.97.0.0/16'])));
         expect(error.code).toBe(ErrorCodes.FirewallNotFound);
         expect(error.hint).toMatch(/next resync/);
         expect(String(error.details.stderr)).toMatch(/line \d+ failed/);
@@ -122,7 +112,7 @@ describeKernel('iptables kernel facts the backend relies on', () => {
         const availability = await backend.probe();
         expect(availability.available).toBe(false);
         expect(availability.reason).toMatch(/permission denied/i);
-        const error = await rejection(backend.apply(desired(['10.96.0.0/16'])));
+        const error = await codedRejection(backend.apply(desired(['10.96.0.0/16'])));
         expect(error.code).toBe(ErrorCodes.FirewallPermission);
         expect(error.hint).toMatch(/root|CAP_NET_ADMIN/);
         expect(error.details.stderr).toMatch(/Permission denied/);
@@ -156,7 +146,7 @@ describeKernel('iptables kernel facts the backend relies on', () => {
           ns.name,
         ]);
         const legacy = new IptablesBackend({ mode: 'legacy', runner: withLock, lockWaitSeconds: 1 });
-        const error = await rejection(legacy.apply(desired(['10.96.0.0/16'])));
+        const error = await codedRejection(legacy.apply(desired(['10.96.0.0/16'])));
         expect(error.code).toBe(ErrorCodes.CommandFailed);
         expect(error.hint).toMatch(/xtables lock/);
         expect(error.details.stderr).toMatch(/holding the xtables lock/);

@@ -1,5 +1,5 @@
 import { ErrorCodes, isRouteControllerError, RouteControllerError } from '@route-controller/core';
-import { desired, FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { codedRejection, desired, FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { IptablesBackend } from '../src/iptables-backend.js';
 import { probeReadArgs } from '../src/probe.js';
@@ -13,16 +13,6 @@ import {
   restoreWrite,
   saveRead,
 } from './samples.js';
-
-async function rejection(promise: Promise<unknown>): Promise<RouteControllerError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RouteControllerError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 const FRESH_V4 = `*filter
 :ROUTE-CONTROLLER - [0:0]
@@ -170,7 +160,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         action: 'drop' as const,
         cidrs: { ipv4: desired(['10.96.0.0/16', '10.97.0.0/16']).cidrs.ipv4.toReversed(), ipv6: [] },
       };
-      const error = await rejection(backend.apply(bad));
+      const error = await codedRejection(backend.apply(bad));
       expect(error.code).toBe(ErrorCodes.InvalidDesiredState);
       expect(runner.calls).toEqual([]);
     });
@@ -186,7 +176,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         restoreWrite(mode, 'ipv4', FRESH_V4),
         restoreWrite(mode, 'ipv6', FRESH_V6, { exitCode: 4, stderr }),
       ]);
-      const error = await rejection(backend.apply(desired(['10.96.0.0/16', 'fd00:10:96::/112'])));
+      const error = await codedRejection(backend.apply(desired(['10.96.0.0/16', 'fd00:10:96::/112'])));
       runner.assertDone();
       expect(error.code).toBe(ErrorCodes.FirewallPermission);
       expect(error.hint).toMatch(/root|CAP_NET_ADMIN/);
@@ -200,7 +190,7 @@ for (const mode of ['legacy', 'nft'] as const) {
           stderr: 'iptables-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n',
         }),
       ]);
-      const error = await rejection(backend.observe());
+      const error = await codedRejection(backend.observe());
       expect(error.code).toBe(ErrorCodes.FirewallUnsupported);
     });
 
@@ -237,7 +227,7 @@ for (const mode of ['legacy', 'nft'] as const) {
       expect(availability.warnings).toHaveLength(1);
       expect(backend.capabilities.families).toEqual(['ipv4']);
       expect(await backend.apply(desired(['10.96.0.0/16']))).toMatchObject({ writes: 1 });
-      const refused = await rejection(backend.apply(desired(['10.96.0.0/16', 'fd00:10:96::/112'])));
+      const refused = await codedRejection(backend.apply(desired(['10.96.0.0/16', 'fd00:10:96::/112'])));
       expect(refused.code).toBe(ErrorCodes.FirewallUnsupported);
       expect(refused.message).toMatch(new RegExp(`ip6tables-${mode}-save not found`));
       expect(refused.hint).toBeTruthy();

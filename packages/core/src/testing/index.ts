@@ -1,3 +1,4 @@
+export * from './coded-rejection.js';
 export * from './contract-suite.js';
 export * from './fake-command-runner.js';
 export * from './memory-backend.js';
