@@ -16,10 +16,6 @@ export function iptablesBinary(mode: IptablesMode, family: IpFamily, tool: Iptab
   return tool === 'iptables' ? base : `${base}-${tool}`;
 }
 
-export function iptablesBinaries(mode: IptablesMode, family: IpFamily): readonly string[] {
-  return IPTABLES_TOOLS.map((tool) => iptablesBinary(mode, family, tool));
-}
-
 /** True for the binaries that write (what tests count as a write). */
 export function isRestoreBinary(file: string): boolean {
   return /^ip6?tables-(legacy|nft)-restore$/.test(file);

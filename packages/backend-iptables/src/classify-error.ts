@@ -1,4 +1,12 @@
-import { type ErrorCode, ErrorCodes, formatCommand, RouteControllerError } from '@route-controller/core';
+import {
+  classifyStderr,
+  type ErrorCode,
+  ErrorCodes,
+  formatCommand,
+  PERMISSION_DENIED,
+  RouteControllerError,
+  type StderrRule,
+} from '@route-controller/core';
 
 /**
  * Turns a failed iptables/ip6tables(-save|-restore) run into a coded error. The messages are the
@@ -22,10 +30,8 @@ interface Classification {
   readonly hint: string;
 }
 
-interface Rule {
-  readonly pattern: RegExp;
-  readonly classify: (failure: IptablesFailure, failedLine: string | undefined) => Classification;
-}
+type Classifier = (failure: IptablesFailure, failedLine: string | undefined) => Classification;
+type Rule = StderrRule<Classifier>;
 
 const permission: Classification = {
   code: ErrorCodes.FirewallPermission,
@@ -36,12 +42,12 @@ const permission: Classification = {
 // Order matters: a permission error on the lock file mentions the lock too.
 const RULES: readonly Rule[] = [
   {
-    pattern: /Permission denied|you must be root|Operation not permitted/i,
-    classify: () => permission,
+    pattern: PERMISSION_DENIED,
+    classification: () => permission,
   },
   {
     pattern: /holding the xtables lock|Stopped waiting after|Can't lock|xtables lock/i,
-    classify: () => ({
+    classification: () => ({
       code: ErrorCodes.CommandFailed,
       what: 'the xtables lock is held by another process',
       hint: 'Another iptables user (kube-proxy, Docker, firewalld) held the xtables lock longer than we wait; the next resync retries. Raise lockWaitSeconds if this persists.',
@@ -49,7 +55,7 @@ const RULES: readonly Rule[] = [
   },
   {
     pattern: /Table does not exist \(do you need to insmod\?\)|Protocol not supported|Address family not supported/i,
-    classify: (failure) => ({
+    classification: (failure) => ({
       code: ErrorCodes.FirewallUnsupported,
       what: 'the kernel lacks this iptables flavour',
       hint: /-legacy/.test(failure.file)
@@ -60,7 +66,7 @@ const RULES: readonly Rule[] = [
   {
     pattern:
       /No chain\/target\/match by that name|does a matching rule exist|Couldn't load target|Chain '[^']*' does not exist|Couldn't find target/i,
-    classify: () => ({
+    classification: () => ({
       code: ErrorCodes.FirewallNotFound,
       what: 'a chain, target or rule we referenced does not exist',
       hint: 'The firewall changed between our read and our write (another tool deleted a rule or chain); the next resync reads again and converges.',
@@ -68,7 +74,7 @@ const RULES: readonly Rule[] = [
   },
   {
     pattern: /Device or resource busy|Too many links|Directory not empty/i,
-    classify: () => ({
+    classification: () => ({
       code: ErrorCodes.CommandFailed,
       what: 'our chain is still referenced',
       hint: 'A rule outside FORWARD jumps to our chain; the next resync removes it, or delete it by hand.',
@@ -76,7 +82,7 @@ const RULES: readonly Rule[] = [
   },
   {
     pattern: /Chain already exists|File exists/i,
-    classify: () => ({
+    classification: () => ({
       code: ErrorCodes.FirewallExists,
       what: 'an object we created already exists',
       hint: 'Another process created the same chain concurrently; the next resync converges.',
@@ -85,7 +91,7 @@ const RULES: readonly Rule[] = [
   {
     pattern:
       /unknown option|Bad argument|Unknown arg|host\/network .* not found|COMMIT expected|Bad IP address|unknown reject type|parameter problem|invalid|Error occurred at line/i,
-    classify: () => ({
+    classification: () => ({
       code: ErrorCodes.FirewallSyntax,
       what: 'iptables-restore refused the payload',
       hint: 'This iptables version does not accept a rule route-controller wrote; please report it with details.stderr and the payload.',
@@ -94,7 +100,7 @@ const RULES: readonly Rule[] = [
   {
     // iptables-legacy-restore says only "line N failed": the line tells what could not be done.
     pattern: /line \d+ failed/i,
-    classify: (_failure, failedLine) => {
+    classification: (_failure, failedLine) => {
       if (failedLine?.startsWith('-D ')) {
         return {
           code: ErrorCodes.FirewallNotFound,
@@ -130,9 +136,9 @@ export function classifyIptablesFailure(
   const stderr = failure.stderr.trim();
   const line = failedLineNumber(stderr);
   const failedLine = line !== undefined ? failure.input?.split('\n')[line - 1] : undefined;
-  const rule = RULES.find((candidate) => candidate.pattern.test(stderr));
-  const classification: Classification = rule
-    ? rule.classify(failure, failedLine)
+  const classify = classifyStderr(stderr, RULES);
+  const classification: Classification = classify
+    ? classify(failure, failedLine)
     : failure.exitCode === 2
       ? { code: ErrorCodes.FirewallSyntax, what: 'bad parameters', hint: 'See details.stderr; please report it.' }
       : {

@@ -1,10 +1,4 @@
-import {
-  type BackendCapabilities,
-  type BlockAction,
-  ErrorCodes,
-  type IpFamily,
-  RouteControllerError,
-} from '@route-controller/core';
+import { ErrorCodes, type IpFamily, RouteControllerError } from '@route-controller/core';
 
 /** Our chain in the filter table of each family. Everything else we write refers to it. */
 export const IPTABLES_CHAIN = 'ROUTE-CONTROLLER';
@@ -30,16 +24,6 @@ export const REJECT_WITH: Readonly<Record<IpFamily, string>> = {
   ipv4: 'icmp-admin-prohibited',
   ipv6: 'icmp6-adm-prohibited',
 };
-
-export const IPTABLES_ACTIONS: readonly BlockAction[] = Object.freeze(['drop', 'reject'] as BlockAction[]);
-
-/** What the backend can do before a probe has narrowed the families. */
-export const IPTABLES_CAPABILITIES: BackendCapabilities = Object.freeze({
-  families: Object.freeze(['ipv4', 'ipv6'] as IpFamily[]),
-  actions: IPTABLES_ACTIONS,
-  counters: true,
-  comments: true,
-});
 
 // Targets and built-in chains a user chain must not be named after: a jump would mean something else.
 const RESERVED = new Set([

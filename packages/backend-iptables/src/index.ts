@@ -2,10 +2,10 @@ export {
   IPTABLES_MODES,
   type IptablesMode,
   type IptablesTool,
-  iptablesBinaries,
   iptablesBinary,
   isRestoreBinary,
 } from './binaries.js';
+export { IPTABLES_ACTIONS, IPTABLES_CAPABILITIES } from './capabilities.js';
 export {
   absentFamilyState,
   chainMatches,
@@ -28,8 +28,6 @@ export {
   DEFAULT_LOCK_WAIT_SECONDS,
   FILTER_TABLE,
   FORWARD_CHAIN,
-  IPTABLES_ACTIONS,
-  IPTABLES_CAPABILITIES,
   IPTABLES_CHAIN,
   JUMP_COMMENT,
   REJECT_WITH,

@@ -1,7 +1,7 @@
 import {
   type ApplyResult,
   type Availability,
-  assertValidDesiredState,
+  assertEnforceable,
   type BackendCapabilities,
   type CleanupResult,
   type CommandRunner,
@@ -16,18 +16,13 @@ import {
   type PlannedCommand,
   ProcessCommandRunner,
   RouteControllerError,
-  unsupportedFamilies,
+  SerialQueue,
 } from '@route-controller/core';
 import { IPTABLES_MODES, type IptablesMode, iptablesBinary } from './binaries.js';
+import { IPTABLES_CAPABILITIES } from './capabilities.js';
 import { absentFamilyState, type FamilyChainState, familyStateFromSave, observedState } from './chain-state.js';
 import { classifyIptablesFailure } from './classify-error.js';
-import {
-  assertValidChainName,
-  DEFAULT_LOCK_WAIT_SECONDS,
-  FILTER_TABLE,
-  IPTABLES_CAPABILITIES,
-  IPTABLES_CHAIN,
-} from './constants.js';
+import { assertValidChainName, DEFAULT_LOCK_WAIT_SECONDS, FILTER_TABLE, IPTABLES_CHAIN } from './constants.js';
 import { parseSave } from './parse-save.js';
 import { probeIptables } from './probe.js';
 import {
@@ -73,7 +68,8 @@ export class IptablesBackend implements FirewallBackend {
   #families: readonly IpFamily[] = IPTABLES_CAPABILITIES.families;
   #ipv6Limitation: string | undefined;
   /** apply and cleanup run one at a time: each reads, then writes from what it read. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
+  #capabilities: BackendCapabilities = IPTABLES_CAPABILITIES;
 
   constructor(options: IptablesBackendOptions) {
     if (!IPTABLES_MODES.includes(options.mode)) {
@@ -103,7 +99,7 @@ export class IptablesBackend implements FirewallBackend {
 
   /** Both families until probe() finds the ip6tables binaries missing. */
   get capabilities(): BackendCapabilities {
-    return { ...IPTABLES_CAPABILITIES, families: this.#families };
+    return this.#capabilities;
   }
 
   async probe(): Promise<Availability> {
@@ -112,6 +108,10 @@ export class IptablesBackend implements FirewallBackend {
     if (result.availability.available) {
       this.#families = result.families;
       this.#ipv6Limitation = result.ipv6Limitation;
+      this.#capabilities =
+        result.families.length === IPTABLES_CAPABILITIES.families.length
+          ? IPTABLES_CAPABILITIES
+          : Object.freeze({ ...IPTABLES_CAPABILITIES, families: Object.freeze([...result.families]) });
     }
     return result.availability;
   }
@@ -153,20 +153,10 @@ export class IptablesBackend implements FirewallBackend {
 
   /** Validates, reads both families and renders the writes that would make them match. */
   async #planned(desired: DesiredState): Promise<{ plan: Plan; writes: FamilyWrite[] }> {
-    assertValidDesiredState(desired);
-    const missing = unsupportedFamilies(this.capabilities, desired);
-    if (missing.length > 0) {
-      throw new RouteControllerError(
-        ErrorCodes.FirewallUnsupported,
-        `${this.name} cannot enforce ${missing.join(' and ')} Service CIDRs on this node${
-          this.#ipv6Limitation ? `: ${this.#ipv6Limitation}` : ''
-        }`,
-        {
-          hint: `Install the ip6tables binaries (${iptablesBinary(this.mode, 'ipv6', 'restore')} and friends), or leave ${missing.join(', ')} CIDRs out.`,
-          details: { backend: this.name, families: missing, supported: this.#families },
-        },
-      );
-    }
+    assertEnforceable(this, desired, {
+      why: this.#ipv6Limitation,
+      hint: `Install the ip6tables binaries (${iptablesBinary(this.mode, 'ipv6', 'restore')} and friends), or leave the IPv6 Service CIDRs out.`,
+    });
     const states = await this.#read();
     const writes: FamilyWrite[] = [];
     for (const family of IP_FAMILIES) {
@@ -200,9 +190,7 @@ export class IptablesBackend implements FirewallBackend {
       }
       return familyStateFromSave(parseSave(result.stdout), family, this.chain);
     };
-    // One family after the other: the command seam (and its fakes) sees a stable order.
-    const ipv4 = await read('ipv4');
-    const ipv6 = await read('ipv6');
+    const [ipv4, ipv6] = await Promise.all([read('ipv4'), read('ipv6')]);
     return { ipv4, ipv6 };
   }
 
@@ -228,8 +216,6 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   #serialised<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#queue.run(task);
   }
 }

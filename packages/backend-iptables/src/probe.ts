@@ -7,6 +7,9 @@ import {
   type IpFamily,
   isRouteControllerError,
   type ProbeCheck,
+  parseVersion,
+  type Version,
+  versionAtLeast,
 } from '@route-controller/core';
 import { IPTABLES_TOOLS, type IptablesMode, iptablesBinary } from './binaries.js';
 import { classifyIptablesFailure } from './classify-error.js';
@@ -32,18 +35,8 @@ export function parseIptablesVersion(text: string): IptablesVersion | undefined 
   return { version: match[1], variant: match[2] };
 }
 
-function versionAtLeast(version: string, minimum: readonly number[]): boolean {
-  const parts = version.split('.').map(Number);
-  for (let i = 0; i < minimum.length; i += 1) {
-    const have = parts[i] ?? 0;
-    const want = minimum[i] ?? 0;
-    if (have !== want) return have > want;
-  }
-  return true;
-}
-
 /** iptables-nft before 1.8.4 mistranslates rules (kubernetes-sigs/iptables-wrappers refuses them too). */
-export const MINIMUM_NFT_VERSION = [1, 8, 4] as const;
+export const MINIMUM_NFT_VERSION: Version = [1, 8, 4];
 
 /**
  * The read the probe does. nft: `-save -t filter` shows built-in chains without creating the
@@ -89,7 +82,7 @@ async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: Ip
         failure ??= detail;
       }
     } catch (error) {
-      const missing = isRouteControllerError(error, ErrorCodes.CommandSpawn);
+      const missing = isRouteControllerError(error, ErrorCodes.CommandNotFound);
       const detail = missing ? `${file} not found` : `${file} --version failed: ${errorMessage(error)}`;
       checks.push({ name: `binary ${file}`, ok: false, detail });
       failure ??= detail;
@@ -127,7 +120,7 @@ function versionCheck(mode: IptablesMode, version: IptablesVersion | undefined):
   if (!variantOk) {
     return { name: 'version', ok: false, detail: `iptables-${mode} reports ${shown}, not the ${expected} variant` };
   }
-  if (mode === 'nft' && !versionAtLeast(version.version, MINIMUM_NFT_VERSION)) {
+  if (mode === 'nft' && !versionAtLeast(parseVersion(version.version) ?? [0, 0, 0], MINIMUM_NFT_VERSION)) {
     return {
       name: 'version',
       ok: false,

@@ -1,5 +1,5 @@
-import { ErrorCodes, isRouteControllerError, RouteControllerError } from '@route-controller/core';
-import { codedRejection, desired, FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { ErrorCodes, isRouteControllerError } from '@route-controller/core';
+import { anyOrder, codedRejection, desired, FakeCommandRunner, type ScriptStep } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { IptablesBackend } from '../src/iptables-backend.js';
 import { probeReadArgs } from '../src/probe.js';
@@ -29,7 +29,7 @@ COMMIT
 
 for (const mode of ['legacy', 'nft'] as const) {
   describe(`IptablesBackend (${mode}) with a scripted runner`, () => {
-    const make = (script: ScriptedCommand[]) => {
+    const make = (script: ScriptStep[]) => {
       const runner = new FakeCommandRunner(script);
       return { runner, backend: new IptablesBackend({ mode, runner }) };
     };
@@ -47,8 +47,7 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('fresh node: reads both families, then writes one restore transaction per family', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', EMPTY_FILTER),
-        saveRead(mode, 'ipv6', ''),
+        anyOrder(saveRead(mode, 'ipv4', EMPTY_FILTER), saveRead(mode, 'ipv6', '')),
         restoreWrite(mode, 'ipv4', FRESH_V4),
         restoreWrite(mode, 'ipv6', FRESH_V6),
       ]);
@@ -58,10 +57,33 @@ for (const mode of ['legacy', 'nft'] as const) {
       expect(result.summary).toMatch(/^ipv4: create chain ROUTE-CONTROLLER .*; ipv6: create chain/);
     });
 
+    it('reads both families at once, not one after the other', async () => {
+      // Each read answers only once both have been asked for: sequential reads would never finish.
+      const asked = new Set<string>();
+      let bothAsked: () => void = () => {};
+      const ready = new Promise<void>((resolve) => {
+        bothAsked = resolve;
+      });
+      const runner = {
+        async run(request: { file: string }) {
+          asked.add(request.file);
+          if (asked.size === 2) bothAsked();
+          await ready;
+          return { exitCode: 0, stdout: EMPTY_FILTER, stderr: '' };
+        },
+      };
+      const backend = new IptablesBackend({ mode, runner });
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('reads ran one at a time')), 2000));
+      await expect(Promise.race([backend.observe(), timeout])).resolves.toMatchObject({ present: false });
+      expect([...asked].sort()).toEqual([`ip6tables-${mode}-save`, `iptables-${mode}-save`]);
+    });
+
     it('in sync: reads only', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])),
-        saveRead(mode, 'ipv6', installedSave([RULE('fd00:10:96::/112')])),
+        anyOrder(
+          saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])),
+          saveRead(mode, 'ipv6', installedSave([RULE('fd00:10:96::/112')])),
+        ),
       ]);
       const result = await backend.apply(desired(['10.96.0.0/16', 'fd00:10:96::/112']));
       runner.assertDone();
@@ -70,8 +92,7 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('writes only the family that drifted', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', BUSY_NODE_FILTER),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', BUSY_NODE_FILTER), saveRead(mode, 'ipv6', EMPTY_FILTER)),
         // The chain already holds exactly these CIDRs: only the jumps are replaced.
         restoreWrite(mode, 'ipv4', `*filter\n-D FORWARD ${JUMP}\n-D FORWARD ${JUMP}\n-I FORWARD 1 ${JUMP}\nCOMMIT\n`),
       ]);
@@ -82,10 +103,8 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('plan shows the exact commands apply runs, and none when in sync', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', EMPTY_FILTER),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
-        saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', EMPTY_FILTER), saveRead(mode, 'ipv6', EMPTY_FILTER)),
+        anyOrder(saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])), saveRead(mode, 'ipv6', EMPTY_FILTER)),
       ]);
       const plan = await backend.plan(desired(['10.96.0.0/16']));
       expect(plan.changes).toBe(true);
@@ -103,8 +122,7 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('an empty desired state removes our objects', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', installedSave([RULE('10.96.0.0/16')])), saveRead(mode, 'ipv6', EMPTY_FILTER)),
         restoreWrite(mode, 'ipv4', `*filter\n-D FORWARD ${JUMP}\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n`),
       ]);
       expect(await backend.apply(desired([]))).toMatchObject({ changed: true, writes: 1 });
@@ -134,16 +152,14 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('cleanup removes jumps and chain per family, touching nothing else; then reports nothing removed', async () => {
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', BUSY_NODE_FILTER),
-        saveRead(mode, 'ipv6', filterSave({ ours: [] })),
+        anyOrder(saveRead(mode, 'ipv4', BUSY_NODE_FILTER), saveRead(mode, 'ipv6', filterSave({ ours: [] }))),
         restoreWrite(
           mode,
           'ipv4',
           `*filter\n-D FORWARD ${JUMP}\n-D FORWARD ${JUMP}\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n`,
         ),
         restoreWrite(mode, 'ipv6', '*filter\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n'),
-        saveRead(mode, 'ipv4', EMPTY_FILTER),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', EMPTY_FILTER), saveRead(mode, 'ipv6', EMPTY_FILTER)),
       ]);
       const first = await backend.cleanup();
       expect(first.removed).toBe(true);
@@ -171,8 +187,7 @@ for (const mode of ['legacy', 'nft'] as const) {
           ? 'ip6tables-nft-restore v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n'
           : "Fatal: can't open lock file /run/xtables.lock: Permission denied\n";
       const { runner, backend } = make([
-        saveRead(mode, 'ipv4', EMPTY_FILTER),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', EMPTY_FILTER), saveRead(mode, 'ipv6', EMPTY_FILTER)),
         restoreWrite(mode, 'ipv4', FRESH_V4),
         restoreWrite(mode, 'ipv6', FRESH_V6, { exitCode: 4, stderr }),
       ]);
@@ -185,17 +200,20 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('classifies a failed read', async () => {
       const { backend } = make([
-        saveRead(mode, 'ipv4', '', {
-          exitCode: 1,
-          stderr: 'iptables-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n',
-        }),
+        anyOrder(
+          saveRead(mode, 'ipv4', '', {
+            exitCode: 1,
+            stderr: 'iptables-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n',
+          }),
+          saveRead(mode, 'ipv6', EMPTY_FILTER),
+        ),
       ]);
       const error = await codedRejection(backend.observe());
       expect(error.code).toBe(ErrorCodes.FirewallUnsupported);
     });
 
     it('after a probe without ip6tables: IPv4 only, IPv6 never read, IPv6 CIDRs refused with nothing written', async () => {
-      const versions = (family: 'ipv4' | 'ipv6'): ScriptedCommand[] => {
+      const versions = (family: 'ipv4' | 'ipv6'): ScriptStep[] => {
         const base = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${mode}`;
         const variant = mode === 'nft' ? 'nf_tables' : 'legacy';
         return [
@@ -256,8 +274,7 @@ for (const mode of ['legacy', 'nft'] as const) {
 
     it('uses a custom chain and lock wait', async () => {
       const runner = new FakeCommandRunner([
-        saveRead(mode, 'ipv4', EMPTY_FILTER),
-        saveRead(mode, 'ipv6', EMPTY_FILTER),
+        anyOrder(saveRead(mode, 'ipv4', EMPTY_FILTER), saveRead(mode, 'ipv6', EMPTY_FILTER)),
         {
           file: `iptables-${mode}-restore`,
           args: ['--noflush', '--counters', '-w', '9'],

@@ -10,20 +10,11 @@ export {
   type NftLayout,
   OWNER_COMMENT,
 } from './layout.js';
-export { NftBackend, type NftBackendOptions } from './nft-backend.js';
+export { NFT_CAPABILITIES, NftBackend, type NftBackendOptions } from './nft-backend.js';
 export type * from './nft-json.js';
 export { SUPPORTED_JSON_SCHEMA_VERSION } from './nft-json.js';
 export { parseListing, parseOurTable } from './parse.js';
-export {
-  compareVersions,
-  formatVersion,
-  MIN_NFT_VERSION,
-  NFT_CHECK_FLAG,
-  type NftVersion,
-  parseNftVersion,
-  probeDocument,
-  probeNft,
-} from './probe.js';
+export { MIN_NFT_VERSION, NFT_CHECK_FLAG, probeDocument, probeNft } from './probe.js';
 export {
   cidrElement,
   documentArgs,
@@ -32,7 +23,6 @@ export {
   MAX_ARG_BYTES,
   MAX_PAYLOAD_BYTES,
   NFT_JSON_FLAG,
-  renderApplyTransaction,
   renderElementCommands,
   renderElementTransaction,
   renderRemoveTransaction,
@@ -40,5 +30,4 @@ export {
   renderRule,
   renderSet,
   renderWriteCommand,
-  serializeDocument,
 } from './render.js';

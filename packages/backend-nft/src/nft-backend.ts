@@ -1,7 +1,7 @@
 import {
   type ApplyResult,
   type Availability,
-  assertValidDesiredState,
+  assertEnforceable,
   type BackendCapabilities,
   type BlockAction,
   type CleanupResult,
@@ -18,7 +18,7 @@ import {
   type Plan,
   ProcessCommandRunner,
   RouteControllerError,
-  unsupportedFamilies,
+  SerialQueue,
 } from '@route-controller/core';
 import { classifyNftStderr, nftCommandError } from './classify-error.js';
 import { decideTransaction } from './decide.js';
@@ -38,7 +38,8 @@ export interface NftBackendOptions {
   readonly families?: readonly IpFamily[];
 }
 
-// Names other tools own: iptables-nft's tables, and the names the brief forbids outright.
+// iptables-nft's tables in the ip/ip6 families: a native table of that name breaks iptables-nft
+// for every other tool on the node, so none of them is ever ours.
 const FORBIDDEN_TABLE_NAMES = new Set(['filter', 'nat', 'mangle', 'raw', 'security', 'broute']);
 const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
@@ -52,6 +53,15 @@ function checkTableName(name: string): string {
   return name;
 }
 
+/** What the nft backend can do with both families (the default); a narrower `families` option narrows it. */
+export const NFT_CAPABILITIES: BackendCapabilities = Object.freeze({
+  families: DEFAULT_LAYOUT.families,
+  actions: Object.freeze(['drop', 'reject'] as BlockAction[]),
+  counters: true,
+  // Rules carry it on every nft release; the table, chain and sets from nft 1.1 on (see README).
+  comments: true,
+});
+
 /**
  * Native nftables backend: one `inet` table of ours, written as one `nft -j` JSON transaction and
  * read back with `nft -j list table` of that table only.
@@ -62,6 +72,8 @@ export class NftBackend implements FirewallBackend {
   readonly #runner: CommandRunner;
   readonly #nft: string;
   readonly #layout: NftLayout;
+  /** apply and cleanup read our table, then write from what they read: one at a time. */
+  readonly #queue = new SerialQueue();
 
   constructor(options: NftBackendOptions = {}) {
     this.#runner = options.runner ?? new ProcessCommandRunner();
@@ -70,13 +82,10 @@ export class NftBackend implements FirewallBackend {
     // Keep the canonical order whatever order the caller gave.
     const ordered = DEFAULT_LAYOUT.families.filter((family) => families.includes(family));
     this.#layout = Object.freeze({ table: checkTableName(options.tableName ?? NFT_TABLE), families: ordered });
-    this.capabilities = Object.freeze({
-      families: ordered,
-      actions: ['drop', 'reject'] as readonly BlockAction[],
-      counters: true,
-      // Rules carry it on every nft release; the table, chain and sets from nft 1.1 on (see README).
-      comments: true,
-    });
+    this.capabilities =
+      ordered.length === NFT_CAPABILITIES.families.length
+        ? NFT_CAPABILITIES
+        : Object.freeze({ ...NFT_CAPABILITIES, families: Object.freeze(ordered) });
   }
 
   get tableName(): string {
@@ -97,10 +106,12 @@ export class NftBackend implements FirewallBackend {
     };
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
-    const plan = await this.plan(desired);
-    for (const command of plan.commands) await this.#write(command, 'apply our table');
-    return { changed: plan.changes, writes: plan.commands.length, summary: plan.summary };
+  apply(desired: DesiredState): Promise<ApplyResult> {
+    return this.#queue.run(async () => {
+      const plan = await this.plan(desired);
+      for (const command of plan.commands) await this.#write(command, 'apply our table');
+      return { changed: plan.changes, writes: plan.commands.length, summary: plan.summary };
+    });
   }
 
   async observe(): Promise<ObservedState> {
@@ -108,12 +119,14 @@ export class NftBackend implements FirewallBackend {
     return result ? parseOurTable(result.stdout, this.#layout) : NOTHING_OBSERVED;
   }
 
-  async cleanup(): Promise<CleanupResult> {
-    // A plain existence check, not observe(): a table we cannot parse must still be removable.
-    const table = `table ${NFT_FAMILY} ${this.#layout.table}`;
-    if (!(await this.#list())) return { removed: false, summary: `no ${table} to remove` };
-    await this.#write(renderWriteCommand(renderRemoveTransaction(this.#layout), this.#nft), 'remove our table');
-    return { removed: true, summary: `removed ${table}` };
+  cleanup(): Promise<CleanupResult> {
+    return this.#queue.run(async () => {
+      // A plain existence check, not observe(): a table we cannot parse must still be removable.
+      const table = `table ${NFT_FAMILY} ${this.#layout.table}`;
+      if (!(await this.#list())) return { removed: false, summary: `no ${table} to remove` };
+      await this.#write(renderWriteCommand(renderRemoveTransaction(this.#layout), this.#nft), 'remove our table');
+      return { removed: true, summary: `removed ${table}` };
+    });
   }
 
   /** Our table's listing, or undefined when it does not exist. */
@@ -134,17 +147,8 @@ export class NftBackend implements FirewallBackend {
   }
 
   #validate(desired: DesiredState): void {
-    assertValidDesiredState(desired);
-    const missing = unsupportedFamilies(this.capabilities, desired);
-    if (missing.length > 0) {
-      throw new RouteControllerError(
-        ErrorCodes.FirewallUnsupported,
-        `the nft backend is configured without ${missing.join(' and ')}, but the desired state has ${missing.join(' and ')} CIDRs`,
-        {
-          hint: 'Enable the family in the backend options, or leave its Service CIDRs out of the configuration.',
-          details: { missing, families: this.capabilities.families },
-        },
-      );
-    }
+    assertEnforceable(this, desired, {
+      hint: 'Enable the family in the backend options, or leave its Service CIDRs out of the configuration.',
+    });
   }
 }

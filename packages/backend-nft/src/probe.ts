@@ -1,13 +1,17 @@
 import {
   type Availability,
   type CommandRunner,
+  compareVersions,
   desiredState,
   ErrorCodes,
   errorMessage,
+  formatVersion,
   isRouteControllerError,
   type ProbeCheck,
   parseCidr,
+  parseVersion,
   type ServiceCidrs,
+  type Version,
 } from '@route-controller/core';
 import { firstErrorLine } from './classify-error.js';
 import type { NftLayout } from './layout.js';
@@ -17,24 +21,7 @@ import { renderReplaceTransaction, renderWriteCommand } from './render.js';
 /** The oldest nft we trust: JSON input and output with interval sets and `reject` stable. */
 export const MIN_NFT_VERSION = '1.0.1';
 
-export type NftVersion = readonly [number, number, number];
-
-/** "nftables v1.0.6 (Lester Gooch #5)" -> [1, 0, 6]. */
-export function parseNftVersion(text: string): NftVersion | undefined {
-  const match = /\bv?(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
-  if (!match) return undefined;
-  return [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
-}
-
-export function compareVersions(a: NftVersion, b: NftVersion): number {
-  for (let i = 0; i < 3; i += 1) {
-    const diff = (a[i] ?? 0) - (b[i] ?? 0);
-    if (diff !== 0) return diff;
-  }
-  return 0;
-}
-
-export const formatVersion = (version: NftVersion): string => version.join('.');
+const MINIMUM: Version = parseVersion(MIN_NFT_VERSION) ?? [1, 0, 1];
 
 /** Dry run: the kernel validates the whole batch, then nft aborts it instead of committing. */
 export const NFT_CHECK_FLAG = '--check';
@@ -96,20 +83,19 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
     }
   } catch (error) {
     checks.push({ name: 'binary', ok: false, detail: errorMessage(error) });
-    const missing = isRouteControllerError(error, ErrorCodes.CommandSpawn) && /not found/.test(error.message);
+    const missing = isRouteControllerError(error, ErrorCodes.CommandNotFound);
     return finish(missing ? `${nft} not found` : `${nft} could not be run: ${errorMessage(error)}`);
   }
   checks.push({ name: 'binary', ok: true, detail: `${nft} found: ${versionText}` });
 
   // 2. Its version.
-  const version = parseNftVersion(versionText);
-  const minimum = parseNftVersion(MIN_NFT_VERSION) ?? [1, 0, 1];
+  const version = parseVersion(versionText);
   if (!version) {
     checks.push({ name: 'version', ok: false, detail: `cannot read a version from "${versionText}"` });
     return finish(`cannot tell the nft version from "${versionText}"`);
   }
   const shown = formatVersion(version);
-  if (compareVersions(version, minimum) < 0) {
+  if (compareVersions(version, MINIMUM) < 0) {
     checks.push({ name: 'version', ok: false, detail: `${shown} is older than ${MIN_NFT_VERSION}` });
     return finish(`nft ${shown} is older than ${MIN_NFT_VERSION}`);
   }

@@ -5,7 +5,6 @@ import {
   type DesiredState,
   ErrorCodes,
   type IpFamily,
-  isEmptyDesiredState,
   type PlannedCommand,
   RouteControllerError,
 } from '@route-controller/core';
@@ -172,19 +171,6 @@ export function renderElementTransaction(
       ...changes.flatMap((change) => renderElementCommands('add', layout, change.family, change.add)),
     ],
   };
-}
-
-/**
- * The transaction that takes any prior state to `desired`: the table replaced, or removed when
- * there are no CIDRs. `apply` uses the smaller element transaction when only elements differ.
- */
-export function renderApplyTransaction(desired: DesiredState, layout: NftLayout = DEFAULT_LAYOUT): NftDocument {
-  return isEmptyDesiredState(desired) ? renderRemoveTransaction(layout) : renderReplaceTransaction(desired, layout);
-}
-
-/** The document as one JSON text, as nft receives it (its arguments joined with spaces). */
-export function serializeDocument(document: NftDocument): string {
-  return JSON.stringify(document);
 }
 
 /**

@@ -81,7 +81,7 @@ describe('NftBackend', () => {
 
     it('passes spawn failures on as coded errors', async () => {
       const { nft } = backend({ file: 'nft', args: LIST, fails: 'missing' });
-      await expect(nft.observe()).rejects.toMatchObject({ code: ErrorCodes.CommandSpawn });
+      await expect(nft.observe()).rejects.toMatchObject({ code: ErrorCodes.CommandNotFound });
     });
   });
 

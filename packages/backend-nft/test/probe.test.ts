@@ -3,7 +3,7 @@ import { type CommandResult, ErrorCodes, RouteControllerError } from '@route-con
 import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
-import { compareVersions, parseNftVersion, probeDocument, probeNft } from '../src/probe.js';
+import { probeDocument, probeNft } from '../src/probe.js';
 
 const LONG_VERSION = `nftables v1.0.6 (Lester Gooch #5)
   cli:		editline
@@ -141,20 +141,5 @@ describe('probing nft', () => {
       { file: 'nft', args: ['-V'], fails: new RouteControllerError(ErrorCodes.CommandKilled, 'killed') },
     ]);
     await expect(probeNft(runner, 'nft', DEFAULT_LAYOUT)).resolves.toMatchObject({ available: false });
-  });
-});
-
-describe('nft versions', () => {
-  it('parses the forms nft prints', () => {
-    expect(parseNftVersion('nftables v1.0.6 (Lester Gooch #5)')).toEqual([1, 0, 6]);
-    expect(parseNftVersion('nftables v0.9.8 (E.D.S.)')).toEqual([0, 9, 8]);
-    expect(parseNftVersion('nftables v1.1 (x)')).toEqual([1, 1, 0]);
-    expect(parseNftVersion('no version here')).toBeUndefined();
-  });
-
-  it('compares them numerically', () => {
-    expect(compareVersions([1, 0, 10], [1, 0, 9])).toBeGreaterThan(0);
-    expect(compareVersions([1, 0, 1], [1, 0, 1])).toBe(0);
-    expect(compareVersions([0, 9, 9], [1, 0, 1])).toBeLessThan(0);
   });
 });

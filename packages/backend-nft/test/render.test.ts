@@ -5,33 +5,33 @@ import {
   documentArgs,
   ELEMENTS_PER_COMMAND,
   MAX_ARG_BYTES,
-  renderApplyTransaction,
   renderElementTransaction,
+  renderRemoveTransaction,
+  renderReplaceTransaction,
   renderWriteCommand,
-  serializeDocument,
 } from '../src/render.js';
 import { documentOf, expectGolden, want } from './helpers.js';
 
 describe('golden payloads', () => {
   it('empty desired state: remove our table, tolerating its absence', () => {
-    expectGolden('empty', renderApplyTransaction(want('')));
+    expectGolden('empty', renderRemoveTransaction());
   });
 
   it('IPv4 only, drop', () => {
-    expectGolden('v4-only-drop', renderApplyTransaction(want('10.96.0.0/12')));
+    expectGolden('v4-only-drop', renderReplaceTransaction(want('10.96.0.0/12')));
   });
 
   it('IPv6 only, drop', () => {
-    expectGolden('v6-only-drop', renderApplyTransaction(want('fd00:10:96::/108')));
+    expectGolden('v6-only-drop', renderReplaceTransaction(want('fd00:10:96::/108')));
   });
 
   it('dual-stack, drop', () => {
-    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108, 10.100.0.0/24'));
+    const document = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108, 10.100.0.0/24'));
     expectGolden('dual-stack-drop', document);
   });
 
   it('dual-stack, reject', () => {
-    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108', 'reject'));
+    const document = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108', 'reject'));
     expectGolden('dual-stack-reject', document);
   });
 
@@ -52,11 +52,11 @@ describe('golden payloads', () => {
 
   it('a v4-only layout has no IPv6 set or rule', () => {
     const layout: NftLayout = { ...DEFAULT_LAYOUT, families: ['ipv4'] };
-    expectGolden('v4-layout-drop', renderApplyTransaction(want('10.96.0.0/12'), layout));
+    expectGolden('v4-layout-drop', renderReplaceTransaction(want('10.96.0.0/12'), layout));
   });
 
   it('the full replace starts with add, delete, add of our table and nothing else', () => {
-    const commands = renderApplyTransaction(want('10.96.0.0/12')).nftables;
+    const commands = renderReplaceTransaction(want('10.96.0.0/12')).nftables;
     expect(commands.slice(0, 3)).toEqual([
       { add: { table: { family: 'inet', name: 'route-controller' } } },
       { delete: { table: { family: 'inet', name: 'route-controller' } } },
@@ -81,17 +81,17 @@ describe('golden payloads', () => {
 
 describe('the write command', () => {
   it('is nft -j with the document as arguments that join back into it', () => {
-    const document = renderApplyTransaction(want('10.96.0.0/12, fd00:10:96::/108'));
+    const document = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108'));
     const command = renderWriteCommand(document);
     expect(command.file).toBe('nft');
     expect(command.args[0]).toBe('-j');
     expect(command.input).toBeUndefined();
-    expect(command.args.slice(1).join(' ')).toBe(serializeDocument(document));
+    expect(command.args.slice(1).join(' ')).toBe(JSON.stringify(document));
     expect(documentOf(command)).toEqual(document);
   });
 
   it('puts extra flags before the payload and honours a custom binary', () => {
-    const command = renderWriteCommand(renderApplyTransaction(want('')), '/usr/sbin/nft', ['--check']);
+    const command = renderWriteCommand(renderRemoveTransaction(), '/usr/sbin/nft', ['--check']);
     expect(command.file).toBe('/usr/sbin/nft');
     expect(command.args.slice(0, 2)).toEqual(['-j', '--check']);
     expect(command.args[2]?.startsWith('{"nftables":[')).toBe(true);
@@ -101,7 +101,7 @@ describe('the write command', () => {
     const cidrs: string[] = [];
     for (let i = 0; i < 1000; i += 1) cidrs.push(`10.${64 + Math.floor(i / 256)}.${i % 256}.0/24`);
     for (let i = 0; i < 1000; i += 1) cidrs.push(`fd00:1000::${i.toString(16)}:0/112`);
-    const document = renderApplyTransaction(want(cidrs.join(',')));
+    const document = renderReplaceTransaction(want(cidrs.join(',')));
     const elementCommands = document.nftables.filter((c) => 'add' in c && 'element' in c.add);
     expect(elementCommands).toHaveLength(2 * Math.ceil(1000 / ELEMENTS_PER_COMMAND));
     const args = documentArgs(document);
@@ -115,7 +115,7 @@ describe('the write command', () => {
   it('refuses a payload no command line can carry, with a coded error', () => {
     const cidrs: string[] = [];
     for (let i = 0; i < 25_000; i += 1) cidrs.push(`fd00:${(i >> 8).toString(16)}:${(i & 255).toString(16)}::/112`);
-    expect(() => renderWriteCommand(renderApplyTransaction(want(cidrs.join(','))))).toThrow(
+    expect(() => renderWriteCommand(renderReplaceTransaction(want(cidrs.join(','))))).toThrow(
       expect.objectContaining({ code: ErrorCodes.FirewallUnsupported, hint: expect.any(String) }),
     );
   });

@@ -117,18 +117,27 @@ export class ProcessCommandRunner implements CommandRunner {
 }
 
 function spawnError(request: CommandRequest, command: string, error: NodeJS.ErrnoException): RouteControllerError {
-  const missing = error.code === 'ENOENT';
-  return new RouteControllerError(
-    ErrorCodes.CommandSpawn,
-    missing ? `${request.file} was not found` : `${command} could not be started: ${error.message}`,
-    {
-      hint: missing
-        ? `Install the package that provides ${request.file} (nftables or iptables) or put it on PATH.`
-        : `Check that ${request.file} is executable by this user.`,
-      cause: error,
-      details: { command, file: request.file, errno: error.code },
-    },
-  );
+  if (error.code === 'ENOENT') return commandNotFound(request.file, { command, cause: error });
+  return new RouteControllerError(ErrorCodes.CommandSpawn, `${command} could not be started: ${error.message}`, {
+    hint: `Check that ${request.file} is executable by this user.`,
+    cause: error,
+    details: { command, file: request.file, errno: error.code },
+  });
+}
+
+/**
+ * The one error for "this binary is not installed": raised by every CommandRunner (and its fakes),
+ * so callers branch on ERR_RC_COMMAND_NOT_FOUND, never on message text.
+ */
+export function commandNotFound(
+  file: string,
+  options: { command?: string; cause?: unknown } = {},
+): RouteControllerError {
+  return new RouteControllerError(ErrorCodes.CommandNotFound, `${file} was not found`, {
+    hint: `Install the package that provides ${file} (nftables or iptables), or put it on PATH.`,
+    cause: options.cause,
+    details: { command: options.command ?? file, file },
+  });
 }
 
 /**

@@ -14,7 +14,9 @@ export const ErrorCodes = {
   InvalidConfig: 'ERR_RC_INVALID_CONFIG',
   /** A Service CIDR would cut the node off from its own network. */
   UnsafeCidr: 'ERR_RC_UNSAFE_CIDR',
-  /** A command could not be started (binary missing, not executable). */
+  /** A command's binary does not exist (not installed, not on PATH). */
+  CommandNotFound: 'ERR_RC_COMMAND_NOT_FOUND',
+  /** A command could not be started for another reason (not executable, out of resources). */
   CommandSpawn: 'ERR_RC_COMMAND_SPAWN',
   /** A command ran longer than its timeout and was killed. */
   CommandTimeout: 'ERR_RC_COMMAND_TIMEOUT',

@@ -1,6 +1,7 @@
 import type { Cidr, IpFamily } from './cidr.js';
 import type { BlockAction, DesiredState } from './desired-state.js';
-import { isEmptyDesiredState } from './desired-state.js';
+import { assertValidDesiredState, isEmptyDesiredState } from './desired-state.js';
+import { ErrorCodes, RouteControllerError } from './errors.js';
 import { sameCidrList } from './service-cidrs.js';
 
 /** What a backend can do; the contract suite runs only the groups a backend claims. */
@@ -99,12 +100,17 @@ export interface FirewallBackend {
   /**
    * Makes the kernel match `desired` in one atomic transaction per family at most, from any prior
    * state (nothing, an older run, a crash half-way). Writes nothing when it already matches.
-   * An empty desired state removes everything of ours.
+   * An empty desired state removes everything of ours. A state the backend cannot enforce (see
+   * assertEnforceable) is refused with a coded error before anything is read or written.
+   *
+   * Concurrency: apply() and cleanup() may be called while another call of either is still
+   * running. The calls take effect one at a time, in the order they were made, each starting from
+   * a fresh read of the kernel; so the kernel ends as the last call leaves it.
    */
   apply(desired: DesiredState): Promise<ApplyResult>;
-  /** Reads back only our own objects. */
+  /** Reads back only our own objects. Safe to call at any time, also during apply(). */
   observe(): Promise<ObservedState>;
-  /** Removes everything we own and nothing else; safe to repeat. */
+  /** Removes everything we own and nothing else; safe to repeat. Queued with apply() (see there). */
   cleanup(): Promise<CleanupResult>;
 }
 
@@ -126,6 +132,42 @@ export function isInSync(observed: ObservedState, desired: DesiredState): boolea
     sameCidrList(observed.ipv4.cidrs, desired.cidrs.ipv4) &&
     sameCidrList(observed.ipv6.cidrs, desired.cidrs.ipv6)
   );
+}
+
+/**
+ * The one check every backend runs before touching the kernel: the state is well-formed and within
+ * what this backend instance can enforce (its families and actions). `why` explains a narrowed
+ * capability ("ip6tables-nft-restore not found"); `hint` overrides the generic fix.
+ */
+export function assertEnforceable(
+  backend: Pick<FirewallBackend, 'name' | 'capabilities'>,
+  desired: DesiredState,
+  options: { readonly why?: string | undefined; readonly hint?: string | undefined } = {},
+): void {
+  assertValidDesiredState(desired);
+  const { capabilities } = backend;
+  const missing = unsupportedFamilies(capabilities, desired);
+  if (missing.length > 0) {
+    const families = missing.join(' and ');
+    throw new RouteControllerError(
+      ErrorCodes.FirewallUnsupported,
+      `${backend.name} cannot enforce ${families} Service CIDRs${options.why ? `: ${options.why}` : ''}`,
+      {
+        hint: options.hint ?? `Leave the ${families} Service CIDRs out, or choose a backend that supports ${families}.`,
+        details: { backend: backend.name, missing, supported: capabilities.families },
+      },
+    );
+  }
+  if (!capabilities.actions.includes(desired.action)) {
+    throw new RouteControllerError(
+      ErrorCodes.FirewallUnsupported,
+      `${backend.name} cannot ${desired.action} packets${options.why ? `: ${options.why}` : ''}`,
+      {
+        hint: `Use one of the actions it supports: ${capabilities.actions.join(', ')}.`,
+        details: { backend: backend.name, action: desired.action, supported: capabilities.actions },
+      },
+    );
+  }
 }
 
 /** Families a desired state needs that this backend cannot enforce. */

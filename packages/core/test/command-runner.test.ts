@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatCommand, PrefixedCommandRunner, ProcessCommandRunner } from '../src/command-runner.js';
 import { ErrorCodes, RouteControllerError } from '../src/errors.js';
-import { FakeCommandRunner } from '../src/testing/fake-command-runner.js';
+import { anyOrder, FakeCommandRunner } from '../src/testing/fake-command-runner.js';
 import { RecordingCommandRunner } from '../src/testing/recording-command-runner.js';
 
 describe('ProcessCommandRunner', () => {
@@ -33,10 +33,10 @@ describe('ProcessCommandRunner', () => {
     expect(result.stdout).toBe('hello $(echo no shell) ;\n');
   });
 
-  it('rejects a missing binary with ERR_RC_COMMAND_SPAWN and a cause', async () => {
+  it('rejects a missing binary with ERR_RC_COMMAND_NOT_FOUND and a cause', async () => {
     const error = await runner.run({ file: 'route-controller-no-such-binary', args: [] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RouteControllerError);
-    expect((error as RouteControllerError).code).toBe(ErrorCodes.CommandSpawn);
+    expect((error as RouteControllerError).code).toBe(ErrorCodes.CommandNotFound);
     expect((error as RouteControllerError).hint).toContain('Install');
     expect((error as RouteControllerError).cause).toBeDefined();
   });
@@ -98,6 +98,28 @@ describe('FakeCommandRunner', () => {
     await expect(fake.run({ file: 'c', args: [] })).rejects.toMatchObject({ code: ErrorCodes.FakeUnexpectedCall });
   });
 
+  it('accepts an anyOrder group in either order, each command once, then goes on in order', async () => {
+    const script = () => [anyOrder({ file: 'save4' }, { file: 'save6' }), { file: 'restore' }];
+    for (const order of [
+      ['save4', 'save6'],
+      ['save6', 'save4'],
+    ]) {
+      const fake = new FakeCommandRunner(script());
+      for (const file of order) await fake.run({ file, args: [] });
+      await fake.run({ file: 'restore', args: [] });
+      fake.assertDone();
+    }
+    const twice = new FakeCommandRunner(script());
+    await twice.run({ file: 'save4', args: [] });
+    await expect(twice.run({ file: 'save4', args: [] })).rejects.toMatchObject({ code: ErrorCodes.FakeUnexpectedCall });
+    const early = new FakeCommandRunner(script());
+    await early.run({ file: 'save6', args: [] });
+    await expect(early.run({ file: 'restore', args: [] })).rejects.toMatchObject({
+      code: ErrorCodes.FakeUnexpectedCall,
+    });
+    expect(() => early.assertDone()).toThrow(expect.objectContaining({ code: ErrorCodes.FakeUnexpectedCall }));
+  });
+
   it('checks stdin when told to', async () => {
     const fake = new FakeCommandRunner([{ file: 'nft', input: 'exact' }]);
     await expect(fake.run({ file: 'nft', args: [], input: 'other' })).rejects.toMatchObject({
@@ -110,7 +132,7 @@ describe('FakeCommandRunner', () => {
       { file: 'nft', fails: 'missing' },
       { file: 'nft', fails: 'timeout' },
     ]);
-    await expect(fake.run({ file: 'nft', args: [] })).rejects.toMatchObject({ code: ErrorCodes.CommandSpawn });
+    await expect(fake.run({ file: 'nft', args: [] })).rejects.toMatchObject({ code: ErrorCodes.CommandNotFound });
     await expect(fake.run({ file: 'nft', args: [] })).rejects.toMatchObject({ code: ErrorCodes.CommandTimeout });
   });
 });

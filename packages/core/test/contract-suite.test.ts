@@ -14,6 +14,7 @@ backendContractSuite({
   name: 'memory',
   test: { describe, it },
   capabilities: MEMORY_CAPABILITIES,
+  traffic: true,
   setup: async () => memoryFixture(),
 });
 
@@ -28,6 +29,7 @@ interface CollectedTest {
 function collect(
   capabilities: BackendCapabilities,
   setup: () => Promise<ContractFixture<MemoryBackend>>,
+  traffic = true,
 ): CollectedTest[] {
   const tests: CollectedTest[] = [];
   const path: string[] = [];
@@ -43,7 +45,7 @@ function collect(
     },
     it,
   };
-  backendContractSuite({ name: 'memory', test: api, capabilities, setup });
+  backendContractSuite({ name: 'memory', test: api, capabilities, traffic, setup });
   return tests;
 }
 
@@ -69,6 +71,8 @@ const mutants: Record<MemoryBackendFlaw, string> = {
   'ignores-ipv6': CONTRACT_GROUPS.families.name,
   'ignores-action': CONTRACT_GROUPS.actions.name,
   'no-counters': CONTRACT_GROUPS.counters.name,
+  'resets-counters': CONTRACT_GROUPS.counterTraffic.name,
+  unserialised: CONTRACT_GROUPS.concurrency.name,
   'cleanup-leaves-rule': CONTRACT_GROUPS.cleanup.name,
   'clobbers-foreign': CONTRACT_GROUPS.foreign.name,
   'uncoded-errors': CONTRACT_GROUPS.errors.name,
@@ -116,5 +120,26 @@ describe('contract suite self-test', () => {
         expect.stringMatching(/counters .*\[skipped: backend lacks counters\]$/),
       ]),
     );
+  });
+
+  it('a fixture without traffic skips the traffic test visibly, and one that claims traffic must send it', async () => {
+    const quiet = collect(MEMORY_CAPABILITIES, async () => memoryFixture(), false);
+    expect(quiet.filter((t) => t.skipped).map((t) => t.name)).toContain(
+      'counters grow with blocked traffic and survive a CIDR change [skipped: the fixture sends no traffic (traffic: false)]',
+    );
+    const mute = async () => {
+      const { sendBlockedTraffic: _unused, ...rest } = memoryFixture();
+      return rest;
+    };
+    const claimed = collect(MEMORY_CAPABILITIES, mute).filter((t) => t.group === CONTRACT_GROUPS.counterTraffic.name);
+    expect(claimed).toHaveLength(1);
+    await expect(claimed[0]?.body()).rejects.toThrow(/no sendBlockedTraffic/);
+  });
+
+  it("fails a fixture whose backend's capabilities differ from the manifest", async () => {
+    const narrowed: BackendCapabilities = { ...MEMORY_CAPABILITIES, families: ['ipv4'] };
+    const tests = collect(MEMORY_CAPABILITIES, async () => memoryFixture(undefined, narrowed));
+    const first = tests.find((t) => !t.skipped);
+    await expect(first?.body()).rejects.toThrow(/capabilities other than the manifest/);
   });
 });

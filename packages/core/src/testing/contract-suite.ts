@@ -36,7 +36,7 @@ export interface ContractFixture<B extends FirewallBackend = FirewallBackend> {
   snapshotForeign(): Promise<string>;
   /** From now on the kernel refuses our writes (as without permission). */
   failWrites(): void;
-  /** Sends packets our rule for `family` should count (optional). */
+  /** Sends packets our rule for `family` should count; required when the suite's `traffic` is true. */
   sendBlockedTraffic?(family: IpFamily): Promise<void>;
   dispose(): Promise<void>;
 }
@@ -56,23 +56,35 @@ export interface BackendContractOptions<B extends FirewallBackend> {
   /** Shown in the report: "nft", "iptables-legacy", ... */
   readonly name: string;
   readonly test: ContractTestApi;
-  /** Decides which groups run; groups a backend lacks are registered as visible skips. */
+  /**
+   * Decides which groups run; groups a backend lacks are registered as visible skips. Pass the
+   * manifest the backend package exports (NFT_CAPABILITIES, IPTABLES_CAPABILITIES, ...): every
+   * test checks that the fixture's backend reports exactly these capabilities.
+   */
   readonly capabilities: BackendCapabilities;
+  /** The fixtures implement sendBlockedTraffic (real packets); without it traffic tests are skipped visibly. */
+  readonly traffic?: boolean;
   readonly setup: () => Promise<ContractFixture<B>>;
   readonly timeoutMs?: number;
+}
+
+/** What decides whether a group applies: the backend's capabilities and what its fixtures can do. */
+export interface ContractContext {
+  readonly capabilities: BackendCapabilities;
+  readonly traffic: boolean;
 }
 
 export interface ContractGroup {
   readonly name: string;
   /** Why the group would be skipped, or undefined when it applies. */
-  readonly skipReason: (capabilities: BackendCapabilities) => string | undefined;
+  readonly skipReason: (context: ContractContext) => string | undefined;
 }
 
 const always = (): undefined => undefined;
 const needs =
   (what: string, has: (c: BackendCapabilities) => boolean) =>
-  (c: BackendCapabilities): string | undefined =>
-    has(c) ? undefined : `backend lacks ${what}`;
+  (context: ContractContext): string | undefined =>
+    has(context.capabilities) ? undefined : `backend lacks ${what}`;
 
 export const CONTRACT_GROUPS = {
   observe: { name: 'observe', skipReason: always },
@@ -82,6 +94,13 @@ export const CONTRACT_GROUPS = {
   families: { name: 'address families', skipReason: always },
   actions: { name: 'actions', skipReason: needs('the reject action', (c) => c.actions.includes('reject')) },
   counters: { name: 'counters', skipReason: needs('counters', (c) => c.counters) },
+  counterTraffic: {
+    name: 'counters with traffic',
+    skipReason: (context) =>
+      needs('counters', (c) => c.counters)(context) ??
+      (context.traffic ? undefined : 'the fixture sends no traffic (traffic: false)'),
+  },
+  concurrency: { name: 'concurrency', skipReason: always },
   cleanup: { name: 'cleanup', skipReason: always },
   foreign: { name: 'foreign objects', skipReason: always },
   errors: { name: 'errors', skipReason: always },
@@ -99,6 +118,7 @@ export const SAMPLE_CIDRS: Readonly<Record<IpFamily, readonly string[]>> = {
 
 export function backendContractSuite<B extends FirewallBackend>(options: BackendContractOptions<B>): void {
   const { test, capabilities } = options;
+  const context: ContractContext = { capabilities, traffic: options.traffic === true };
   const timeout = options.timeoutMs ?? 30_000;
   const families = capabilities.families;
   const v4 = families.includes('ipv4');
@@ -114,6 +134,11 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
     return async () => {
       const fixture = await options.setup();
       try {
+        assert.deepEqual(
+          { ...fixture.backend.capabilities },
+          { ...capabilities },
+          `${fixture.backend.name} reports capabilities other than the manifest the suite was given`,
+        );
         await body(fixture);
       } finally {
         await fixture.dispose();
@@ -126,7 +151,7 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
     body: (it: (name: string, test: (f: ContractFixture<B>) => Promise<void>, why?: string) => void) => void,
   ) => {
     test.describe(spec.name, () => {
-      const groupSkip = spec.skipReason(capabilities);
+      const groupSkip = spec.skipReason(context);
       body((name, fn, why) => {
         const reason = groupSkip ?? why;
         if (reason) test.it.skip(`${name} [skipped: ${reason}]`, run(fn));
@@ -315,15 +340,38 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
           assert.ok(Number.isInteger(counters.bytes) && counters.bytes >= 0, `bad byte counter ${counters.bytes}`);
         }
       });
+    });
+
+    group(CONTRACT_GROUPS.counterTraffic, (it) => {
       it('counters grow with blocked traffic and survive a CIDR change', async (f) => {
-        if (!f.sendBlockedTraffic) return;
+        const send = f.sendBlockedTraffic?.bind(f);
+        assert.ok(send, 'the suite was told the fixture sends traffic, but it has no sendBlockedTraffic');
         await f.backend.apply(desired(some(1)));
-        for (const family of families) await f.sendBlockedTraffic(family);
+        for (const family of families) await send(family);
         await f.backend.apply(desired(some(2)));
         const observed = await f.backend.observe();
         for (const family of families) {
           assert.ok((observed[family].counters?.packets ?? 0) > 0, `${family} packet counter did not grow`);
         }
+      });
+    });
+
+    group(CONTRACT_GROUPS.concurrency, (it) => {
+      it('overlapping apply and cleanup calls take effect one at a time, in call order', async (f) => {
+        const first = desired(some(1));
+        const second = desired(some(2));
+        await Promise.all([f.backend.apply(first), f.backend.apply(second), f.backend.cleanup()]);
+        assert.equal((await f.observeKernel()).present, false, 'the cleanup called last did not win');
+        await Promise.all([f.backend.apply(first), f.backend.cleanup(), f.backend.apply(second)]);
+        await expectKernel(f, second);
+      });
+      it('each call starts from a fresh read: the same apply twice at once writes once', async (f) => {
+        const want = desired(some(2));
+        const [one, two] = await Promise.all([f.backend.apply(want), f.backend.apply(want)]);
+        assert.equal(one.changed, true, 'the first apply reported no change');
+        assert.equal(two.changed, false, 'the second apply did not see what the first one wrote');
+        assert.equal(f.writeCount(), one.writes, 'the second apply wrote to the kernel');
+        await expectKernel(f, want);
       });
     });
 

@@ -1,5 +1,5 @@
 import type { CommandRequest, CommandResult, CommandRunner } from '../command-runner.js';
-import { formatCommand } from '../command-runner.js';
+import { commandNotFound, formatCommand } from '../command-runner.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
 
 export type ArgsMatcher = readonly string[] | ((args: readonly string[]) => boolean);
@@ -18,46 +18,74 @@ export interface ScriptedCommand {
   readonly fails?: 'missing' | 'timeout' | RouteControllerError;
 }
 
+/** Commands that may arrive in any order (concurrent reads), each exactly once. */
+export interface UnorderedCommands {
+  readonly anyOrder: readonly ScriptedCommand[];
+}
+
+export type ScriptStep = ScriptedCommand | UnorderedCommands;
+
+function isUnordered(step: ScriptStep): step is UnorderedCommands {
+  return 'anyOrder' in step;
+}
+
+/** Wraps commands the code under test may run concurrently, so their order is not asserted. */
+export function anyOrder(...commands: ScriptedCommand[]): UnorderedCommands {
+  return { anyOrder: commands };
+}
+
 /**
- * A strict scripted CommandRunner: each call must match the next expected command, in order.
+ * A strict scripted CommandRunner: each call must match the next expected step, in order; an
+ * `anyOrder(...)` step accepts its commands in any order (what concurrent code may do), each once.
  * Anything else throws ERR_RC_FAKE_UNEXPECTED_CALL naming what was expected and what came.
  */
 export class FakeCommandRunner implements CommandRunner {
-  readonly #script: ScriptedCommand[];
+  readonly #script: ScriptStep[];
   readonly calls: CommandRequest[] = [];
 
-  constructor(script: readonly ScriptedCommand[] = []) {
-    this.#script = [...script];
+  constructor(script: readonly ScriptStep[] = []) {
+    this.#script = script.map((step) => (isUnordered(step) ? { anyOrder: [...step.anyOrder] } : step));
   }
 
-  expect(...commands: ScriptedCommand[]): this {
-    this.#script.push(...commands);
+  expect(...steps: ScriptStep[]): this {
+    this.#script.push(...steps.map((step) => (isUnordered(step) ? { anyOrder: [...step.anyOrder] } : step)));
     return this;
   }
 
-  get remaining(): readonly ScriptedCommand[] {
+  get remaining(): readonly ScriptStep[] {
     return this.#script;
   }
 
   run(request: CommandRequest): Promise<CommandResult> {
     this.calls.push(request);
-    const expected = this.#script.shift();
     const got = formatCommand(request);
-    if (!expected) return Promise.reject(unexpected(`unexpected command ${got}: the script is exhausted`, request));
-    const mismatch = describeMismatch(expected, request);
-    if (mismatch) {
-      return Promise.reject(
-        unexpected(`unexpected command ${got}: expected ${describeExpected(expected)} (${mismatch})`, request),
-      );
+    const step = this.#script[0];
+    if (!step) return Promise.reject(unexpected(`unexpected command ${got}: the script is exhausted`, request));
+    let expected: ScriptedCommand;
+    if (isUnordered(step)) {
+      const pending = step.anyOrder as ScriptedCommand[];
+      const index = pending.findIndex((candidate) => describeMismatch(candidate, request) === undefined);
+      if (index < 0) {
+        return Promise.reject(
+          unexpected(
+            `unexpected command ${got}: expected one of ${pending.map(describeExpected).join('; ')} (in any order)`,
+            request,
+          ),
+        );
+      }
+      expected = pending.splice(index, 1)[0] as ScriptedCommand;
+      if (pending.length === 0) this.#script.shift();
+    } else {
+      const mismatch = describeMismatch(step, request);
+      if (mismatch) {
+        return Promise.reject(
+          unexpected(`unexpected command ${got}: expected ${describeExpected(step)} (${mismatch})`, request),
+        );
+      }
+      expected = step;
+      this.#script.shift();
     }
-    if (expected.fails === 'missing') {
-      return Promise.reject(
-        new RouteControllerError(ErrorCodes.CommandSpawn, `${request.file} was not found`, {
-          hint: `Install the package that provides ${request.file} or put it on PATH.`,
-          details: { command: got, file: request.file },
-        }),
-      );
-    }
+    if (expected.fails === 'missing') return Promise.reject(commandNotFound(request.file, { command: got }));
     if (expected.fails === 'timeout') {
       return Promise.reject(
         new RouteControllerError(ErrorCodes.CommandTimeout, `${got} did not finish in time`, {
@@ -71,10 +99,11 @@ export class FakeCommandRunner implements CommandRunner {
 
   /** Throws unless every scripted command was called. */
   assertDone(): void {
-    if (this.#script.length > 0) {
+    const left = this.#script.flatMap((step) => (isUnordered(step) ? step.anyOrder : [step]));
+    if (left.length > 0) {
       throw new RouteControllerError(
         ErrorCodes.FakeUnexpectedCall,
-        `expected commands were never run: ${this.#script.map(describeExpected).join('; ')}`,
+        `expected commands were never run: ${left.map(describeExpected).join('; ')}`,
       );
     }
   }

@@ -1,6 +1,6 @@
 import { type Cidr, IP_FAMILIES, type IpFamily, parseCidr } from '../cidr.js';
 import type { BlockAction, DesiredState } from '../desired-state.js';
-import { assertValidDesiredState, isEmptyDesiredState } from '../desired-state.js';
+import { isEmptyDesiredState } from '../desired-state.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
 import type {
   ApplyResult,
@@ -12,7 +12,8 @@ import type {
   ObservedState,
   Plan,
 } from '../firewall-backend.js';
-import { isInSync, NOTHING_OBSERVED, unsupportedFamilies } from '../firewall-backend.js';
+import { assertEnforceable, isInSync, NOTHING_OBSERVED } from '../firewall-backend.js';
+import { SerialQueue } from '../serial-queue.js';
 import { cidrsOf } from '../service-cidrs.js';
 
 /** An object in the in-memory "kernel"; `owner` says which tool made it. */
@@ -85,9 +86,11 @@ export type MemoryBackendFlaw =
   | 'never-removes-cidrs'
   | 'ignores-action'
   | 'no-counters'
+  | 'resets-counters'
   | 'cleanup-leaves-rule'
   | 'clobbers-foreign'
-  | 'uncoded-errors';
+  | 'uncoded-errors'
+  | 'unserialised';
 
 export interface MemoryBackendOptions {
   readonly name?: string;
@@ -107,6 +110,7 @@ export class MemoryBackend implements FirewallBackend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
   readonly #flaw: MemoryBackendFlaw | undefined;
+  readonly #queue = new SerialQueue();
 
   constructor(
     readonly kernel: MemoryKernel = new MemoryKernel(),
@@ -137,7 +141,11 @@ export class MemoryBackend implements FirewallBackend {
     };
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
+  apply(desired: DesiredState): Promise<ApplyResult> {
+    return this.#serialised(() => this.#apply(desired));
+  }
+
+  async #apply(desired: DesiredState): Promise<ApplyResult> {
     const plan = await this.plan(desired);
     if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
     const target = this.#render(desired);
@@ -151,7 +159,12 @@ export class MemoryBackend implements FirewallBackend {
         }
         for (const [key, object] of target) {
           const existing = this.kernel.objects.get(key);
-          if (object.kind === 'rule' && existing && existing.action === object.action) {
+          if (
+            object.kind === 'rule' &&
+            existing &&
+            existing.action === object.action &&
+            this.#flaw !== 'resets-counters'
+          ) {
             // Like nft, a rule that stays keeps its counters.
             objects.set(key, { ...object, packets: existing.packets ?? 0, bytes: existing.bytes ?? 0 });
           } else if (this.#flaw === 'never-removes-cidrs' && existing?.elements && object.elements) {
@@ -197,8 +210,13 @@ export class MemoryBackend implements FirewallBackend {
     return Promise.resolve({ present: true, action, ipv4, ipv6, problems });
   }
 
-  async cleanup(): Promise<CleanupResult> {
-    const ours = [...this.kernel.objects.keys()].filter((key) => key.startsWith(`${OWNER}/`));
+  cleanup(): Promise<CleanupResult> {
+    return this.#serialised(() => this.#cleanup());
+  }
+
+  async #cleanup(): Promise<CleanupResult> {
+    // Reads like a real backend would (asynchronously), so unserialised calls interleave.
+    const ours = [...(await this.#keys())].filter((key) => key.startsWith(`${OWNER}/`));
     if (ours.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
     this.kernel.transact((objects) => {
       for (const key of this.#flaw === 'clobbers-foreign' ? [...objects.keys()] : ours) {
@@ -210,17 +228,16 @@ export class MemoryBackend implements FirewallBackend {
   }
 
   #validate(desired: DesiredState): void {
-    if (this.#flaw !== 'uncoded-errors') assertValidDesiredState(desired);
-    const missing = unsupportedFamilies(this.capabilities, desired);
-    if (missing.length > 0) {
-      throw new RouteControllerError(
-        ErrorCodes.FirewallUnsupported,
-        `${this.name} cannot enforce ${missing.join(', ')}`,
-        {
-          hint: 'Restrict the desired state to the families the backend supports.',
-        },
-      );
-    }
+    if (this.#flaw !== 'uncoded-errors') assertEnforceable(this, desired);
+  }
+
+  #serialised<T>(task: () => Promise<T>): Promise<T> {
+    return this.#flaw === 'unserialised' ? task() : this.#queue.run(task);
+  }
+
+  async #keys(): Promise<Iterable<string>> {
+    await Promise.resolve();
+    return this.kernel.objects.keys();
   }
 
   #matches(observed: ObservedState, desired: DesiredState): boolean {
