@@ -6,21 +6,32 @@ import {
   ProcessCommandRunner,
 } from '@route-controller/core';
 import { Agent } from './agent.js';
-import { BackendSelector } from './backends/backend-selector.js';
+import { BackendSelector, type Selection } from './backends/backend-selector.js';
 import { type BackendSet, backendOf, createBackendSet } from './backends/backend-set.js';
 import type { AgentConfig } from './config/config.js';
 import { container, type DependencyContainer, instanceCachingFactory } from './di.js';
 import { type NodeNetworkReader, ProcNodeNetworkReader } from './node/node-network.js';
+import type { ReadinessProbe } from './observability/health-server.js';
+import { HealthServer } from './observability/health-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
 import { VERSION } from './version.js';
 
-/**
- * The composition root: the only place that registers or resolves anything. Tests pass
- * `overrides` to replace registrations (a fake command runner, a memory backend) in their own
- * child container.
+/*
+ * The composition root: the only place that registers or resolves anything. Two containers, each
+ * complete from the moment it exists, so nothing depends on what was resolved first:
+ *
+ *   node container (createAgentContainer): the node and its tools; config, logger, command runner,
+ *     every backend, the backend selector, discovery, the node's network, metrics. The one-shot
+ *     commands (probe, plan, status, cleanup) work with this alone.
+ *   run container (composeAgent): a child made once the backend is chosen, with the choice in it
+ *     from the start; the reconciler, the health endpoint, the start-up chores and the agent.
+ *
+ * Tests pass `overrides` to replace registrations (a fake command runner, memory backends) in
+ * their own child container.
  */
 export function createAgentContainer(
   config: AgentConfig,
@@ -51,8 +62,6 @@ export function createAgentContainer(
   c.register(TOKENS.NodeNetwork, { useValue: new ProcNodeNetworkReader() });
   c.register(AgentMetrics, { useValue: new AgentMetrics(VERSION) });
   c.registerSingleton(BackendSelector);
-  c.registerSingleton(Reconciler);
-  c.registerSingleton(Agent);
   options.overrides?.(c);
   return c;
 }
@@ -72,19 +81,35 @@ function kubernetesSource(config: AgentConfig, logger: Logger, metrics: AgentMet
   });
 }
 
-/** Selects the backend (probing the node) and builds the agent around it. */
-export async function composeAgent(container: DependencyContainer): Promise<Agent> {
+/** The run container: a child of the node container, made once the backend is chosen. */
+export function createRunContainer(node: DependencyContainer, selection: Selection): DependencyContainer {
+  const c = node.createChildContainer();
+  c.register(TOKENS.Selection, { useValue: selection });
+  c.register(TOKENS.Backend, { useValue: backendOf(node.resolve<BackendSet>(TOKENS.Backends), selection.backend) });
+  c.registerSingleton(Reconciler);
+  c.register(TOKENS.Readiness, {
+    useFactory: (d): ReadinessProbe => {
+      const reconciler = d.resolve(Reconciler);
+      return () => reconciler.readiness();
+    },
+  });
+  c.registerSingleton(HealthServer);
+  c.registerSingleton(StartupChores);
+  c.registerSingleton(Agent);
+  return c;
+}
+
+/** Selects the backend (probing the node), then builds the agent around the choice. */
+export async function composeAgent(node: DependencyContainer): Promise<Agent> {
   const probing = performance.now();
-  const selection = await container.resolve(BackendSelector).select();
-  container
-    .resolve(TOKENS.Logger)
+  const selection = await node.resolve(BackendSelector).select();
+  node
+    .resolve<Logger>(TOKENS.Logger)
     .debug(
       { probeMs: Math.round(performance.now() - probing), uptimeMs: Math.round(performance.now()) },
       'backend selection finished',
     );
-  container.register(TOKENS.Selection, { useValue: selection });
-  container.register(TOKENS.Backend, { useValue: backendOf(container.resolve(TOKENS.Backends), selection.backend) });
-  return container.resolve(Agent);
+  return createRunContainer(node, selection).resolve(Agent);
 }
 
 /** What the one-shot commands (probe, plan, status, cleanup) work with. */
@@ -97,13 +122,13 @@ export interface Toolbox {
   readonly network: NodeNetworkReader;
 }
 
-export function composeToolbox(container: DependencyContainer): Toolbox {
+export function composeToolbox(node: DependencyContainer): Toolbox {
   return {
-    config: container.resolve(TOKENS.Config),
-    logger: container.resolve(TOKENS.Logger),
-    selector: container.resolve(BackendSelector),
-    backends: container.resolve(TOKENS.Backends),
-    discovery: container.resolve(TOKENS.Discovery),
-    network: container.resolve(TOKENS.NodeNetwork),
+    config: node.resolve<AgentConfig>(TOKENS.Config),
+    logger: node.resolve<Logger>(TOKENS.Logger),
+    selector: node.resolve(BackendSelector),
+    backends: node.resolve<BackendSet>(TOKENS.Backends),
+    discovery: node.resolve<DiscoveryChain>(TOKENS.Discovery),
+    network: node.resolve<NodeNetworkReader>(TOKENS.NodeNetwork),
   };
 }

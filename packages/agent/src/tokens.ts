@@ -1,22 +1,21 @@
-import type { CommandRunner, DiscoveryChain, FirewallBackend } from '@route-controller/core';
-import type { FlavourDetector, Selection } from './backends/backend-selector.js';
-import type { BackendSet } from './backends/backend-set.js';
-import type { AgentConfig } from './config/config.js';
-import type { InjectionToken } from './di.js';
-import type { NodeNetworkReader } from './node/node-network.js';
-import type { Logger } from './observability/logger.js';
-
-/** Every injection token of the agent, in one place. */
+/**
+ * Every injection token of the agent, in one place. Plain symbols with no imports, so any module
+ * can name a token without pulling in (or cycling through) the module that provides it; the
+ * composition root (container.ts) is the only place that says what each token resolves to.
+ */
 export const TOKENS = {
-  Config: Symbol('AgentConfig') as InjectionToken<AgentConfig>,
-  Logger: Symbol('Logger') as InjectionToken<Logger>,
-  CommandRunner: Symbol('CommandRunner') as InjectionToken<CommandRunner>,
-  Backends: Symbol('BackendSet') as InjectionToken<BackendSet>,
-  FlavourDetector: Symbol('FlavourDetector') as InjectionToken<FlavourDetector>,
-  /** The outcome of backend selection; registered once it has run. */
-  Selection: Symbol('Selection') as InjectionToken<Selection>,
-  /** The backend chosen at start; registered once selection has run. */
-  Backend: Symbol('FirewallBackend') as InjectionToken<FirewallBackend>,
-  Discovery: Symbol('DiscoveryChain') as InjectionToken<DiscoveryChain>,
-  NodeNetwork: Symbol('NodeNetworkReader') as InjectionToken<NodeNetworkReader>,
+  Config: Symbol('AgentConfig'),
+  Logger: Symbol('Logger'),
+  CommandRunner: Symbol('CommandRunner'),
+  /** Every backend by name (BackendSet). */
+  Backends: Symbol('BackendSet'),
+  FlavourDetector: Symbol('FlavourDetector'),
+  Discovery: Symbol('DiscoveryChain'),
+  NodeNetwork: Symbol('NodeNetworkReader'),
+  /** The outcome of backend selection: only in the run container, which exists once it is known. */
+  Selection: Symbol('Selection'),
+  /** The backend selection chose: only in the run container. */
+  Backend: Symbol('FirewallBackend'),
+  /** What /readyz reports (the reconciler's readiness). */
+  Readiness: Symbol('ReadinessProbe'),
 } as const;

@@ -76,14 +76,17 @@ describe('decideBackend', () => {
   });
 
   it('names every backend and why it failed when none works', () => {
-    try {
+    const decide = () =>
       decideBackend('auto', {
         availability: { nft: no('nft not found'), 'iptables-nft': no('a'), 'iptables-legacy': no('b') },
         detection: detected('nft'),
       });
-    } catch (error) {
-      expect((error as Error).message).toContain('nft: nft not found');
-      expect((error as Error).message).toContain('iptables-legacy: b');
-    }
+    expect(decide).toThrow(
+      expect.objectContaining({
+        code: ErrorCodes.BackendUnavailable,
+        message: expect.stringMatching(/nft: nft not found.*iptables-nft: a.*iptables-legacy: b/),
+        hint: expect.any(String),
+      }),
+    );
   });
 });

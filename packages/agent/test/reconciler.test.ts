@@ -33,6 +33,7 @@ class ScriptedSource implements ServiceCidrSource {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+  async close(): Promise<void> {}
 }
 
 const network: NodeNetworkReader = {
@@ -203,14 +204,37 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
-  it('stop() waits for the run in progress and then ignores triggers', async () => {
+  it('stop() waits for the run in progress, then closes discovery and ignores triggers', async () => {
     const t = setup('1s');
     t.source.set('10.96.0.0/16');
-    await t.reconciler.start();
-    await t.reconciler.stop();
+    vi.useRealTimers();
+    // An apply that blocks until the test releases it: a run is in progress when stop() is called.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const apply = t.backend.apply.bind(t.backend);
+    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState) => {
+      await held;
+      return apply(desired);
+    });
+    const closed = vi.spyOn(t.source, 'close');
+    const started = t.reconciler.start();
+    await new Promise((resolve) => setImmediate(resolve));
+    let stopped = false;
+    const stopping = t.reconciler.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stopped).toBe(false);
+    expect(closed).not.toHaveBeenCalled();
+    release();
+    await Promise.all([started, stopping]);
+    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    expect(closed).toHaveBeenCalledOnce();
     const count = t.outcomes.length;
     await t.reconciler.trigger('change');
-    await vi.advanceTimersByTimeAsync(5000);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
     expect(t.outcomes).toHaveLength(count);
   });
 });

@@ -1,3 +1,4 @@
+import { IPTABLES_CAPABILITIES } from '@route-controller/backend-iptables/capabilities';
 import { NftBackend } from '@route-controller/backend-nft';
 import type { CommandRunner, FirewallBackend } from '@route-controller/core';
 import type { BackendName } from '../config/settings.js';
@@ -5,13 +6,6 @@ import { LazyBackend } from './lazy-backend.js';
 
 /** One instance of every backend, by name, in order of preference. */
 export type BackendSet = ReadonlyMap<BackendName, FirewallBackend>;
-
-const IPTABLES_CAPABILITIES = {
-  families: ['ipv4', 'ipv6'],
-  actions: ['drop', 'reject'],
-  counters: true,
-  comments: true,
-} as const;
 
 /** nft is loaded at once (the usual choice); the iptables backend only when something asks for it. */
 export function createBackendSet(runner: CommandRunner): BackendSet {

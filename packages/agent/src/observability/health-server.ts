@@ -2,8 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RouteControllerError } from '@route-controller/core';
 import type { ListenAddress } from '../config/config.js';
+import { inject, injectable } from '../di.js';
+import { TOKENS } from '../tokens.js';
 import type { Logger } from './logger.js';
-import type { AgentMetrics } from './metrics.js';
+import { AgentMetrics } from './metrics.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -13,14 +15,18 @@ export interface Readiness {
 export type ReadinessProbe = () => Readiness;
 
 /** /healthz (the process is alive), /readyz (rules applied and in step) and /metrics. */
+@injectable()
 export class HealthServer {
   #server: Server | undefined;
+  private readonly logger: Logger;
 
   constructor(
-    private readonly metrics: AgentMetrics,
-    private readonly readiness: ReadinessProbe,
-    private readonly logger: Logger,
-  ) {}
+    @inject(AgentMetrics) private readonly metrics: AgentMetrics,
+    @inject(TOKENS.Readiness) private readonly readiness: ReadinessProbe,
+    @inject(TOKENS.Logger) logger: Logger,
+  ) {
+    this.logger = logger.child({ component: 'http' });
+  }
 
   async listen(address: ListenAddress): Promise<AddressInfo> {
     const server = createServer((request, response) => {

@@ -45,6 +45,7 @@ export const retryCapMs = (resyncMs: number): number => Math.min(30_000, Math.ma
 @injectable()
 export class Reconciler {
   readonly #log: Logger;
+  readonly #discoveryLog: Logger;
   readonly #backoff: Backoff;
   #running: Promise<void> | undefined;
   #active = false;
@@ -69,11 +70,14 @@ export class Reconciler {
     @inject(TOKENS.Logger) logger: Logger,
   ) {
     this.#log = logger.child({ component: 'reconciler' });
+    // A sibling of the reconciler's logger, not its child: one `component` per line.
+    this.#discoveryLog = logger.child({ component: 'discovery' });
     this.#backoff = new Backoff(RETRY_INITIAL_MS, retryCapMs(config.resyncIntervalMs));
   }
 
   /** Reconciles once (awaited), then follows discovery changes and resyncs on a timer. */
   async start(): Promise<void> {
+    this.metrics.backendChosen(this.backend);
     this.#unsubscribe = this.discovery.subscribe(() => this.trigger('change'));
     await this.trigger('start');
     if (this.#stopped) return;
@@ -92,20 +96,24 @@ export class Reconciler {
     return this.#running ?? Promise.resolve();
   }
 
-  /** Stops timers and waits for a run in progress; never removes rules. */
+  /**
+   * Stops timers, waits for a run in progress, then closes the discovery sources (the Kubernetes
+   * watch). Never removes rules.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
     clearInterval(this.#resyncTimer);
     clearTimeout(this.#retryTimer);
     await this.#running;
+    await this.discovery.close();
   }
 
   readiness(): Readiness {
     return this.#readiness;
   }
 
-  /** For tests and the run command: called after every reconcile. */
+  /** Tells `listener` the outcome of every reconcile (tests watch the loop through it). */
   onOutcome(listener: (outcome: ReconcileOutcome) => void): void {
     this.#outcomes.push(listener);
   }
@@ -221,7 +229,7 @@ export class Reconciler {
       discovery.kind === 'cidrs' ? `${discovery.source}:${formatServiceCidrs(discovery.cidrs)}` : discovery.kind;
     if (key === this.#lastDiscoveryLog) return;
     this.#lastDiscoveryLog = key;
-    const log = this.#log.child({ component: 'discovery' });
+    const log = this.#discoveryLog;
     if (discovery.kind === 'cidrs') {
       log.info(
         { source: discovery.source, ipv4: discovery.cidrs.ipv4.length, ipv6: discovery.cidrs.ipv6.length },
