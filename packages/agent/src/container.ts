@@ -42,7 +42,11 @@ export function createAgentContainer(
   c.register(TOKENS.Logger, { useValue: options.logger ?? createLogger(config.logLevel) });
   c.register(TOKENS.CommandRunner, { useValue: new ProcessCommandRunner() });
   c.register(TOKENS.Backends, {
-    useFactory: instanceCachingFactory((d) => createBackendSet(d.resolve<CommandRunner>(TOKENS.CommandRunner))),
+    useFactory: instanceCachingFactory((d) =>
+      createBackendSet(d.resolve<CommandRunner>(TOKENS.CommandRunner), {
+        iptablesLockWaitSeconds: config.iptablesLockWaitSeconds,
+      }),
+    ),
   });
   c.register(TOKENS.FlavourDetector, {
     useFactory: (d) => async () => {

@@ -24,6 +24,7 @@ describe('loadConfig', () => {
       cleanupOnExit: false,
       listen: { host: '0.0.0.0', port: 9771 },
       kubeconfig: undefined,
+      iptablesLockWaitSeconds: 5,
     });
   });
 
@@ -37,6 +38,7 @@ describe('loadConfig', () => {
       CLEANUP_ON_EXIT: 'true',
       LISTEN_ADDRESS: '127.0.0.1:9000',
       KUBECONFIG: '/etc/kube/config',
+      IPTABLES_LOCK_WAIT: '30s',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -47,6 +49,7 @@ describe('loadConfig', () => {
       cleanupOnExit: true,
       listen: { host: '127.0.0.1', port: 9000 },
       kubeconfig: '/etc/kube/config',
+      iptablesLockWaitSeconds: 30,
     });
   });
 
@@ -73,6 +76,8 @@ describe('loadConfig', () => {
     ['CLEANUP_ON_EXIT', { CLEANUP_ON_EXIT: 'maybe' }, 'true or false'],
     ['LISTEN_ADDRESS', { LISTEN_ADDRESS: 'localhost' }, 'host:port'],
     ['LISTEN_ADDRESS', { LISTEN_ADDRESS: ':99999' }, 'host:port'],
+    ['IPTABLES_LOCK_WAIT', { IPTABLES_LOCK_WAIT: '500ms' }, 'whole seconds between 1s and 5m'],
+    ['IPTABLES_LOCK_WAIT', { IPTABLES_LOCK_WAIT: '10m' }, 'whole seconds between 1s and 5m'],
     ['SERVICE_CIDRS', { SERVICE_CIDRS: '10.96.0.0/33' }, 'address and a prefix length'],
     ['SERVICE_CIDRS', { SERVICE_CIDRS: '0.0.0.0/0' }, 'refuses ipv4 prefixes shorter than /8'],
   ];

@@ -6,6 +6,7 @@ import {
   RouteControllerError,
   type ServiceCidrSource,
   type SourceReading,
+  type WriteOptions,
 } from '@route-controller/core';
 import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { pino } from 'pino';
@@ -204,7 +205,7 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
-  it('stop() waits for the run in progress, then closes discovery and ignores triggers', async () => {
+  it('stop() cancels the write in progress, waits for it, then closes discovery and ignores triggers', async () => {
     const t = setup('1s');
     t.source.set('10.96.0.0/16');
     vi.useRealTimers();
@@ -214,9 +215,9 @@ describe('Reconciler', () => {
       release = resolve;
     });
     const apply = t.backend.apply.bind(t.backend);
-    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState) => {
+    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
       await held;
-      return apply(desired);
+      return apply(desired, options);
     });
     const closed = vi.spyOn(t.source, 'close');
     const started = t.reconciler.start();
@@ -230,7 +231,10 @@ describe('Reconciler', () => {
     expect(closed).not.toHaveBeenCalled();
     release();
     await Promise.all([started, stopping]);
-    expect(t.kernelCidrs()).toEqual(['10.96.0.0/16']);
+    // The apply saw its signal aborted and wrote nothing; no failure was counted, no retry planned.
+    expect(t.kernel.writes).toBe(0);
+    expect(t.outcomes).toEqual([{ trigger: 'start', ok: false, changed: false, driftRepaired: false }]);
+    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(0);
     expect(closed).toHaveBeenCalledOnce();
     const count = t.outcomes.length;
     await t.reconciler.trigger('change');

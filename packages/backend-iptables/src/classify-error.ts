@@ -50,7 +50,7 @@ const RULES: readonly Rule[] = [
     classification: () => ({
       code: ErrorCodes.CommandFailed,
       what: 'the xtables lock is held by another process',
-      hint: 'Another iptables user (kube-proxy, Docker, firewalld) held the xtables lock longer than we wait; the next resync retries. Raise lockWaitSeconds if this persists.',
+      hint: 'Another iptables user (kube-proxy, Docker, firewalld) held the xtables lock longer than we wait; the next resync retries. If this persists, wait longer for the lock: the lockWaitSeconds option of the backend (IPTABLES_LOCK_WAIT for the agent, Helm: routeController.iptablesLockWait).',
     }),
   },
   {

@@ -16,7 +16,9 @@ import {
   type PlannedCommand,
   ProcessCommandRunner,
   RouteControllerError,
+  runChecked,
   SerialQueue,
+  type WriteOptions,
 } from '@route-controller/core';
 import { IPTABLES_MODES, type IptablesMode, iptablesBinary } from './binaries.js';
 import { IPTABLES_CAPABILITIES } from './capabilities.js';
@@ -120,11 +122,11 @@ export class IptablesBackend implements FirewallBackend {
     return this.#planned(desired).then(({ plan }) => plan);
   }
 
-  apply(desired: DesiredState): Promise<ApplyResult> {
+  apply(desired: DesiredState, options: WriteOptions = {}): Promise<ApplyResult> {
     return this.#serialised(async () => {
       const { plan, writes } = await this.#planned(desired);
       if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
-      await this.#write(writes);
+      await this.#write(writes, options);
       return { changed: true, writes: writes.length, summary: plan.summary };
     });
   }
@@ -134,7 +136,7 @@ export class IptablesBackend implements FirewallBackend {
     return observedState(states.ipv4, states.ipv6);
   }
 
-  cleanup(): Promise<CleanupResult> {
+  cleanup(options: WriteOptions = {}): Promise<CleanupResult> {
     return this.#serialised(async () => {
       const states = await this.#read();
       const writes: FamilyWrite[] = [];
@@ -146,7 +148,7 @@ export class IptablesBackend implements FirewallBackend {
         writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
       }
       if (writes.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
-      await this.#write(writes);
+      await this.#write(writes, options);
       return { removed: true, summary: writes.map((write) => write.summary).join('; ') };
     });
   }
@@ -184,17 +186,16 @@ export class IptablesBackend implements FirewallBackend {
       if (!this.#families.includes(family)) return absentFamilyState(family, this.chain);
       const file = iptablesBinary(this.mode, family, 'save');
       const args = this.mode === 'nft' ? ['-c', '-t', FILTER_TABLE] : ['-c'];
-      const result = await this.#runner.run({ file, args });
-      if (result.exitCode !== 0) {
-        throw classifyIptablesFailure({ file, args, exitCode: result.exitCode, stderr: result.stderr });
-      }
+      const result = await runChecked(this.#runner, { file, args }, ({ exitCode, stderr }) =>
+        classifyIptablesFailure({ file, args, exitCode, stderr }),
+      );
       return familyStateFromSave(parseSave(result.stdout), family, this.chain);
     };
     const [ipv4, ipv6] = await Promise.all([read('ipv4'), read('ipv6')]);
     return { ipv4, ipv6 };
   }
 
-  async #write(writes: readonly FamilyWrite[]): Promise<void> {
+  async #write(writes: readonly FamilyWrite[], options: WriteOptions): Promise<void> {
     const done: IpFamily[] = [];
     for (const { family, command } of writes) {
       const request = {
@@ -202,15 +203,12 @@ export class IptablesBackend implements FirewallBackend {
         args: command.args,
         ...(command.input !== undefined ? { input: command.input } : {}),
         timeoutMs: restoreTimeoutMs(this.#restore),
+        ...(options.signal ? { signal: options.signal } : {}),
       };
-      const result = await this.#runner.run(request);
-      if (result.exitCode !== 0) {
-        // Each family is its own transaction: say which ones were written before this failure.
-        throw classifyIptablesFailure(
-          { ...request, exitCode: result.exitCode, stderr: result.stderr },
-          { family, written: [...done] },
-        );
-      }
+      // Each family is its own transaction: a failure says which ones were written before it.
+      await runChecked(this.#runner, request, ({ exitCode, stderr }) =>
+        classifyIptablesFailure({ ...request, exitCode, stderr }, { family, written: [...done] }),
+      );
       done.push(family);
     }
   }

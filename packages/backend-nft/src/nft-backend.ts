@@ -18,7 +18,9 @@ import {
   type Plan,
   ProcessCommandRunner,
   RouteControllerError,
+  runChecked,
   SerialQueue,
+  type WriteOptions,
 } from '@route-controller/core';
 import { classifyNftStderr, nftCommandError } from './classify-error.js';
 import { decideTransaction } from './decide.js';
@@ -106,10 +108,10 @@ export class NftBackend implements FirewallBackend {
     };
   }
 
-  apply(desired: DesiredState): Promise<ApplyResult> {
+  apply(desired: DesiredState, options: WriteOptions = {}): Promise<ApplyResult> {
     return this.#queue.run(async () => {
       const plan = await this.plan(desired);
-      for (const command of plan.commands) await this.#write(command, 'apply our table');
+      for (const command of plan.commands) await this.#write(command, 'apply our table', options);
       return { changed: plan.changes, writes: plan.commands.length, summary: plan.summary };
     });
   }
@@ -119,12 +121,13 @@ export class NftBackend implements FirewallBackend {
     return result ? parseOurTable(result.stdout, this.#layout) : NOTHING_OBSERVED;
   }
 
-  cleanup(): Promise<CleanupResult> {
+  cleanup(options: WriteOptions = {}): Promise<CleanupResult> {
     return this.#queue.run(async () => {
       // A plain existence check, not observe(): a table we cannot parse must still be removable.
       const table = `table ${NFT_FAMILY} ${this.#layout.table}`;
       if (!(await this.#list())) return { removed: false, summary: `no ${table} to remove` };
-      await this.#write(renderWriteCommand(renderRemoveTransaction(this.#layout), this.#nft), 'remove our table');
+      const command = renderWriteCommand(renderRemoveTransaction(this.#layout), this.#nft);
+      await this.#write(command, 'remove our table', options);
       return { removed: true, summary: `removed ${table}` };
     });
   }
@@ -141,9 +144,9 @@ export class NftBackend implements FirewallBackend {
     throw nftCommandError('list our table', formatCommand(request), result);
   }
 
-  async #write(request: CommandRequest, what: string): Promise<void> {
-    const result = await this.#runner.run(request);
-    if (result.exitCode !== 0) throw nftCommandError(what, formatCommand(request), result);
+  async #write(request: CommandRequest, what: string, options: WriteOptions): Promise<void> {
+    const withSignal = options.signal ? { ...request, signal: options.signal } : request;
+    await runChecked(this.#runner, withSignal, (result, command) => nftCommandError(what, command, result));
   }
 
   #validate(desired: DesiredState): void {

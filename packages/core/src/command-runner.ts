@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { ErrorCodes, RouteControllerError } from './errors.js';
 
 export interface CommandRequest {
@@ -6,8 +6,10 @@ export interface CommandRequest {
   readonly args: readonly string[];
   /** Written to stdin. */
   readonly input?: string;
-  /** Killed and reported as ERR_RC_COMMAND_TIMEOUT after this long. */
+  /** Stopped and reported as ERR_RC_COMMAND_TIMEOUT after this long. */
   readonly timeoutMs?: number;
+  /** Stops the command (ERR_RC_COMMAND_CANCELED) when aborted: a caller that is shutting down. */
+  readonly signal?: AbortSignal;
 }
 
 /** A command that ran to completion. A non-zero exit code is data, not an error. */
@@ -18,8 +20,8 @@ export interface CommandResult {
 }
 
 /**
- * The seam between our code and the processes it runs. Spawn failures, timeouts and unexpected
- * signals reject with coded errors; everything else resolves.
+ * The seam between our code and the processes it runs. Spawn failures, timeouts, cancellation and
+ * unexpected signals reject with coded errors; everything else resolves, non-zero exits included.
  */
 export interface CommandRunner {
   run(request: CommandRequest): Promise<CommandResult>;
@@ -39,90 +41,95 @@ export interface ProcessCommandRunnerOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/** A timed-out or cancelled command gets SIGTERM, then SIGKILL after this long. */
+const FORCE_KILL_AFTER_MS = 2_000;
+
 /**
- * Runs commands with node:child_process: args as an array, stdin from `input`, never a shell.
- * (execa did this job first; its ~130 modules were a third of the agent's start-up, so the
- * few lines it saved us are written out here.)
+ * Runs commands with execa: args as an array, stdin from `input`, never a shell. A non-zero exit
+ * is data; a missing binary, a timeout, a cancellation or a foreign signal becomes a coded error
+ * with execa's own error as `cause`.
  */
 export class ProcessCommandRunner implements CommandRunner {
   readonly #defaultTimeoutMs: number;
-  readonly #env: NodeJS.ProcessEnv;
+  readonly #env: Readonly<Record<string, string>>;
 
   constructor(options: ProcessCommandRunnerOptions = {}) {
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     // Parse the tools' messages, never a translation of them.
-    this.#env = { ...process.env, ...options.env, LC_ALL: 'C' };
+    this.#env = { ...options.env, LC_ALL: 'C' };
   }
 
-  run(request: CommandRequest): Promise<CommandResult> {
+  async run(request: CommandRequest): Promise<CommandResult> {
     const timeout = request.timeoutMs ?? this.#defaultTimeoutMs;
-    const command = formatCommand(request);
-    return new Promise<CommandResult>((resolve, reject) => {
-      let settled = false;
-      let timedOut = false;
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
-      const child = spawn(request.file, [...request.args], {
-        env: this.#env,
-        stdio: [request.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      });
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeout);
-      const settle = (outcome: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        outcome();
-      };
-      child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-      child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-      child.once('error', (error: NodeJS.ErrnoException) => settle(() => reject(spawnError(request, command, error))));
-      child.once('close', (code, signal) =>
-        settle(() => {
-          if (timedOut) {
-            reject(
-              new RouteControllerError(ErrorCodes.CommandTimeout, `${command} did not finish within ${timeout} ms`, {
-                hint: 'The system may be overloaded, or another process holds the firewall lock; it will be retried.',
-                cause: new Error(
-                  `no exit after ${timeout} ms; sent SIGKILL (${signal ?? `exit code ${String(code)}`})`,
-                ),
-                details: { command, timeoutMs: timeout },
-              }),
-            );
-          } else if (code === null) {
-            reject(
-              new RouteControllerError(ErrorCodes.CommandKilled, `${command} was killed by ${signal ?? 'a signal'}`, {
-                hint: 'Something outside route-controller killed the command; it will be retried.',
-                details: { command, signal },
-              }),
-            );
-          } else {
-            resolve({
-              exitCode: code,
-              stdout: Buffer.concat(stdout).toString('utf8'),
-              stderr: Buffer.concat(stderr).toString('utf8'),
-            });
-          }
-        }),
-      );
-      if (request.input !== undefined && child.stdin) {
-        // A command may exit before reading all of its input; that is its exit code's business.
-        child.stdin.on('error', () => {});
-        child.stdin.end(request.input);
-      }
+    const result = await execa(request.file, [...request.args], {
+      reject: false,
+      env: this.#env,
+      // Output exactly as the tool printed it: parsers see the final newline, as with a pipe.
+      stripFinalNewline: false,
+      timeout,
+      forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+      ...(request.input === undefined ? { stdin: 'ignore' as const } : { input: request.input }),
+      ...(request.signal ? { cancelSignal: request.signal } : {}),
     });
+    return toCommandResult(request, result, timeout);
   }
 }
 
-function spawnError(request: CommandRequest, command: string, error: NodeJS.ErrnoException): RouteControllerError {
-  if (error.code === 'ENOENT') return commandNotFound(request.file, { command, cause: error });
-  return new RouteControllerError(ErrorCodes.CommandSpawn, `${command} could not be started: ${error.message}`, {
-    hint: `Check that ${request.file} is executable by this user.`,
-    cause: error,
-    details: { command, file: request.file, errno: error.code },
-  });
+/** What we read of execa's result (execa 9 with `reject: false`). */
+interface ExecaOutcome {
+  readonly failed: boolean;
+  readonly exitCode?: number | undefined;
+  readonly timedOut: boolean;
+  readonly isCanceled: boolean;
+  readonly signal?: string | undefined;
+  readonly stdout: unknown;
+  readonly stderr: unknown;
+  readonly cause?: unknown;
+  readonly shortMessage?: string | undefined;
+  /** The spawn error's errno code ("ENOENT", "EACCES"). */
+  readonly code?: string | undefined;
+}
+
+function toCommandResult(request: CommandRequest, result: ExecaOutcome, timeoutMs: number): CommandResult {
+  const stdout = String(result.stdout ?? '');
+  const stderr = String(result.stderr ?? '');
+  if (!result.failed || (result.exitCode !== undefined && !result.timedOut && !result.isCanceled)) {
+    return { exitCode: result.exitCode ?? 0, stdout, stderr };
+  }
+  const command = formatCommand(request);
+  const cause = result.cause ?? result;
+  if (result.timedOut) {
+    throw new RouteControllerError(ErrorCodes.CommandTimeout, `${command} did not finish within ${timeoutMs} ms`, {
+      hint: 'The system may be overloaded, or another process holds the firewall lock; it will be retried.',
+      cause,
+      details: { command, timeoutMs },
+    });
+  }
+  if (result.isCanceled) {
+    throw new RouteControllerError(ErrorCodes.CommandCanceled, `${command} was stopped: the agent is stopping`, {
+      hint: 'Nothing to do: the command is retried at the next start if it is still needed.',
+      cause,
+      details: { command },
+    });
+  }
+  const { code } = result;
+  if (code === 'ENOENT') throw commandNotFound(request.file, { command, cause });
+  if (result.signal) {
+    throw new RouteControllerError(ErrorCodes.CommandKilled, `${command} was killed by ${result.signal}`, {
+      hint: 'Something outside route-controller killed the command; it will be retried.',
+      cause,
+      details: { command, signal: result.signal },
+    });
+  }
+  throw new RouteControllerError(
+    ErrorCodes.CommandSpawn,
+    `${command} could not be started: ${result.shortMessage?.split('\n').at(-1) ?? code}`,
+    {
+      hint: `Check that ${request.file} is executable by this user.`,
+      cause,
+      details: { command, file: request.file, errno: code },
+    },
+  );
 }
 
 /**
@@ -138,6 +145,20 @@ export function commandNotFound(
     cause: options.cause,
     details: { command: options.command ?? file, file },
   });
+}
+
+/**
+ * Runs a command whose non-zero exit is a failure: returns the result of a zero exit, or throws
+ * the coded error `failure` makes of it (each backend classifies its tool's stderr its own way).
+ */
+export async function runChecked(
+  runner: CommandRunner,
+  request: CommandRequest,
+  failure: (result: CommandResult, command: string) => RouteControllerError,
+): Promise<CommandResult> {
+  const result = await runner.run(request);
+  if (result.exitCode !== 0) throw failure(result, formatCommand(request));
+  return result;
 }
 
 /**

@@ -22,6 +22,8 @@ export const ErrorCodes = {
   CommandTimeout: 'ERR_RC_COMMAND_TIMEOUT',
   /** A command was killed by a signal it did not ask for. */
   CommandKilled: 'ERR_RC_COMMAND_KILLED',
+  /** A command was stopped on purpose (its caller's AbortSignal fired: the agent is stopping). */
+  CommandCanceled: 'ERR_RC_COMMAND_CANCELED',
   /** A command exited non-zero in a way no more specific code describes. */
   CommandFailed: 'ERR_RC_COMMAND_FAILED',
   /** The firewall refused: an object we referenced does not exist. */

@@ -85,6 +85,15 @@ export interface CleanupResult {
   readonly summary: string;
 }
 
+/** Options of the calls that write. */
+export interface WriteOptions {
+  /**
+   * Aborting stops the command in flight (an iptables-restore waiting for the xtables lock) and
+   * rejects with ERR_RC_COMMAND_CANCELED; a transaction is atomic, so nothing half-done remains.
+   */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * A way to drop forwarded packets to Service CIDRs. Implementations stay in their own objects:
  * they never list, flush or modify anything they did not create.
@@ -107,11 +116,11 @@ export interface FirewallBackend {
    * running. The calls take effect one at a time, in the order they were made, each starting from
    * a fresh read of the kernel; so the kernel ends as the last call leaves it.
    */
-  apply(desired: DesiredState): Promise<ApplyResult>;
+  apply(desired: DesiredState, options?: WriteOptions): Promise<ApplyResult>;
   /** Reads back only our own objects. Safe to call at any time, also during apply(). */
   observe(): Promise<ObservedState>;
   /** Removes everything we own and nothing else; safe to repeat. Queued with apply() (see there). */
-  cleanup(): Promise<CleanupResult>;
+  cleanup(options?: WriteOptions): Promise<CleanupResult>;
 }
 
 export const NOTHING_OBSERVED: ObservedState = Object.freeze({

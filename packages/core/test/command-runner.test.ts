@@ -1,5 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatCommand, PrefixedCommandRunner, ProcessCommandRunner } from '../src/command-runner.js';
+import { formatCommand, PrefixedCommandRunner, ProcessCommandRunner, runChecked } from '../src/command-runner.js';
 import { ErrorCodes, RouteControllerError } from '../src/errors.js';
 import { anyOrder, FakeCommandRunner } from '../src/testing/fake-command-runner.js';
 import { RecordingCommandRunner } from '../src/testing/recording-command-runner.js';
@@ -47,6 +50,32 @@ describe('ProcessCommandRunner', () => {
     expect((error as RouteControllerError).cause).toBeDefined();
   });
 
+  it('stops a command when its AbortSignal fires, with ERR_RC_COMMAND_CANCELED', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 100);
+    const error = await runner.run({ file: 'sleep', args: ['5'], signal: controller.signal }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCodes.CommandCanceled });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('reports a command killed from outside as ERR_RC_COMMAND_KILLED', async () => {
+    const error = await runner.run({ file: 'sh', args: ['-c', 'kill -KILL $$'] }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCodes.CommandKilled, details: { signal: 'SIGKILL' } });
+  });
+
+  it('reports a file that cannot be executed as ERR_RC_COMMAND_SPAWN, not as missing', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'rc-runner-')), 'not-executable');
+    writeFileSync(file, '#!/bin/sh\n', { mode: 0o644 });
+    const error = await runner.run({ file, args: [] }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCodes.CommandSpawn, details: { errno: 'EACCES' } });
+  });
+
+  it('runs with LC_ALL=C, so tools print untranslated messages', async () => {
+    const result = await runner.run({ file: 'sh', args: ['-c', 'printf %s "$LC_ALL"'] });
+    expect(result.stdout).toBe('C');
+  });
+
   it('formats commands for logs, quoting only what needs it', () => {
     expect(formatCommand({ file: 'nft', args: ['-j', 'list', 'table', 'inet', 'route-controller'] })).toBe(
       'nft -j list table inet route-controller',
@@ -54,6 +83,22 @@ describe('ProcessCommandRunner', () => {
     expect(formatCommand({ file: 'iptables', args: ['-m', 'comment', '--comment', 'a b'] })).toBe(
       'iptables -m comment --comment "a b"',
     );
+  });
+});
+
+describe('runChecked', () => {
+  it("returns a zero exit and throws the caller's coded error for any other", async () => {
+    const fake = new FakeCommandRunner([
+      { file: 'nft', result: { stdout: 'ok' } },
+      { file: 'nft', result: { exitCode: 1, stderr: 'Error: nope' } },
+    ]);
+    const failure = (result: { stderr: string }, command: string) =>
+      new RouteControllerError(ErrorCodes.CommandFailed, `${command}: ${result.stderr}`, { hint: 'h' });
+    expect((await runChecked(fake, { file: 'nft', args: ['-j'] }, failure)).stdout).toBe('ok');
+    await expect(runChecked(fake, { file: 'nft', args: ['-j'] }, failure)).rejects.toMatchObject({
+      code: ErrorCodes.CommandFailed,
+      message: 'nft -j: Error: nope',
+    });
   });
 });
 

@@ -7,12 +7,17 @@ import { LazyBackend } from './lazy-backend.js';
 /** One instance of every backend, by name, in order of preference. */
 export type BackendSet = ReadonlyMap<BackendName, FirewallBackend>;
 
+export interface BackendSetOptions {
+  /** Seconds iptables-restore waits for the xtables lock. */
+  readonly iptablesLockWaitSeconds: number;
+}
+
 /** nft is loaded at once (the usual choice); the iptables backend only when something asks for it. */
-export function createBackendSet(runner: CommandRunner): BackendSet {
+export function createBackendSet(runner: CommandRunner, options: BackendSetOptions): BackendSet {
   const iptables = (mode: 'nft' | 'legacy') =>
     new LazyBackend(`iptables-${mode}`, IPTABLES_CAPABILITIES, async () => {
       const { IptablesBackend } = await import('@route-controller/backend-iptables');
-      return new IptablesBackend({ mode, runner });
+      return new IptablesBackend({ mode, runner, lockWaitSeconds: options.iptablesLockWaitSeconds });
     });
   return new Map<BackendName, FirewallBackend>([
     ['nft', new NftBackend({ runner })],

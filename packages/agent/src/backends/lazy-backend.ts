@@ -7,6 +7,7 @@ import type {
   FirewallBackend,
   ObservedState,
   Plan,
+  WriteOptions,
 } from '@route-controller/core';
 
 /**
@@ -36,16 +37,16 @@ export class LazyBackend implements FirewallBackend {
     return (await this.#get()).plan(desired);
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
-    return (await this.#get()).apply(desired);
+  async apply(desired: DesiredState, options?: WriteOptions): Promise<ApplyResult> {
+    return (await this.#get()).apply(desired, options);
   }
 
   async observe(): Promise<ObservedState> {
     return (await this.#get()).observe();
   }
 
-  async cleanup(): Promise<CleanupResult> {
-    return (await this.#get()).cleanup();
+  async cleanup(options?: WriteOptions): Promise<CleanupResult> {
+    return (await this.#get()).cleanup(options);
   }
 
   #get(): Promise<FirewallBackend> {

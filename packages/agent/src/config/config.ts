@@ -34,10 +34,14 @@ export interface AgentConfig {
   /** Undefined when the endpoint is disabled. */
   readonly listen: ListenAddress | undefined;
   readonly kubeconfig: string | undefined;
+  /** Seconds iptables-restore waits for the xtables lock (`-w`). */
+  readonly iptablesLockWaitSeconds: number;
 }
 
 export const MIN_RESYNC_MS = 100;
 export const MAX_RESYNC_MS = 24 * 3_600_000;
+export const DEFAULT_LOCK_WAIT_SECONDS = 5;
+export const MAX_LOCK_WAIT_SECONDS = 300;
 
 /** Where a raw value came from, so errors can name it the way the user wrote it. */
 type Origin = { readonly value: string; readonly via: string };
@@ -78,6 +82,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     cleanupOnExit: bool('cleanupOnExit', origin('cleanupOnExit'), false),
     listen: listen(origin('listen')),
     kubeconfig: origin('kubeconfig')?.value,
+    iptablesLockWaitSeconds: lockWait(origin('iptablesLockWait')),
   };
 }
 
@@ -127,6 +132,19 @@ function resync(origin: Origin | undefined): number {
   if (ms === undefined || ms < MIN_RESYNC_MS || ms > MAX_RESYNC_MS)
     throw invalid(settingFor('resyncInterval'), origin, expected);
   return ms;
+}
+
+function lockWait(origin: Origin | undefined): number {
+  if (!origin) return DEFAULT_LOCK_WAIT_SECONDS;
+  const ms = parseDuration(origin.value);
+  if (ms === undefined || ms % 1000 !== 0 || ms < 1000 || ms > MAX_LOCK_WAIT_SECONDS * 1000) {
+    throw invalid(
+      settingFor('iptablesLockWait'),
+      origin,
+      `whole seconds between 1s and ${formatDuration(MAX_LOCK_WAIT_SECONDS * 1000)}, such as 5s or 30s`,
+    );
+  }
+  return ms / 1000;
 }
 
 function listen(origin: Origin | undefined): ListenAddress | undefined {

@@ -33,6 +33,7 @@ export interface RawSettings {
   readonly cleanupOnExit?: string;
   readonly listen?: string;
   readonly kubeconfig?: string;
+  readonly iptablesLockWait?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -97,6 +98,15 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: '--kubeconfig',
     argName: 'path',
     description: 'kubeconfig for ServiceCIDR discovery (default: in-cluster config, then ~/.kube/config)',
+  },
+  {
+    key: 'iptablesLockWait',
+    env: 'IPTABLES_LOCK_WAIT',
+    flag: '--iptables-lock-wait',
+    argName: 'duration',
+    description:
+      'how long an iptables backend waits for the xtables lock held by kube-proxy or Docker (whole seconds, e.g. 5s, 30s; 1s to 5m)',
+    defaultText: '5s',
   },
 ];
 

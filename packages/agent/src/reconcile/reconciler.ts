@@ -4,9 +4,11 @@ import {
   type DiscoveryChain,
   describeDesiredState,
   describeNote,
+  ErrorCodes,
   type FirewallBackend,
   formatServiceCidrs,
   isEmptyDesiredState,
+  isRouteControllerError,
   RouteControllerError,
   type ServiceCidrs,
   sameDesiredState,
@@ -54,6 +56,8 @@ export class Reconciler {
   #retryTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #stopped = false;
+  /** Aborted by stop(): ends a write in flight (an iptables-restore waiting for the xtables lock). */
+  readonly #abort = new AbortController();
   /** The last state applied successfully: what fail-static keeps, and what drift is measured against. */
   #applied: DesiredState | undefined;
   #readiness: Readiness = { ready: false, reason: 'starting: no reconcile has finished yet' };
@@ -105,6 +109,7 @@ export class Reconciler {
     this.#unsubscribe?.();
     clearInterval(this.#resyncTimer);
     clearTimeout(this.#retryTimer);
+    this.#abort.abort();
     await this.#running;
     await this.discovery.close();
   }
@@ -162,7 +167,7 @@ export class Reconciler {
     }
 
     try {
-      const result = await this.backend.apply(desired);
+      const result = await this.backend.apply(desired, { signal: this.#abort.signal });
       const driftRepaired =
         result.changed &&
         trigger === 'resync' &&
@@ -195,6 +200,13 @@ export class Reconciler {
       this.#setReadiness(true, `in step: ${describeDesiredState(desired)} (${this.backend.name})`);
       return { trigger, ok: true, changed: result.changed, driftRepaired };
     } catch (error) {
+      if (this.#stopped && isRouteControllerError(error, ErrorCodes.CommandCanceled)) {
+        this.#log.info(
+          { backend: this.backend.name, kept: this.#applied ? describeDesiredState(this.#applied) : 'nothing' },
+          'apply stopped: the agent is stopping; the rules in place are kept',
+        );
+        return { trigger, ok: false, changed: false, driftRepaired: false };
+      }
       return this.#failure(trigger, error, `apply with ${this.backend.name} failed`, true);
     }
   }

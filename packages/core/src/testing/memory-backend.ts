@@ -11,6 +11,7 @@ import type {
   FirewallBackend,
   ObservedState,
   Plan,
+  WriteOptions,
 } from '../firewall-backend.js';
 import { assertEnforceable, isInSync, NOTHING_OBSERVED } from '../firewall-backend.js';
 import { SerialQueue } from '../serial-queue.js';
@@ -141,13 +142,14 @@ export class MemoryBackend implements FirewallBackend {
     };
   }
 
-  apply(desired: DesiredState): Promise<ApplyResult> {
-    return this.#serialised(() => this.#apply(desired));
+  apply(desired: DesiredState, options: WriteOptions = {}): Promise<ApplyResult> {
+    return this.#serialised(() => this.#apply(desired, options));
   }
 
-  async #apply(desired: DesiredState): Promise<ApplyResult> {
+  async #apply(desired: DesiredState, options: WriteOptions): Promise<ApplyResult> {
     const plan = await this.plan(desired);
     if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
+    assertNotCanceled(options);
     const target = this.#render(desired);
     try {
       this.kernel.transact((objects) => {
@@ -210,14 +212,15 @@ export class MemoryBackend implements FirewallBackend {
     return Promise.resolve({ present: true, action, ipv4, ipv6, problems });
   }
 
-  cleanup(): Promise<CleanupResult> {
-    return this.#serialised(() => this.#cleanup());
+  cleanup(options: WriteOptions = {}): Promise<CleanupResult> {
+    return this.#serialised(() => this.#cleanup(options));
   }
 
-  async #cleanup(): Promise<CleanupResult> {
+  async #cleanup(options: WriteOptions): Promise<CleanupResult> {
     // Reads like a real backend would (asynchronously), so unserialised calls interleave.
     const ours = [...(await this.#keys())].filter((key) => key.startsWith(`${OWNER}/`));
     if (ours.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
+    assertNotCanceled(options);
     this.kernel.transact((objects) => {
       for (const key of this.#flaw === 'clobbers-foreign' ? [...objects.keys()] : ours) {
         if (this.#flaw === 'cleanup-leaves-rule' && key === ruleKey('ipv4')) continue;
@@ -261,3 +264,12 @@ export class MemoryBackend implements FirewallBackend {
 }
 
 export const MEMORY_OWNER = OWNER;
+
+/** Like a real command stopped by its signal: nothing is written. */
+function assertNotCanceled(options: WriteOptions): void {
+  if (options.signal?.aborted) {
+    throw new RouteControllerError(ErrorCodes.CommandCanceled, 'the memory transaction was stopped', {
+      hint: 'The caller aborted the write.',
+    });
+  }
+}
