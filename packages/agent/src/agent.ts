@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { FirewallBackend } from '@route-controller/core';
+import { type FirewallBackend, isEmptyDesiredState } from '@route-controller/core';
 import type { Selection } from './backends/backend-selector.js';
 import type { AgentConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
@@ -52,7 +52,6 @@ export class Agent {
       `backend ${selection.backend} chosen: ${selection.reason}`,
     );
     for (const warning of selection.warnings) this.#log.warn({ backend: selection.backend }, warning);
-    await this.chores.beforeRules();
     if (config.listen) {
       this.#address = await this.server.listen(config.listen);
       this.#log.info(
@@ -68,9 +67,12 @@ export class Agent {
   async stop(signal: string): Promise<void> {
     this.#log.info({ signal }, `${signal} received, stopping`);
     await this.reconciler.stop();
+    const installed = this.reconciler.installed();
     if (this.config.cleanupOnExit) {
       const result = await this.backend.cleanup();
       this.#log.info({ backend: this.backend.name, summary: result.summary }, 'CLEANUP_ON_EXIT=true: rules removed');
+    } else if (!installed || isEmptyDesiredState(installed)) {
+      this.#log.info({ backend: this.backend.name }, 'no rules of ours were installed; nothing to keep');
     } else {
       this.#log.info(
         { backend: this.backend.name },

@@ -16,6 +16,7 @@ import { HealthServer } from './observability/health-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AgentMetrics } from './observability/metrics.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { preflight } from './startup/preflight.js';
 import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
 import { VERSION } from './version.js';
@@ -103,8 +104,12 @@ export function createRunContainer(node: DependencyContainer, selection: Selecti
   return c;
 }
 
-/** Selects the backend (probing the node), then builds the agent around the choice. */
+/**
+ * Checks the configuration against the node, selects the backend (probing the node), then builds
+ * the agent around the choice.
+ */
 export async function composeAgent(node: DependencyContainer): Promise<Agent> {
+  await preflight(node.resolve<AgentConfig>(TOKENS.Config), node.resolve<NodeNetworkReader>(TOKENS.NodeNetwork));
   const probing = performance.now();
   const selection = await node.resolve(BackendSelector).select();
   node

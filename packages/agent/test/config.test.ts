@@ -1,16 +1,23 @@
-import { ErrorCodes, RouteControllerError } from '@route-controller/core';
+import { ErrorCodes, type RouteControllerError } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/config.js';
+import { InvalidSettingsError, loadConfig } from '../src/config/config.js';
 import { formatDuration, parseDuration } from '../src/config/duration.js';
 
-function configError(env: Record<string, string>, flags = {}): RouteControllerError {
+/** The problems loadConfig refused the input with; fails the test if it accepted it. */
+function configProblems(env: Record<string, string>, flags = {}): readonly RouteControllerError[] {
   try {
     loadConfig(env, flags);
   } catch (error) {
-    if (error instanceof RouteControllerError) return error;
+    if (error instanceof InvalidSettingsError) return error.problems;
     throw error;
   }
   throw new Error('loadConfig accepted the input');
+}
+
+function configError(env: Record<string, string>, flags = {}): RouteControllerError {
+  const problems = configProblems(env, flags);
+  expect(problems).toHaveLength(1);
+  return problems[0] as RouteControllerError;
 }
 
 describe('loadConfig', () => {
@@ -67,39 +74,88 @@ describe('loadConfig', () => {
     expect(loadConfig({ LISTEN_ADDRESS: 'off' }).listen).toBeUndefined();
   });
 
-  const bad: [string, Record<string, string>, string][] = [
-    ['FIREWALL_BACKEND', { FIREWALL_BACKEND: 'pf' }, 'auto, nft, iptables-nft, iptables-legacy'],
-    ['BLOCK_ACTION', { BLOCK_ACTION: 'accept' }, 'drop, reject'],
-    ['RESYNC_INTERVAL', { RESYNC_INTERVAL: '30' }, 'such as 30s'],
-    ['RESYNC_INTERVAL', { RESYNC_INTERVAL: '10ms' }, 'between 100ms and 24h'],
-    ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }, 'info'],
-    ['CLEANUP_ON_EXIT', { CLEANUP_ON_EXIT: 'maybe' }, 'true or false'],
-    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: 'localhost' }, 'host:port'],
-    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: ':99999' }, 'host:port'],
-    ['IPTABLES_LOCK_WAIT', { IPTABLES_LOCK_WAIT: '500ms' }, 'whole seconds between 1s and 5m'],
-    ['IPTABLES_LOCK_WAIT', { IPTABLES_LOCK_WAIT: '10m' }, 'whole seconds between 1s and 5m'],
-    ['SERVICE_CIDRS', { SERVICE_CIDRS: '10.96.0.0/33' }, 'address and a prefix length'],
-    ['SERVICE_CIDRS', { SERVICE_CIDRS: '0.0.0.0/0' }, 'refuses ipv4 prefixes shorter than /8'],
+  const bad: [string, Record<string, string>, string, string][] = [
+    [
+      'FIREWALL_BACKEND',
+      { FIREWALL_BACKEND: 'pf' },
+      ErrorCodes.InvalidConfig,
+      'auto, nft, iptables-nft, iptables-legacy',
+    ],
+    [
+      'FIREWALL_BACKEND',
+      { FIREWALL_BACKEND: 'NFT' },
+      ErrorCodes.InvalidConfig,
+      'auto, nft, iptables-nft, iptables-legacy',
+    ],
+    ['BLOCK_ACTION', { BLOCK_ACTION: 'accept' }, ErrorCodes.InvalidConfig, 'drop, reject'],
+    ['RESYNC_INTERVAL', { RESYNC_INTERVAL: '30' }, ErrorCodes.InvalidConfig, 'such as 30s'],
+    ['RESYNC_INTERVAL', { RESYNC_INTERVAL: '10ms' }, ErrorCodes.InvalidConfig, 'between 100ms and 24h'],
+    ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }, ErrorCodes.InvalidConfig, 'info'],
+    ['CLEANUP_ON_EXIT', { CLEANUP_ON_EXIT: 'maybe' }, ErrorCodes.InvalidConfig, 'true or false'],
+    ['CLEANUP_ON_EXIT', { CLEANUP_ON_EXIT: 'yes' }, ErrorCodes.InvalidConfig, 'true or false'],
+    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: 'localhost' }, ErrorCodes.InvalidConfig, 'host:port'],
+    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: ':99999' }, ErrorCodes.InvalidConfig, 'host:port'],
+    [
+      'IPTABLES_LOCK_WAIT',
+      { IPTABLES_LOCK_WAIT: '500ms' },
+      ErrorCodes.InvalidConfig,
+      'whole seconds between 1s and 5m',
+    ],
+    ['IPTABLES_LOCK_WAIT', { IPTABLES_LOCK_WAIT: '10m' }, ErrorCodes.InvalidConfig, 'whole seconds between 1s and 5m'],
+    [
+      'SERVICE_CIDRS',
+      { SERVICE_CIDRS: '10.96.0.0/33' },
+      ErrorCodes.InvalidCidr,
+      'Write an address and a prefix length',
+    ],
+    ['SERVICE_CIDRS', { SERVICE_CIDRS: '0.0.0.0/0' }, ErrorCodes.CidrTooBroad, 'refuses ipv4 prefixes shorter than /8'],
   ];
-  for (const [variable, env, expected] of bad) {
-    it(`refuses ${variable}=${Object.values(env)[0]}, naming the variable, the value and the choices`, () => {
+  for (const [variable, env, code, expected] of bad) {
+    const value = Object.values(env)[0];
+    it(`refuses ${variable}=${value} with ${code}, naming the variable, the value and the fix`, () => {
       const error = configError(env);
-      expect(error.code).toBe(ErrorCodes.InvalidConfig);
-      expect(error.message).toContain(`${variable}=${JSON.stringify(Object.values(env)[0])}`);
+      expect(error.code).toBe(code);
+      expect(error.message).toContain(`${variable}=${JSON.stringify(value)}`);
       expect(error.hint).toContain(expected);
-      expect(error.details).toMatchObject({ variable, value: Object.values(env)[0] });
+      expect(error.details).toMatchObject({ variable, value });
     });
   }
+
+  it('writes every hint as whole sentences, composed once', () => {
+    for (const [, env] of bad) {
+      const { hint } = configError(env);
+      expect(hint).toMatch(/^[A-Z].*\.$/);
+      expect(hint).not.toMatch(/to (Write|Use|Set) /);
+    }
+  });
+
+  it('reports every bad value at once, each with its own code', () => {
+    const problems = configProblems({
+      SERVICE_CIDRS: '10.96.0.0/12,bogus,0.0.0.0/0',
+      FIREWALL_BACKEND: 'pf',
+      RESYNC_INTERVAL: 'soon',
+    });
+    expect(problems.map((p) => [p.code, p.details.variable])).toEqual([
+      [ErrorCodes.InvalidCidr, 'SERVICE_CIDRS'],
+      [ErrorCodes.CidrTooBroad, 'SERVICE_CIDRS'],
+      [ErrorCodes.InvalidConfig, 'FIREWALL_BACKEND'],
+      [ErrorCodes.InvalidConfig, 'RESYNC_INTERVAL'],
+    ]);
+    expect(problems.map((p) => p.details.entry)).toEqual(['bogus', '0.0.0.0/0', undefined, undefined]);
+  });
 
   it('names the flag when the bad value came from a flag', () => {
     const error = configError({}, { backend: 'pf' });
     expect(error.message).toContain('--backend="pf"');
+    expect(error.hint).toBe('Set --backend to one of auto, nft, iptables-nft, iptables-legacy.');
   });
 
-  it('keeps the CIDR error as the cause', () => {
+  it('keeps the CIDR error as the cause, and its hint about separators', () => {
     const error = configError({ SERVICE_CIDRS: '10.96.0.0/12;fd00::/108' });
+    expect(error.code).toBe(ErrorCodes.InvalidCidr);
     expect((error.cause as RouteControllerError).code).toBe(ErrorCodes.InvalidCidr);
     expect(error.message).toContain('10.96.0.0/12;fd00::/108');
+    expect(error.hint).toContain('Separate entries with commas');
   });
 });
 

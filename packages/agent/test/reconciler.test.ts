@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
 import type { NodeNetworkReader } from '../src/node/node-network.js';
+import type { Logger } from '../src/observability/logger.js';
 import { AgentMetrics } from '../src/observability/metrics.js';
 import { type ReconcileOutcome, Reconciler } from '../src/reconcile/reconciler.js';
 
@@ -41,18 +42,34 @@ const network: NodeNetworkReader = {
   read: async () => ({ addresses: [{ interface: 'eth0', address: '172.18.0.2' }], gateways: ['172.18.0.1'] }),
 };
 
-function setup(resync = '30s') {
-  const kernel = new MemoryKernel();
+/** JSON log lines, as the agent writes them, kept for assertions. */
+function captureLogs(): { logger: Logger; lines: Record<string, unknown>[]; raw: string[] } {
+  const lines: Record<string, unknown>[] = [];
+  const raw: string[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        raw.push(line);
+        lines.push(JSON.parse(line));
+      },
+    },
+  );
+  return { logger, lines, raw };
+}
+
+function setup(resync = '30s', kernel = new MemoryKernel()) {
   const backend = new MemoryBackend(kernel);
   const source = new ScriptedSource();
   const metrics = new AgentMetrics('test');
   const config = loadConfig({ RESYNC_INTERVAL: resync, LISTEN_ADDRESS: 'off' });
-  const logger = pino({ level: 'silent' });
+  const { logger, lines: logs, raw } = captureLogs();
   const reconciler = new Reconciler(config, backend, new DiscoveryChain([source]), network, metrics, logger);
   const outcomes: ReconcileOutcome[] = [];
   reconciler.onOutcome((o) => outcomes.push(o));
   const kernelCidrs = () => [...(kernel.objects.get('route-controller/set/ipv4')?.elements ?? [])];
-  return { kernel, backend, source, metrics, reconciler, outcomes, kernelCidrs };
+  const infos = () => logs.filter((line) => line.level === 30).map((line) => String(line.msg));
+  return { kernel, backend, source, metrics, reconciler, outcomes, kernelCidrs, logs, raw, infos };
 }
 
 describe('Reconciler', () => {
@@ -174,11 +191,50 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
-  it('installs nothing and stays up when no source has CIDRs', async () => {
+  it('installs nothing, stays up, and is not ready (with the fix) when no source has CIDRs', async () => {
     const t = setup();
     await t.reconciler.start();
     expect(t.kernel.objects.size).toBe(0);
     expect(t.outcomes[0]).toMatchObject({ ok: true, changed: false });
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringMatching(
+        /^not protecting this node: no Service CIDRs found \(scripted: nothing yet\)\. Set SERVICE_CIDRS/,
+      ),
+    });
+    expect(await t.metrics.value('route_controller_ready')).toBe(0);
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.trigger('change');
+    expect(t.reconciler.readiness().ready).toBe(true);
+    expect(await t.metrics.value('route_controller_ready')).toBe(1);
+    await t.reconciler.stop();
+  });
+
+  it('says at info level, once, that the node is protected when a restart finds the rules in step', async () => {
+    const first = setup();
+    first.source.set('10.96.0.0/16');
+    await first.reconciler.start();
+    await first.reconciler.stop();
+    // A second agent over the same kernel: nothing to write, and still one line saying what is enforced.
+    const second = setup('1s', first.kernel);
+    second.source.set('10.96.0.0/16');
+    await second.reconciler.start();
+    await vi.advanceTimersByTimeAsync(3000);
+    const said = second.infos().filter((msg) => msg.startsWith('rules already in step'));
+    expect(said).toEqual(['rules already in step: drop forwarded packets to 10.96.0.0/16 (nothing written)']);
+    expect(first.kernel.writes).toBe(1);
+    await second.reconciler.stop();
+  });
+
+  it('logs one component per line', async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    await t.reconciler.stop();
+    expect(t.raw.length).toBeGreaterThan(0);
+    // Parsers keep one of two equal keys: count them in the text itself.
+    for (const line of t.raw) expect(line.match(/"component":/g)).toHaveLength(1);
+    expect(t.logs.find((line) => String(line.msg).startsWith('Service CIDRs from'))?.component).toBe('discovery');
   });
 
   it('removes the rules when the CIDRs go away', async () => {

@@ -14,6 +14,10 @@ export const ErrorCodes = {
   InvalidConfig: 'ERR_RC_INVALID_CONFIG',
   /** A Service CIDR would cut the node off from its own network. */
   UnsafeCidr: 'ERR_RC_UNSAFE_CIDR',
+  /** An explicitly given kubeconfig is missing or cannot be used. */
+  InvalidKubeconfig: 'ERR_RC_INVALID_KUBECONFIG',
+  /** The command line itself is wrong: an unknown command or flag, a missing argument. */
+  Usage: 'ERR_RC_USAGE',
   /** A command's binary does not exist (not installed, not on PATH). */
   CommandNotFound: 'ERR_RC_COMMAND_NOT_FOUND',
   /** A command could not be started for another reason (not executable, out of resources). */
@@ -50,7 +54,7 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 export interface RouteControllerErrorOptions {
   /** What the user should do about it. */
-  readonly hint?: string;
+  readonly hint?: string | undefined;
   /** The error that caused this one. */
   readonly cause?: unknown;
   /** Structured facts for logs and tests (the bad value, the stderr text, ...). */

@@ -1,4 +1,4 @@
-import { RouteControllerError } from '@route-controller/core';
+import { type ErrorCode, ErrorCodes, RouteControllerError } from '@route-controller/core';
 
 /** Where one-shot commands print: results on stdout, problems on stderr. */
 export interface Output {
@@ -11,8 +11,38 @@ export const processOutput: Output = {
   err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
 };
 
+/** Codes that mean "the configuration or the command line is wrong": exit code 2, nothing touched. */
+const CONFIGURATION_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCodes.InvalidConfig,
+  ErrorCodes.InvalidCidr,
+  ErrorCodes.CidrTooBroad,
+  ErrorCodes.UnsafeCidr,
+  ErrorCodes.InvalidKubeconfig,
+  ErrorCodes.Usage,
+]);
+
+export const EXIT_RUNTIME_FAILURE = 1;
+export const EXIT_CONFIGURATION = 2;
+
+export function isConfigurationError(error: unknown): error is RouteControllerError {
+  return error instanceof RouteControllerError && CONFIGURATION_CODES.has(error.code);
+}
+
+/**
+ * One plain line per problem: "error <code>: <message>. <hint>" (the message names the variable and
+ * the value, the hint says the fix). An error holding several problems (every bad setting at once)
+ * gives one line each.
+ */
+export function describeConfigurationError(error: RouteControllerError): string {
+  const problems = (error as { problems?: readonly RouteControllerError[] }).problems ?? [error];
+  return problems
+    .map((problem) => `error ${problem.code}: ${problem.message}${problem.hint ? `. ${problem.hint}` : ''}`)
+    .join('\n');
+}
+
 /** "error ERR_RC_...: message" plus the hint on its own line. */
 export function describeError(error: unknown): string {
+  if (isConfigurationError(error)) return describeConfigurationError(error);
   if (error instanceof RouteControllerError) {
     return `error ${error.code}: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ''}`;
   }

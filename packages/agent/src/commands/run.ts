@@ -3,20 +3,40 @@ import type { Agent } from '../agent.js';
 import type { AgentConfig } from '../config/config.js';
 import { composeAgent, createAgentContainer } from '../container.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import {
+  describeConfigurationError,
+  EXIT_CONFIGURATION,
+  EXIT_RUNTIME_FAILURE,
+  isConfigurationError,
+  type Output,
+  processOutput,
+} from './output.js';
 
 /** How long `stop` may take before the process exits anyway (rules stay either way). */
 const STOP_DEADLINE_MS = 5_000;
 
-/** `route-controller run`: until SIGTERM or SIGINT. Returns the exit code. */
-export async function runAgent(config: AgentConfig, logger: Logger = createLogger(config.logLevel)): Promise<number> {
+/**
+ * `route-controller run`: until SIGTERM or SIGINT. Returns the exit code: 2 for a configuration
+ * that cannot work on this node (one plain line per problem on stderr, nothing installed), 1 for a
+ * failure at run time (logged).
+ */
+export async function runAgent(
+  config: AgentConfig,
+  logger: Logger = createLogger(config.logLevel),
+  output: Output = processOutput,
+): Promise<number> {
   const log = logger.child({ component: 'agent' });
   let agent: Agent;
   try {
     agent = await composeAgent(createAgentContainer(config, { logger }));
     await agent.start();
   } catch (error) {
+    if (isConfigurationError(error)) {
+      output.err(describeConfigurationError(error));
+      return EXIT_CONFIGURATION;
+    }
     logFatal(log, error, 'cannot start');
-    return 1;
+    return EXIT_RUNTIME_FAILURE;
   }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

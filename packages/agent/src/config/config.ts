@@ -1,8 +1,9 @@
 import {
   BLOCK_ACTIONS,
   type BlockAction,
-  EnvServiceCidrSource,
   ErrorCodes,
+  parseCidr,
+  parseCidrList,
   RouteControllerError,
 } from '@route-controller/core';
 import { formatDuration, parseDuration } from './duration.js';
@@ -44,13 +45,34 @@ export const DEFAULT_LOCK_WAIT_SECONDS = 5;
 export const MAX_LOCK_WAIT_SECONDS = 300;
 
 /** Where a raw value came from, so errors can name it the way the user wrote it. */
-type Origin = { readonly value: string; readonly via: string };
+interface Origin {
+  readonly value: string;
+  /** The variable or flag, as the user set it. */
+  readonly via: string;
+}
 
 /**
- * Validates raw settings: flags win over environment variables. Any bad value throws
- * ERR_RC_INVALID_CONFIG naming the variable (or flag), the value and the valid choices.
+ * Every bad setting found in one pass: the user fixes them all at once, not one per restart.
+ * Each problem keeps its own documented code (ERR_RC_INVALID_CIDR, ERR_RC_CIDR_TOO_BROAD,
+ * ERR_RC_INVALID_CONFIG, ...); this error takes the code of the first.
+ */
+export class InvalidSettingsError extends RouteControllerError {
+  constructor(readonly problems: readonly RouteControllerError[]) {
+    const [first] = problems;
+    super(
+      first?.code ?? ErrorCodes.InvalidConfig,
+      problems.length === 1 && first ? first.message : `${problems.length} settings are invalid`,
+      { hint: first?.hint, details: { problems: problems.map((problem) => problem.toJSON()) } },
+    );
+  }
+}
+
+/**
+ * Validates raw settings: flags win over environment variables. Bad values throw an
+ * InvalidSettingsError listing each one with the variable (or flag), the value and the fix.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, flags: RawSettings = {}): AgentConfig {
+  const problems: RouteControllerError[] = [];
   const origin = (key: keyof RawSettings): Origin | undefined => {
     const spec = settingFor(key);
     const flag = flags[key];
@@ -59,52 +81,75 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, via: spec.env };
     return undefined;
   };
+  /** Runs one setting's check, collecting its problem instead of stopping at it. */
+  const checked = <T>(fallback: T, check: () => T): T => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof RouteControllerError)) throw error;
+      problems.push(error);
+      return fallback;
+    }
+  };
 
   const serviceCidrs = origin('serviceCidrs');
-  if (serviceCidrs) {
+  if (serviceCidrs) problems.push(...cidrProblems(serviceCidrs));
+  const config: AgentConfig = {
+    serviceCidrs: serviceCidrs?.value,
+    backend: checked('auto', () => choice('backend', origin('backend'), BACKEND_CHOICES, 'auto')),
+    action: checked('drop', () => choice('action', origin('action'), BLOCK_ACTIONS, 'drop')),
+    resyncIntervalMs: checked(30_000, () => resync(origin('resyncInterval'))),
+    logLevel: checked('info', () => choice('logLevel', origin('logLevel'), LOG_LEVELS, 'info')),
+    cleanupOnExit: checked(false, () => bool('cleanupOnExit', origin('cleanupOnExit'), false)),
+    listen: checked(undefined, () => listen(origin('listen'))),
+    kubeconfig: origin('kubeconfig')?.value,
+    iptablesLockWaitSeconds: checked(DEFAULT_LOCK_WAIT_SECONDS, () => lockWait(origin('iptablesLockWait'))),
+  };
+  if (problems.length > 0) throw new InvalidSettingsError(problems);
+  return config;
+}
+
+/** The name the user wrote: the flag if the value came from it, else the variable. */
+function nameOf(spec: SettingSpec, origin: Origin): string {
+  return origin.via === spec.flag ? spec.flag : spec.env;
+}
+
+function invalid(spec: SettingSpec, origin: Origin, expected: string): RouteControllerError {
+  const name = nameOf(spec, origin);
+  return new RouteControllerError(ErrorCodes.InvalidConfig, `${name}=${JSON.stringify(origin.value)} is invalid`, {
+    hint: `Set ${name} to ${expected}.`,
+    details: { variable: spec.env, flag: spec.flag, value: origin.value, expected },
+  });
+}
+
+/**
+ * Each bad SERVICE_CIDRS entry as its own problem, under the CIDR's own code, with the variable and
+ * the whole value in front; the hint is the CIDR error's, a whole sentence.
+ */
+function cidrProblems(origin: Origin): RouteControllerError[] {
+  const spec = settingFor('serviceCidrs');
+  const name = nameOf(spec, origin);
+  const problems: RouteControllerError[] = [];
+  for (const entry of origin.value.split(',')) {
+    if (entry.trim() === '') continue;
     try {
-      new EnvServiceCidrSource(serviceCidrs.value);
+      parseCidr(entry);
     } catch (error) {
-      const cause = error as RouteControllerError;
-      throw invalid(settingFor('serviceCidrs'), serviceCidrs, cause.hint ?? 'comma-separated CIDRs', {
-        cause,
-        reason: cause.message,
-      });
+      if (!(error instanceof RouteControllerError)) throw error;
+      problems.push(
+        new RouteControllerError(error.code, `${name}=${JSON.stringify(origin.value)} is invalid: ${error.message}`, {
+          hint: error.hint,
+          cause: error,
+          details: { variable: spec.env, flag: spec.flag, value: origin.value, entry: entry.trim() },
+        }),
+      );
     }
   }
-
-  return {
-    serviceCidrs: serviceCidrs?.value,
-    backend: choice('backend', origin('backend'), BACKEND_CHOICES, 'auto'),
-    action: choice('action', origin('action'), BLOCK_ACTIONS, 'drop'),
-    resyncIntervalMs: resync(origin('resyncInterval')),
-    logLevel: choice('logLevel', origin('logLevel'), LOG_LEVELS, 'info'),
-    cleanupOnExit: bool('cleanupOnExit', origin('cleanupOnExit'), false),
-    listen: listen(origin('listen')),
-    kubeconfig: origin('kubeconfig')?.value,
-    iptablesLockWaitSeconds: lockWait(origin('iptablesLockWait')),
-  };
+  if (problems.length === 0) parseCidrList(origin.value); // normalisation itself cannot fail once each entry parses
+  return problems;
 }
 
-function invalid(
-  spec: SettingSpec,
-  origin: Origin,
-  expected: string,
-  extra: { cause?: unknown; reason?: string } = {},
-): RouteControllerError {
-  const name = origin.via === spec.flag ? spec.flag : spec.env;
-  const reason = extra.reason ? `: ${extra.reason}` : '';
-  return new RouteControllerError(
-    ErrorCodes.InvalidConfig,
-    `${name}=${JSON.stringify(origin.value)} is invalid${reason}`,
-    {
-      hint: `Set ${name} to ${expected}.`,
-      cause: extra.cause,
-      details: { variable: spec.env, flag: spec.flag, value: origin.value, expected },
-    },
-  );
-}
-
+/** Exactly the documented names (lowercase), nothing looser: what --help lists is what works. */
 function choice<T extends string>(
   key: keyof RawSettings,
   origin: Origin | undefined,
@@ -112,16 +157,16 @@ function choice<T extends string>(
   fallback: T,
 ): T {
   if (!origin) return fallback;
-  const value = origin.value.trim().toLowerCase();
+  const value = origin.value.trim();
   if ((choices as readonly string[]).includes(value)) return value as T;
   throw invalid(settingFor(key), origin, `one of ${choices.join(', ')}`);
 }
 
 function bool(key: keyof RawSettings, origin: Origin | undefined, fallback: boolean): boolean {
   if (!origin) return fallback;
-  const value = origin.value.trim().toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(value)) return true;
-  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  const value = origin.value.trim();
+  if (value === 'true') return true;
+  if (value === 'false') return false;
   throw invalid(settingFor(key), origin, 'true or false');
 }
 
@@ -149,7 +194,7 @@ function lockWait(origin: Origin | undefined): number {
 
 function listen(origin: Origin | undefined): ListenAddress | undefined {
   const text = origin?.value.trim() ?? DEFAULT_LISTEN;
-  if (['off', 'none', 'false'].includes(text.toLowerCase())) return undefined;
+  if (text === 'off') return undefined;
   const match = /^(?:\[(?<v6>[0-9a-fA-F:.]+)\]|(?<host>[^:[\]]*)):(?<port>\d{1,5})$/.exec(text);
   const port = Number(match?.groups?.port);
   if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {

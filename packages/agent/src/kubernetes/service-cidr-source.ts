@@ -1,15 +1,7 @@
-import { existsSync } from 'node:fs';
-import { delimiter } from 'node:path';
-import {
-  KubeConfig,
-  NetworkingV1Api,
-  Observable,
-  type RequestContext,
-  type ResponseContext,
-  Watch,
-} from '@kubernetes/client-node';
+import { NetworkingV1Api, Observable, type RequestContext, type ResponseContext, Watch } from '@kubernetes/client-node';
 import {
   ErrorCodes,
+  errorMessage,
   formatServiceCidrs,
   normalizeCidrs,
   parseCidr,
@@ -21,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { Backoff } from '../reconcile/backoff.js';
 import { type ApiFailure, toApiFailure } from './api-failure.js';
 import type { ApiConnectionState } from './api-state.js';
+import { loadKubeconfig } from './kubeconfig.js';
 
 export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
 
@@ -257,46 +250,15 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
    */
   #configure(): 'ok' | 'none' | 'failed' {
     try {
-      const config = new KubeConfig();
-      let origin: string;
-      const files = this.#kubeconfig?.split(delimiter).filter(Boolean) ?? [];
-      const missing = files.filter((file) => !existsSync(file));
-      if (files.length > 0 && missing.length === files.length) {
+      const loaded = loadKubeconfig(this.#kubeconfig);
+      if (!loaded) {
         this.#failed(
-          { status: undefined, message: `the kubeconfig ${files.join(delimiter)} does not exist` },
+          { status: undefined, message: 'not in a pod (no service account), no KUBECONFIG and no ~/.kube/config' },
           'not-configured',
         );
         return 'none';
       }
-      if (files.length > 0) {
-        config.loadFromFile(files[0] as string);
-        for (const file of files.slice(1)) {
-          const more = new KubeConfig();
-          more.loadFromFile(file);
-          config.mergeConfig(more);
-        }
-        origin = `kubeconfig ${files.join(delimiter)}`;
-      } else {
-        config.loadFromDefault();
-        origin = describeDefaultOrigin(config);
-        if (config.currentContext === 'loaded-context') {
-          // client-node's last resort is http://localhost:8080: there is really no configuration.
-          this.#failed(
-            { status: undefined, message: 'not in a pod (no service account), no KUBECONFIG and no ~/.kube/config' },
-            'not-configured',
-          );
-          return 'none';
-        }
-      }
-      const cluster = config.getCurrentCluster();
-      const server = cluster?.server;
-      if (!server) throw new Error('the kubeconfig has no current cluster');
-      if (server.startsWith('http:') && !cluster?.skipTLSVerify) {
-        // client-node would fail every request with a less helpful message.
-        throw new Error(
-          `the server ${server} is plain HTTP, which the Kubernetes client accepts only with insecure-skip-tls-verify: true in the kubeconfig's cluster`,
-        );
-      }
+      const { config, server, origin } = loaded;
       this.#api = config.makeApiClient(NetworkingV1Api);
       this.#watcher = new Watch(config);
       this.#server = server;
@@ -304,7 +266,7 @@ export class KubernetesServiceCidrSource implements ServiceCidrSource {
       return 'ok';
     } catch (error) {
       this.#failed(
-        { status: undefined, message: `cannot load the Kubernetes configuration: ${firstLine(String(error))}` },
+        { status: undefined, message: `cannot load the Kubernetes configuration: ${firstLine(errorMessage(error))}` },
         'unreachable',
       );
       return 'failed';
@@ -581,16 +543,6 @@ function withSignal(signal: AbortSignal): Parameters<NetworkingV1Api['listServic
     post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
   };
   return { middleware: [middleware], middlewareMergeStrategy: 'append' };
-}
-
-/** Where client-node's default resolution found the connection settings, for the log. */
-function describeDefaultOrigin(config: KubeConfig): string {
-  if (config.currentContext === 'inClusterContext') return "in-cluster: the pod's service account";
-  if (process.env.KUBECONFIG) return `KUBECONFIG ${process.env.KUBECONFIG}`;
-  if (config.currentContext === 'loaded-context') {
-    return 'no kubeconfig and not in a pod: client-node falls back to localhost';
-  }
-  return '~/.kube/config';
 }
 
 function describeFailure(failure: ApiFailure): string {

@@ -11,6 +11,7 @@ import {
   isRouteControllerError,
   RouteControllerError,
   type ServiceCidrs,
+  type SkippedSource,
   sameDesiredState,
   sameServiceCidrs,
 } from '@route-controller/core';
@@ -62,6 +63,10 @@ export class Reconciler {
   #applied: DesiredState | undefined;
   #readiness: Readiness = { ready: false, reason: 'starting: no reconcile has finished yet' };
   #lastDiscoveryLog = '';
+  /** Whether this process has said at info level what the node enforces (once per start). */
+  #announced = false;
+  /** Why no source has CIDRs, while that is so: the node is not protected, so not ready. */
+  #unprotected: string | undefined;
   #checkedSafeCidrs: ServiceCidrs | undefined;
   readonly #outcomes: ((outcome: ReconcileOutcome) => void)[] = [];
 
@@ -118,6 +123,11 @@ export class Reconciler {
     return this.#readiness;
   }
 
+  /** What the last successful reconcile left in the kernel (undefined before the first one). */
+  installed(): DesiredState | undefined {
+    return this.#applied;
+  }
+
   /** Tells `listener` the outcome of every reconcile (tests watch the loop through it). */
   onOutcome(listener: (outcome: ReconcileOutcome) => void): void {
     this.#outcomes.push(listener);
@@ -144,6 +154,7 @@ export class Reconciler {
     try {
       const discovery = await this.discovery.resolve();
       this.#logDiscovery(discovery);
+      this.#unprotected = discovery.kind === 'none' ? unprotectedReason(discovery.skipped) : undefined;
       const outcome = desiredFromDiscovery(discovery, this.config.action, this.backend.capabilities.families);
       if (outcome.kind === 'keep') {
         const kept = this.#applied ? describeDesiredState(this.#applied) : 'nothing installed yet';
@@ -192,12 +203,20 @@ export class Reconciler {
           },
           `rules applied: ${describeDesiredState(desired)}`,
         );
+      } else if (!this.#announced && !isEmptyDesiredState(desired)) {
+        // A restart over rules already in place (every rolling update): say the node is protected.
+        this.#log.info(
+          { backend: this.backend.name, trigger, uptimeMs: Math.round(performance.now()) },
+          `rules already in step: ${describeDesiredState(desired)} (nothing written)`,
+        );
       } else {
         this.#log.debug({ trigger }, 'rules already in step; nothing written');
       }
+      if (!isEmptyDesiredState(desired)) this.#announced = true;
       this.#applied = desired;
       this.#backoff.reset();
-      this.#setReadiness(true, `in step: ${describeDesiredState(desired)} (${this.backend.name})`);
+      if (this.#unprotected) this.#setReadiness(false, this.#unprotected);
+      else this.#setReadiness(true, `in step: ${describeDesiredState(desired)} (${this.backend.name})`);
       return { trigger, ok: true, changed: result.changed, driftRepaired };
     } catch (error) {
       if (this.#stopped && isRouteControllerError(error, ErrorCodes.CommandCanceled)) {
@@ -265,4 +284,10 @@ export class Reconciler {
     this.#readiness = { ready, reason };
     this.metrics.ready(ready);
   }
+}
+
+/** The /readyz body while no source has Service CIDRs: why, and the fix. */
+function unprotectedReason(skipped: readonly SkippedSource[]): string {
+  const why = skipped.map((s) => `${s.source}: ${s.detail}`).join('; ');
+  return `not protecting this node: no Service CIDRs found (${why}). Set SERVICE_CIDRS (Helm: routeController.serviceCIDRs) to the cluster's Service range`;
 }
