@@ -52,15 +52,32 @@ export class Agent {
       `backend ${selection.backend} chosen: ${selection.reason}`,
     );
     for (const warning of selection.warnings) this.#log.warn({ backend: selection.backend }, warning);
-    if (config.listen) {
-      this.#address = await this.server.listen(config.listen);
-      this.#log.info(
-        { address: this.#address },
-        `serving /healthz, /readyz and /metrics on ${config.listen.host}:${this.#address.port}`,
-      );
-    }
+    await this.#listen();
     await this.reconciler.start();
     await this.chores.afterRules();
+  }
+
+  /** /healthz and /readyz, and /metrics with them or on an address of its own. */
+  async #listen(): Promise<void> {
+    const { listen, metricsListen } = this.config;
+    if (listen) {
+      const withMetrics = metricsListen === 'health';
+      this.#address = await this.server.listen(
+        { ...listen, variable: 'LISTEN_ADDRESS' },
+        new Set(withMetrics ? (['health', 'metrics'] as const) : (['health'] as const)),
+      );
+      this.#log.info(
+        { address: this.#address },
+        `serving /healthz, /readyz${withMetrics ? ' and /metrics' : ''} on ${listen.host}:${this.#address.port}`,
+      );
+    }
+    if (typeof metricsListen === 'object') {
+      const address = await this.server.listen(
+        { ...metricsListen, variable: 'METRICS_LISTEN_ADDRESS' },
+        new Set(['metrics'] as const),
+      );
+      this.#log.info({ address }, `serving /metrics on ${metricsListen.host}:${address.port}`);
+    }
   }
 
   /** Stops promptly. Keeps the rules (no gap during a rolling update) unless CLEANUP_ON_EXIT. */

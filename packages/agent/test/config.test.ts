@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       cleanupOnExit: false,
       listen: { host: '0.0.0.0', port: 9771 },
+      metricsListen: 'health',
       kubeconfig: undefined,
       iptablesLockWaitSeconds: 5,
     });
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
       LISTEN_ADDRESS: '127.0.0.1:9000',
       KUBECONFIG: '/etc/kube/config',
       IPTABLES_LOCK_WAIT: '30s',
+      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -55,6 +57,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       cleanupOnExit: true,
       listen: { host: '127.0.0.1', port: 9000 },
+      metricsListen: { host: '127.0.0.1', port: 9772 },
       kubeconfig: '/etc/kube/config',
       iptablesLockWaitSeconds: 30,
     });
@@ -72,6 +75,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ LISTEN_ADDRESS: ':8080' }).listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: '[::1]:8080' }).listen).toEqual({ host: '::1', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: 'off' }).listen).toBeUndefined();
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: 'off' }).metricsListen).toBe('off');
   });
 
   const bad: [string, Record<string, string>, string, string][] = [
@@ -95,6 +99,7 @@ describe('loadConfig', () => {
     ['CLEANUP_ON_EXIT', { CLEANUP_ON_EXIT: 'yes' }, ErrorCodes.InvalidConfig, 'true or false'],
     ['LISTEN_ADDRESS', { LISTEN_ADDRESS: 'localhost' }, ErrorCodes.InvalidConfig, 'host:port'],
     ['LISTEN_ADDRESS', { LISTEN_ADDRESS: ':99999' }, ErrorCodes.InvalidConfig, 'host:port'],
+    ['METRICS_LISTEN_ADDRESS', { METRICS_LISTEN_ADDRESS: '9772' }, ErrorCodes.InvalidConfig, 'host:port'],
     [
       'IPTABLES_LOCK_WAIT',
       { IPTABLES_LOCK_WAIT: '500ms' },

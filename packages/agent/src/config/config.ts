@@ -32,8 +32,10 @@ export interface AgentConfig {
   readonly resyncIntervalMs: number;
   readonly logLevel: LogLevel;
   readonly cleanupOnExit: boolean;
-  /** Undefined when the endpoint is disabled. */
+  /** Address of /healthz and /readyz (and /metrics, unless metrics has its own); undefined: disabled. */
   readonly listen: ListenAddress | undefined;
+  /** Where /metrics is served: with health ('health'), on its own address, or nowhere ('off'). */
+  readonly metricsListen: ListenAddress | 'health' | 'off';
   readonly kubeconfig: string | undefined;
   /** Seconds iptables-restore waits for the xtables lock (`-w`). */
   readonly iptablesLockWaitSeconds: number;
@@ -101,7 +103,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     resyncIntervalMs: checked(30_000, () => resync(origin('resyncInterval'))),
     logLevel: checked('info', () => choice('logLevel', origin('logLevel'), LOG_LEVELS, 'info')),
     cleanupOnExit: checked(false, () => bool('cleanupOnExit', origin('cleanupOnExit'), false)),
-    listen: checked(undefined, () => listen(origin('listen'))),
+    listen: checked(undefined, () => listen('listen', origin('listen'), DEFAULT_LISTEN)),
+    metricsListen: checked<ListenAddress | 'health' | 'off'>('health', () => {
+      const given = origin('metricsListen');
+      return given ? (listen('metricsListen', given, DEFAULT_LISTEN) ?? 'off') : 'health';
+    }),
     kubeconfig: origin('kubeconfig')?.value,
     iptablesLockWaitSeconds: checked(DEFAULT_LOCK_WAIT_SECONDS, () => lockWait(origin('iptablesLockWait'))),
   };
@@ -192,15 +198,20 @@ function lockWait(origin: Origin | undefined): number {
   return ms / 1000;
 }
 
-function listen(origin: Origin | undefined): ListenAddress | undefined {
-  const text = origin?.value.trim() ?? DEFAULT_LISTEN;
+function listen(
+  key: 'listen' | 'metricsListen',
+  origin: Origin | undefined,
+  fallback: string,
+): ListenAddress | undefined {
+  const spec = settingFor(key);
+  const text = origin?.value.trim() ?? fallback;
   if (text === 'off') return undefined;
   const match = /^(?:\[(?<v6>[0-9a-fA-F:.]+)\]|(?<host>[^:[\]]*)):(?<port>\d{1,5})$/.exec(text);
   const port = Number(match?.groups?.port);
   if (!match || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw invalid(
-      settingFor('listen'),
-      origin ?? { value: text, via: 'LISTEN_ADDRESS' },
+      spec,
+      origin ?? { value: text, via: spec.env },
       'host:port such as 0.0.0.0:9771, [::]:9771 or :9771, or off',
     );
   }

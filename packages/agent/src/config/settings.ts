@@ -34,6 +34,7 @@ export interface RawSettings {
   readonly listen?: string;
   readonly kubeconfig?: string;
   readonly iptablesLockWait?: string;
+  readonly metricsListen?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -91,6 +92,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     argName: 'host:port',
     description: 'address of the /healthz, /readyz and /metrics endpoint ("off" disables it)',
     defaultText: DEFAULT_LISTEN,
+  },
+  {
+    key: 'metricsListen',
+    env: 'METRICS_LISTEN_ADDRESS',
+    flag: '--metrics-listen',
+    argName: 'host:port',
+    description:
+      'serve /metrics on its own address (e.g. 127.0.0.1:9772, so only the node can scrape it), "off" for no metrics; when unset, /metrics is served on the health address',
   },
   {
     key: 'kubeconfig',

@@ -14,10 +14,22 @@ export interface Readiness {
 
 export type ReadinessProbe = () => Readiness;
 
-/** /healthz (the process is alive), /readyz (rules applied and in step) and /metrics. */
+/** What one listening address serves. */
+export type EndpointRoute = 'health' | 'metrics';
+
+/** Where the user asks for an endpoint, for error messages: the variable naming the address. */
+export interface EndpointAddress extends ListenAddress {
+  readonly variable: 'LISTEN_ADDRESS' | 'METRICS_LISTEN_ADDRESS';
+}
+
+/**
+ * /healthz (the process is alive), /readyz (rules applied and in step) and /metrics, on one
+ * address or, following kube-proxy, with /metrics on an address of its own (METRICS_LISTEN_ADDRESS,
+ * e.g. 127.0.0.1:9772) so the kubelet can probe health on the node address while metrics stay local.
+ */
 @injectable()
 export class HealthServer {
-  #server: Server | undefined;
+  readonly #servers: Server[] = [];
   private readonly logger: Logger;
 
   constructor(
@@ -28,19 +40,23 @@ export class HealthServer {
     this.logger = logger.child({ component: 'http' });
   }
 
-  async listen(address: ListenAddress): Promise<AddressInfo> {
+  async listen(address: EndpointAddress, routes: ReadonlySet<EndpointRoute>): Promise<AddressInfo> {
+    const paths = [
+      ...(routes.has('health') ? ['/healthz', '/readyz'] : []),
+      ...(routes.has('metrics') ? ['/metrics'] : []),
+    ];
     const server = createServer((request, response) => {
       const path = (request.url ?? '/').split('?')[0];
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         response.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      if (path === '/healthz') {
+      if (path === '/healthz' && routes.has('health')) {
         response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      } else if (path === '/readyz') {
+      } else if (path === '/readyz' && routes.has('health')) {
         const { ready, reason } = this.readiness();
         response.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);
-      } else if (path === '/metrics') {
+      } else if (path === '/metrics' && routes.has('metrics')) {
         this.metrics.render().then(
           ({ contentType, text }) => response.writeHead(200, { 'content-type': contentType }).end(text),
           (error: unknown) => {
@@ -49,7 +65,8 @@ export class HealthServer {
           },
         );
       } else {
-        response.writeHead(404, { 'content-type': 'text/plain' }).end('try /healthz, /readyz or /metrics\n');
+        const elsewhere = path === '/metrics' ? ' (/metrics is served on METRICS_LISTEN_ADDRESS)' : '';
+        response.writeHead(404, { 'content-type': 'text/plain' }).end(`try ${paths.join(', ')}${elsewhere}\n`);
       }
     });
     await new Promise<void>((resolve, reject) => {
@@ -57,26 +74,28 @@ export class HealthServer {
         reject(
           new RouteControllerError(
             ErrorCodes.InvalidConfig,
-            `cannot listen on ${address.host}:${address.port}: ${error.code ?? error.message}`,
+            `${address.variable}=${address.host}:${address.port} cannot be used: ${error.code ?? error.message}`,
             {
-              hint: 'Set LISTEN_ADDRESS to a free host:port (another process may hold the port), or "off".',
+              hint: `Set ${address.variable} to a free host:port (another process, or another route-controller release, may hold the port), or "off".`,
               cause: error,
-              details: { variable: 'LISTEN_ADDRESS', value: `${address.host}:${address.port}` },
+              details: { variable: address.variable, value: `${address.host}:${address.port}` },
             },
           ),
         ),
       );
       server.listen(address.port, address.host, () => resolve());
     });
-    this.#server = server;
+    this.#servers.push(server);
     return server.address() as AddressInfo;
   }
 
   async close(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const servers = this.#servers.splice(0);
+    await Promise.all(
+      servers.map((server) => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      }),
+    );
   }
 }

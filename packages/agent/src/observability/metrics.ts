@@ -1,6 +1,12 @@
-import type { FirewallBackend, IpFamily, ServiceCidrs } from '@route-controller/core';
+import type { FirewallBackend, IpFamily, ObservedState, ServiceCidrs } from '@route-controller/core';
 import type { Registry } from 'prom-client';
 import { API_CONNECTION_STATES } from '../kubernetes/api-state.js';
+
+/**
+ * How long one kernel read serves scrapes: a tight scrape loop (or two Prometheus servers) must not
+ * make the agent fork nft or *-save in a storm.
+ */
+export const OBSERVATION_TTL_MS = 1_000;
 
 interface KubernetesStatus {
   readonly state: string;
@@ -25,8 +31,15 @@ export class AgentMetrics {
     kubernetes: undefined as (() => KubernetesStatus) | undefined,
   };
   #registry: Promise<Registry> | undefined;
+  /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
+  #observation: { readonly at: number; readonly value: Promise<ObservedState | undefined> } | undefined;
+  /** Kernel reads made for scrapes, for the bench and tests. */
+  kernelReads = 0;
 
-  constructor(private readonly version: string) {}
+  constructor(
+    private readonly version: string,
+    private readonly observationTtlMs = OBSERVATION_TTL_MS,
+  ) {}
 
   backendChosen(backend: FirewallBackend): void {
     this.#state.backend = backend;
@@ -71,6 +84,22 @@ export class AgentMetrics {
     const { text } = await this.render();
     const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
     return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  }
+
+  /**
+   * Our objects as the kernel holds them, read at most once per OBSERVATION_TTL_MS: concurrent
+   * scrapes share the read in flight (single-flight), later ones reuse it until it is stale.
+   */
+  #observed(): Promise<ObservedState | undefined> {
+    const now = performance.now();
+    const cached = this.#observation;
+    if (cached && now - cached.at < this.observationTtlMs) return cached.value;
+    const backend = this.#state.backend;
+    if (!backend) return Promise.resolve(undefined);
+    this.kernelReads += 1;
+    const value = backend.observe().catch(() => undefined);
+    this.#observation = { at: now, value };
+    return value;
   }
 
   async #createRegistry(): Promise<Registry> {
@@ -145,18 +174,21 @@ export class AgentMetrics {
       set({}, state.ready ? 1 : 0),
     );
     for (const unit of ['packets', 'bytes'] as const) {
-      gauge(
-        `route_controller_blocked_${unit}`,
-        `Forwarded ${unit} to Service CIDRs dropped or rejected, per family (kernel counters of our rules)`,
-        ['family'],
-        async (set) => {
-          const observed = await state.backend?.observe().catch(() => undefined);
+      // The kernel's own counters of our rules: they only grow (until the rules are replaced).
+      const metric = new Counter<'family'>({
+        name: `route_controller_blocked_${unit}_total`,
+        help: `Forwarded ${unit} to Service CIDRs that our rules dropped or rejected, per family (read from the kernel)`,
+        labelNames: ['family'],
+        registers,
+        collect: async () => {
+          metric.reset();
+          const observed = await this.#observed();
           for (const family of ['ipv4', 'ipv6'] as const) {
             const counters = observed?.[family].counters;
-            if (counters) set({ family }, counters[unit]);
+            if (counters) metric.inc({ family }, counters[unit]);
           }
         },
-      );
+      });
     }
     gauge(
       'route_controller_kubernetes_api_state',
