@@ -89,4 +89,41 @@ describe('decideBackend', () => {
       }),
     );
   });
+
+  it('warns about a flavour mismatch only when the node shows one: not on a blank or unreadable node', () => {
+    const findings = (basis: 'kubelet-hint' | 'rule-count' | 'blank-node' | 'unreadable') => ({
+      availability: { 'iptables-legacy': yes('legacy works') },
+      detection: { ...detected('nft'), basis },
+    });
+    expect(decideBackend('iptables-legacy', findings('kubelet-hint')).warnings).toHaveLength(1);
+    expect(decideBackend('iptables-legacy', findings('rule-count')).warnings).toHaveLength(1);
+    expect(decideBackend('iptables-legacy', findings('blank-node')).warnings).toEqual([]);
+    expect(decideBackend('iptables-legacy', findings('unreadable')).warnings).toEqual([]);
+  });
+
+  it('tells a user without permission to run as root, not to install nftables', () => {
+    const denied = (reason: string): Availability => ({ ...no(reason), failure: ErrorCodes.FirewallPermission });
+    const missing = (reason: string): Availability => ({ ...no(reason), failure: ErrorCodes.CommandNotFound });
+    const hintFor = (availability: Partial<Record<BackendName, Availability>>) => {
+      try {
+        decideBackend('auto', { availability, detection: detected('nft') });
+      } catch (error) {
+        return (error as { hint?: string }).hint ?? '';
+      }
+      throw new Error('decideBackend chose a backend');
+    };
+    const asUser = hintFor({
+      nft: denied('--check failed: Operation not permitted'),
+      'iptables-nft': denied('Permission denied (you must be root)'),
+      'iptables-legacy': denied('Permission denied (you must be root)'),
+    });
+    expect(asUser).toMatch(/^Run route-controller as root/);
+    expect(asUser).not.toMatch(/Install/);
+    const bare = hintFor({
+      nft: missing('nft not found'),
+      'iptables-nft': missing('x'),
+      'iptables-legacy': missing('y'),
+    });
+    expect(bare).toMatch(/^Install nftables/);
+  });
 });

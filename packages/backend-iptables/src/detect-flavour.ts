@@ -53,15 +53,25 @@ export interface IptablesFlavourEvidence {
   readonly reads?: readonly DetectionRead[];
 }
 
+/**
+ * What the choice rests on: kubelet's hint chains, a count of rules, nothing at all (a blank node:
+ * nft by default), or nothing readable (every -save failed: binaries missing, or not root).
+ * Only the first two say anything about what kube-proxy uses.
+ */
+export type DetectionBasis = 'kubelet-hint' | 'rule-count' | 'blank-node' | 'unreadable';
+
 export interface IptablesFlavourDetection {
   readonly mode: IptablesMode;
   /** One sentence, e.g. "KUBE-IPTABLES-HINT found in iptables-nft-save -t mangle". */
   readonly reason: string;
+  /** Absent in hand-built detections (tests), where it counts as evidence. */
+  readonly basis?: DetectionBasis;
   readonly evidence: IptablesFlavourEvidence;
 }
 
 /** What detectIptablesFlavour returns: a detection with every evidence field filled. */
 export interface DetectedIptablesFlavour extends IptablesFlavourDetection {
+  readonly basis: DetectionBasis;
   readonly evidence: Required<IptablesFlavourEvidence>;
 }
 
@@ -146,25 +156,56 @@ export async function detectIptablesFlavour(
   };
   const nftHint = hints.find((hint) => hint.where.endsWith('nft'));
   if (nftHint) {
-    return { mode: 'nft', reason: `kubelet's ${nftHint.chain} found in ${nftHint.command}`, evidence };
+    return {
+      mode: 'nft',
+      basis: 'kubelet-hint',
+      reason: `kubelet's ${nftHint.chain} found in ${nftHint.command}`,
+      evidence,
+    };
   }
   const legacyHint = hints.find((hint) => hint.where.endsWith('legacy'));
   if (legacyHint) {
-    return { mode: 'legacy', reason: `kubelet's ${legacyHint.chain} found in ${legacyHint.command}`, evidence };
+    return {
+      mode: 'legacy',
+      basis: 'kubelet-hint',
+      reason: `kubelet's ${legacyHint.chain} found in ${legacyHint.command}`,
+      evidence,
+    };
+  }
+  if (reads.every((read) => !read.ok)) {
+    // Nothing could be read: not a blank node, just no evidence (binaries missing, or not root).
+    const why = [...new Set(reads.map((read) => read.detail))].join('; ');
+    return {
+      mode: 'nft',
+      basis: 'unreadable',
+      reason: `no iptables flavour could be read (${why}): nft by default`,
+      evidence,
+    };
   }
   const counts = `${legacyRules} legacy and ${nftRules} nft rules`;
   if (legacyRules > nftRules) {
-    return { mode: 'legacy', reason: `no kubelet hint chain; ${counts}: legacy has more`, evidence };
+    return {
+      mode: 'legacy',
+      basis: 'rule-count',
+      reason: `no kubelet hint chain; ${counts}: legacy has more`,
+      evidence,
+    };
   }
   if (nftRules > legacyRules) {
-    return { mode: 'nft', reason: `no kubelet hint chain; ${counts}: nft has more`, evidence };
+    return { mode: 'nft', basis: 'rule-count', reason: `no kubelet hint chain; ${counts}: nft has more`, evidence };
   }
   if (nftRules === 0) {
     return {
       mode: 'nft',
+      basis: 'blank-node',
       reason: 'no kubelet hint chain and no iptables rules in either flavour (blank node): nft by default',
       evidence,
     };
   }
-  return { mode: 'nft', reason: `no kubelet hint chain; a tie of ${counts}: nft by default`, evidence };
+  return {
+    mode: 'nft',
+    basis: 'rule-count',
+    reason: `no kubelet hint chain; a tie of ${counts}: nft by default`,
+    evidence,
+  };
 }

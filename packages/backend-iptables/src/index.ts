@@ -37,6 +37,7 @@ export {
   DETECTION_READS,
   type DetectedIptablesFlavour,
   type DetectIptablesFlavourOptions,
+  type DetectionBasis,
   type DetectionRead,
   detectIptablesFlavour,
   type IptablesFlavourDetection,

@@ -1,6 +1,7 @@
 import {
   type Availability,
   type CommandRunner,
+  type ErrorCode,
   ErrorCodes,
   errorMessage,
   formatCommand,
@@ -60,12 +61,15 @@ interface FamilyReport {
   readonly checks: ProbeCheck[];
   /** The first failure, worded for a reason line. */
   readonly failure?: string;
+  /** Its kind (missing binary, permission, ...). */
+  readonly failureCode?: ErrorCode;
   readonly version?: IptablesVersion;
 }
 
 async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: IpFamily): Promise<FamilyReport> {
   const checks: ProbeCheck[] = [];
   let failure: string | undefined;
+  let failureCode: ErrorCode | undefined;
   let version: IptablesVersion | undefined;
   for (const tool of IPTABLES_TOOLS) {
     const file = iptablesBinary(mode, family, tool);
@@ -79,12 +83,14 @@ async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: Ip
       } else {
         const detail = `${file} --version exited ${result.exitCode}: ${text || 'no output'}`;
         checks.push({ name: `binary ${file}`, ok: false, detail });
+        failureCode ??= ErrorCodes.CommandFailed;
         failure ??= detail;
       }
     } catch (error) {
       const missing = isRouteControllerError(error, ErrorCodes.CommandNotFound);
       const detail = missing ? `${file} not found` : `${file} --version failed: ${errorMessage(error)}`;
       checks.push({ name: `binary ${file}`, ok: false, detail });
+      failureCode ??= isRouteControllerError(error) ? error.code : ErrorCodes.CommandFailed;
       failure ??= detail;
     }
   }
@@ -99,6 +105,7 @@ async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: Ip
         const error = classifyIptablesFailure({ file, args, exitCode: result.exitCode, stderr: result.stderr });
         checks.push({ name, ok: false, detail: error.message });
         failure = error.message;
+        failureCode = error.code;
       } else {
         const dump = parseSave(result.stdout);
         checks.push({ name, ok: true, detail: `${command} read ${dump.tables.length} table(s)` });
@@ -107,9 +114,14 @@ async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: Ip
       const detail = `${command} failed: ${errorMessage(error)}`;
       checks.push({ name, ok: false, detail });
       failure = detail;
+      failureCode = isRouteControllerError(error) ? error.code : ErrorCodes.CommandFailed;
     }
   }
-  return { checks, ...(failure !== undefined ? { failure } : {}), ...(version ? { version } : {}) };
+  return {
+    checks,
+    ...(failure !== undefined ? { failure, failureCode: failureCode ?? ErrorCodes.CommandFailed } : {}),
+    ...(version ? { version } : {}),
+  };
 }
 
 function versionCheck(mode: IptablesMode, version: IptablesVersion | undefined): ProbeCheck | undefined {
@@ -141,10 +153,17 @@ export async function probeIptables(runner: CommandRunner, mode: IptablesMode): 
   const base = { ...(ipv4.version ? { version: ipv4.version } : {}) };
   const v4Failure = ipv4.failure ?? (version && !version.ok ? version.detail : undefined);
   if (v4Failure !== undefined) {
+    const failure = ipv4.failureCode ?? ErrorCodes.FirewallUnsupported;
     return {
       ...base,
       families: [],
-      availability: { available: false, reason: `${shown} cannot be used: ${v4Failure}`, checks, warnings: [] },
+      availability: {
+        available: false,
+        reason: `${shown} cannot be used: ${v4Failure}`,
+        checks,
+        warnings: [],
+        failure,
+      },
     };
   }
   if (ipv6.failure !== undefined) {

@@ -133,12 +133,14 @@ describe('detectIptablesFlavour', () => {
     const result = await detect({ legacy4: rules(4), nft6: rules(4) });
     expect(result.mode).toBe('nft');
     expect(result.reason).toBe('no kubelet hint chain; a tie of 4 legacy and 4 nft rules: nft by default');
+    expect(result.basis).toBe('rule-count');
   });
 
   it('a blank node means nft', async () => {
     const result = await detect({});
     expect(result.mode).toBe('nft');
     expect(result.reason).toMatch(/blank node/);
+    expect(result.basis).toBe('blank-node');
     expect(result.evidence).toMatchObject({ nftHint: false, legacyHint: false, nftRules: 0, legacyRules: 0 });
     expect(result.evidence.reads.every((read) => read.ok)).toBe(true);
   });
@@ -186,5 +188,17 @@ COMMIT
       'ip6tables-nft-save',
     ]);
     expect(result.evidence.reads[5]?.detail).toMatch(/^exit 4: .*Permission denied/);
+  });
+
+  it('with every read failing, says it could not read anything instead of calling the node blank', async () => {
+    const result = await detect({
+      fail: { 0: 'missing', 1: 'missing', 2: 'missing', 3: 'missing', 4: 'missing', 5: 'missing' },
+    });
+    expect(result.mode).toBe('nft');
+    expect(result.basis).toBe('unreadable');
+    expect(result.reason).toMatch(
+      /^no iptables flavour could be read \(.*iptables-nft-save was not found.*\): nft by default$/,
+    );
+    expect(result.reason).not.toMatch(/blank/);
   });
 });

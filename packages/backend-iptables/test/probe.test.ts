@@ -1,4 +1,4 @@
-import type { IpFamily } from '@route-controller/core';
+import { ErrorCodes, type IpFamily } from '@route-controller/core';
 import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { IptablesMode } from '../src/binaries.js';
@@ -104,6 +104,7 @@ describe('probeIptables', () => {
       const result = await probe(mode, [...family(mode, 'ipv4', { save: 'missing' }), ...family(mode, 'ipv6')]);
       expect(result.availability.available).toBe(false);
       expect(result.availability.reason).toMatch(new RegExp(`cannot be used: iptables-${mode}-save not found`));
+      expect(result.availability.failure).toBe(ErrorCodes.CommandNotFound);
       expect(result.availability.checks.find((c) => c.name === 'read ipv4')).toBeUndefined();
     });
   }
@@ -121,6 +122,7 @@ describe('probeIptables', () => {
     expect(result.availability.available).toBe(false);
     expect(result.availability.reason).toMatch(/permission denied/);
     expect(result.availability.checks.find((c) => c.name === 'read ipv4')?.ok).toBe(false);
+    expect(result.availability.failure).toBe(ErrorCodes.FirewallPermission);
   });
 
   it('an IPv6 read failure alone (no ip6 tables in the kernel) => IPv4 only', async () => {

@@ -3,6 +3,7 @@ import {
   type CommandRunner,
   compareVersions,
   desiredState,
+  type ErrorCode,
   ErrorCodes,
   errorMessage,
   formatVersion,
@@ -13,7 +14,7 @@ import {
   type ServiceCidrs,
   type Version,
 } from '@route-controller/core';
-import { firstErrorLine } from './classify-error.js';
+import { classifyNftStderr, firstErrorLine } from './classify-error.js';
 import type { NftLayout } from './layout.js';
 import type { NftDocument } from './nft-json.js';
 import { renderReplaceTransaction, renderWriteCommand } from './render.js';
@@ -52,12 +53,18 @@ const CHECK_ORDER: readonly CheckName[] = ['binary', 'version', 'json', 'check']
  */
 export async function probeNft(runner: CommandRunner, nft: string, layout: NftLayout): Promise<Availability> {
   const checks: ProbeCheck[] = [];
-  const finish = (reason: string): Availability => {
+  const finish = (reason: string, failure?: ErrorCode): Availability => {
     const failed = checks.some((check) => !check.ok);
     for (const name of CHECK_ORDER.slice(checks.length)) {
       checks.push({ name, ok: false, detail: 'not checked: an earlier check failed' });
     }
-    return { available: !failed, reason, checks, warnings: [] };
+    return {
+      available: !failed,
+      reason,
+      checks,
+      warnings: [],
+      ...(failed ? { failure: failure ?? ErrorCodes.FirewallUnsupported } : {}),
+    };
   };
 
   // 1. The binary runs at all. `nft -V` (nft >= 1.0.4) prints the version and "json: yes|no" in
@@ -77,14 +84,16 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
           ok: false,
           detail: `${nft} --version exited ${result.exitCode}: ${firstErrorLine(result.stderr)}`,
         });
-        return finish(`${nft} --version failed`);
+        return finish(`${nft} --version failed`, ErrorCodes.CommandFailed);
       }
       versionText = result.stdout.trim();
     }
   } catch (error) {
     checks.push({ name: 'binary', ok: false, detail: errorMessage(error) });
     const missing = isRouteControllerError(error, ErrorCodes.CommandNotFound);
-    return finish(missing ? `${nft} not found` : `${nft} could not be run: ${errorMessage(error)}`);
+    return missing
+      ? finish(`${nft} not found`, ErrorCodes.CommandNotFound)
+      : finish(`${nft} could not be run: ${errorMessage(error)}`, codeOf(error));
   }
   checks.push({ name: 'binary', ok: true, detail: `${nft} found: ${versionText}` });
 
@@ -113,11 +122,11 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
     if (result.exitCode !== 0) {
       const why = firstErrorLine(result.stderr);
       checks.push({ name: 'check', ok: false, detail: `${nft} -j --check of our table failed: ${why}` });
-      return finish(`nft ${shown} with JSON, but --check failed: ${why}`);
+      return finish(`nft ${shown} with JSON, but --check failed: ${why}`, classifyNftStderr(result.stderr).code);
     }
   } catch (error) {
     checks.push({ name: 'check', ok: false, detail: errorMessage(error) });
-    return finish(`nft ${shown} with JSON, but --check could not run: ${errorMessage(error)}`);
+    return finish(`nft ${shown} with JSON, but --check could not run: ${errorMessage(error)}`, codeOf(error));
   }
   checks.push({ name: 'check', ok: true, detail: 'a dry run of our table passed' });
   return finish(`nft ${shown} with JSON, --check passed`);
@@ -142,4 +151,8 @@ async function jsonSupport(
   } catch (error) {
     return { ok: false, detail: errorMessage(error) };
   }
+}
+
+function codeOf(error: unknown): ErrorCode {
+  return isRouteControllerError(error) ? error.code : ErrorCodes.CommandFailed;
 }

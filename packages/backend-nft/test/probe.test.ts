@@ -54,6 +54,7 @@ describe('probing nft', () => {
     const { availability } = await probe({ file: 'nft', args: ['-V'], fails: 'missing' });
     expect(availability.available).toBe(false);
     expect(availability.reason).toBe('nft not found');
+    expect(availability.failure).toBe(ErrorCodes.CommandNotFound);
     expect(availability.checks.map((c) => [c.name, c.ok])).toEqual([
       ['binary', false],
       ['version', false],
@@ -124,6 +125,7 @@ describe('probing nft', () => {
     );
     expect(availability.checks[3]).toMatchObject({ name: 'check', ok: false });
     expect(availability.checks.slice(0, 3).every((c) => c.ok)).toBe(true);
+    expect(availability.failure).toBe(ErrorCodes.FirewallPermission);
   });
 
   it('says no when the dry run times out', async () => {

@@ -1,7 +1,7 @@
 import type { Cidr, IpFamily } from './cidr.js';
 import type { BlockAction, DesiredState } from './desired-state.js';
 import { assertValidDesiredState, isEmptyDesiredState } from './desired-state.js';
-import { ErrorCodes, RouteControllerError } from './errors.js';
+import { type ErrorCode, ErrorCodes, RouteControllerError } from './errors.js';
 import { sameCidrList } from './service-cidrs.js';
 
 /** What a backend can do; the contract suite runs only the groups a backend claims. */
@@ -29,6 +29,11 @@ export interface Availability {
   readonly checks: readonly ProbeCheck[];
   /** Usable, but with a limitation the user should know (e.g. IPv4 only). */
   readonly warnings: readonly string[];
+  /**
+   * When unavailable, the kind of failure, so a caller can give the right fix: ERR_RC_COMMAND_NOT_FOUND
+   * (install it), ERR_RC_FIREWALL_PERMISSION (run as root / CAP_NET_ADMIN), ERR_RC_FIREWALL_UNSUPPORTED, ...
+   */
+  readonly failure?: ErrorCode;
 }
 
 export interface DropCounters {

@@ -28,7 +28,9 @@ export function decideBackend(requested: BackendChoice, findings: ProbeFindings)
     const warnings: string[] = [];
     const probe = availability[requested];
     if (probe && !probe.available) warnings.push(`${requested} was forced but its probe failed: ${probe.reason}`);
-    if (detection && requested.startsWith('iptables-') && iptablesOf(detection.mode) !== requested) {
+    // A blank node, or one whose iptables could not be read, says nothing about kube-proxy.
+    const evidence = detection && detection.basis !== 'blank-node' && detection.basis !== 'unreadable';
+    if (evidence && requested.startsWith('iptables-') && iptablesOf(detection.mode) !== requested) {
       warnings.push(
         `${requested} was forced but this node's kube-proxy/kubelet use iptables-${detection.mode} (${detection.reason})`,
       );
@@ -64,7 +66,18 @@ export function decideBackend(requested: BackendChoice, findings: ProbeFindings)
   }
   const reasons = BACKEND_NAMES.map((name) => `${name}: ${availability[name]?.reason ?? 'not probed'}`).join('; ');
   throw new RouteControllerError(ErrorCodes.BackendUnavailable, `no firewall backend works on this node (${reasons})`, {
-    hint: 'Install nftables (nft >= 1.0.1) or iptables in the image, and run with CAP_NET_ADMIN and host networking.',
+    hint: unavailableHint(BACKEND_NAMES.flatMap((name) => availability[name]?.failure ?? [])),
     details: { availability },
   });
+}
+
+/** The fix for "no backend works", from why the probes failed: permission first, then what is missing. */
+function unavailableHint(failures: readonly string[]): string {
+  if (failures.includes(ErrorCodes.FirewallPermission)) {
+    return 'Run route-controller as root with CAP_NET_ADMIN and CAP_NET_RAW in the host network namespace (the Helm chart does; by hand: sudo, or docker run --network host --cap-add NET_ADMIN --cap-add NET_RAW).';
+  }
+  if (failures.length > 0 && failures.every((failure) => failure === ErrorCodes.CommandNotFound)) {
+    return 'Install nftables (nft >= 1.0.1, with JSON) or iptables (1.8.4 or newer) on the node or in the image.';
+  }
+  return "See each backend's reason above (route-controller probe shows every check); nftables >= 1.0.1 with JSON, or iptables >= 1.8.4, and CAP_NET_ADMIN are needed.";
 }
