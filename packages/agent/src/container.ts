@@ -34,10 +34,17 @@ import { VERSION } from './version.js';
  * Tests pass `overrides` to replace registrations (a fake command runner, memory backends) in
  * their own child container.
  */
-export function createAgentContainer(
-  config: AgentConfig,
-  options: { logger?: Logger; overrides?: (container: DependencyContainer) => void } = {},
-): DependencyContainer {
+export interface AgentContainerOptions {
+  readonly logger?: Logger;
+  /**
+   * For the one-shot commands: discovery sources report their state in the command's own output,
+   * so they do not log (no "looking again now and then" from a process that exits at once).
+   */
+  readonly oneShot?: boolean;
+  readonly overrides?: (container: DependencyContainer) => void;
+}
+
+export function createAgentContainer(config: AgentConfig, options: AgentContainerOptions = {}): DependencyContainer {
   const c = container.createChildContainer();
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: options.logger ?? createLogger(config.logLevel) });
@@ -60,7 +67,11 @@ export function createAgentContainer(
       (d) =>
         new DiscoveryChain([
           new EnvServiceCidrSource(config.serviceCidrs),
-          kubernetesSource(config, d.resolve<Logger>(TOKENS.Logger), d.resolve(AgentMetrics)),
+          kubernetesSource(
+            config,
+            sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot),
+            d.resolve(AgentMetrics),
+          ),
         ]),
     ),
   });
@@ -71,13 +82,19 @@ export function createAgentContainer(
   return c;
 }
 
+function sourceLogger(logger: Logger, oneShot = false): Logger {
+  const log = logger.child({ component: 'kubernetes' });
+  if (oneShot) log.level = 'silent';
+  return log;
+}
+
 /**
  * The ServiceCIDR API source, loaded only when the chain reaches it: with SERVICE_CIDRS set the
  * Kubernetes client (hundreds of milliseconds of start-up) is never imported.
  */
 function kubernetesSource(config: AgentConfig, logger: Logger, metrics: AgentMetrics): LazySource {
   return new LazySource('kubernetes', async () => {
-    const log = logger.child({ component: 'kubernetes' });
+    const log = logger;
     log.info('SERVICE_CIDRS is not set: loading the Kubernetes client to discover ServiceCIDR objects');
     const { KubernetesServiceCidrSource } = await import('./kubernetes/service-cidr-source.js');
     const source = new KubernetesServiceCidrSource({ kubeconfig: config.kubeconfig, logger: log });

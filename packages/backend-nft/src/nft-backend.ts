@@ -16,6 +16,7 @@ import {
   NOTHING_OBSERVED,
   type ObservedState,
   type Plan,
+  type PlannedCommand,
   ProcessCommandRunner,
   RouteControllerError,
   runChecked,
@@ -144,9 +145,13 @@ export class NftBackend implements FirewallBackend {
     throw nftCommandError('list our table', formatCommand(request), result);
   }
 
-  async #write(request: CommandRequest, what: string, options: WriteOptions): Promise<void> {
-    const withSignal = options.signal ? { ...request, signal: options.signal } : request;
-    await runChecked(this.#runner, withSignal, (result, command) => nftCommandError(what, command, result));
+  async #write(command: PlannedCommand, what: string, options: WriteOptions): Promise<void> {
+    const request: CommandRequest = {
+      file: command.file,
+      args: command.args,
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
+    await runChecked(this.#runner, request, (result, text) => nftCommandError(what, text, result));
   }
 
   #validate(desired: DesiredState): void {

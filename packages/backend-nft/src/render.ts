@@ -211,5 +211,10 @@ export function renderWriteCommand(
       },
     );
   }
-  return { file: nft, args: [NFT_JSON_FLAG, ...extraFlags, ...args] };
+  const flags = [NFT_JSON_FLAG, ...extraFlags];
+  return {
+    file: nft,
+    args: [...flags, ...args],
+    display: { text: JSON.stringify(document, null, 2), afterArgs: flags.length },
+  };
 }

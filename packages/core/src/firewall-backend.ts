@@ -67,6 +67,12 @@ export interface PlannedCommand {
   readonly file: string;
   readonly args: readonly string[];
   readonly input?: string;
+  /**
+   * The payload as people read it, when the arguments carry it in a form they cannot (nft's JSON
+   * document, split across arguments): pretty-printed, and equivalent to the arguments that
+   * follow the first `afterArgs` of them.
+   */
+  readonly display?: { readonly text: string; readonly afterArgs: number };
 }
 
 export interface Plan {

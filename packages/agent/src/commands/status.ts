@@ -3,6 +3,7 @@ import {
   type Discovery,
   type DiscoveryChain,
   ErrorCodes,
+  errorMessage,
   LazySource,
   type ObservedState,
   type ServiceCidrSource,
@@ -14,6 +15,8 @@ import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
 // Types only: the Kubernetes client is loaded by the discovery chain, and only when it gets there.
 import type { KubernetesSourceStatus } from '../kubernetes/service-cidr-source.js';
+import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
+import type { NodeNetwork } from '../node/node-network.js';
 import { describeError, json, type Output } from './output.js';
 
 interface BackendStatus {
@@ -30,6 +33,8 @@ interface BackendStatus {
       readonly ipv6?: { packets: number; bytes: number };
     };
     readonly problems: readonly string[];
+    /** What is wrong with the installed rules as a whole: unsafe ranges, a mismatch with discovery. */
+    readonly warnings: readonly string[];
   };
   readonly error?: string;
 }
@@ -53,6 +58,7 @@ interface SourceStatus {
  */
 export async function statusCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
   const { source, kubernetes } = await sourceStatus(toolbox.discovery);
+  const network = await toolbox.network.read().catch(() => undefined);
   const statuses: BackendStatus[] = [];
   for (const name of BACKEND_NAMES) {
     const availability: Availability = await toolbox.selector.probe(name);
@@ -62,7 +68,8 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
     }
     try {
       const observed = await backendOf(toolbox.backends, name).observe();
-      statuses.push({ backend: name, available: true, reason: availability.reason, installed: summarise(observed) });
+      const installed = summarise(observed, installedWarnings(observed, source, network));
+      statuses.push({ backend: name, available: true, reason: availability.reason, installed });
     } catch (error) {
       statuses.push({ backend: name, available: true, reason: availability.reason, error: describeError(error) });
     }
@@ -88,22 +95,66 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       lines.push(`${status.backend}: nothing installed`);
     } else {
       const i = status.installed;
-      lines.push(
-        `${status.backend}: ${i.action ?? 'mixed action'} forwarded packets to ${[...i.ipv4, ...i.ipv6].join(', ') || 'no CIDRs'}`,
-      );
+      lines.push(`${status.backend}: ${describeInstalled(i)}`);
       for (const family of ['ipv4', 'ipv6'] as const) {
         const c = i.counters[family];
         if (c) lines.push(`  ${family}: ${c.packets} packets, ${c.bytes} bytes blocked`);
       }
       for (const problem of i.problems) lines.push(`  drift: ${problem}`);
+      for (const warning of i.warnings) lines.push(`  warning: ${warning}`);
     }
   }
   output.out(lines.join('\n'));
   return statuses.some((s) => s.error) ? 1 : 0;
 }
 
-function summarise(observed: ObservedState): NonNullable<BackendStatus['installed']> {
+/** One line for what a backend holds, whole or not: never "mixed action" for a chain with no rules. */
+function describeInstalled(installed: NonNullable<BackendStatus['installed']>): string {
+  const cidrs = [...installed.ipv4, ...installed.ipv6];
+  if (cidrs.length === 0)
+    return 'objects of ours with no rules in them (incomplete: the agent repairs it, cleanup removes it)';
+  if (installed.action === null) return `rules with different actions for ${cidrs.join(', ')} (incomplete)`;
+  return `${installed.action} forwarded packets to ${cidrs.join(', ')}`;
+}
+
+/**
+ * What the user should know about installed rules: a range that contains one of this node's
+ * addresses (it cuts pods off), and rules that differ from what this command discovered (run
+ * without the agent's environment, or the agent will replace them).
+ */
+function installedWarnings(observed: ObservedState, source: SourceStatus, network: NodeNetwork | undefined): string[] {
+  const warnings: string[] = [];
+  const installed = { ipv4: observed.ipv4.cidrs, ipv6: observed.ipv6.cidrs };
+  if (network) {
+    try {
+      assertSafeServiceCidrs(installed, network);
+    } catch (error) {
+      warnings.push(
+        `unsafe: ${errorMessage(error).replace(/^refusing unsafe Service CIDRs: /, '')}; remove them with route-controller cleanup`,
+      );
+    }
+  }
+  const have = [...installed.ipv4, ...installed.ipv6].map((c) => c.text).join(', ');
+  const want = [...source.ipv4, ...source.ipv6].join(', ');
+  if (source.kind === 'cidrs' && have !== '' && have !== want) {
+    warnings.push(
+      `installed ${have}, but ${source.source} says ${want}: the agent will replace them at its next resync`,
+    );
+  } else if (source.kind === 'unavailable' && have !== '') {
+    warnings.push(
+      `installed ${have}; ${source.source} cannot answer now (${source.detail}), so they cannot be compared`,
+    );
+  } else if (source.kind === 'none' && have !== '') {
+    warnings.push(
+      `installed ${have}, but this command found no Service CIDRs (${source.detail}): run it with the agent's SERVICE_CIDRS or --kubeconfig to compare`,
+    );
+  }
+  return warnings;
+}
+
+function summarise(observed: ObservedState, warnings: string[]): NonNullable<BackendStatus['installed']> {
   return {
+    warnings,
     present: observed.present,
     action: observed.action,
     ipv4: observed.ipv4.cidrs.map((c) => c.text),

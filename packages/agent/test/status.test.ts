@@ -1,0 +1,94 @@
+import {
+  type BlockAction,
+  DiscoveryChain,
+  desiredState,
+  EnvServiceCidrSource,
+  parseCidrList,
+} from '@route-controller/core';
+import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { BackendSet } from '../src/backends/backend-set.js';
+import { statusCommand } from '../src/commands/status.js';
+import { loadConfig } from '../src/config/config.js';
+import type { BackendName } from '../src/config/settings.js';
+import { composeToolbox, createAgentContainer } from '../src/container.js';
+import type { NodeNetworkReader } from '../src/node/node-network.js';
+import { TOKENS } from '../src/tokens.js';
+
+/** `route-controller status` over memory backends, on a node with address 172.18.0.2. */
+async function status(
+  env: Record<string, string>,
+  prepare: (nft: MemoryBackend) => Promise<void>,
+  discovery?: DiscoveryChain,
+) {
+  const backends = new Map<BackendName, MemoryBackend>();
+  for (const name of ['nft', 'iptables-nft', 'iptables-legacy'] as const) {
+    backends.set(name, new MemoryBackend(new MemoryKernel(), { name }));
+  }
+  await prepare(backends.get('nft') as MemoryBackend);
+  const network: NodeNetworkReader = {
+    read: async () => ({ addresses: [{ interface: 'eth0', address: '172.18.0.2' }], gateways: ['172.18.0.1'] }),
+  };
+  const container = createAgentContainer(loadConfig({ LISTEN_ADDRESS: 'off', KUBECONFIG: '/nonexistent', ...env }), {
+    logger: pino({ level: 'silent' }),
+    oneShot: true,
+    overrides: (c) => {
+      c.register(TOKENS.Backends, { useValue: backends as BackendSet });
+      c.register(TOKENS.NodeNetwork, { useValue: network });
+      if (discovery) c.register(TOKENS.Discovery, { useValue: discovery });
+    },
+  });
+  const out: string[] = [];
+  const code = await statusCommand(
+    composeToolbox(container),
+    { json: false },
+    { out: (t) => out.push(t), err: (t) => out.push(t) },
+  );
+  return { code, text: out.join('\n') };
+}
+
+const install =
+  (cidrs: string, action: BlockAction = 'drop') =>
+  (nft: MemoryBackend) =>
+    nft.apply(desiredState(parseCidrList(cidrs).cidrs, action)).then(() => undefined);
+
+describe('route-controller status', () => {
+  it('calls a flushed chain incomplete, never "mixed action"', async () => {
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, async (nft) => {
+      await install('10.96.0.0/16')(nft);
+      nft.kernel.seed((objects) => {
+        for (const key of [...objects.keys()]) if (key.includes('/rule/') || key.includes('/set/')) objects.delete(key);
+      });
+    });
+    expect(text).toMatch(/^nft: objects of ours with no rules in them \(incomplete/m);
+    expect(text).not.toContain('mixed action');
+  });
+
+  it('warns when the installed rules differ from what this command discovered', async () => {
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.100.0.0/16'));
+    expect(text).toContain('warning: installed 10.100.0.0/16, but env says 10.96.0.0/16');
+  });
+
+  it("points out that without the agent's environment nothing was discovered to compare with", async () => {
+    const onlyEnv = new DiscoveryChain([new EnvServiceCidrSource(undefined)]);
+    const { text } = await status({}, install('10.100.0.0/16'), onlyEnv);
+    expect(text).toMatch(
+      /warning: installed 10\.100\.0\.0\/16, but this command found no Service CIDRs .*SERVICE_CIDRS/,
+    );
+    const unreachable = await status({}, install('10.100.0.0/16'));
+    expect(unreachable.text).toMatch(/warning: installed 10\.100\.0\.0\/16; kubernetes cannot answer now/);
+  });
+
+  it("warns about an installed range that contains the node's own address", async () => {
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16,172.18.0.0/16'));
+    expect(text).toContain('warning: unsafe: 172.18.0.0/16 contains 172.18.0.2, an address of eth0');
+  });
+
+  it('has no warnings when the installed rules are what discovery says', async () => {
+    const { code, text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16'));
+    expect(code).toBe(0);
+    expect(text).toMatch(/^nft: drop forwarded packets to 10\.96\.0\.0\/16$/m);
+    expect(text).not.toContain('warning');
+  });
+});
