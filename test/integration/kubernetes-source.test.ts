@@ -440,12 +440,11 @@ describe('KubernetesServiceCidrSource against the test API server', () => {
     expect(text(await source.read())).toBe('10.96.0.0/16');
   });
 
-  it('with no kubeconfig at all, has nothing to say and names SERVICE_CIDRS as the fix', async () => {
+  it('never falls back from an explicit kubeconfig that does not exist: unavailable, naming the file', async () => {
     const { source } = makeSource({ kubeconfig: join(dir, 'missing') });
     const reading = await source.read();
-    expect(reading).toMatchObject({ kind: 'none', detail: expect.stringContaining('SERVICE_CIDRS') });
-    expect(source.status().state).toBe('not-configured');
-    expect(source.status().lastError).toContain('does not exist');
+    expect(reading).toMatchObject({ kind: 'unavailable' });
+    expect(source.status().lastError).toMatch(/KUBECONFIG=".*missing" cannot be used: the file does not exist/);
   });
 
   it('reports a kubeconfig it cannot load as unavailable, with the reason', async () => {
