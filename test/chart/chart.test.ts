@@ -11,6 +11,7 @@ import {
   type Manifest,
   REPO_ROOT,
   type RenderOptions,
+  refusal,
   validateManifest,
 } from '../src/helm.js';
 
@@ -198,8 +199,10 @@ describe('helm chart charts/route-controller', () => {
           firewallBackend: 'iptables-legacy',
           blockAction: 'reject',
           resyncInterval: '1m30s',
+          iptablesLockWait: '30s',
           cleanupOnExit: true,
           port: 9999,
+          metrics: { listenAddress: '127.0.0.1:9772' },
           logLevel: 'trace',
         },
       });
@@ -208,8 +211,10 @@ describe('helm chart charts/route-controller', () => {
         FIREWALL_BACKEND: 'iptables-legacy',
         BLOCK_ACTION: 'reject',
         RESYNC_INTERVAL: '1m30s',
+        IPTABLES_LOCK_WAIT: '30s',
         CLEANUP_ON_EXIT: 'true',
         LISTEN_ADDRESS: '0.0.0.0:9999',
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         LOG_LEVEL: 'trace',
       });
       // The agent's own parser: this is exactly what it will run with.
@@ -221,6 +226,8 @@ describe('helm chart charts/route-controller', () => {
         logLevel: 'trace',
         cleanupOnExit: true,
         listen: { host: '0.0.0.0', port: 9999 },
+        metricsListen: { host: '127.0.0.1', port: 9772 },
+        iptablesLockWaitSeconds: 30,
       });
       // Explicit CIDRs need no API access.
       expect(pod.automountServiceAccountToken).toBe(false);
@@ -228,7 +235,15 @@ describe('helm chart charts/route-controller', () => {
 
     it('without serviceCIDRs sets no SERVICE_CIDRS, so the agent discovers them with its ServiceAccount', async () => {
       const { env, pod } = await daemonSet();
-      expect(Object.keys(env)).not.toContain('SERVICE_CIDRS');
+      expect(env).toEqual({
+        LOG_LEVEL: 'info',
+        FIREWALL_BACKEND: 'auto',
+        BLOCK_ACTION: 'drop',
+        RESYNC_INTERVAL: '30s',
+        CLEANUP_ON_EXIT: 'false',
+        LISTEN_ADDRESS: '0.0.0.0:9771',
+        IPTABLES_LOCK_WAIT: '5s',
+      });
       expect(pod.automountServiceAccountToken).toBe(true);
       expect(loadConfig(env)).toMatchObject({
         serviceCidrs: undefined,
@@ -237,7 +252,77 @@ describe('helm chart charts/route-controller', () => {
         resyncIntervalMs: 30_000,
         cleanupOnExit: false,
         listen: { host: '0.0.0.0', port: 9771 },
+        metricsListen: 'health',
+        iptablesLockWaitSeconds: 5,
       });
+    });
+
+    it('passes trimmed values, and leaves out empty ones so the agent keeps its own default', async () => {
+      const { env } = await daemonSet({
+        routeController: {
+          serviceCIDRs: [' 10.96.0.0/12', 'fd00:10:96::/108 '],
+          firewallBackend: ' nft ',
+          blockAction: '',
+          resyncInterval: '',
+          iptablesLockWait: '',
+          metrics: { listenAddress: ' off ' },
+        },
+      });
+      expect(env).toEqual({
+        LOG_LEVEL: 'info',
+        FIREWALL_BACKEND: 'nft',
+        CLEANUP_ON_EXIT: 'false',
+        LISTEN_ADDRESS: '0.0.0.0:9771',
+        METRICS_LISTEN_ADDRESS: 'off',
+        SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
+      });
+      expect(loadConfig(env)).toMatchObject({
+        backend: 'nft',
+        action: 'drop',
+        resyncIntervalMs: 30_000,
+        iptablesLockWaitSeconds: 5,
+        metricsListen: 'off',
+      });
+    });
+    it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
+      const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'metrics'];
+      const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
+      expect(env).toEqual({ LOG_LEVEL: 'info', BLOCK_ACTION: 'drop', LISTEN_ADDRESS: '0.0.0.0:9771' });
+      expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
+      const { result } = await helmTemplate({}, { set: ['routeController.port=null'] });
+      expect(refusal(result)).toContain("at '/routeController': missing property 'port'");
+    });
+  });
+
+  describe('metrics: with the health probes by default, or on an address of their own', () => {
+    it('by default serves /metrics on the health port: one port, named http', async () => {
+      const { container, env } = await daemonSet();
+      expect(env.METRICS_LISTEN_ADDRESS).toBeUndefined();
+      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+    });
+
+    it('declares a metrics port for an address of its own, so two pods on a node cannot both take it', async () => {
+      for (const [listenAddress, port] of [
+        ['127.0.0.1:9772', 9772],
+        ['0.0.0.0:19772', 19772],
+        ['[::1]:9773', 9773],
+        [':9774', 9774],
+      ] as const) {
+        const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress } } });
+        expect(env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
+        expect(container.ports).toEqual([
+          { name: 'http', containerPort: 9771, protocol: 'TCP' },
+          { name: 'metrics', containerPort: port, protocol: 'TCP' },
+        ]);
+        // The probes stay on the node address, where the kubelet reaches them.
+        expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      }
+    });
+
+    it('declares no metrics port when metrics are off', async () => {
+      const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress: 'off' } } });
+      expect(env.METRICS_LISTEN_ADDRESS).toBe('off');
+      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
     });
   });
 

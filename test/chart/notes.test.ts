@@ -44,4 +44,17 @@ describe('NOTES.txt', () => {
     expect(off).toContain('WARNING: route-controller is disabled');
     expect(off).toContain('routeController.enabled is false');
   });
+
+  it('says where /metrics is served, and who can read it', async () => {
+    const shared = await helmNotes();
+    expect(shared).toContain('Every node serves /healthz and /readyz on port 9771 of all its addresses');
+    expect(shared).toContain('/metrics is served there too, unauthenticated');
+    expect(shared).toContain('routeController.metrics.listenAddress=127.0.0.1:9772');
+    const own = await helmNotes({ routeController: { port: 19771, metrics: { listenAddress: '127.0.0.1:9772' } } });
+    expect(own).toContain('on port 19771 of all its addresses');
+    expect(own).toContain('/metrics is served on 127.0.0.1:9772 of each node');
+    expect(own).not.toContain('unauthenticated');
+    const off = await helmNotes({ routeController: { metrics: { listenAddress: 'off' } } });
+    expect(off).toContain('/metrics is off');
+  });
 });
