@@ -67,6 +67,18 @@ function find<T extends Manifest = Manifest>(manifests: Manifest[], kind: string
   return found[0] as T;
 }
 
+/** Auto with a registry that is not local: helm refuses, saying what to set either way. */
+async function expectUndecided(values: unknown, registry: string): Promise<void> {
+  const { result } = await helmTemplate(values);
+  expect(result.exitCode, result.stdout).not.toBe(0);
+  const message = refusal(result);
+  expect(message).toContain(`routeController.enabled is null (auto)`);
+  expect(message).toContain(`image.registry "${registry}" is neither local nor localhost:<port>`);
+  expect(message).toContain('Set routeController.enabled=true to install it anyway');
+  expect(message).toContain('routeController.enabled=false to install nothing on purpose');
+  for (const line of result.stderr.split('\n')) expect(line.length, line).toBeLessThan(300);
+}
+
 async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
   const ds = find<DaemonSet>(await render(values, options), 'DaemonSet');
   const container = ds.spec.template.spec.containers[0] as Container;
@@ -113,27 +125,34 @@ describe('helm chart charts/route-controller', () => {
     expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
   });
 
-  describe('enable rule: routeController.enabled null is auto, on for a local registry', () => {
-    // Written out, not computed: the expectation of the issue's table, row by row.
-    const matrix: [registry: string, enabled: boolean | null, installed: boolean][] = [
-      ['local', null, true],
-      ['local', true, true],
-      ['local', false, false],
-      ['localhost:5000', null, true],
-      ['localhost:5000', true, true],
-      ['localhost:5000', false, false],
-      ['ghcr.io/example', null, false],
-      ['ghcr.io/example', true, true],
-      ['ghcr.io/example', false, false],
+  describe('enable rule: routeController.enabled null is auto, on for a local registry, and never silently off', () => {
+    // Written out, not computed: the expectation of the issue's table, row by row. Auto with a registry
+    // that is not local refuses to render: `helm template` (Argo CD, Flux) would otherwise show an
+    // empty, healthy release that protects nothing.
+    const matrix: [registry: string, enabled: boolean | null, outcome: 'installs' | 'nothing' | 'refuses'][] = [
+      ['local', null, 'installs'],
+      ['local', true, 'installs'],
+      ['local', false, 'nothing'],
+      ['localhost:5000', null, 'installs'],
+      ['localhost:5000', true, 'installs'],
+      ['localhost:5000', false, 'nothing'],
+      ['ghcr.io/example', null, 'refuses'],
+      ['ghcr.io/example', true, 'installs'],
+      ['ghcr.io/example', false, 'nothing'],
       // Only "local" itself or a "localhost:" prefix count.
-      ['localhost', null, false],
-      ['localhost.example.com:5000', null, false],
-      ['local.example.com', null, false],
+      ['localhost', null, 'refuses'],
+      ['localhost.example.com:5000', null, 'refuses'],
+      ['local.example.com', null, 'refuses'],
     ];
-    for (const [registry, enabled, installed] of matrix) {
-      it(`image.registry ${registry}, enabled ${String(enabled)}: ${installed ? 'installs the agent' : 'installs nothing'}`, async () => {
-        const manifests = await render({ image: { registry }, routeController: { enabled } });
-        if (installed) {
+    for (const [registry, enabled, outcome] of matrix) {
+      it(`image.registry ${registry}, enabled ${String(enabled)}: ${outcome === 'installs' ? 'installs the agent' : outcome === 'nothing' ? 'installs nothing' : 'refuses to guess'}`, async () => {
+        const values = { image: { registry }, routeController: { enabled } };
+        if (outcome === 'refuses') {
+          await expectUndecided(values, registry);
+          return;
+        }
+        const manifests = await render(values);
+        if (outcome === 'installs') {
           expect(find<DaemonSet>(manifests, 'DaemonSet').spec.template.spec.containers[0]?.image).toBe(
             `${registry}/route-controller:0.1.0`,
           );
@@ -144,7 +163,7 @@ describe('helm chart charts/route-controller', () => {
     }
 
     it('leaving enabled out entirely is auto too', async () => {
-      expect(await render({ image: { registry: 'ghcr.io/example' } })).toEqual([]);
+      await expectUndecided({ image: { registry: 'ghcr.io/example' } }, 'ghcr.io/example');
       expect(await render({ image: { registry: 'localhost:5001' } })).not.toEqual([]);
     });
 
@@ -153,7 +172,7 @@ describe('helm chart charts/route-controller', () => {
         image: { registry: 'ghcr.io/example' },
         routeController: { image: { registry: 'localhost:5000' } },
       };
-      expect(await render(remote)).toEqual([]);
+      await expectUndecided(remote, 'ghcr.io/example');
       const local = { image: { registry: 'local' }, routeController: { image: { registry: 'ghcr.io/example' } } };
       expect((await daemonSet(local)).container.image).toBe('ghcr.io/example/route-controller:0.1.0');
     });

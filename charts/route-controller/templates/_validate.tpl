@@ -223,4 +223,8 @@ default. Appends a sentence to $.problems when the value is refused.
 {{- end -}}
 {{- end -}}
 
+{{- /* Installing nothing is never silent: auto with a remote registry must be decided. */ -}}
+{{- if and (kindIs "invalid" $rc.enabled) (not (include "route-controller.localRegistry" .)) -}}
+{{- fail (printf "\nrouteController.enabled is null (auto), and auto installs route-controller only on a local cluster: image.registry %s is neither local nor localhost:<port>.\nSet routeController.enabled=true to install it anyway, or routeController.enabled=false to install nothing on purpose." (include "route-controller.shown" .Values.image.registry)) -}}
+{{- end -}}
 {{- end -}}
