@@ -407,7 +407,7 @@ describe('helm chart charts/route-controller', () => {
         resources: { requests: { cpu: '50m', memory: '80Mi' }, limits: { memory: '256Mi' } },
         tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }],
         nodeSelector: { 'node-role.kubernetes.io/worker': '' },
-        priorityClassName: 'system-node-critical',
+        priorityClassName: 'system-cluster-critical',
         labels: { team: 'net' },
         annotations: { 'example.com/owner': 'net' },
         podLabels: { tier: 'node', app: 'not-route-controller' },
@@ -418,12 +418,18 @@ describe('helm chart charts/route-controller', () => {
     expect(pod.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }]);
     // Helm merges maps with the defaults: the Linux selector stays unless set to null.
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', 'node-role.kubernetes.io/worker': '' });
-    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.priorityClassName).toBe('system-cluster-critical');
     expect(ds.metadata.labels).toMatchObject({ team: 'net', 'app.kubernetes.io/name': 'route-controller' });
     expect(ds.metadata.annotations).toEqual({ 'example.com/owner': 'net' });
     // Extra pod labels are added; the selector's label cannot be overridden.
     expect(ds.spec.template.metadata.labels).toMatchObject({ tier: 'node', app: 'route-controller' });
     expect(ds.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
+  });
+
+  it('runs at system-node-critical priority by default, as kube-proxy does', async () => {
+    expect((await daemonSet()).pod.priorityClassName).toBe('system-node-critical');
+    const own = await daemonSet({ routeController: { priorityClassName: 'dev-tools' } });
+    expect(own.pod.priorityClassName).toBe('dev-tools');
   });
 
   it('renders no priority class, annotations or node selector when they are empty', async () => {
