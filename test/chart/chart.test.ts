@@ -11,6 +11,7 @@ import {
   type Manifest,
   REPO_ROOT,
   type RenderOptions,
+  refusal,
   validateManifest,
 } from '../src/helm.js';
 
@@ -66,6 +67,18 @@ function find<T extends Manifest = Manifest>(manifests: Manifest[], kind: string
   return found[0] as T;
 }
 
+/** Auto with a registry that is not local: helm refuses, saying what to set either way. */
+async function expectUndecided(values: unknown, registry: string): Promise<void> {
+  const { result } = await helmTemplate(values);
+  expect(result.exitCode, result.stdout).not.toBe(0);
+  const message = refusal(result);
+  expect(message).toContain(`routeController.enabled is null (auto)`);
+  expect(message).toContain(`image.registry "${registry}" is neither local nor localhost:<port>`);
+  expect(message).toContain('Set routeController.enabled=true to install it anyway');
+  expect(message).toContain('routeController.enabled=false to install nothing on purpose');
+  for (const line of result.stderr.split('\n')) expect(line.length, line).toBeLessThan(300);
+}
+
 async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
   const ds = find<DaemonSet>(await render(values, options), 'DaemonSet');
   const container = ds.spec.template.spec.containers[0] as Container;
@@ -112,27 +125,34 @@ describe('helm chart charts/route-controller', () => {
     expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
   });
 
-  describe('enable rule: routeController.enabled null is auto, on for a local registry', () => {
-    // Written out, not computed: the expectation of the issue's table, row by row.
-    const matrix: [registry: string, enabled: boolean | null, installed: boolean][] = [
-      ['local', null, true],
-      ['local', true, true],
-      ['local', false, false],
-      ['localhost:5000', null, true],
-      ['localhost:5000', true, true],
-      ['localhost:5000', false, false],
-      ['ghcr.io/example', null, false],
-      ['ghcr.io/example', true, true],
-      ['ghcr.io/example', false, false],
+  describe('enable rule: routeController.enabled null is auto, on for a local registry, and never silently off', () => {
+    // Written out, not computed: the expectation of the issue's table, row by row. Auto with a registry
+    // that is not local refuses to render: `helm template` (Argo CD, Flux) would otherwise show an
+    // empty, healthy release that protects nothing.
+    const matrix: [registry: string, enabled: boolean | null, outcome: 'installs' | 'nothing' | 'refuses'][] = [
+      ['local', null, 'installs'],
+      ['local', true, 'installs'],
+      ['local', false, 'nothing'],
+      ['localhost:5000', null, 'installs'],
+      ['localhost:5000', true, 'installs'],
+      ['localhost:5000', false, 'nothing'],
+      ['ghcr.io/example', null, 'refuses'],
+      ['ghcr.io/example', true, 'installs'],
+      ['ghcr.io/example', false, 'nothing'],
       // Only "local" itself or a "localhost:" prefix count.
-      ['localhost', null, false],
-      ['localhost.example.com:5000', null, false],
-      ['local.example.com', null, false],
+      ['localhost', null, 'refuses'],
+      ['localhost.example.com:5000', null, 'refuses'],
+      ['local.example.com', null, 'refuses'],
     ];
-    for (const [registry, enabled, installed] of matrix) {
-      it(`image.registry ${registry}, enabled ${String(enabled)}: ${installed ? 'installs the agent' : 'installs nothing'}`, async () => {
-        const manifests = await render({ image: { registry }, routeController: { enabled } });
-        if (installed) {
+    for (const [registry, enabled, outcome] of matrix) {
+      it(`image.registry ${registry}, enabled ${String(enabled)}: ${outcome === 'installs' ? 'installs the agent' : outcome === 'nothing' ? 'installs nothing' : 'refuses to guess'}`, async () => {
+        const values = { image: { registry }, routeController: { enabled } };
+        if (outcome === 'refuses') {
+          await expectUndecided(values, registry);
+          return;
+        }
+        const manifests = await render(values);
+        if (outcome === 'installs') {
           expect(find<DaemonSet>(manifests, 'DaemonSet').spec.template.spec.containers[0]?.image).toBe(
             `${registry}/route-controller:0.1.0`,
           );
@@ -143,7 +163,7 @@ describe('helm chart charts/route-controller', () => {
     }
 
     it('leaving enabled out entirely is auto too', async () => {
-      expect(await render({ image: { registry: 'ghcr.io/example' } })).toEqual([]);
+      await expectUndecided({ image: { registry: 'ghcr.io/example' } }, 'ghcr.io/example');
       expect(await render({ image: { registry: 'localhost:5001' } })).not.toEqual([]);
     });
 
@@ -152,7 +172,7 @@ describe('helm chart charts/route-controller', () => {
         image: { registry: 'ghcr.io/example' },
         routeController: { image: { registry: 'localhost:5000' } },
       };
-      expect(await render(remote)).toEqual([]);
+      await expectUndecided(remote, 'ghcr.io/example');
       const local = { image: { registry: 'local' }, routeController: { image: { registry: 'ghcr.io/example' } } };
       expect((await daemonSet(local)).container.image).toBe('ghcr.io/example/route-controller:0.1.0');
     });
@@ -198,8 +218,10 @@ describe('helm chart charts/route-controller', () => {
           firewallBackend: 'iptables-legacy',
           blockAction: 'reject',
           resyncInterval: '1m30s',
+          iptablesLockWait: '30s',
           cleanupOnExit: true,
           port: 9999,
+          metrics: { listenAddress: '127.0.0.1:9772' },
           logLevel: 'trace',
         },
       });
@@ -208,8 +230,10 @@ describe('helm chart charts/route-controller', () => {
         FIREWALL_BACKEND: 'iptables-legacy',
         BLOCK_ACTION: 'reject',
         RESYNC_INTERVAL: '1m30s',
+        IPTABLES_LOCK_WAIT: '30s',
         CLEANUP_ON_EXIT: 'true',
         LISTEN_ADDRESS: '0.0.0.0:9999',
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         LOG_LEVEL: 'trace',
       });
       // The agent's own parser: this is exactly what it will run with.
@@ -221,6 +245,8 @@ describe('helm chart charts/route-controller', () => {
         logLevel: 'trace',
         cleanupOnExit: true,
         listen: { host: '0.0.0.0', port: 9999 },
+        metricsListen: { host: '127.0.0.1', port: 9772 },
+        iptablesLockWaitSeconds: 30,
       });
       // Explicit CIDRs need no API access.
       expect(pod.automountServiceAccountToken).toBe(false);
@@ -228,7 +254,15 @@ describe('helm chart charts/route-controller', () => {
 
     it('without serviceCIDRs sets no SERVICE_CIDRS, so the agent discovers them with its ServiceAccount', async () => {
       const { env, pod } = await daemonSet();
-      expect(Object.keys(env)).not.toContain('SERVICE_CIDRS');
+      expect(env).toEqual({
+        LOG_LEVEL: 'info',
+        FIREWALL_BACKEND: 'auto',
+        BLOCK_ACTION: 'drop',
+        RESYNC_INTERVAL: '30s',
+        CLEANUP_ON_EXIT: 'false',
+        LISTEN_ADDRESS: '0.0.0.0:9771',
+        IPTABLES_LOCK_WAIT: '5s',
+      });
       expect(pod.automountServiceAccountToken).toBe(true);
       expect(loadConfig(env)).toMatchObject({
         serviceCidrs: undefined,
@@ -237,7 +271,77 @@ describe('helm chart charts/route-controller', () => {
         resyncIntervalMs: 30_000,
         cleanupOnExit: false,
         listen: { host: '0.0.0.0', port: 9771 },
+        metricsListen: 'health',
+        iptablesLockWaitSeconds: 5,
       });
+    });
+
+    it('passes trimmed values, and leaves out empty ones so the agent keeps its own default', async () => {
+      const { env } = await daemonSet({
+        routeController: {
+          serviceCIDRs: [' 10.96.0.0/12', 'fd00:10:96::/108 '],
+          firewallBackend: ' nft ',
+          blockAction: '',
+          resyncInterval: '',
+          iptablesLockWait: '',
+          metrics: { listenAddress: ' off ' },
+        },
+      });
+      expect(env).toEqual({
+        LOG_LEVEL: 'info',
+        FIREWALL_BACKEND: 'nft',
+        CLEANUP_ON_EXIT: 'false',
+        LISTEN_ADDRESS: '0.0.0.0:9771',
+        METRICS_LISTEN_ADDRESS: 'off',
+        SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
+      });
+      expect(loadConfig(env)).toMatchObject({
+        backend: 'nft',
+        action: 'drop',
+        resyncIntervalMs: 30_000,
+        iptablesLockWaitSeconds: 5,
+        metricsListen: 'off',
+      });
+    });
+    it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
+      const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'metrics'];
+      const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
+      expect(env).toEqual({ LOG_LEVEL: 'info', BLOCK_ACTION: 'drop', LISTEN_ADDRESS: '0.0.0.0:9771' });
+      expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
+      const { result } = await helmTemplate({}, { set: ['routeController.port=null'] });
+      expect(refusal(result)).toContain("at '/routeController': missing property 'port'");
+    });
+  });
+
+  describe('metrics: with the health probes by default, or on an address of their own', () => {
+    it('by default serves /metrics on the health port: one port, named http', async () => {
+      const { container, env } = await daemonSet();
+      expect(env.METRICS_LISTEN_ADDRESS).toBeUndefined();
+      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+    });
+
+    it('declares a metrics port for an address of its own, so two pods on a node cannot both take it', async () => {
+      for (const [listenAddress, port] of [
+        ['127.0.0.1:9772', 9772],
+        ['0.0.0.0:19772', 19772],
+        ['[::1]:9773', 9773],
+        [':9774', 9774],
+      ] as const) {
+        const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress } } });
+        expect(env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
+        expect(container.ports).toEqual([
+          { name: 'http', containerPort: 9771, protocol: 'TCP' },
+          { name: 'metrics', containerPort: port, protocol: 'TCP' },
+        ]);
+        // The probes stay on the node address, where the kubelet reaches them.
+        expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      }
+    });
+
+    it('declares no metrics port when metrics are off', async () => {
+      const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress: 'off' } } });
+      expect(env.METRICS_LISTEN_ADDRESS).toBe('off');
+      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
     });
   });
 
@@ -303,7 +407,7 @@ describe('helm chart charts/route-controller', () => {
         resources: { requests: { cpu: '50m', memory: '80Mi' }, limits: { memory: '256Mi' } },
         tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }],
         nodeSelector: { 'node-role.kubernetes.io/worker': '' },
-        priorityClassName: 'system-node-critical',
+        priorityClassName: 'system-cluster-critical',
         labels: { team: 'net' },
         annotations: { 'example.com/owner': 'net' },
         podLabels: { tier: 'node', app: 'not-route-controller' },
@@ -314,12 +418,18 @@ describe('helm chart charts/route-controller', () => {
     expect(pod.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'net', effect: 'NoSchedule' }]);
     // Helm merges maps with the defaults: the Linux selector stays unless set to null.
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', 'node-role.kubernetes.io/worker': '' });
-    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.priorityClassName).toBe('system-cluster-critical');
     expect(ds.metadata.labels).toMatchObject({ team: 'net', 'app.kubernetes.io/name': 'route-controller' });
     expect(ds.metadata.annotations).toEqual({ 'example.com/owner': 'net' });
     // Extra pod labels are added; the selector's label cannot be overridden.
     expect(ds.spec.template.metadata.labels).toMatchObject({ tier: 'node', app: 'route-controller' });
     expect(ds.spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
+  });
+
+  it('runs at system-node-critical priority by default, as kube-proxy does', async () => {
+    expect((await daemonSet()).pod.priorityClassName).toBe('system-node-critical');
+    const own = await daemonSet({ routeController: { priorityClassName: 'dev-tools' } });
+    expect(own.pod.priorityClassName).toBe('dev-tools');
   });
 
   it('renders no priority class, annotations or node selector when they are empty', async () => {

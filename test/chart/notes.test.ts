@@ -34,14 +34,31 @@ describe('NOTES.txt', () => {
     );
   });
 
-  it('warns when the enable rule leaves the chart off, and why', async () => {
-    const auto = await helmNotes({ image: { registry: 'ghcr.io/example' } });
-    expect(auto).toContain('WARNING: route-controller is disabled');
-    expect(auto).toContain('image.registry\n"ghcr.io/example" is neither "local" nor "localhost:<port>"');
-    expect(auto).toContain('--set routeController.enabled=true');
-    expect(auto).not.toContain('kubectl');
+  it('says plainly that a disabled release installs nothing, on purpose', async () => {
     const off = await helmNotes({ routeController: { enabled: false } });
-    expect(off).toContain('WARNING: route-controller is disabled');
-    expect(off).toContain('routeController.enabled is false');
+    expect(off).toContain('route-controller is disabled: routeController.enabled is false');
+    expect(off).toContain('this release installs nothing');
+    expect(off).toContain('--set routeController.enabled=true');
+    expect(off).not.toContain('kubectl');
+  });
+
+  it('is not the only word when auto would install nothing: the install itself fails and says why', async () => {
+    // NOTES are printed by `helm install` only; `helm template`, Argo CD and Flux never show them.
+    await expect(helmNotes({ image: { registry: 'ghcr.io/example' } })).rejects.toThrow(
+      /routeController\.enabled is null \(auto\).*image\.registry "ghcr\.io\/example" is neither local nor localhost:<port>/,
+    );
+  });
+
+  it('says where /metrics is served, and who can read it', async () => {
+    const shared = await helmNotes();
+    expect(shared).toContain('Every node serves /healthz and /readyz on port 9771 of all its addresses');
+    expect(shared).toContain('/metrics is served there too, unauthenticated');
+    expect(shared).toContain('routeController.metrics.listenAddress=127.0.0.1:9772');
+    const own = await helmNotes({ routeController: { port: 19771, metrics: { listenAddress: '127.0.0.1:9772' } } });
+    expect(own).toContain('on port 19771 of all its addresses');
+    expect(own).toContain('/metrics is served on 127.0.0.1:9772 of each node');
+    expect(own).not.toContain('unauthenticated');
+    const off = await helmNotes({ routeController: { metrics: { listenAddress: 'off' } } });
+    expect(off).toContain('/metrics is off');
   });
 });

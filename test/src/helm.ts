@@ -110,10 +110,19 @@ export interface RenderOptions {
   readonly set?: readonly string[];
 }
 
+/**
+ * The values as a file helm reads (as YAML). Characters outside ASCII are written as \u escapes:
+ * raw, YAML would fold line breaks such as U+0085 and U+2028, and the chart would not see the value
+ * the test gave.
+ */
 function valuesFile(values: unknown): { path: string; dispose: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'route-controller-values-'));
   const path = join(dir, 'values.json');
-  writeFileSync(path, JSON.stringify(values));
+  const text = JSON.stringify(values).replace(
+    /[\u007f-\uffff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  writeFileSync(path, text);
   return { path, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -145,6 +154,17 @@ export async function helmTemplate(
   } finally {
     file.dispose();
   }
+}
+
+/**
+ * What helm said when it refused to render, without its `Error: ` prefix, the location of a template's
+ * `fail` and its advice about --debug: the lines a user reads.
+ */
+export function refusal(result: ProcessResult): string {
+  return result.stderr
+    .replace(/^Error: (execution error at \([^)]*\): )?/, '')
+    .replace(/\n*Use --debug flag to render out invalid YAML\n*$/, '')
+    .trim();
 }
 
 export function parseManifests(text: string): Manifest[] {

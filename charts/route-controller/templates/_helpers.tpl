@@ -48,3 +48,39 @@ app.kubernetes.io/component: node-agent
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
+
+{{/*
+The agent's environment, as a YAML list of name/value pairs: each value trimmed as the agent trims it,
+and an empty value left out, so the agent's own default applies. templates/_validate.tpl has refused
+bad values before.
+*/}}
+{{- define "route-controller.env" -}}
+{{- $rc := .Values.routeController -}}
+{{- $cidrs := list -}}
+{{- range $rc.serviceCIDRs }}{{ $cidrs = append $cidrs (include "route-controller.trim" .) }}{{ end -}}
+{{- $env := list
+  (list "LOG_LEVEL" (include "route-controller.logLevel" .))
+  (list "FIREWALL_BACKEND" $rc.firewallBackend)
+  (list "BLOCK_ACTION" $rc.blockAction)
+  (list "RESYNC_INTERVAL" $rc.resyncInterval)
+  (list "CLEANUP_ON_EXIT" (ternary (toString $rc.cleanupOnExit) "" (kindIs "bool" $rc.cleanupOnExit)))
+  (list "LISTEN_ADDRESS" (printf "0.0.0.0:%d" (int $rc.port)))
+  (list "METRICS_LISTEN_ADDRESS" (default dict $rc.metrics).listenAddress)
+  (list "IPTABLES_LOCK_WAIT" $rc.iptablesLockWait)
+  (list "SERVICE_CIDRS" (join "," $cidrs))
+-}}
+{{- range $pair := $env -}}
+{{- with include "route-controller.trim" (default "" (last $pair)) }}
+- name: {{ first $pair }}
+  value: {{ quote . }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port of /metrics when it has an address of its own, else nothing. */}}
+{{- define "route-controller.metricsPort" -}}
+{{- $address := include "route-controller.trim" (default "" (default dict .Values.routeController.metrics).listenAddress) -}}
+{{- if and $address (ne $address "off") -}}
+{{- atoi (regexFind `[0-9]+$` $address) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,230 @@
+{{/*
+Checks of every value the chart passes to the agent, with the agent's own rules
+(packages/agent/src/config/config.ts, packages/core/src/cidr.ts), so `helm template` and `helm
+install` refuse exactly what would make the pods crash-loop. values.schema.json checks types and
+misspelt keys; what it cannot say readably (a sum of durations, CIDR prefix lengths per family)
+is said here, one sentence per bad value: the value's path, the value, and the fix.
+*/}}
+
+{{/*
+Trims what JavaScript's String.prototype.trim() trims (the agent trims every value so): ASCII
+whitespace, the Unicode space separators, LS, PS and the BOM. Sprig's trim uses Go's rules, which
+differ (U+0085 is trimmed by Go, U+FEFF is not).
+*/}}
+{{- define "route-controller.trim" -}}
+{{- $ws := `[\t\n\v\f\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}]+` -}}
+{{- regexReplaceAll (printf "^%s|%s$" $ws $ws) (toString .) "" -}}
+{{- end -}}
+
+{{/* A value as an error message shows it: quoted, escaped, and cut short if long. */}}
+{{- define "route-controller.shown" -}}
+{{- $text := toString . -}}
+{{- if gt (len $text) 60 }}{{ printf "%s..." (trunc 60 $text) | quote }}{{ else }}{{ quote $text }}{{ end -}}
+{{- end -}}
+
+{{/*
+The agent's parseDuration: one or more of <number><unit> (ms, s, m, h), summed, rounded to whole
+milliseconds. Gives the milliseconds, "huge" for a number of 10 digits or more (more than 24h in any
+unit), or "" when malformed.
+*/}}
+{{- define "route-controller.durationMs" -}}
+{{- $text := include "route-controller.trim" . -}}
+{{- if regexMatch `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$` $text -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 -}}
+{{- $total := 0.0 -}}
+{{- $huge := false -}}
+{{- range regexFindAll `[0-9]+(\.[0-9]+)?(ms|s|m|h)` $text -1 -}}
+{{- $number := regexFind `^[0-9]+(\.[0-9]+)?` . -}}
+{{- if gt (len (regexReplaceAll `^0+` (regexFind `^[0-9]+` $number) "")) 9 }}{{ $huge = true }}{{ end -}}
+{{- $total = addf $total (mulf (float64 $number) (get $units (trimPrefix $number .))) -}}
+{{- end -}}
+{{- if $huge }}huge{{ else }}{{ printf "%.0f" (round $total 0) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Why the agent's parseCidr refuses one Service CIDR (already trimmed), or "" when it accepts it:
+the same checks in the same order. Host bits may be set (the agent clears them).
+*/}}
+{{- define "route-controller.cidrProblem" -}}
+{{- $input := . -}}
+{{- $example := dict "IPv4" "10.96.0.0/12" "IPv6" "fd00:10:96::/108" -}}
+{{- if not (regexMatch `^[0-9A-Fa-f:.]+/(0|[1-9][0-9]{0,2})$` $input) -}}
+{{- if contains "/" $input -}}
+is not a CIDR: write an address and a prefix length, such as 10.96.0.0/12 or fd00:10:96::/108
+{{- else -}}
+has no prefix length: write an address and a prefix length, such as 10.96.0.0/12 or fd00:10:96::/108
+{{- end -}}
+{{- else -}}
+{{- $address := regexReplaceAll `/[0-9]+$` $input "" -}}
+{{- $prefix := atoi (regexFind `[0-9]+$` $input) -}}
+{{- $family := ternary "IPv6" "IPv4" (contains ":" $address) -}}
+{{- $range := ternary "/64 to /128 for IPv6" "/8 to /32 for IPv4" (eq $family "IPv6") -}}
+{{- if and (eq $family "IPv6") (contains "." $address) -}}
+is an IPv6 address with an embedded IPv4 one, which is not supported: write IPv4 ranges in dotted form, such as 10.96.0.0/12
+{{- else if gt $prefix (ternary 128 32 (eq $family "IPv6")) -}}
+has a prefix length that is too long: it must be {{ $range }}, such as {{ get $example $family }}
+{{- else if not (include "route-controller.validAddress" (list $family $address)) -}}
+{{- if eq $family "IPv4" -}}
+: {{ $address }} is not an IPv4 address (four numbers from 0 to 255, without leading zeros), such as 10.96.0.0/12
+{{- else -}}
+: {{ $address }} is not an IPv6 address (eight groups of 1 to 4 hex digits, one :: at most), such as fd00:10:96::/108
+{{- end -}}
+{{- else if lt $prefix (ternary 64 8 (eq $family "IPv6")) -}}
+is too broad for a Service range: the prefix length must be {{ $range }}; use the cluster's Service range (kubectl get servicecidrs)
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the address is one the agent's CIDR library (ip-cidr on ip-address) takes: for IPv4 four
+decimal numbers 0 to 255 without leading zeros; for IPv6 (hex digits and colons only, by now) no
+group longer than 4 digits, no ":::", no single colon at either end, one "::" at most standing for
+at least one group, eight groups in all.
+*/}}
+{{- define "route-controller.validAddress" -}}
+{{- $family := index . 0 -}}
+{{- $address := index . 1 -}}
+{{- if eq $family "IPv4" -}}
+{{- $octet := `(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])` -}}
+{{- if regexMatch (printf `^%s(\.%s){3}$` $octet $octet) $address }}true{{ end -}}
+{{- else if not (regexMatch `[0-9a-fA-F]{5,}|:::|[^:]:$|^:[^:]` $address) -}}
+{{- $halves := splitList "::" $address -}}
+{{- $groups := list -}}
+{{- range $halves }}{{ if ne . "" }}{{ $groups = concat $groups (splitList ":" .) }}{{ end }}{{ end -}}
+{{- $wellFormed := true -}}
+{{- range $groups }}{{ if not (regexMatch `^[0-9a-fA-F]{1,4}$` .) }}{{ $wellFormed = false }}{{ end }}{{ end -}}
+{{- if and $wellFormed (or (and (eq (len $halves) 1) (eq (len $groups) 8)) (and (eq (len $halves) 2) (le (len $groups) 7))) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Why the agent refuses a listen address (already trimmed), or "" when it accepts it: "off", or
+host:port with an optional host (IPv6 in brackets) and a port from 1 to 65535.
+*/}}
+{{- define "route-controller.listenProblem" -}}
+{{- if ne . "off" -}}
+{{- $port := regexFind `[0-9]{1,5}$` . -}}
+{{- if or (not (regexMatch `^(\[[0-9a-fA-F:.]+\]|[^:\[\]]*):[0-9]{1,5}$` .)) (lt (atoi $port) 1) (gt (atoi $port) 65535) -}}
+is not an address: write host:port such as 127.0.0.1:9772, [::1]:9772 or :9772, or off
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks one choice the agent takes only as written (lowercase, no case folding); "" is the agent's
+default. Appends a sentence to $.problems when the value is refused.
+*/}}
+{{- define "route-controller.checkChoice" -}}
+{{- $value := toString (default "" .value) -}}
+{{- if and (ne $value "") (not (has (include "route-controller.trim" $value) .choices)) -}}
+{{- $_ := set .into "problems" (append .into.problems (printf "%s %s is not %s: use one of %s%s." .path (include "route-controller.shown" $value) .what (join ", " .choices) (default "" .orElse))) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "route-controller.validate" -}}
+{{- $rc := .Values.routeController -}}
+{{- $acc := dict "problems" list -}}
+
+{{- /* image and its overrides: the image reference the pods pull */ -}}
+{{- $registry := `^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$` -}}
+{{- if not (regexMatch $registry (toString .Values.image.registry)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "image.registry %s is not a registry: write a host with an optional :port and path, without a scheme, such as local, localhost:5001 or ghcr.io/example." (include "route-controller.shown" .Values.image.registry))) -}}
+{{- end -}}
+{{- with $rc.image.registry -}}
+{{- if not (regexMatch $registry (toString .)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.image.registry %s is not a registry: write a host with an optional :port and path, without a scheme, such as ghcr.io/example, or leave it empty to inherit image.registry." (include "route-controller.shown" .))) -}}
+{{- end -}}
+{{- end -}}
+{{- if not (regexMatch `^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$` (toString .Values.image.tag)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "image.tag %s is not an image tag: use letters, digits, _, . and - (up to 128, not starting with . or -), such as 0.1.0, or leave it empty for the chart's appVersion." (include "route-controller.shown" .Values.image.tag))) -}}
+{{- end -}}
+{{- if not (regexMatch `^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$` (toString $rc.image.name)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.image.name %s is not an image name: use lowercase path components separated by /, such as route-controller or tools/route-controller." (include "route-controller.shown" $rc.image.name))) -}}
+{{- end -}}
+
+{{- /* the agent's settings */ -}}
+{{- include "route-controller.checkChoice" (dict "into" $acc "path" "logLevel" "value" .Values.logLevel "what" "a log level" "choices" (list "fatal" "error" "warn" "info" "debug" "trace" "silent")) -}}
+{{- include "route-controller.checkChoice" (dict "into" $acc "path" "routeController.logLevel" "value" $rc.logLevel "what" "a log level" "choices" (list "fatal" "error" "warn" "info" "debug" "trace" "silent") "orElse" ", or leave it empty to inherit logLevel") -}}
+{{- include "route-controller.checkChoice" (dict "into" $acc "path" "routeController.firewallBackend" "value" $rc.firewallBackend "what" "a firewall backend" "choices" (list "auto" "nft" "iptables-nft" "iptables-legacy")) -}}
+{{- include "route-controller.checkChoice" (dict "into" $acc "path" "routeController.blockAction" "value" $rc.blockAction "what" "a block action" "choices" (list "drop" "reject")) -}}
+
+{{- $seen := dict -}}
+{{- range $i, $entry := $rc.serviceCIDRs -}}
+{{- $path := printf "routeController.serviceCIDRs[%d] %s" $i (include "route-controller.shown" $entry) -}}
+{{- $cidr := include "route-controller.trim" $entry -}}
+{{- if eq $cidr "" -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s is empty: remove it, or write a CIDR such as 10.96.0.0/12." $path)) -}}
+{{- else if contains "," $cidr -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s holds more than one CIDR: write one CIDR per list item, such as --set 'routeController.serviceCIDRs={10.96.0.0/12,fd00:10:96::/108}'." $path)) -}}
+{{- else if hasKey $seen $cidr -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s repeats routeController.serviceCIDRs[%s]: remove one of them." $path (get $seen $cidr))) -}}
+{{- else -}}
+{{- $_ := set $seen $cidr (toString $i) -}}
+{{- with include "route-controller.cidrProblem" $cidr -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s%s%s." $path (ternary "" " " (hasPrefix ":" .)) .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- $resync := toString (default "" $rc.resyncInterval) -}}
+{{- if ne $resync "" -}}
+{{- $ms := include "route-controller.durationMs" $resync -}}
+{{- if eq $ms "" -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.resyncInterval %s is not a duration: write numbers with units (ms, s, m, h), such as 30s, 2s or 1m30s." (include "route-controller.shown" $resync))) -}}
+{{- else if or (eq $ms "huge") (lt (float64 $ms) 100.0) (gt (float64 $ms) 86400000.0) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.resyncInterval %s is out of range: write a duration from 100ms to 24h, such as 30s, 2s or 1m." (include "route-controller.shown" $resync))) -}}
+{{- end -}}
+{{- end -}}
+
+{{- $lockWait := toString (default "" $rc.iptablesLockWait) -}}
+{{- if ne $lockWait "" -}}
+{{- $ms := include "route-controller.durationMs" $lockWait -}}
+{{- if eq $ms "" -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.iptablesLockWait %s is not a duration: write whole seconds with a unit, such as 5s, 30s or 1m." (include "route-controller.shown" $lockWait))) -}}
+{{- else if or (eq $ms "huge") (lt (float64 $ms) 1000.0) (gt (float64 $ms) 300000.0) (ne (mod (int64 $ms) 1000) 0) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.iptablesLockWait %s is out of range: write whole seconds from 1s to 5m, such as 5s, 30s or 1m." (include "route-controller.shown" $lockWait))) -}}
+{{- end -}}
+{{- end -}}
+
+{{- $metrics := toString (default "" (default dict $rc.metrics).listenAddress) -}}
+{{- if ne $metrics "" -}}
+{{- $address := include "route-controller.trim" $metrics -}}
+{{- with include "route-controller.listenProblem" $address -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.metrics.listenAddress %s %s, or leave it empty to serve /metrics with /healthz on routeController.port." (include "route-controller.shown" $metrics) .)) -}}
+{{- else -}}
+{{- if and (ne $address "off") (eq (atoi (regexFind `[0-9]+$` $address)) (int $rc.port)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.metrics.listenAddress %s takes port %d, which routeController.port already takes for /healthz and /readyz on every node address: choose another port, such as 127.0.0.1:9772, or leave it empty to serve /metrics there too." (include "route-controller.shown" $metrics) (int $rc.port))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* the pods */ -}}
+{{- with $rc.priorityClassName -}}
+{{- if or (gt (len (toString .)) 253) (not (regexMatch `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$` (toString .))) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.priorityClassName %s is not a PriorityClass name: use lowercase letters, digits, - and ., such as system-node-critical, or leave it empty for none." (include "route-controller.shown" .))) -}}
+{{- end -}}
+{{- end -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- range $name, $quantity := (get (default dict $rc.resources) $kind) -}}
+{{- if not (regexMatch `^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[mkMGTPE]i?|[numkMGTPE])?$` (toString $quantity)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.resources.%s.%s %s is not a Kubernetes quantity: write a number with an optional suffix, such as 100m, 64Mi or 1.5." $kind $name (include "route-controller.shown" $quantity))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- with $acc.problems -}}
+{{- if eq (len .) 1 -}}
+{{- fail (printf "\n%s" (first .)) -}}
+{{- else -}}
+{{- fail (printf "%d values are invalid:\n%s" (len .) (join "\n" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Installing nothing is never silent: auto with a remote registry must be decided. */ -}}
+{{- if and (kindIs "invalid" $rc.enabled) (not (include "route-controller.localRegistry" .)) -}}
+{{- fail (printf "\nrouteController.enabled is null (auto), and auto installs route-controller only on a local cluster: image.registry %s is neither local nor localhost:<port>.\nSet routeController.enabled=true to install it anyway, or routeController.enabled=false to install nothing on purpose." (include "route-controller.shown" .Values.image.registry)) -}}
+{{- end -}}
+{{- end -}}
