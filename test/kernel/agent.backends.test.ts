@@ -1,8 +1,9 @@
-import { AgentProcess, httpGet, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import type { FirewallBackend } from '@route-controller/core';
+import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentCli, startAgent } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
@@ -81,7 +82,7 @@ describeKernel('agent in the loop lab, per backend', () => {
 
       it('ends the IPv4 and IPv6 loops within a second of start, and says why it chose the backend', async () => {
         expect(await lab.measureLoop('ipv4', 4)).toBeGreaterThan(100);
-        agent = AgentProcess.start(lab.node, {
+        agent = startAgent(lab.node, {
           SERVICE_CIDRS,
           FIREWALL_BACKEND: testCase.requested,
           RESYNC_INTERVAL: '1s',
@@ -137,7 +138,7 @@ describeKernel('agent in the loop lab, per backend', () => {
       });
 
       it('`route-controller cleanup` restores the node firewall exactly', async () => {
-        const result = await runCli(lab.node, ['cleanup']);
+        const result = await agentCli(lab.node, ['cleanup']);
         expect(result.exitCode).toBe(0);
         const line = result.stdout.split('\n').find((l) => l.startsWith(`${testCase.expected}: `));
         expect(line).toMatch(/remove/);

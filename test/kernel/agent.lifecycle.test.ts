@@ -1,7 +1,8 @@
-import { AgentProcess, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { agentCli, startAgent } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
@@ -30,12 +31,12 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
   beforeEach(async () => {
     // Every test starts from a node with nothing of ours.
-    await runCli(lab.node, ['cleanup']);
+    await agentCli(lab.node, ['cleanup']);
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
   it('refuses an invalid setting before installing anything, naming the variable, value and choices', async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'pf' });
+    const agent = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'pf' });
     const exit = await agent.exited;
     expect(exit.exitCode).toBe(2);
     const stderr = agent.stderr.join('');
@@ -44,14 +45,14 @@ describeKernel('agent lifecycle in the loop lab', () => {
     expect(stderr).toContain('auto, nft, iptables-nft, iptables-legacy');
     expect(await lab.nodeFirewall()).toBe(clean);
 
-    const bad = AgentProcess.start(lab.node, { SERVICE_CIDRS: '10.96.0.0/12;fd00::/108' });
+    const bad = startAgent(lab.node, { SERVICE_CIDRS: '10.96.0.0/12;fd00::/108' });
     expect((await bad.exited).exitCode).toBe(2);
     expect(bad.stderr.join('')).toContain('Separate entries with commas');
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
   it("refuses a Service CIDR containing the node's own address or gateway, installing nothing", async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},172.18.0.0/16` });
+    const agent = startAgent(lab.node, { SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},172.18.0.0/16` });
     expect((await agent.exited).exitCode).toBe(1);
     const fatal = agent.logs.find((line) => line.level === 'fatal');
     expect(fatal?.code).toBe('ERR_RC_UNSAFE_CIDR');
@@ -60,7 +61,7 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
 
   it('keeps running without rules, and says how to fix it, when no source has CIDRs', async () => {
-    const agent = AgentProcess.start(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig', RESYNC_INTERVAL: '1s' });
+    const agent = startAgent(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig', RESYNC_INTERVAL: '1s' });
     try {
       const warning = await agent.waitForLog((line) => line.level === 'warn' && /SERVICE_CIDRS/.test(line.msg), 15_000);
       expect(warning.msg).toMatch(/routeController\.serviceCIDRs/);
@@ -73,7 +74,7 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
 
   it('CLEANUP_ON_EXIT=true removes the rules on SIGTERM', async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS, CLEANUP_ON_EXIT: 'true' });
+    const agent = startAgent(lab.node, { SERVICE_CIDRS, CLEANUP_ON_EXIT: 'true' });
     await agent.waitForMessage('rules applied');
     expect(await lab.measureLoop('ipv4', 3)).toBe(0);
     expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
@@ -82,21 +83,21 @@ describeKernel('agent lifecycle in the loop lab', () => {
 
   it('converges after 10 SIGKILLs at random moments to exactly the state a clean start gives', async () => {
     // The reference: what a clean start installs.
-    const reference = AgentProcess.start(lab.node, { SERVICE_CIDRS });
+    const reference = startAgent(lab.node, { SERVICE_CIDRS });
     await reference.waitForMessage('rules applied');
     await reference.stop('SIGTERM');
     const expected = await lab.nodeFirewall();
-    await runCli(lab.node, ['cleanup']);
+    await agentCli(lab.node, ['cleanup']);
 
     // Kill agents at random points of their start-up and apply, alternating the CIDR set so some
     // deaths land in the middle of a transaction that changes something.
     for (let i = 0; i < 10; i += 1) {
       const cidrs = i % 2 === 0 ? SERVICE_CIDRS : `${SERVICE_CIDRS},10.100.0.0/16,fd00:100::/112`;
-      const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS: cidrs });
+      const agent = startAgent(lab.node, { SERVICE_CIDRS: cidrs });
       await sleep(Math.floor(Math.random() * 400));
       await agent.stop('SIGKILL');
     }
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS });
+    const agent = startAgent(lab.node, { SERVICE_CIDRS });
     await agent.waitForLog((line) => /rules applied|already in step/.test(line.msg));
     await agent.stop('SIGTERM');
     expect(await lab.nodeFirewall()).toBe(expected);
@@ -104,7 +105,7 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
 
   it('a switch of backend between runs leaves no leftovers in the old one', async () => {
-    const first = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-legacy' });
+    const first = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-legacy' });
     await first.waitForMessage('rules applied');
     // The lab's kube-proxy writes with iptables-nft: forcing legacy is allowed, with a warning.
     const mismatch = await first.waitForMessage("this node's kube-proxy/kubelet use iptables-nft");
@@ -112,12 +113,12 @@ describeKernel('agent lifecycle in the loop lab', () => {
     await first.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-legacy']);
 
-    const second = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-nft' });
+    const second = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-nft' });
     await second.waitForMessage('removed leftovers of an earlier run from iptables-legacy');
     await second.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-nft']);
 
-    const third = AgentProcess.start(lab.node, { SERVICE_CIDRS });
+    const third = startAgent(lab.node, { SERVICE_CIDRS });
     await third.waitForMessage('removed leftovers of an earlier run from iptables-nft');
     await third.stop('SIGTERM');
     expect(await installedIn()).toEqual(['nft']);

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { AGENT_BIN } from '@route-controller/agent/lab';
 import { ProcessCommandRunner } from '@route-controller/core';
 import { expect, it } from 'vitest';
+import { AGENT_BIN } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const runner = new ProcessCommandRunner({ defaultTimeoutMs: 180_000 });

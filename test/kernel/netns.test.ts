@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { Netns } from '@route-controller/agent/lab';
+import { Netns } from '@route-controller/lab';
 import { expect, it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 

@@ -1,4 +1,4 @@
-import { removeStrayNamespaces } from '@route-controller/agent/lab';
+import { removeStrayNamespaces } from '@route-controller/lab';
 
 /** Sweeps namespaces left behind by an earlier, interrupted run (their creating process is gone). */
 export default function setup(): void {

@@ -1,10 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { type CommandResult, ProcessCommandRunner } from '@route-controller/core';
 import type { Netns } from './netns.js';
 
-/** The real CLI of this package (dist/lab/ -> bin/). */
-export const AGENT_BIN = fileURLToPath(new URL('../../bin/route-controller.js', import.meta.url));
+/**
+ * Which agent to run: the lab does not know where the agent lives (it must not depend on it); its
+ * caller does: the agent's own CLI passes its bin, the tests resolve it from the agent's manifest.
+ */
+export interface AgentBin {
+  /** The agent's executable script (`bin/route-controller.js`), run with this process's Node. */
+  readonly bin: string;
+}
 
 const cli = new ProcessCommandRunner({ defaultTimeoutMs: 60_000 });
 
@@ -42,8 +47,9 @@ export class AgentProcess {
     readonly ns: Netns,
     env: Readonly<Record<string, string>>,
     args: readonly string[],
+    agent: AgentBin,
   ) {
-    this.#child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, AGENT_BIN, 'run', ...args], {
+    this.#child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, agent.bin, 'run', ...args], {
       env: { LISTEN_ADDRESS: 'off', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -73,9 +79,14 @@ export class AgentProcess {
     });
   }
 
-  /** Starts the agent in `ns`; PATH and HOME come from this process, everything else from `env`. */
-  static start(ns: Netns, env: Readonly<Record<string, string>>, args: readonly string[] = []): AgentProcess {
-    return new AgentProcess(ns, { ...baseEnv(), ...env }, args);
+  /** Starts `agent.bin run ...args` in `ns`; PATH and HOME come from this process, everything else from `env`. */
+  static start(
+    ns: Netns,
+    env: Readonly<Record<string, string>>,
+    args: readonly string[],
+    agent: AgentBin,
+  ): AgentProcess {
+    return new AgentProcess(ns, { ...baseEnv(), ...env }, args, agent);
   }
 
   get pid(): number | undefined {
@@ -146,13 +157,14 @@ export class AgentProcess {
 export async function runCli(
   ns: Netns,
   args: readonly string[],
-  env: Readonly<Record<string, string>> = {},
+  env: Readonly<Record<string, string>>,
+  agent: AgentBin,
 ): Promise<CommandResult> {
   const assignments = Object.entries({ ...baseEnv(), ...env }).map(([key, value]) => `${key}=${value}`);
   // `env -i`: the command sees only the variables given, as a container would.
   return cli.run({
     file: 'ip',
-    args: ['netns', 'exec', ns.name, 'env', '-i', ...assignments, process.execPath, AGENT_BIN, ...args],
+    args: ['netns', 'exec', ns.name, 'env', '-i', ...assignments, process.execPath, agent.bin, ...args],
   });
 }
 
