@@ -49,6 +49,9 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     const kubeconfig = join(dir, 'kubeconfig');
     await writeFile(kubeconfig, kubeconfigFor(forward.url));
     env = { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
+    // One agent for the whole sequence below, so it is the suite's; it starts while the API fails.
+    server.failWith({ code: 500 });
+    agent = startAgent(lab.node, env);
   });
 
   afterAll(async () => {
@@ -60,8 +63,6 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
   });
 
   it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
-    server.failWith({ code: 500 });
-    agent = startAgent(lab.node, env);
     await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
     await agent.waitForMessage(`watching ServiceCIDR objects on ${forward.url}`);
     await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');

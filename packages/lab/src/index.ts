@@ -5,3 +5,4 @@
 export * from './agent-process.js';
 export * from './loop-lab.js';
 export * from './netns.js';
+export * from './processes.js';

@@ -70,7 +70,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   let agent: AgentProcess | undefined;
   const interrupted = (signal: NodeJS.Signals) => {
     progress(`\n${signal}: removing the demo namespaces`);
-    agent?.signal('SIGKILL');
+    // Kills what runs inside them first (the agent, a CLI command), then deletes them.
     removeLiveNamespacesSync();
     process.exit(130);
   };
