@@ -18,6 +18,7 @@ export default defineConfig({
       },
       {
         // Real-kernel tests: each file builds its own network namespaces, so files may run in parallel.
+        // The process guard fails a test or file that leaves a process it started running.
         test: {
           name: 'kernel',
           include: ['test/kernel/**/*.test.ts'],
@@ -25,6 +26,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           pool: 'forks',
           globalSetup: ['test/src/global-setup.ts'],
+          setupFiles: ['test/src/process-guard.ts'],
         },
       },
       {
@@ -36,6 +38,7 @@ export default defineConfig({
           hookTimeout: 600_000,
           pool: 'forks',
           globalSetup: ['test/src/global-setup.ts'],
+          setupFiles: ['test/src/process-guard.ts'],
         },
       },
       {
@@ -47,6 +50,7 @@ export default defineConfig({
           hookTimeout: 1_800_000,
           pool: 'forks',
           globalSetup: ['test/src/global-setup.ts'],
+          setupFiles: ['test/src/process-guard.ts'],
         },
       },
     ],

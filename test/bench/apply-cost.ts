@@ -1,8 +1,8 @@
-import { Netns } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, parseCidrList } from '@route-controller/core';
 import { RecordingCommandRunner } from '@route-controller/core/testing';
+import { Netns } from '@route-controller/lab';
 import type { BackendName } from './startup.js';
 import { repeat, summarise } from './stats.js';
 

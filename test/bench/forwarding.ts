@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { LAB, LoopLab } from '@route-controller/agent/lab';
 import { desiredState, parseCidrList } from '@route-controller/core';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { cidrList } from './apply-cost.js';
 import { type BackendName, backendIn } from './startup.js';
 import { summarise } from './stats.js';

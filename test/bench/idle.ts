@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { AgentProcess, Netns } from '@route-controller/agent/lab';
+import { Netns } from '@route-controller/lab';
+import { startAgent } from '../src/agent-bin.js';
 import { BENCH_CIDRS } from './startup.js';
 
 export interface IdleResult {
@@ -28,7 +29,7 @@ async function memoryMb(pid: number, key: 'VmRSS' | 'VmHWM'): Promise<number> {
 /** Resident memory and CPU of `run` left alone (default 30 s resync, endpoint on, scraped once). */
 export async function measureIdle(seconds: number): Promise<IdleResult> {
   const ns = await Netns.create('bench-idle');
-  const agent = AgentProcess.start(ns, { SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' });
+  const agent = startAgent(ns, { SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' });
   try {
     await agent.waitForMessage('rules applied', 20_000);
     // One scrape, as Prometheus would do, so the metrics code is loaded as it is in production.

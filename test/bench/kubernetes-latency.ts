@@ -1,7 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentProcess, LAB, LoopLab } from '@route-controller/agent/lab';
+import { type AgentProcess, LAB, LoopLab } from '@route-controller/lab';
+import { startAgent } from '../src/agent-bin.js';
 import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
 import { NetnsForward } from '../src/netns-forward.js';
 import { kernelTestBlocker } from '../src/prerequisites.js';
@@ -62,7 +63,7 @@ export async function measureKubernetesLatency(
     forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
     const kubeconfig = join(dir, 'kubeconfig');
     await writeFile(kubeconfig, kubeconfigFor(forward.url));
-    agent = AgentProcess.start(lab.node, { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '10m' });
+    agent = startAgent(lab.node, { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '10m' });
     await agent.waitForMessage('no Service CIDRs found', 20_000);
     const backend = /backend (\S+) chosen/.exec((await agent.waitForMessage(/backend \S+ chosen/)).msg)?.[1] ?? '?';
     log(`agent ready (backend ${backend}); measuring ${cycles} add/remove cycles`);

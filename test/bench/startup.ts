@@ -1,7 +1,8 @@
-import { AgentProcess, Netns } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, type FirewallBackend, type PlannedCommand, parseCidrList } from '@route-controller/core';
+import { Netns } from '@route-controller/lab';
+import { startAgent } from '../src/agent-bin.js';
 import { repeat, type Summary, summarise } from './stats.js';
 
 export type BackendName = 'nft' | 'iptables-nft' | 'iptables-legacy';
@@ -56,12 +57,12 @@ export async function measureStartup(backend: BackendName, runs: number): Promis
 
     const agent = await repeat(runs, async () => {
       await library.cleanup();
-      const process = AgentProcess.start(ns, { SERVICE_CIDRS: BENCH_CIDRS, FIREWALL_BACKEND: backend });
+      const running = startAgent(ns, { SERVICE_CIDRS: BENCH_CIDRS, FIREWALL_BACKEND: backend });
       try {
-        const applied = await process.waitForMessage('rules applied', 20_000);
-        return process.elapsedAt(applied);
+        const applied = await running.waitForMessage('rules applied', 20_000);
+        return running.elapsedAt(applied);
       } finally {
-        await process.stop('SIGKILL');
+        await running.stop('SIGKILL');
       }
     });
     const node = await repeat(runs, () => timed(() => ns.must(process.execPath, ['-e', '0'])));

@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LAB, LoopLab } from '@route-controller/agent/lab';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { imageCacheDir, STAND_IN_LABEL } from '../src/image-base.js';
 import { type BuiltImage, buildImage, type ImageEngine } from '../src/image-build.js';
@@ -134,8 +134,17 @@ describeImage('container image', (engine: ImageEngine) => {
         dep,
       ).toBe(true);
     }
-    // No development dependencies, no sources or tests, no TypeScript build metadata.
-    for (const dev of ['typescript@', 'vitest@', 'vite@', '@biomejs+', 'esbuild@', 'rollup@', '@vitest+']) {
+    // No development dependencies (the loop lab among them), no sources or tests, no TypeScript build metadata.
+    for (const dev of [
+      'typescript@',
+      'vitest@',
+      'vite@',
+      '@biomejs+',
+      'esbuild@',
+      'rollup@',
+      '@vitest+',
+      '@route-controller+lab@',
+    ]) {
       expect(
         packages.filter((name) => name.startsWith(dev)),
         dev,
@@ -150,6 +159,12 @@ describeImage('container image', (engine: ImageEngine) => {
       { directories: true },
     );
     expect(stray.map((path) => relative(app, path))).toEqual([]);
+    // The lab and the demo stay in the source checkout (above: no lab package); the agent keeps only
+    // the stub of its demo command, which says so.
+    const lab = findPaths(join(app, 'dist'), (path) => /\/(lab|demo|loop-lab\.js|run-demo\.js)$/.test(path), {
+      directories: true,
+    });
+    expect(lab.map((path) => relative(app, path))).toEqual([]);
     // No build tools, no pnpm or its store, no workspace checkout, no package caches.
     for (const path of [
       'src',
@@ -275,5 +290,18 @@ describeImage('container image', (engine: ImageEngine) => {
     const loop = await (lab as LoopLab).measureLoop('ipv4', 10);
     log(`after cleanup: ${loop} IPv4 bounces again`);
     expect(loop).toBeGreaterThan(200);
+  });
+
+  it('`route-controller demo` says in one line that the demo runs from a source checkout', async () => {
+    const demo = await AgentContainer.start(buildah, {
+      name: `rc-image-test-${process.pid}-demo`,
+      image: tag,
+      netns: `/run/netns/${(lab as LoopLab).node.name}`,
+      env: {},
+      command: ['route-controller', 'demo'],
+    });
+    containers.push(demo);
+    expect(await demo.waitForExit(60_000), demo.output).toEqual({ code: 1, signal: null });
+    expect(demo.output.trim().split('\n')).toEqual([expect.stringContaining('runs from a source checkout')]);
   });
 });

@@ -1,8 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentProcess, httpGet, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
+import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { agentCli, startAgent } from '../src/agent-bin.js';
 import { FakeApiServer, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
 import { NetnsForward } from '../src/netns-forward.js';
 import { describeKernel } from '../src/prerequisites.js';
@@ -48,6 +49,9 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     const kubeconfig = join(dir, 'kubeconfig');
     await writeFile(kubeconfig, kubeconfigFor(forward.url));
     env = { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
+    // One agent for the whole sequence below, so it is the suite's; it starts while the API fails.
+    server.failWith({ code: 500 });
+    agent = startAgent(lab.node, env);
   });
 
   afterAll(async () => {
@@ -59,8 +63,6 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
   });
 
   it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
-    server.failWith({ code: 500 });
-    agent = AgentProcess.start(lab.node, env);
     await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
     await agent.waitForMessage(`watching ServiceCIDR objects on ${forward.url}`);
     await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');
@@ -106,7 +108,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     expect(text).toContain('route_controller_kubernetes_servicecidr_objects 1');
     expect(text).toMatch(/route_controller_service_cidrs\{family="ipv6"\} 1/);
 
-    const status = await runCli(lab.node, ['status', '--json'], { KUBECONFIG: env.KUBECONFIG as string });
+    const status = await agentCli(lab.node, ['status', '--json'], { KUBECONFIG: env.KUBECONFIG as string });
     expect(status.exitCode, status.stderr).toBe(0);
     const parsed = JSON.parse(status.stdout) as {
       source: string;
@@ -119,7 +121,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     expect(parsed.kubernetes).toMatchObject({ state: 'synced', objects: 1, server: forward.url });
     expect(parsed.backends.find((b) => b.backend === 'nft')?.installed?.present).toBe(true);
 
-    const human = await runCli(lab.node, ['status'], { KUBECONFIG: env.KUBECONFIG as string });
+    const human = await agentCli(lab.node, ['status'], { KUBECONFIG: env.KUBECONFIG as string });
     expect(human.stdout).toContain(`Service CIDRs: ${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6} (from kubernetes:`);
     expect(human.stdout).toContain(`Kubernetes API at ${forward.url}: synced (1 ServiceCIDR object(s)`);
   });

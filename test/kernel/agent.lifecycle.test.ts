@@ -1,10 +1,13 @@
-import { AgentProcess, LAB, LoopLab, runCli } from '@route-controller/agent/lab';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { agentCli, startAgent } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
+/** The endpoint inside the lab node, for tests that wait for readiness. */
+const LISTEN_ADDRESS = '127.0.0.1:9771';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describeKernel('agent lifecycle in the loop lab', () => {
@@ -30,13 +33,13 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
   beforeEach(async () => {
     // Every test starts from a node with nothing of ours.
-    await runCli(lab.node, ['cleanup']);
+    await agentCli(lab.node, ['cleanup']);
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
   it('refuses an invalid setting before installing anything, naming the variable, value and choices', async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'pf' });
-    const exit = await agent.exited;
+    const agent = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'pf' });
+    const exit = await agent.exitWithin(15_000);
     expect(exit.exitCode).toBe(2);
     const stderr = agent.stderr.join('');
     expect(stderr).toContain('ERR_RC_INVALID_CONFIG');
@@ -44,15 +47,15 @@ describeKernel('agent lifecycle in the loop lab', () => {
     expect(stderr).toContain('auto, nft, iptables-nft, iptables-legacy');
     expect(await lab.nodeFirewall()).toBe(clean);
 
-    const bad = AgentProcess.start(lab.node, { SERVICE_CIDRS: '10.96.0.0/12;fd00::/108' });
-    expect((await bad.exited).exitCode).toBe(2);
+    const bad = startAgent(lab.node, { SERVICE_CIDRS: '10.96.0.0/12;fd00::/108' });
+    expect((await bad.exitWithin(15_000)).exitCode).toBe(2);
     expect(bad.stderr.join('')).toContain('Separate entries with commas');
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
   it("refuses a Service CIDR containing the node's own address or gateway, installing nothing", async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},172.18.0.0/16` });
-    expect((await agent.exited).exitCode).toBe(1);
+    const agent = startAgent(lab.node, { SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},172.18.0.0/16` });
+    expect((await agent.exitWithin(15_000)).exitCode).toBe(1);
     const fatal = agent.logs.find((line) => line.level === 'fatal');
     expect(fatal?.code).toBe('ERR_RC_UNSAFE_CIDR');
     expect(fatal?.msg).toContain('172.18.0.0/16 contains 172.18.0.2, an address of eth0');
@@ -60,51 +63,74 @@ describeKernel('agent lifecycle in the loop lab', () => {
   });
 
   it('keeps running without rules, and says how to fix it, when no source has CIDRs', async () => {
-    const agent = AgentProcess.start(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig', RESYNC_INTERVAL: '1s' });
-    try {
-      const warning = await agent.waitForLog((line) => line.level === 'warn' && /SERVICE_CIDRS/.test(line.msg), 15_000);
-      expect(warning.msg).toMatch(/routeController\.serviceCIDRs/);
-      await sleep(1500);
-      expect(agent.logs.some((line) => line.level === 'fatal')).toBe(false);
-      expect(await lab.nodeFirewall()).toBe(clean);
-    } finally {
-      await agent.stop();
-    }
+    const agent = startAgent(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig', RESYNC_INTERVAL: '1s' });
+    const warning = await agent.waitForLog((line) => line.level === 'warn' && /SERVICE_CIDRS/.test(line.msg), 15_000);
+    expect(warning.msg).toMatch(/routeController\.serviceCIDRs/);
+    await sleep(1500);
+    expect(agent.isRunning).toBe(true);
+    expect(agent.logs.some((line) => line.level === 'fatal')).toBe(false);
+    expect(await lab.nodeFirewall()).toBe(clean);
+    await agent.stop();
   });
 
   it('CLEANUP_ON_EXIT=true removes the rules on SIGTERM', async () => {
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS, CLEANUP_ON_EXIT: 'true' });
+    const agent = startAgent(lab.node, { SERVICE_CIDRS, CLEANUP_ON_EXIT: 'true' });
+    // From a clean node (beforeEach) a start always writes, so "rules applied" must come.
     await agent.waitForMessage('rules applied');
+    expect(await lab.nodeFirewall()).not.toBe(clean);
     expect(await lab.measureLoop('ipv4', 3)).toBe(0);
     expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
   it('converges after 10 SIGKILLs at random moments to exactly the state a clean start gives', async () => {
-    // The reference: what a clean start installs.
-    const reference = AgentProcess.start(lab.node, { SERVICE_CIDRS });
-    await reference.waitForMessage('rules applied');
-    await reference.stop('SIGTERM');
+    // Each start is waited for by readiness (/readyz: applied and in step), not by a log line: a
+    // start after a kill that landed once the rules were complete finds them in step and writes
+    // nothing, so it has no "rules applied" to log.
+    const ready = { SERVICE_CIDRS, LISTEN_ADDRESS };
+    // The reference: what a clean start installs, and how long it takes on this machine now.
+    const reference = startAgent(lab.node, ready);
+    await reference.waitUntilReady();
+    const startup = reference.elapsedAt(await reference.waitForMessage('rules applied'));
+    expect((await reference.stop('SIGTERM')).exitCode).toBe(0);
     const expected = await lab.nodeFirewall();
-    await runCli(lab.node, ['cleanup']);
+    expect(expected).not.toBe(clean);
+    await agentCli(lab.node, ['cleanup']);
 
     // Kill agents at random points of their start-up and apply, alternating the CIDR set so some
-    // deaths land in the middle of a transaction that changes something.
+    // deaths land in the middle of a transaction that changes something. The window scales with
+    // the measured start-up, so under load too about a third of the kills land after the rules are
+    // complete (the last killed agent's set differs from the final one's).
     for (let i = 0; i < 10; i += 1) {
       const cidrs = i % 2 === 0 ? SERVICE_CIDRS : `${SERVICE_CIDRS},10.100.0.0/16,fd00:100::/112`;
-      const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS: cidrs });
-      await sleep(Math.floor(Math.random() * 400));
+      const agent = startAgent(lab.node, { SERVICE_CIDRS: cidrs });
+      await sleep(Math.floor(Math.random() * startup * 1.5));
       await agent.stop('SIGKILL');
     }
-    const agent = AgentProcess.start(lab.node, { SERVICE_CIDRS });
-    await agent.waitForLog((line) => /rules applied|already in step/.test(line.msg));
-    await agent.stop('SIGTERM');
+    const agent = startAgent(lab.node, ready);
+    await agent.waitUntilReady();
+    expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
     expect(await lab.nodeFirewall()).toBe(expected);
     expect(await lab.measureLoop('ipv4', 3)).toBe(0);
   });
 
+  it('a restart that finds its rules complete is ready without writing, and leaves them as they were', async () => {
+    const ready = { SERVICE_CIDRS, LISTEN_ADDRESS };
+    const first = startAgent(lab.node, ready);
+    await first.waitUntilReady();
+    await first.stop('SIGKILL');
+    const installed = await lab.nodeFirewall();
+    expect(installed).not.toBe(clean);
+
+    const second = startAgent(lab.node, ready);
+    await second.waitUntilReady();
+    expect(second.logs.filter((line) => line.msg.startsWith('rules applied'))).toEqual([]);
+    expect((await second.stop('SIGTERM')).exitCode).toBe(0);
+    expect(await lab.nodeFirewall()).toBe(installed);
+  });
+
   it('a switch of backend between runs leaves no leftovers in the old one', async () => {
-    const first = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-legacy' });
+    const first = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-legacy' });
     await first.waitForMessage('rules applied');
     // The lab's kube-proxy writes with iptables-nft: forcing legacy is allowed, with a warning.
     const mismatch = await first.waitForMessage("this node's kube-proxy/kubelet use iptables-nft");
@@ -112,12 +138,15 @@ describeKernel('agent lifecycle in the loop lab', () => {
     await first.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-legacy']);
 
-    const second = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-nft' });
+    // Ready (its own rules in place) and the old backend's rules removed, in whichever order.
+    const second = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-nft', LISTEN_ADDRESS });
+    await second.waitUntilReady();
     await second.waitForMessage('removed leftovers of an earlier run from iptables-legacy');
     await second.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-nft']);
 
-    const third = AgentProcess.start(lab.node, { SERVICE_CIDRS });
+    const third = startAgent(lab.node, { SERVICE_CIDRS, LISTEN_ADDRESS });
+    await third.waitUntilReady();
     await third.waitForMessage('removed leftovers of an earlier run from iptables-nft');
     await third.stop('SIGTERM');
     expect(await installedIn()).toEqual(['nft']);

@@ -1,6 +1,6 @@
-import { Netns } from '@route-controller/agent/lab';
 import { detectIptablesFlavour, type IptablesMode } from '@route-controller/backend-iptables';
 import type { IpFamily } from '@route-controller/core';
+import { Netns } from '@route-controller/lab';
 import { expect, it } from 'vitest';
 import { restoreInto } from '../src/iptables-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';

@@ -2,7 +2,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Netns } from '@route-controller/agent/lab';
 import { IptablesBackend, type IptablesMode, isRestoreBinary } from '@route-controller/backend-iptables';
 import {
   type CommandRequest,
@@ -12,9 +11,9 @@ import {
   ErrorCodes,
   PrefixedCommandRunner,
   ProcessCommandRunner,
-  RouteControllerError,
 } from '@route-controller/core';
 import { codedRejection, desired } from '@route-controller/core/testing';
+import { Netns } from '@route-controller/lab';
 import { expect, it } from 'vitest';
 import { binary, forwardRules, kernelView, restoreInto } from '../src/iptables-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';

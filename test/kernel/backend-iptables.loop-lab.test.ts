@@ -1,7 +1,7 @@
-import { LAB, LoopLab } from '@route-controller/agent/lab';
 import { IptablesBackend, type IptablesMode } from '@route-controller/backend-iptables';
 import type { IpFamily } from '@route-controller/core';
 import { desired } from '@route-controller/core/testing';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { binary, forwardRules } from '../src/iptables-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { Netns } from '@route-controller/agent/lab';
 import { NFT_TABLE, NftBackend } from '@route-controller/backend-nft';
 import { type CommandRunner, type DesiredState, desiredState, ErrorCodes, parseCidrList } from '@route-controller/core';
+import { Netns } from '@route-controller/lab';
 import { afterEach, expect, it } from 'vitest';
 import {
   CapabilityDroppingRunner,

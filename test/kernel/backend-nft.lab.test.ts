@@ -1,6 +1,6 @@
-import { LAB, LoopLab, type LoopLabOptions } from '@route-controller/agent/lab';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, parseCidrList } from '@route-controller/core';
+import { LAB, LoopLab, type LoopLabOptions } from '@route-controller/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foreignTables } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';

@@ -1,11 +1,28 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { AGENT_BIN } from '@route-controller/agent/lab';
 import { ProcessCommandRunner } from '@route-controller/core';
+import { LabProcess } from '@route-controller/lab';
 import { expect, it } from 'vitest';
+import { AGENT_BIN } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
-const runner = new ProcessCommandRunner({ defaultTimeoutMs: 180_000 });
+const runner = new ProcessCommandRunner({ defaultTimeoutMs: 30_000 });
+/** `route-controller demo` as a person runs it, tracked by the lab so that it ends with its test. */
+function startDemo(args: readonly string[]): { demo: LabProcess; stdout: () => string; stderr: () => string } {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  const demo = new LabProcess(process.execPath, [AGENT_BIN, 'demo', ...args], {
+    env,
+    description: `route-controller demo ${args.join(' ')}`,
+  });
+  const out: string[] = [];
+  const err: string[] = [];
+  demo.stdout.setEncoding('utf8');
+  demo.stderr.setEncoding('utf8');
+  demo.stdout.on('data', (chunk: string) => out.push(chunk));
+  demo.stderr.on('data', (chunk: string) => err.push(chunk));
+  return { demo, stdout: () => out.join(''), stderr: () => err.join('') };
+}
 const demoNamespaces = async () =>
   (await runner.run({ file: 'ip', args: ['netns', 'list'] })).stdout
     .split('\n')
@@ -29,9 +46,9 @@ interface Report {
 
 describeKernel('route-controller demo', () => {
   it('shows the loop, ends it with every backend, and leaves no namespace behind', async () => {
-    const result = await runner.run({ file: process.execPath, args: [AGENT_BIN, 'demo', '--json', '--pings', '5'] });
-    expect(result.exitCode, result.stderr).toBe(0);
-    const report = JSON.parse(result.stdout) as Report;
+    const { demo, stdout, stderr } = startDemo(['--json', '--pings', '5']);
+    expect((await demo.exited).exitCode, stderr()).toBe(0);
+    const report = JSON.parse(stdout()) as Report;
     expect(report.ok).toBe(true);
     expect(report.unprotected.ipv4).toBeGreaterThan(100);
     expect(report.unprotected.ipv6).toBeGreaterThan(100);
@@ -50,14 +67,11 @@ describeKernel('route-controller demo', () => {
   });
 
   it('removes its namespaces when interrupted', async () => {
-    const child = spawn(process.execPath, [AGENT_BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8');
+    const { demo: child, stdout } = startDemo([]);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no progress: ${output}`)), 60_000);
-      child.stdout.on('data', (chunk: string) => {
-        output += chunk;
-        if (output.includes('Running route-controller')) {
+      const timer = setTimeout(() => reject(new Error(`no progress: ${stdout()}`)), 60_000);
+      child.stdout.on('data', () => {
+        if (stdout().includes('Running route-controller')) {
           clearTimeout(timer);
           resolve();
         }
@@ -70,9 +84,8 @@ describeKernel('route-controller demo', () => {
       .filter(Boolean)
       .map(Number);
     expect(children.length).toBeGreaterThan(0);
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-    child.kill('SIGINT');
-    expect(await exited).toBe(130);
+    child.signal('SIGINT');
+    expect((await child.exited).exitCode).toBe(130);
     expect(await demoNamespaces()).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 200));
     // Gone, or a zombie waiting for whoever inherited it to reap it: either way no longer running.

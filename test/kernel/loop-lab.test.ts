@@ -1,4 +1,4 @@
-import { LAB, LoopLab } from '@route-controller/agent/lab';
+import { LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 

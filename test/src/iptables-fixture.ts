@@ -1,4 +1,3 @@
-import { Netns } from '@route-controller/agent/lab';
 import {
   IPTABLES_CAPABILITIES,
   IPTABLES_CHAIN,
@@ -15,6 +14,7 @@ import type {
   IpFamily,
 } from '@route-controller/core';
 import { type ContractFixture, type KernelView, RecordingCommandRunner } from '@route-controller/core/testing';
+import { Netns } from '@route-controller/lab';
 import { TrafficClient } from './traffic-client.js';
 
 /**

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { Netns } from '@route-controller/agent/lab';
+import type { Netns } from '@route-controller/lab';
 
 /**
  * The forwarder, run by node inside the namespace: every TCP connection to host:port is piped to

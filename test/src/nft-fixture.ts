@@ -1,4 +1,3 @@
-import { Netns } from '@route-controller/agent/lab';
 import { NFT_TABLE, NftBackend } from '@route-controller/backend-nft';
 import {
   type BlockAction,
@@ -15,6 +14,7 @@ import {
   type KernelView,
   RecordingCommandRunner,
 } from '@route-controller/core/testing';
+import { Netns } from '@route-controller/lab';
 import { TrafficClient } from './traffic-client.js';
 
 /**

@@ -1,6 +1,6 @@
-import { Netns, ping } from '@route-controller/agent/lab';
 import type { IpFamily } from '@route-controller/core';
 import { SAMPLE_CIDRS } from '@route-controller/core/testing';
+import { Netns, ping } from '@route-controller/lab';
 
 /**
  * A client namespace whose pings to the contract suite's sample CIDRs the node forwards (out

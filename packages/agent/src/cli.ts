@@ -126,7 +126,7 @@ export function buildProgram(
   program
     .command('demo')
     .description(
-      'show the loop and its end (root): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
+      'show the loop and its end (root, from a source checkout): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
     )
     .option('--json', 'print one JSON object instead of the report')
     .option('--pings <count>', 'pings per measurement', '10')

@@ -1,9 +1,8 @@
 import { access, constants } from 'node:fs/promises';
 import { ErrorCodes, type IpFamily, RouteControllerError } from '@route-controller/core';
-import { BACKEND_NAMES } from '../config/settings.js';
-import { AgentProcess, runCli } from '../lab/agent-process.js';
-import { LAB, LoopLab, type PingResult } from '../lab/loop-lab.js';
-import { removeLiveNamespacesSync, removeStrayNamespaces } from '../lab/netns.js';
+import { type AgentBin, AgentProcess, runCli } from '../agent-process.js';
+import { LAB, LoopLab, type PingResult } from '../loop-lab.js';
+import { removeLiveNamespacesSync, removeStrayNamespaces } from '../netns.js';
 import type { DemoReport, DemoRun, Families } from './demo-report.js';
 import { allAnswered } from './demo-report.js';
 
@@ -11,8 +10,12 @@ import { allAnswered } from './demo-report.js';
 export const DEMO_PREFIX = 'rcdemo';
 const FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
+/** The agent's backends, in its order of preference; `route-controller probe` says which work here. */
+export const BACKEND_NAMES = ['nft', 'iptables-nft', 'iptables-legacy'] as const;
 
 export interface DemoOptions {
+  /** The agent to run in the lab: `route-controller demo` passes its own bin. */
+  readonly agentBin: string;
   readonly pings: number;
   /** Progress lines for people; the JSON output passes a no-op. */
   readonly progress: (line: string) => void;
@@ -63,10 +66,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     });
   }
   removeStrayNamespaces(DEMO_PREFIX);
+  const bin: AgentBin = { bin: options.agentBin };
   let agent: AgentProcess | undefined;
   const interrupted = (signal: NodeJS.Signals) => {
     progress(`\n${signal}: removing the demo namespaces`);
-    agent?.signal('SIGKILL');
+    // Kills what runs inside them first (the agent, a CLI command), then deletes them.
     removeLiveNamespacesSync();
     process.exit(130);
   };
@@ -83,7 +87,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       `Without protection: ${unprotected.ipv4} IPv4 and ${unprotected.ipv6} IPv6 packets looped for ${options.pings} pings`,
     );
 
-    const probe = JSON.parse((await runCli(lab.node, ['probe', '--json'])).stdout) as ProbeJson;
+    const probe = JSON.parse((await runCli(lab.node, ['probe', '--json'], {}, bin)).stdout) as ProbeJson;
     const supported = BACKEND_NAMES.filter((name) => probe.backends[name]?.available);
     const unsupported = BACKEND_NAMES.filter((name) => !probe.backends[name]?.available).map((backend) => ({
       backend,
@@ -97,8 +101,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     for (const backend of order) {
       const requested = backend === probe.backend ? 'auto' : backend;
       progress(`Running route-controller in the lab node with FIREWALL_BACKEND=${requested}...`);
-      agent = AgentProcess.start(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: requested, LISTEN_ADDRESS: 'off' });
-      const run = await oneRun(lab, agent, backend, requested, before, options.pings);
+      agent = AgentProcess.start(
+        lab.node,
+        { SERVICE_CIDRS, FIREWALL_BACKEND: requested, LISTEN_ADDRESS: 'off' },
+        [],
+        bin,
+      );
+      const run = await oneRun(lab, agent, bin, backend, requested, before, options.pings);
       // A forced backend's log only says it was forced: add what its probe found.
       const probed = probe.backends[backend]?.reason;
       runs.push(
@@ -128,6 +137,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 async function oneRun(
   lab: LoopLab,
   agent: AgentProcess,
+  bin: AgentBin,
   backend: string,
   requested: string,
   before: string,
@@ -143,11 +153,11 @@ async function oneRun(
       fromPod: ratio(await lab.pingLiveServiceFromPod(family)),
       fromNode: ratio(await lab.pingLiveServiceFromNode(family)),
     }));
-    const status = JSON.parse((await runCli(lab.node, ['status', '--json'])).stdout) as StatusJson;
+    const status = JSON.parse((await runCli(lab.node, ['status', '--json'], {}, bin)).stdout) as StatusJson;
     const counters = status.backends.find((entry) => entry.backend === backend)?.installed?.counters;
     const dropped = await perFamily(async (family) => counters?.[family] ?? { packets: 0, bytes: 0 });
     await agent.stop('SIGTERM');
-    const cleanup = await runCli(lab.node, ['cleanup']);
+    const cleanup = await runCli(lab.node, ['cleanup'], {}, bin);
     const restored = cleanup.exitCode === 0 && (await lab.nodeRules()) === before;
     const ok = chosen === backend && loop.ipv4 === 0 && loop.ipv6 === 0 && allAnswered(live) && restored;
     return {
@@ -164,7 +174,7 @@ async function oneRun(
     };
   } catch (error) {
     await agent.stop('SIGKILL');
-    await runCli(lab.node, ['cleanup']);
+    await runCli(lab.node, ['cleanup'], {}, bin);
     return { backend, requested, ok: false, error: error instanceof Error ? error.message : String(error) };
   }
 }

@@ -8,7 +8,7 @@ describe('route-controller demo', () => {
   it('refuses to run without root, saying why, before creating anything', async () => {
     vi.spyOn(process, 'getuid').mockReturnValue(1000);
     const progress = vi.fn();
-    await expect(runDemo({ pings: 1, progress })).rejects.toMatchObject({
+    await expect(runDemo({ agentBin: '/nonexistent/route-controller.js', pings: 1, progress })).rejects.toMatchObject({
       code: ErrorCodes.FirewallPermission,
       message: expect.stringContaining('the demo needs root'),
       hint: expect.stringContaining('sudo'),

@@ -26,15 +26,42 @@ function installExitHook(): void {
   process.once('exit', removeLiveNamespacesSync);
 }
 
-/** Deletes every namespace this process still holds, synchronously (for exit and signal paths). */
+/**
+ * Deletes every namespace this process still holds, synchronously (for exit and signal paths),
+ * killing what still runs inside first: `ip netns del` only removes the name, and a process in the
+ * namespace would keep running in it, unreachable, for ever.
+ */
 export function removeLiveNamespacesSync(): void {
   for (const name of live) {
-    try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
+    deleteNamespaceSync(name);
     live.delete(name);
+  }
+}
+
+function deleteNamespaceSync(name: string): void {
+  for (const pid of pidsInSync(name)) signalPid(pid, 'SIGKILL');
+  try {
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  } catch {
+    // already gone, or raced with another cleaner
+  }
+}
+
+function pidsInSync(name: string): number[] {
+  try {
+    return parsePids(execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }));
+  } catch {
+    return [];
+  }
+}
+
+const parsePids = (text: string): number[] => text.split(/\s+/).filter(Boolean).map(Number);
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // exited meanwhile
   }
 }
 
@@ -81,12 +108,31 @@ export class Netns {
     await this.must('sysctl', ['-q', '-w', ...Object.entries(settings).map(([key, value]) => `${key}=${value}`)]);
   }
 
-  async delete(): Promise<void> {
+  /** The processes inside this namespace now (`ip netns pids`), whoever started them. */
+  async pids(): Promise<number[]> {
+    const result = await host.run({ file: 'ip', args: ['netns', 'pids', this.name] });
+    return result.exitCode === 0 ? parsePids(result.stdout) : [];
+  }
+
+  /**
+   * Ends every process still inside (SIGTERM, then SIGKILL after `graceMs`), then deletes the
+   * namespace: a process left in a deleted namespace would run on, unreachable, for ever.
+   */
+  async delete(graceMs = 2_000): Promise<void> {
     if (!live.has(this.name)) return;
+    const inside = await this.pids();
+    if (inside.length > 0) {
+      for (const pid of inside) signalPid(pid, 'SIGTERM');
+      const deadline = Date.now() + graceMs;
+      while ((await this.pids()).length > 0 && Date.now() < deadline) await sleep(50);
+      for (const pid of await this.pids()) signalPid(pid, 'SIGKILL');
+    }
     live.delete(this.name);
     await host.run({ file: 'ip', args: ['netns', 'del', this.name] });
   }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function mustRun(runner: CommandRunner, file: string, args: readonly string[], input?: string) {
   const result = await runner.run(input === undefined ? { file, args } : { file, args, input });
@@ -120,14 +166,9 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Deletes the strays of `prefix`, killing whatever still runs in them (an agent of a killed run). */
 export function removeStrayNamespaces(prefix: string = NETNS_PREFIX): string[] {
   const stray = strayNamespaces(prefix);
-  for (const name of stray) {
-    try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-    } catch {
-      // raced with another cleaner
-    }
-  }
+  for (const name of stray) deleteNamespaceSync(name);
   return stray;
 }
