@@ -1,16 +1,23 @@
-import { ErrorCodes } from '@route-controller/core';
-import { Command, Option } from 'commander';
-import { cleanupCommand } from './commands/cleanup.js';
-import { describeError, type Output, processOutput } from './commands/output.js';
-import { planCommand } from './commands/plan.js';
-import { probeCommand } from './commands/probe.js';
-import { runAgent } from './commands/run.js';
-import { statusCommand } from './commands/status.js';
+import { ErrorCodes, RouteControllerError } from '@route-controller/core';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import {
+  describeError,
+  EXIT_CONFIGURATION,
+  EXIT_RUNTIME_FAILURE,
+  isConfigurationError,
+  type Output,
+  processOutput,
+} from './commands/output.js';
 import { type AgentConfig, loadConfig } from './config/config.js';
 import { type RawSettings, SETTINGS, type SettingSpec } from './config/settings.js';
-import { composeToolbox, createAgentContainer, type Toolbox } from './container.js';
-import { createLogger } from './observability/logger.js';
+import type { Toolbox } from './container.js';
 import { VERSION } from './version.js';
+
+/*
+ * The command line. Each command's code is imported when the command runs, so `--version`,
+ * `--help` and a usage error load only this file and the settings table, and `probe` never loads
+ * the reconciler or the Kubernetes client.
+ */
 
 const DESCRIPTION =
   "Drops forwarded packets to Kubernetes Service CIDRs on a node, so a packet to a stale ClusterIP cannot loop between the node and a workstation that routes the Service range into the cluster. Live Services are DNAT'ed before the forward hook and are not affected.";
@@ -27,6 +34,24 @@ function withSettings(command: Command, keys: readonly (keyof RawSettings)[]): C
 
 const ALL: readonly (keyof RawSettings)[] = SETTINGS.map((s) => s.key);
 const DISCOVERY: readonly (keyof RawSettings)[] = ['serviceCidrs', 'backend', 'action', 'logLevel', 'kubeconfig'];
+const STATUS: readonly (keyof RawSettings)[] = ['serviceCidrs', 'logLevel', 'kubeconfig'];
+
+/** commander's usage errors, as one coded line (the exit code is 2). */
+export function usageError(error: CommanderError, command: string): RouteControllerError {
+  const message = error.message.replace(/^error:\s*/, '').replace(/\n[\s\S]*$/, '');
+  return new RouteControllerError(ErrorCodes.Usage, message, {
+    hint: `Run ${command} --help for the usage.`,
+    details: { commanderCode: error.code },
+  });
+}
+
+function pingsOption(value: string): number {
+  const pings = Number(value);
+  if (!/^\d+$/.test(value.trim()) || pings < 1 || pings > 1000) {
+    throw new InvalidArgumentError('Expected a whole number from 1 to 1000');
+  }
+  return pings;
+}
 
 /** Builds the CLI; `exit` receives each command's exit code. */
 export function buildProgram(
@@ -37,8 +62,12 @@ export function buildProgram(
   const program = new Command('route-controller')
     .description(DESCRIPTION)
     .version(VERSION, '-v, --version', 'print the version')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s) });
+    // Usage errors are printed by main() as one coded line; help and version go to stdout.
+    .configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s), outputError: () => {} })
+    .addHelpText(
+      'after',
+      "\nEvery setting is also an environment variable (named in each command's --help); flags win.\nExit codes: 0 success, 1 a failure at run time, 2 a bad setting or command line (nothing is changed).",
+    );
 
   /** Validates settings before any command touches the node: bad input exits 2, changing nothing. */
   const config = (flags: RawSettings): AgentConfig | undefined => {
@@ -46,21 +75,28 @@ export function buildProgram(
       return loadConfig(env, flags);
     } catch (error) {
       output.err(describeError(error));
-      exit(2);
+      exit(EXIT_CONFIGURATION);
       return undefined;
     }
   };
-  const toolbox = (cfg: AgentConfig): Toolbox =>
+  const toolbox = async (cfg: AgentConfig): Promise<Toolbox> => {
+    const [{ composeToolbox, createAgentContainer }, { createLogger }, { checkOneShotConfig }] = await Promise.all([
+      import('./container.js'),
+      import('./observability/logger.js'),
+      import('./startup/preflight.js'),
+    ]);
+    await checkOneShotConfig(cfg);
     // One-shot commands log to stderr so stdout stays clean for --json.
-    composeToolbox(
-      createAgentContainer(cfg, { logger: createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 2) }),
-    );
+    const logger = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel, 2);
+    return composeToolbox(createAgentContainer(cfg, { logger, oneShot: true }));
+  };
+  /** Runs a command: a configuration error exits 2 with one line per problem, any other failure 1. */
   const guard = async (work: () => Promise<number>) => {
     try {
       exit(await work());
     } catch (error) {
       output.err(describeError(error));
-      exit(1);
+      exit(isConfigurationError(error) ? EXIT_CONFIGURATION : EXIT_RUNTIME_FAILURE);
     }
   };
 
@@ -75,7 +111,7 @@ export function buildProgram(
     ALL,
   ).action(async (flags: RawSettings) => {
     const cfg = config(flags);
-    if (cfg) await guard(() => runAgent(cfg));
+    if (cfg) await guard(async () => (await import('./commands/run.js')).runAgent(cfg));
   });
 
   withSettings(
@@ -88,29 +124,44 @@ export function buildProgram(
     ['backend', 'logLevel'],
   ).action(async (flags: RawSettings & { json?: boolean }) => {
     const cfg = config(flags);
-    if (cfg) await guard(() => probeCommand(toolbox(cfg), { json: flags.json === true }, output));
+    if (!cfg) return;
+    await guard(async () =>
+      (await import('./commands/probe.js')).probeCommand(await toolbox(cfg), { json: flags.json === true }, output),
+    );
   });
 
   withSettings(
     program
       .command('plan')
       .description('show the desired state and the exact payload the chosen backend would apply, without applying it')
-      .option('--json', 'print one JSON object'),
+      .option('--json', 'print one JSON object (failures too)'),
     DISCOVERY,
   ).action(async (flags: RawSettings & { json?: boolean }) => {
     const cfg = config(flags);
-    if (cfg) await guard(() => planCommand(toolbox(cfg), { json: flags.json === true }, output));
+    if (!cfg) return;
+    await guard(async () =>
+      (await import('./commands/plan.js')).planCommand(await toolbox(cfg), { json: flags.json === true }, output),
+    );
   });
 
   withSettings(
     program
       .command('status')
-      .description('show what route-controller has installed on this node now, per backend, with drop counters')
-      .option('--json', 'print one JSON object'),
-    ['logLevel'],
+      .description(
+        'show what route-controller has installed on this node now, per backend, with drop counters, and where the Service CIDRs come from',
+      )
+      .option('--json', 'print one JSON object')
+      .addHelpText(
+        'after',
+        "\nGive it the agent's SERVICE_CIDRS or KUBECONFIG to compare what is installed with what the agent would install.",
+      ),
+    STATUS,
   ).action(async (flags: RawSettings & { json?: boolean }) => {
     const cfg = config(flags);
-    if (cfg) await guard(() => statusCommand(toolbox(cfg), { json: flags.json === true }, output));
+    if (!cfg) return;
+    await guard(async () =>
+      (await import('./commands/status.js')).statusCommand(await toolbox(cfg), { json: flags.json === true }, output),
+    );
   });
 
   withSettings(
@@ -120,7 +171,8 @@ export function buildProgram(
     ['logLevel'],
   ).action(async (flags: RawSettings) => {
     const cfg = config(flags);
-    if (cfg) await guard(() => cleanupCommand(toolbox(cfg), output));
+    if (!cfg) return;
+    await guard(async () => (await import('./commands/cleanup.js')).cleanupCommand(await toolbox(cfg), output));
   });
 
   program
@@ -129,37 +181,47 @@ export function buildProgram(
       'show the loop and its end (root, from a source checkout): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
     )
     .option('--json', 'print one JSON object instead of the report')
-    .option('--pings <count>', 'pings per measurement', '10')
-    .action(async (flags: { json?: boolean; pings: string }) => {
-      const pings = Number(flags.pings);
-      if (!Number.isInteger(pings) || pings < 1 || pings > 1000) {
-        output.err(
-          `error ${ErrorCodes.InvalidConfig}: --pings="${flags.pings}" is invalid\n  hint: Set --pings to a whole number from 1 to 1000.`,
-        );
-        exit(2);
-        return;
-      }
-      await guard(() =>
-        import('./commands/demo.js').then(({ demoCommand }) =>
-          demoCommand({ json: flags.json === true, pings }, output),
-        ),
+    .option('--pings <count>', 'pings per measurement, 1 to 1000', pingsOption, 10)
+    .action(async (flags: { json?: boolean; pings: number }) => {
+      await guard(async () =>
+        (await import('./commands/demo.js')).demoCommand({ json: flags.json === true, pings: flags.pings }, output),
       );
     });
 
   return program;
 }
 
-export async function main(argv: readonly string[] = process.argv): Promise<void> {
-  const program = buildProgram(process.env, processOutput, (code) => {
+/** commander codes that are not errors: help and version were asked for. */
+const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.version']);
+
+export async function main(argv: readonly string[] = process.argv, output: Output = processOutput): Promise<void> {
+  const program = buildProgram(process.env, output, (code) => {
     process.exitCode = code;
   });
-  program.exitOverride((error) => {
-    process.exitCode = error.exitCode;
-    throw error;
-  });
+  program.exitOverride();
+  for (const command of program.commands) command.exitOverride();
+  if (argv.length <= 2) {
+    output.err(
+      describeError(
+        new RouteControllerError(ErrorCodes.Usage, 'no command given', {
+          hint: `Run route-controller --help for the commands: ${program.commands.map((c) => c.name()).join(', ')}.`,
+        }),
+      ),
+    );
+    process.exitCode = EXIT_CONFIGURATION;
+    return;
+  }
   try {
     await program.parseAsync([...argv]);
-  } catch {
-    // commander has printed the usage error; the exit code is set
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    if (NOT_ERRORS.has(error.code)) {
+      process.exitCode = 0;
+      return;
+    }
+    const named = program.commands.find((c) => c.name() === argv[2]);
+    const command = named ? `route-controller ${named.name()}` : 'route-controller';
+    output.err(describeError(usageError(error, command)));
+    process.exitCode = EXIT_CONFIGURATION;
   }
 }

@@ -36,7 +36,10 @@ export function isConfigurationError(error: unknown): error is RouteControllerEr
 export function describeConfigurationError(error: RouteControllerError): string {
   const problems = (error as { problems?: readonly RouteControllerError[] }).problems ?? [error];
   return problems
-    .map((problem) => `error ${problem.code}: ${problem.message}${problem.hint ? `. ${problem.hint}` : ''}`)
+    .map(
+      (problem) =>
+        `error ${problem.code}: ${problem.message.replace(/\.+$/, '')}${problem.hint ? `. ${problem.hint}` : ''}`,
+    )
     .join('\n');
 }
 

@@ -32,3 +32,14 @@ export async function preflight(config: AgentConfig, network: NodeNetworkReader)
     loadKubeconfig(config.kubeconfig);
   }
 }
+
+/**
+ * The one-shot commands (probe, plan, status, cleanup) check only what they use: an explicit
+ * kubeconfig when discovery would need it.
+ */
+export async function checkOneShotConfig(config: AgentConfig): Promise<void> {
+  if (config.serviceCidrs === undefined && config.kubeconfig !== undefined) {
+    const { loadKubeconfig } = await import('../kubernetes/kubeconfig.js');
+    loadKubeconfig(config.kubeconfig);
+  }
+}
