@@ -90,10 +90,11 @@ describeKernel('agent in the loop lab, per backend', () => {
         await lab?.destroy();
       });
 
-      it('ends the IPv4 and IPv6 loops within a second of start, and says why it chose the backend', async () => {
+      it('ends the IPv4 and IPv6 loops at start, without waiting for a resync, and says why it chose the backend', async () => {
         expect(loopBefore).toBeGreaterThan(100);
         const applied = await agent.waitForMessage('rules applied');
-        expect(agent.elapsedAt(applied)).toBeLessThan(1000);
+        // A bound only a hang or a wait for the resync breaks; start-up speed is measured by `pnpm bench`.
+        expect(agent.elapsedAt(applied)).toBeLessThan(10_000);
         const chosen = await agent.waitForMessage(`backend ${testCase.expected} chosen`);
         expect(chosen.msg).toMatch(/chosen: .+/);
         expect(await lab.measureLoop('ipv4', 10)).toBe(0);
@@ -118,7 +119,7 @@ describeKernel('agent in the loop lab, per backend', () => {
         const metrics = (await httpGet(lab.node, 'http://127.0.0.1:9771/metrics')).body;
         expect(metrics).toContain(`route_controller_backend_info{backend="${testCase.expected}"} 1`);
         expect(metrics).toMatch(/route_controller_service_cidrs\{family="ipv4"\} 1/);
-        const blocked = /route_controller_blocked_packets\{family="ipv4"\} (\d+)/.exec(metrics);
+        const blocked = /route_controller_blocked_packets_total\{family="ipv4"\} (\d+)/.exec(metrics);
         expect(Number(blocked?.[1])).toBeGreaterThanOrEqual(10);
       });
 
@@ -134,11 +135,10 @@ describeKernel('agent in the loop lab, per backend', () => {
         });
       }
 
-      it('keeps the rules on SIGTERM and exits within a second', async () => {
-        const stoppedAt = Date.now();
+      it('keeps the rules on SIGTERM and exits by itself, before its 5 s stop deadline', async () => {
         const exit = await agent.stop('SIGTERM');
-        expect(Date.now() - stoppedAt).toBeLessThan(1000);
         expect(exit.exitCode).toBe(0);
+        expect(agent.logs.some((line) => /stopping took longer/.test(line.msg))).toBe(false);
         expect(await lab.measureLoop('ipv4', 4)).toBe(0);
         expect((await backendFor(testCase.expected, lab).observe()).present).toBe(true);
       });

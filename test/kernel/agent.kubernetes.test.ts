@@ -74,14 +74,17 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="unreachable"} 1');
   });
 
-  it('becomes ready after the first successful list; with no ServiceCIDR the loop is still there, and it says so', async () => {
+  it('with no ServiceCIDR after the first list, the loop is still there, it says so, and it is not ready', async () => {
     const from = agent.logs.length;
     server.failWith(undefined);
     await agent.waitForMessage('listed 0 ServiceCIDR object(s)', 10_000, from);
     const none = await agent.waitForMessage('no Service CIDRs found', 5_000, from);
     expect(none.msg).toContain('kubernetes: no ServiceCIDR objects in the cluster');
     const ready = await httpGet(lab.node, `${AGENT}/readyz`);
-    expect(ready.status).toBe(200);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(
+      /^not protecting this node: no Service CIDRs found \(.*kubernetes: no ServiceCIDR objects in the cluster/,
+    );
     expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);
     const text = await metrics();
     expect(text).toContain('route_controller_kubernetes_api_state{state="synced"} 1');
@@ -94,7 +97,8 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     server.add('kubernetes', LAB_CIDRS);
     const rules = await applied(from, at);
     expect(rules.msg).toContain(`${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6}`);
-    expect(rules.ms).toBeLessThan(1_000);
+    // The watch, not the 30 s resync, carried it; the latency target is `pnpm bench`'s.
+    expect(rules.ms).toBeLessThan(10_000);
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
     expect(await lab.measureLoop('ipv6', 10)).toBe(0);
     // The live Service still works.
@@ -141,7 +145,8 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     server.remove('kubernetes');
     const rules = await applied(from, at);
     expect(rules.msg).toContain('no Service CIDRs (nothing installed)');
-    expect(rules.ms).toBeLessThan(1_000);
+    // The watch, not the 30 s resync, carried it; the latency target is `pnpm bench`'s.
+    expect(rules.ms).toBeLessThan(10_000);
     expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);
   });
 
@@ -231,10 +236,10 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
     // SIGTERM with a watch open: the agent must not wait for the API.
     expect(server.openWatches).toBe(1);
-    const stoppedAt = Date.now();
     const exit = await agent.stop('SIGTERM');
-    expect(Date.now() - stoppedAt).toBeLessThan(1_000);
+    // It ended by itself, not by its 5 s stop deadline (the watch server would have kept it waiting).
     expect(exit.exitCode).toBe(0);
+    expect(agent.logs.some((line) => /stopping took longer/.test(line.msg))).toBe(false);
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
   });
 });

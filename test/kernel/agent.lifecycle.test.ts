@@ -1,6 +1,6 @@
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
-import { LAB, LoopLab } from '@route-controller/lab';
+import { httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
@@ -53,24 +53,43 @@ describeKernel('agent lifecycle in the loop lab', () => {
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
-  it("refuses a Service CIDR containing the node's own address or gateway, installing nothing", async () => {
+  it("refuses a Service CIDR containing the node's own address or gateway: exit 2, one plain line, nothing installed", async () => {
     const agent = startAgent(lab.node, { SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},172.18.0.0/16` });
-    expect((await agent.exitWithin(15_000)).exitCode).toBe(1);
-    const fatal = agent.logs.find((line) => line.level === 'fatal');
-    expect(fatal?.code).toBe('ERR_RC_UNSAFE_CIDR');
-    expect(fatal?.msg).toContain('172.18.0.0/16 contains 172.18.0.2, an address of eth0');
+    expect((await agent.exitWithin(15_000)).exitCode).toBe(2);
+    const stderr = agent.stderr.join('').trim();
+    expect(stderr.split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(
+      /^error ERR_RC_UNSAFE_CIDR: SERVICE_CIDRS="10\.96\.0\.0\/16,172\.18\.0\.0\/16" is invalid: /,
+    );
+    expect(stderr).toContain('172.18.0.0/16 contains 172.18.0.2, an address of eth0');
+    expect(agent.logs.some((line) => line.level === 'fatal')).toBe(false);
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
-  it('keeps running without rules, and says how to fix it, when no source has CIDRs', async () => {
-    const agent = startAgent(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig', RESYNC_INTERVAL: '1s' });
+  it('refuses an explicit KUBECONFIG that does not exist: exit 2, naming the file, never a fallback', async () => {
+    const agent = startAgent(lab.node, { KUBECONFIG: '/nonexistent/kubeconfig' });
+    expect((await agent.exitWithin(15_000)).exitCode).toBe(2);
+    expect(agent.stderr.join('')).toMatch(
+      /^error ERR_RC_INVALID_KUBECONFIG: KUBECONFIG="\/nonexistent\/kubeconfig" cannot be used: the file does not exist/,
+    );
+    expect(await lab.nodeFirewall()).toBe(clean);
+  });
+
+  it('keeps running without rules when no source has CIDRs, not ready, and says how to fix it', async () => {
+    // No Kubernetes configuration at all: not in a pod, no KUBECONFIG, no ~/.kube/config.
+    const agent = startAgent(lab.node, { HOME: '/nonexistent', RESYNC_INTERVAL: '1s', LISTEN_ADDRESS });
     const warning = await agent.waitForLog((line) => line.level === 'warn' && /SERVICE_CIDRS/.test(line.msg), 15_000);
     expect(warning.msg).toMatch(/routeController\.serviceCIDRs/);
     await sleep(1500);
     expect(agent.isRunning).toBe(true);
+    const ready = await httpGet(lab.node, `http://${LISTEN_ADDRESS}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/^not protecting this node: no Service CIDRs found .*Set SERVICE_CIDRS/);
     expect(agent.logs.some((line) => line.level === 'fatal')).toBe(false);
     expect(await lab.nodeFirewall()).toBe(clean);
     await agent.stop();
+    expect(agent.logs.some((line) => /rules kept in place/.test(line.msg))).toBe(false);
+    expect(agent.logs.some((line) => /no rules of ours were installed; nothing to keep/.test(line.msg))).toBe(true);
   });
 
   it('CLEANUP_ON_EXIT=true removes the rules on SIGTERM', async () => {

@@ -1,6 +1,7 @@
+import { IPTABLES_CAPABILITIES } from '@route-controller/backend-iptables';
 import { backendContractSuite } from '@route-controller/core/testing';
 import { describe, it } from 'vitest';
-import { IPTABLES_CONTRACT_CAPABILITIES, iptablesFixture } from '../src/iptables-fixture.js';
+import { iptablesFixture } from '../src/iptables-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 // The core contract suite against iptables-legacy, each test in a fresh network namespace.
@@ -8,7 +9,9 @@ describeKernel('iptables-legacy backend on a real kernel', () => {
   backendContractSuite({
     name: 'iptables-legacy',
     test: { describe, it },
-    capabilities: IPTABLES_CONTRACT_CAPABILITIES,
+    // The fixture sends real packets through the lab node, so the traffic group runs.
+    traffic: true,
+    capabilities: IPTABLES_CAPABILITIES,
     setup: () => iptablesFixture('legacy'),
     timeoutMs: 60_000,
   });

@@ -1,6 +1,7 @@
+import { NFT_CAPABILITIES } from '@route-controller/backend-nft';
 import { backendContractSuite } from '@route-controller/core/testing';
 import { describe, it } from 'vitest';
-import { createNftFixture, NFT_CAPABILITIES } from '../src/nft-fixture.js';
+import { createNftFixture } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 // The core contract, against real nft in a fresh network namespace per test.
@@ -8,6 +9,8 @@ describeKernel('nft backend, real kernel', () => {
   backendContractSuite({
     name: 'nft',
     test: { describe, it },
+    // The fixture sends real packets through the lab node, so the traffic group runs.
+    traffic: true,
     capabilities: NFT_CAPABILITIES,
     setup: () => createNftFixture(),
     timeoutMs: 60_000,

@@ -1,18 +1,10 @@
 import {
-  IPTABLES_CAPABILITIES,
   IPTABLES_CHAIN,
   IptablesBackend,
   type IptablesMode,
   isRestoreBinary,
 } from '@route-controller/backend-iptables';
-import type {
-  BackendCapabilities,
-  BlockAction,
-  CommandRequest,
-  CommandResult,
-  CommandRunner,
-  IpFamily,
-} from '@route-controller/core';
+import type { BlockAction, CommandRequest, CommandResult, CommandRunner, IpFamily } from '@route-controller/core';
 import { type ContractFixture, type KernelView, RecordingCommandRunner } from '@route-controller/core/testing';
 import { Netns } from '@route-controller/lab';
 import { TrafficClient } from './traffic-client.js';
@@ -22,8 +14,6 @@ import { TrafficClient } from './traffic-client.js';
  * recorded at the seam, and an oracle that reads `iptables-save` with its own small parser (not
  * the backend's) so a bug shared by the backend's reader and writer cannot hide.
  */
-
-export const IPTABLES_CONTRACT_CAPABILITIES: BackendCapabilities = IPTABLES_CAPABILITIES;
 
 const FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];
 const other = (mode: IptablesMode): IptablesMode => (mode === 'nft' ? 'legacy' : 'nft');

@@ -8,12 +8,7 @@ import {
   MAX_PREFIX,
   parseCidr,
 } from '@route-controller/core';
-import {
-  type ContractFixture,
-  FakeCommandRunner,
-  type KernelView,
-  RecordingCommandRunner,
-} from '@route-controller/core/testing';
+import { type ContractFixture, type KernelView, RecordingCommandRunner } from '@route-controller/core/testing';
 import { Netns } from '@route-controller/lab';
 import { TrafficClient } from './traffic-client.js';
 
@@ -23,7 +18,6 @@ import { TrafficClient } from './traffic-client.js';
  */
 
 /** The backend's capabilities, taken from an instance that never runs a command. */
-export const NFT_CAPABILITIES = new NftBackend({ runner: new FakeCommandRunner() }).capabilities;
 
 /** A command that writes: nft fed a JSON document (or a file), other than a --check dry run. */
 export function isNftWrite(request: CommandRequest): boolean {
