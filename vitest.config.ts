@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    // The default report, then every skipped test with the reason its name carries.
+    reporters: ['default', './test/src/skipped-reporter.ts'],
     projects: [
       {
         // Logic with fakes: no root, no network.
