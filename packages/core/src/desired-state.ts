@@ -1,10 +1,9 @@
+import { BLOCK_ACTIONS, type BlockAction, DEFAULT_BLOCK_ACTION } from './block-action.js';
 import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, isParsedCidr, parseCidr } from './cidr.js';
 import { ErrorCodes, RouteControllerError } from './errors.js';
 import { cidrsOf, formatServiceCidrs, NO_SERVICE_CIDRS, type ServiceCidrs, sameServiceCidrs } from './service-cidrs.js';
 
-export type BlockAction = 'drop' | 'reject';
-export const BLOCK_ACTIONS: readonly BlockAction[] = ['drop', 'reject'];
-export const DEFAULT_BLOCK_ACTION: BlockAction = 'drop';
+export { BLOCK_ACTIONS, type BlockAction, DEFAULT_BLOCK_ACTION } from './block-action.js';
 
 /**
  * What a backend should make true in the kernel: forwarded packets to these CIDRs get `action`.

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type CommandResult, ErrorCodes, RouteControllerError } from '@route-controller/core';
 import type { Netns } from './netns.js';
 import { AGENT_TAG_VARIABLE, LabProcess, labSession, type ProcessExit } from './processes.js';
@@ -49,7 +50,7 @@ export class AgentProcess {
     args: readonly string[],
     agent: AgentBin,
   ) {
-    this.#process = new LabProcess('ip', ['netns', 'exec', ns.name, process.execPath, agent.bin, 'run', ...args], {
+    this.#process = new LabProcess('ip', ['netns', 'exec', ns.name, ...nodeCommand(agent.bin), 'run', ...args], {
       env,
       description: `route-controller run${args.length > 0 ? ` ${args.join(' ')}` : ''} in ${ns.name} (${describeEnv(env)})`,
     });
@@ -221,7 +222,7 @@ export async function runCli(
   // `env -i`: the command sees only the variables given, as a container would.
   const child = new LabProcess(
     'ip',
-    ['netns', 'exec', ns.name, 'env', '-i', ...assignments, process.execPath, options.bin, ...args],
+    ['netns', 'exec', ns.name, 'env', '-i', ...assignments, ...nodeCommand(options.bin), ...args],
     { env: all, description: `route-controller ${args.join(' ')} in ${ns.name}` },
   );
   const stdout: string[] = [];
@@ -255,4 +256,16 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
   const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(5000) }).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })); }, (e) => { process.stdout.write(JSON.stringify({ status: 0, body: String(e.cause ?? e) })); })`;
   const result = await ns.must(process.execPath, ['-e', script]);
   return JSON.parse(result.stdout) as { status: number; body: string };
+}
+
+/**
+ * How to start a Node script as its shebang says, with this process's Node: `#!/usr/bin/env -S node
+ * --max-semi-space-size=1` gives [node, --max-semi-space-size=1, script]. The agent's bin carries
+ * V8 flags there, and the lab must run what users run (`node <script>` alone would drop them).
+ */
+export function nodeCommand(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const shebang = /^#!\S*\/env\s+(?:-S\s+)?node((?:\s+--?[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  const flags = shebang?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+  return [process.execPath, ...flags, script];
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RouteControllerError } from '@route-controller/core';
 import type { ListenAddress } from '../config/config.js';
@@ -45,6 +45,9 @@ export class HealthServer {
       ...(routes.has('health') ? ['/healthz', '/readyz'] : []),
       ...(routes.has('metrics') ? ['/metrics'] : []),
     ];
+    // Loaded here, not at the top: with LISTEN_ADDRESS=off (and in one-shot commands) node:http and
+    // what it pulls in are never loaded.
+    const { createServer } = await import('node:http');
     const server = createServer((request, response) => {
       const path = (request.url ?? '/').split('?')[0];
       if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -103,7 +103,8 @@ export class AgentMetrics {
   }
 
   async #createRegistry(): Promise<Registry> {
-    const { Counter, Gauge, Registry } = await import('prom-client');
+    // `.default`: prom-client is CommonJS, and a bundle's dynamic import of it has no named exports.
+    const { Counter, Gauge, Registry } = (await import('prom-client')).default;
     const state = this.#state;
     const registry = new Registry();
     const registers = [registry];
