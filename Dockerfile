@@ -47,8 +47,9 @@ COPY --from=build /opt/route-controller /opt/route-controller
 # cache's key). At run time the root filesystem is read-only: entries are read, nothing is written.
 ENV NODE_COMPILE_CACHE=/opt/route-controller/.compile-cache
 RUN ln -s /opt/route-controller/bin/route-controller.js /usr/local/bin/route-controller \
+ && flags="$(sed -n '1s/^#!.*env -S node//p' /opt/route-controller/bin/route-controller.js)" \
  && cd /opt/route-controller/dist/bundle \
- && node --max-semi-space-size=1 --max-opt=2 --input-type=module \
+ && node $flags --input-type=module \
       -e 'import { readdirSync } from "node:fs"; for (const f of readdirSync("chunks")) if (f.endsWith(".mjs")) await import(`./chunks/${f}`);' \
  && route-controller --help > /dev/null && route-controller --version \
  && ls /opt/route-controller/.compile-cache > /dev/null

@@ -2,12 +2,16 @@ import { writeFile } from 'node:fs/promises';
 import { it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 import { type ApplyCostRow, measureApplyCost } from './apply-cost.js';
+import { type CliStartResult, measureCliStart } from './cli-start.js';
 import { type ForwardingRow, measureForwarding } from './forwarding.js';
-import { type IdleResult, measureIdle } from './idle.js';
+import { type ImageBenchResult, measureImage } from './image.js';
 import { type KubernetesLatencyResult, measureKubernetesLatency } from './kubernetes-latency.js';
+import { measureKubernetesStart } from './kubernetes-start.js';
 import { describeMachine } from './machine.js';
+import { type MemoryResult, measureMemory } from './memory.js';
 import { BACKENDS, measureStartup, type StartupResult } from './startup.js';
 import { ms } from './stats.js';
+import { formatFigure, type Target, verdict } from './targets.js';
 
 /**
  * `pnpm bench`: every figure is a median over repeated runs, next to its floor measured in the
@@ -15,6 +19,26 @@ import { ms } from './stats.js';
  */
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
+/** BENCH_IMAGE=0 skips the figures inside the container image (they build it with buildah first). */
+const IMAGE = process.env.BENCH_IMAGE !== '0';
+/**
+ * BENCH_ONLY=startup,cli,... runs only those sections (startup, cli, memory, image, apply, latency,
+ * forwarding) and prints them without rewriting bench/RESULTS.md, which holds whole runs only.
+ */
+const ONLY = process.env.BENCH_ONLY?.split(',').map((section) => section.trim());
+const want = (section: string): boolean => ONLY === undefined || ONLY.includes(section);
+
+/** Issue 12's targets: ratios to the floor measured in the same run, and resident memory. */
+const NFT_START_TARGET: Target = { atMost: 1.8, unit: '×' };
+const IPTABLES_START_TARGET: Target = { atMost: 2.0, unit: '×' };
+const startTarget = (label: string): Target =>
+  label.startsWith('iptables') ? IPTABLES_START_TARGET : NFT_START_TARGET;
+const KUBERNETES_START_TARGET: Target = { atMost: 4, unit: '×' };
+const VERSION_TARGET: Target = { atMost: 1.3, unit: '×' };
+const MEMORY_TARGETS: Readonly<Record<string, { idle: Target; peak?: Target }>> = {
+  SERVICE_CIDRS: { idle: { atMost: 48, unit: ' MiB', digits: 1 } },
+  'Kubernetes source': { idle: { atMost: 64, unit: ' MiB', digits: 1 }, peak: { atMost: 80, unit: ' MiB', digits: 1 } },
+};
 
 describeKernel('pnpm bench', () => {
   it('measures and writes bench/RESULTS.md', async () => {
@@ -22,33 +46,41 @@ describeKernel('pnpm bench', () => {
     const machine = await describeMachine();
     const sections: string[] = [];
 
-    const startup: StartupResult[] = [];
-    for (const backend of BACKENDS) startup.push(await measureStartup(backend, RUNS));
-    sections.push(startupTable(startup));
-
-    const apply: ApplyCostRow[] = [];
-    for (const backend of BACKENDS)
-      apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
-    sections.push(applyTable(apply));
-
-    sections.push(latencyTable(await measureKubernetesLatency({ cycles: Math.max(10, RUNS * 2) })));
-
-    const forwarding = await measureForwarding(
-      [
-        { rules: 'none', cidrs: 0 },
-        { rules: 'nft', cidrs: 1 },
-        { rules: 'nft', cidrs: 256 },
-        { rules: 'iptables-nft', cidrs: 1 },
-        { rules: 'iptables-nft', cidrs: 256 },
-        { rules: 'iptables-legacy', cidrs: 1 },
-        { rules: 'iptables-legacy', cidrs: 256 },
-      ],
-      2,
-      5,
-    );
-    sections.push(forwardingTable(forwarding));
-
-    sections.push(idleTable(await measureIdle(IDLE_SECONDS)));
+    if (want('startup')) {
+      const startup: StartupResult[] = [];
+      for (const backend of BACKENDS) startup.push(await measureStartup(backend, RUNS));
+      sections.push(startupTable(startup, await measureKubernetesStart(RUNS)));
+    }
+    if (want('cli')) sections.push(cliTable(await measureCliStart(RUNS * 2)));
+    if (want('memory')) sections.push(memoryTable(await measureMemory({ seconds: IDLE_SECONDS }), process.version));
+    if (want('image') && IMAGE) {
+      sections.push(imageTable(await measureImage(RUNS, IDLE_SECONDS, (line) => console.log(`[image] ${line}`))));
+    }
+    if (want('apply')) {
+      const apply: ApplyCostRow[] = [];
+      for (const backend of BACKENDS)
+        apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
+      sections.push(applyTable(apply));
+    }
+    if (want('latency')) {
+      sections.push(latencyTable(await measureKubernetesLatency({ cycles: Math.max(10, RUNS * 2) })));
+    }
+    if (want('forwarding')) {
+      const forwarding = await measureForwarding(
+        [
+          { rules: 'none', cidrs: 0 },
+          { rules: 'nft', cidrs: 1 },
+          { rules: 'nft', cidrs: 256 },
+          { rules: 'iptables-nft', cidrs: 1 },
+          { rules: 'iptables-nft', cidrs: 256 },
+          { rules: 'iptables-legacy', cidrs: 1 },
+          { rules: 'iptables-legacy', cidrs: 256 },
+        ],
+        2,
+        5,
+      );
+      sections.push(forwardingTable(forwarding));
+    }
 
     const report = [
       '# route-controller benchmark results',
@@ -62,22 +94,78 @@ describeKernel('pnpm bench', () => {
       ...sections,
     ].join('\n');
     console.log(report);
-    await writeFile(new URL('../../bench/RESULTS.md', import.meta.url), `${report}\n`);
+    if (ONLY === undefined) await writeFile(new URL('../../bench/RESULTS.md', import.meta.url), `${report}\n`);
   });
 });
 
-function startupTable(rows: readonly StartupResult[]): string {
+function startupRow(r: StartupResult, target: Target): string {
+  return `| ${r.label} | ${ms(r.agent.median)} / ${ms(r.agent.p90)} | ${ms(r.node.median)} | ${ms(r.raw.median)} | ${ms(r.floor)} | ${formatFigure(r.ratio, target)} | ${verdict(r.ratio, target)} |`;
+}
+
+function startupTable(rows: readonly StartupResult[], kubernetes: StartupResult): string {
   return [
     '## Start to enforcement',
     '',
-    'From spawning `route-controller run` to its "rules applied" log line (written once the kernel holds the rules), next to the floor: `node -e 0` plus one raw write of the same rules (`nft -f`, or the `iptables-restore` transactions), all started through `ip netns exec` in the same namespace. Target for nft: at most 3× the floor.',
+    'From spawning `route-controller run` (the bundled bin, with the V8 flags of its shebang) to its "rules applied" log line (written once the kernel holds the rules), next to the floor: `node -e 0` plus one raw write of the same rules (`nft -f`, or the `iptables-restore` transactions), all started through `ip netns exec` in the same namespace, interleaved round by round. With `SERVICE_CIDRS` and a forced backend; then with no `SERVICE_CIDRS`, the Kubernetes source listing one ServiceCIDR from the test API server.',
     '',
-    '| backend | agent (median / p90) | node -e 0 | raw write | floor | agent ÷ floor |',
+    '| start | agent (median / p90) | node -e 0 | raw write | floor | agent ÷ floor | target |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => startupRow(r, startTarget(r.label))),
+    startupRow(kubernetes, KUBERNETES_START_TARGET),
+    '',
+  ].join('\n');
+}
+
+function cliTable(result: CliStartResult): string {
+  return [
+    '## `route-controller --version`',
+    '',
+    'The bin run as a program (as a user or the image does), next to `node -e 0`, both spawned directly, interleaved.',
+    '',
+    '| route-controller --version | node -e 0 | ratio | target |',
+    '|---|---|---|---|',
+    `| ${ms(result.version.median)} | ${ms(result.node.median)} | ${formatFigure(result.ratio, VERSION_TARGET)} | ${verdict(result.ratio, VERSION_TARGET)} |`,
+    '',
+  ].join('\n');
+}
+
+function memoryRows(rows: readonly MemoryResult[]): string[] {
+  return rows.map((r) => {
+    const targets = MEMORY_TARGETS[r.label.replace(/ \(.*\)$/, '')];
+    const idle = targets ? verdict(r.idleMib, targets.idle) : '';
+    const peak = targets?.peak ? verdict(r.peakMib, targets.peak) : '';
+    return `| ${r.label} | ${r.idleMib.toFixed(1)} MiB | ${idle} | ${r.peakMib.toFixed(1)} MiB | ${peak} | ${r.cpuPercent.toFixed(2)}% of one core |`;
+  });
+}
+
+function memoryTable(rows: readonly MemoryResult[], node: string): string {
+  return [
+    '## Resident memory of `run`',
+    '',
+    `Node.js ${node}. The agent (nft backend, default 30 s resync, endpoint on and scraped once) left alone for ${rows[0]?.seconds ?? '?'} s after its rules are in place: with \`SERVICE_CIDRS\`, then following one ServiceCIDR of the test API server. Idle is VmRSS at the end, peak is VmHWM. About 40 MiB of it is the node binary and a bare Node process (\`node -e 'setTimeout(() => {}, 1e9)'\`).`,
+    '',
+    '| configuration | idle | target | peak | target | CPU over the period |',
     '|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.backend} | ${ms(r.agent.median)} / ${ms(r.agent.p90)} | ${ms(r.node.median)} | ${ms(r.raw.median)} | ${ms(r.floor)} | ${r.ratio.toFixed(2)}× |`,
+    ...memoryRows(rows),
+    '',
+  ].join('\n');
+}
+
+function imageTable(result: ImageBenchResult): string {
+  return [
+    `## Inside the container image (Node ${result.nodeVersion})`,
+    '',
+    "The image the Dockerfile builds (buildah, the stand-in base of the image test), its root file system run with `chroot` in a network namespace: the image's Node, nft and warmed compile cache. The floor is the image's own `node -e 0` and `nft -f`, started the same way. These figures set the chart's memory request and limit.",
+    '',
+    '| start | agent (median / p90) | node -e 0 | raw write | floor | agent ÷ floor | target |',
+    '|---|---|---|---|---|---|---|',
+    ...result.startup.map((r) =>
+      startupRow(r, r.label.startsWith('Kubernetes') ? KUBERNETES_START_TARGET : NFT_START_TARGET),
     ),
+    '',
+    '| configuration | idle | target | peak | target | CPU over the period |',
+    '|---|---|---|---|---|---|',
+    ...memoryRows(result.memory),
     '',
   ].join('\n');
 }
@@ -125,19 +213,6 @@ function forwardingTable(rows: readonly ForwardingRow[]): string {
       (r) =>
         `| ${r.rules} | ${r.cidrs} | ${Math.round(r.pps).toLocaleString('en-US')} | ${(r.relative * 100).toFixed(0)}% |`,
     ),
-    '',
-  ].join('\n');
-}
-
-function idleTable(result: IdleResult): string {
-  return [
-    '## Idle cost of `run`',
-    '',
-    `The agent with the nft backend, default 30 s resync and the endpoint on (scraped once), left alone for ${result.seconds} s. Target: at most 100 MB resident.`,
-    '',
-    '| resident memory | peak resident | CPU over the period |',
-    '|---|---|---|',
-    `| ${result.rssMb.toFixed(1)} MB | ${result.peakRssMb.toFixed(1)} MB | ${result.cpuPercent.toFixed(2)}% of one core |`,
     '',
   ].join('\n');
 }

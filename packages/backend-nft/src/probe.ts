@@ -48,8 +48,9 @@ const CHECK_ORDER: readonly CheckName[] = ['binary', 'version', 'json', 'check']
 /**
  * Decides whether nft can serve as our backend, one check at a time: the binary runs, it is new
  * enough, it has JSON, and a dry run of a real transaction passes (proving permission and kernel
- * support). Stops at the first failure; later checks are reported as not run. Reads only; two
- * commands on a current nft (-V, then the dry run), as it sits on the agent's start-up path.
+ * support). The first failure decides; later checks are reported as not run. Reads only; two
+ * commands on a current nft (-V and the dry run, side by side), as it sits on the agent's start-up
+ * path.
  */
 export async function probeNft(runner: CommandRunner, nft: string, layout: NftLayout): Promise<Availability> {
   const checks: ProbeCheck[] = [];
@@ -67,12 +68,21 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
     };
   };
 
+  // The dry run (check 4) runs beside `nft -V` (checks 1-3), as the probe sits on the agent's start-up
+  // path; its outcome is only looked at once the earlier checks have passed.
+  const request = renderWriteCommand(probeDocument(layout), nft, [NFT_CHECK_FLAG]);
+  const versionRun = runner.run({ file: nft, args: ['-V'] });
+  const dryRun = runner.run(request).then(
+    (result) => ({ result }),
+    (error: unknown) => ({ error }),
+  );
+
   // 1. The binary runs at all. `nft -V` (nft >= 1.0.4) prints the version and "json: yes|no" in
   //    one go; older builds refuse -V, and are asked `--version` and `-j --version` instead.
   let versionText: string;
   let longOutput: string | undefined;
   try {
-    const long = await runner.run({ file: nft, args: ['-V'] });
+    const long = await versionRun;
     if (long.exitCode === 0) {
       longOutput = long.stdout;
       versionText = long.stdout.split('\n')[0]?.trim() ?? '';
@@ -116,17 +126,15 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
   if (!json.ok) return finish(`nft ${shown} lacks JSON support`);
 
   // 4. A dry run of a real transaction: the kernel checks it all, nothing is committed.
-  const request = renderWriteCommand(probeDocument(layout), nft, [NFT_CHECK_FLAG]);
-  try {
-    const result = await runner.run(request);
-    if (result.exitCode !== 0) {
-      const why = firstErrorLine(result.stderr);
-      checks.push({ name: 'check', ok: false, detail: `${nft} -j --check of our table failed: ${why}` });
-      return finish(`nft ${shown} with JSON, but --check failed: ${why}`, classifyNftStderr(result.stderr).code);
-    }
-  } catch (error) {
-    checks.push({ name: 'check', ok: false, detail: errorMessage(error) });
-    return finish(`nft ${shown} with JSON, but --check could not run: ${errorMessage(error)}`, codeOf(error));
+  const dry = await dryRun;
+  if ('error' in dry) {
+    checks.push({ name: 'check', ok: false, detail: errorMessage(dry.error) });
+    return finish(`nft ${shown} with JSON, but --check could not run: ${errorMessage(dry.error)}`, codeOf(dry.error));
+  }
+  if (dry.result.exitCode !== 0) {
+    const why = firstErrorLine(dry.result.stderr);
+    checks.push({ name: 'check', ok: false, detail: `${nft} -j --check of our table failed: ${why}` });
+    return finish(`nft ${shown} with JSON, but --check failed: ${why}`, classifyNftStderr(dry.result.stderr).code);
   }
   checks.push({ name: 'check', ok: true, detail: 'a dry run of our table passed' });
   return finish(`nft ${shown} with JSON, --check passed`);

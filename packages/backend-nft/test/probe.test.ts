@@ -107,11 +107,30 @@ describe('probing nft', () => {
   it('accepts an older nft without -V when -j works', async () => {
     const { availability } = await probe(
       longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
+      // The dry run starts beside -V; the older build's version questions follow.
+      check(),
       version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       { file: 'nft', args: ['-j', '--version'], result: { stdout: 'nftables v1.0.1 (Fearless Fosdick #3)\n' } },
-      check(),
     );
     expect(availability).toMatchObject({ available: true, reason: 'nft 1.0.1 with JSON, --check passed' });
+  });
+
+  it('runs the dry run beside nft -V, not after it: two commands in flight at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const runner = {
+      async run(request: { args: readonly string[] }) {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        inFlight -= 1;
+        return request.args[0] === '-V'
+          ? { exitCode: 0, stdout: LONG_VERSION, stderr: '' }
+          : { exitCode: 0, stdout: '', stderr: '' };
+      },
+    };
+    expect((await probeNft(runner, 'nft', DEFAULT_LAYOUT)).available).toBe(true);
+    expect(most).toBe(2);
   });
 
   it('says no when the dry run is refused for lack of permission', async () => {

@@ -10,6 +10,16 @@ import { AGENT_TAG_VARIABLE, LabProcess, labSession, type ProcessExit } from './
 export interface AgentBin {
   /** The agent's executable script (`bin/route-controller.js`), run with this process's Node. */
   readonly bin: string;
+  /**
+   * Instead of `bin`: the command that starts the agent, as given (e.g. `chroot <image root>
+   * /usr/local/bin/route-controller`, to run a container image's agent with the image's own Node).
+   */
+  readonly command?: readonly string[];
+}
+
+/** The argv prefix that starts the agent described by `agent`. */
+function agentCommand(agent: AgentBin): readonly string[] {
+  return agent.command ?? nodeCommand(agent.bin);
 }
 
 /** PATH and HOME of this process, and the lab's tag; nothing else leaks into the agent's environment. */
@@ -50,7 +60,7 @@ export class AgentProcess {
     args: readonly string[],
     agent: AgentBin,
   ) {
-    this.#process = new LabProcess('ip', ['netns', 'exec', ns.name, ...nodeCommand(agent.bin), 'run', ...args], {
+    this.#process = new LabProcess('ip', ['netns', 'exec', ns.name, ...agentCommand(agent), 'run', ...args], {
       env,
       description: `route-controller run${args.length > 0 ? ` ${args.join(' ')}` : ''} in ${ns.name} (${describeEnv(env)})`,
     });

@@ -1,0 +1,104 @@
+import { readFile } from 'node:fs/promises';
+import { type AgentBin, AgentProcess, LAB, Netns } from '@route-controller/lab';
+import { AGENT_BIN } from '../src/agent-bin.js';
+import { startKubernetesApi } from './kubernetes-harness.js';
+import { BENCH_CIDRS } from './startup.js';
+
+export interface MemoryResult {
+  readonly label: string;
+  readonly seconds: number;
+  /** VmRSS at the end of the period. */
+  readonly idleMib: number;
+  /** VmHWM: the most it ever held. */
+  readonly peakMib: number;
+  /** CPU time used over the period, as a percentage of one core. */
+  readonly cpuPercent: number;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the command name).
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+export async function memoryMib(pid: number, key: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return kb / 1024;
+}
+
+/** Watches a started agent for `seconds` after its rules are in place (one /metrics scrape first). */
+export async function watchAgent(agent: AgentProcess, label: string, seconds: number): Promise<MemoryResult> {
+  await agent.waitForMessage('rules applied', 30_000);
+  // One scrape, as Prometheus would do, so the metrics code is loaded as it is in production.
+  await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
+  const pid = agent.pid;
+  if (pid === undefined) throw new Error('the agent has no pid');
+  const startCpu = await cpuSeconds(pid);
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const cpu = (await cpuSeconds(pid)) - startCpu;
+  return {
+    label,
+    seconds,
+    idleMib: await memoryMib(pid, 'VmRSS'),
+    peakMib: await memoryMib(pid, 'VmHWM'),
+    cpuPercent: (cpu / seconds) * 100,
+  };
+}
+
+export interface MemoryOptions {
+  readonly seconds: number;
+  readonly agent?: AgentBin;
+  /** The root of the agent's file system, when it is not this machine's (an image): for the kubeconfig. */
+  readonly root?: string;
+  /** Extra environment for the agent (an image's PATH and compile cache). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly labelSuffix?: string;
+}
+
+/** `run` with SERVICE_CIDRS, then with the Kubernetes source following one ServiceCIDR. */
+export async function measureMemory(options: MemoryOptions): Promise<MemoryResult[]> {
+  const agentBin = options.agent ?? { bin: AGENT_BIN };
+  const suffix = options.labelSuffix ?? '';
+  const results: MemoryResult[] = [];
+  const env = options.env ?? {};
+  const ns = await Netns.create('bench-mem');
+  try {
+    const withEnv = AgentProcess.start(
+      ns,
+      { ...env, SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' },
+      [],
+      agentBin,
+    );
+    try {
+      results.push(await watchAgent(withEnv, `SERVICE_CIDRS${suffix}`, options.seconds));
+    } finally {
+      await withEnv.stop('SIGTERM');
+    }
+    await ns.exec('nft', ['delete', 'table', 'inet', 'route-controller']);
+    const api = await startKubernetesApi(ns);
+    try {
+      api.server.add('kubernetes', [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6]);
+      const kubeconfig = options.root ? await api.kubeconfigUnder(options.root) : api.kubeconfig;
+      const following = AgentProcess.start(
+        ns,
+        { ...env, KUBECONFIG: kubeconfig, LISTEN_ADDRESS: '127.0.0.1:9771', HOME: '/nonexistent' },
+        [],
+        agentBin,
+      );
+      try {
+        results.push(await watchAgent(following, `Kubernetes source${suffix}`, options.seconds));
+      } finally {
+        await following.stop('SIGTERM');
+      }
+    } finally {
+      await api.close();
+    }
+  } finally {
+    await ns.delete();
+  }
+  return results;
+}
