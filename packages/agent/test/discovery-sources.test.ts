@@ -334,6 +334,22 @@ describe('the sources over a scripted API', () => {
     expect(reading.detail).toContain('none of the 1 control-plane node(s) carries k3s or RKE2 server arguments');
   });
 
+  it('without any configuration every source answers "none" at once (no re-entrant start, no hang)', async () => {
+    const none = () => ({ kind: 'none' as const, message: 'not in a pod, no KUBECONFIG and no ~/.kube/config' });
+    const nodeArgs = new NodeArgsSource({ connect: none, logger, nodeName: undefined });
+    const own = new NodeArgsSource({ connect: none, logger, nodeName: 'kind-worker' });
+    const kubeadm = new KubeadmConfigSource({ connect: none, logger });
+    const servicecidr = new ServiceCidrApiSource({ connect: none, logger });
+    sources.push(nodeArgs, own, kubeadm, servicecidr);
+    const started = performance.now();
+    for (const source of [nodeArgs, own, kubeadm, servicecidr]) {
+      const reading = await source.read();
+      expect(reading.kind, source.name).toBe('none');
+      expect(reading.detail).toContain('no Kubernetes configuration');
+    }
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it('dry-run: asks per family with dryRun=All, reads the ranges, and keeps the last answer through a fault', async () => {
     let down = false;
     const transport = new FakeTransport((request) => {

@@ -163,7 +163,9 @@ export class Reflector {
       this.#firstAttempt = new Promise((resolve) => {
         this.#firstAttemptDone = resolve;
       });
-      this.#loop = this.#run();
+      // Started on the next microtask, never inside this call: a first failure notifies listeners,
+      // and a listener that calls start() again must find the loop already there.
+      this.#loop = Promise.resolve().then(() => this.#run());
     }
     if (!this.#synced && this.#firstAttempt && waitMs > 0) await within(this.#firstAttempt, waitMs);
   }
