@@ -36,9 +36,14 @@ async function render(values: unknown): Promise<Rendered> {
   const { result, manifests } = await helmTemplate(values);
   if (result.exitCode !== 0) return { accepted: false, env: {}, message: refusal(result) };
   const ds = manifests.find((m) => m.kind === 'DaemonSet') as
-    | (Manifest & { spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } } })
+    | (Manifest & { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } })
     | undefined;
-  const env = Object.fromEntries((ds?.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+  // The variables with a value (NODE_NAME and POD_NAMESPACE come from the downward API, not from values).
+  const env = Object.fromEntries(
+    (ds?.spec.template.spec.containers[0]?.env ?? []).flatMap((e) =>
+      e.value === undefined ? [] : [[e.name, e.value]],
+    ),
+  );
   return { accepted: true, env, message: '' };
 }
 
@@ -211,6 +216,29 @@ describe('the chart refuses exactly what the agent refuses', () => {
     expect(chart.accepted, chart.message).toBe(true);
     expect(chart.env.SERVICE_CIDRS).toBe(good.map((cidr) => cidr.trim()).join(','));
     expect(loadConfig(chart.env)).toEqual(loadConfig({ SERVICE_CIDRS: good.map((cidr) => cidr.trim()).join(',') }));
+  });
+
+  it('routeController.discovery.sources (DISCOVERY_SOURCES): the four names, each once, in any order', async () => {
+    await agree({
+      path: 'routeController.discovery.sources',
+      values: (sources: string[]) => ({ routeController: { discovery: { sources } } }),
+      agentEnv: (sources) => ({ DISCOVERY_SOURCES: sources.join(',') }),
+      good: [
+        [],
+        ['servicecidr'],
+        ['servicecidr', 'kubeadm', 'node-args'],
+        ['servicecidr', 'kubeadm', 'node-args', 'dry-run'],
+        ['dry-run', 'kubeadm'], // any order: they are always asked in their own
+        [' kubeadm ', 'node-args\t'],
+      ],
+      bad: [['etcd'], ['kubeadm', 'kubeadm'], ['Kubeadm'], ['node_args'], [' '], ['servicecidr', 'dry run']],
+    });
+    // What the agent refuses when written as one variable, the chart refuses item by item.
+    for (const sources of [['kubeadm,node-args'], ['']]) {
+      const { accepted, message } = await render({ routeController: { discovery: { sources } } });
+      expect(accepted, JSON.stringify(sources)).toBe(false);
+      expect(message).toContain('routeController.discovery.sources[0]');
+    }
   });
 
   it('routeController.metrics.listenAddress (METRICS_LISTEN_ADDRESS): host:port or off; empty: with health', async () => {

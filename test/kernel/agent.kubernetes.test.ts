@@ -64,30 +64,37 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
   it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
     await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
-    await agent.waitForMessage(`watching ServiceCIDR objects on ${forward.url}`);
+    await agent.waitForMessage(`using the Kubernetes API at ${forward.url}`);
+    await agent.waitForMessage(`watching ServiceCIDR objects (networking.k8s.io/v1 servicecidrs) on ${forward.url}`);
     await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');
-    await agent.waitForMessage('Service CIDR source kubernetes is unavailable');
+    await agent.waitForMessage('Service CIDR source servicecidr is unavailable');
     expect((await httpGet(lab.node, `${AGENT}/healthz`)).status).toBe(200);
     const ready = await httpGet(lab.node, `${AGENT}/readyz`);
     expect(ready.status).toBe(503);
     expect(ready.body).toContain('Service CIDR source unavailable');
-    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="unreachable"} 1');
+    expect(await metrics()).toContain(
+      'route_controller_kubernetes_api_state{source="servicecidr",state="unreachable"} 1',
+    );
   });
 
   it('with no ServiceCIDR after the first list, the loop is still there, it says so, and it is not ready', async () => {
     const from = agent.logs.length;
     server.failWith(undefined);
-    await agent.waitForMessage('listed 0 ServiceCIDR object(s)', 10_000, from);
+    await agent.waitForMessage('listed ServiceCIDRs: 0 object(s)', 10_000, from);
     const none = await agent.waitForMessage('no Service CIDRs found', 5_000, from);
-    expect(none.msg).toContain('kubernetes: no ServiceCIDR objects in the cluster');
+    // The later sources were asked too, and said why they had nothing.
+    expect(none.msg).toContain('servicecidr: no ServiceCIDR objects in the cluster');
+    expect(none.msg).toContain('kubeadm: no kube-system/kubeadm-config ConfigMap (not a kubeadm cluster)');
+    expect(none.msg).toContain('node-args: NODE_NAME is not set');
     const ready = await httpGet(lab.node, `${AGENT}/readyz`);
     expect(ready.status).toBe(503);
     expect(ready.body).toMatch(
-      /^not protecting this node: no Service CIDRs found \(.*kubernetes: no ServiceCIDR objects in the cluster/,
+      /^not protecting this node: no Service CIDRs found \(.*servicecidr: no ServiceCIDR objects in the cluster/,
     );
     expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);
     const text = await metrics();
-    expect(text).toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="servicecidr",state="synced"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="kubeadm",state="synced"} 1');
     expect(text).toContain('route_controller_kubernetes_servicecidr_objects 0');
   });
 
@@ -107,8 +114,8 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
   it('/metrics and `status` show the source and the API connection', async () => {
     const text = await metrics();
-    expect(text).toContain('route_controller_cidr_source_info{source="kubernetes"} 1');
-    expect(text).toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+    expect(text).toContain('route_controller_cidr_source_info{source="servicecidr"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="servicecidr",state="synced"} 1');
     expect(text).toContain('route_controller_kubernetes_servicecidr_objects 1');
     expect(text).toMatch(/route_controller_service_cidrs\{family="ipv6"\} 1/);
 
@@ -117,17 +124,23 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     const parsed = JSON.parse(status.stdout) as {
       source: string;
       discovery: { ipv4: string[]; ipv6: string[] };
-      kubernetes: { state: string; objects: number; server: string };
+      kubernetes: { source: string; state: string; objects: number; server: string }[];
       backends: { backend: string; installed?: { present: boolean } }[];
     };
-    expect(parsed.source).toBe('kubernetes');
+    expect(parsed.source).toBe('servicecidr');
     expect(parsed.discovery).toMatchObject({ ipv4: [LAB.serviceCidr.ipv4], ipv6: [LAB.serviceCidr.ipv6] });
-    expect(parsed.kubernetes).toMatchObject({ state: 'synced', objects: 1, server: forward.url });
+    expect(parsed.kubernetes).toEqual([
+      expect.objectContaining({ source: 'servicecidr', state: 'synced', objects: 1, server: forward.url }),
+    ]);
     expect(parsed.backends.find((b) => b.backend === 'nft')?.installed?.present).toBe(true);
 
     const human = await agentCli(lab.node, ['status'], { KUBECONFIG: env.KUBECONFIG as string });
-    expect(human.stdout).toContain(`Service CIDRs: ${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6} (from kubernetes:`);
-    expect(human.stdout).toContain(`Kubernetes API at ${forward.url}: synced (1 ServiceCIDR object(s)`);
+    expect(human.stdout).toContain(
+      `Service CIDRs: ${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6} (from servicecidr:`,
+    );
+    expect(human.stdout).toContain(
+      `Kubernetes API at ${forward.url}, servicecidr networking.k8s.io/v1 servicecidrs: synced (1 object(s)`,
+    );
   });
 
   it('a terminating ServiceCIDR keeps its rule', async () => {
@@ -170,8 +183,10 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     server.failWith({ code: 500 });
     server.dropWatches();
     const warning = await agent.waitForMessage('cannot reach the API server for ServiceCIDRs', 5_000, from);
-    expect(warning.msg).toContain('keeping the last known 1 ServiceCIDR object(s) and their rules');
-    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="unreachable"} 1');
+    expect(warning.msg).toContain('keeping the last known 1 object(s) of ServiceCIDRs');
+    expect(await metrics()).toContain(
+      'route_controller_kubernetes_api_state{source="servicecidr",state="unreachable"} 1',
+    );
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
 
     // The API server process goes away entirely.
@@ -186,45 +201,49 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     // It comes back with its data: the agent resumes the watch.
     server.failWith(undefined);
     await server.listen({ path: socketPath });
-    await agent.waitForMessage(/watch re-established|listed 1 ServiceCIDR/, 20_000, from);
+    await agent.waitForMessage(/watch of ServiceCIDRs re-established|listed ServiceCIDRs: 1 object/, 20_000, from);
     await expect
       .poll(async () => metrics(), { timeout: 5_000 })
-      .toContain('route_controller_kubernetes_api_state{state="synced"} 1');
+      .toContain('route_controller_kubernetes_api_state{source="servicecidr",state="synced"} 1');
   });
 
-  it('404 for the ServiceCIDR API: a warning naming SERVICE_CIDRS, and the rules stay', async () => {
+  it('the ServiceCIDR API no longer served: a warning saying so, and the rules stay (fail-static)', async () => {
     const from = agent.logs.length;
-    server.failWith({ code: 404 });
+    server.serviceCidrVersions = [];
     server.dropWatches();
     const warning = await agent.waitForLog(
       (line) => line.level === 'warn' && line.msg.includes('not served by this cluster'),
       5_000,
       from,
     );
-    expect(warning.msg).toContain('set SERVICE_CIDRS (Helm: routeController.serviceCIDRs)');
     expect(warning.msg).toContain('Kubernetes older than 1.33');
+    expect(warning.msg).toContain('keeping the last known 1 object(s) of ServiceCIDRs');
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
-    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="not-found"} 1');
+    expect(await metrics()).toContain(
+      'route_controller_kubernetes_api_state{source="servicecidr",state="not-found"} 1',
+    );
   });
 
   it('403 for ServiceCIDRs: a warning naming get, list and watch on servicecidrs, and the rules stay', async () => {
     const from = agent.logs.length;
-    server.failWith({ code: 403 });
-    server.dropWatches();
+    server.serviceCidrVersions = ['v1'];
+    server.forbid('servicecidrs');
     const warning = await agent.waitForLog(
       (line) => line.level === 'warn' && line.msg.includes('forbidden to read ServiceCIDRs'),
       10_000,
       from,
     );
-    expect(warning.msg).toContain('needs get, list and watch on servicecidrs in API group networking.k8s.io');
+    expect(warning.msg).toContain('needs get, list and watch on servicecidrs (API group networking.k8s.io)');
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
-    expect(await metrics()).toContain('route_controller_kubernetes_api_state{state="forbidden"} 1');
+    expect(await metrics()).toContain(
+      'route_controller_kubernetes_api_state{source="servicecidr",state="forbidden"} 1',
+    );
   });
 
   it('recovers when the API answers again, follows new objects, and stops within a second', async () => {
     const from = agent.logs.length;
-    server.failWith(undefined);
-    await agent.waitForMessage(/listed 1 ServiceCIDR|watch re-established/, 20_000, from);
+    server.allow('servicecidrs');
+    await agent.waitForMessage(/listed ServiceCIDRs: 1 object|watch of ServiceCIDRs re-established/, 20_000, from);
     const at = Date.now();
     server.update('kubernetes-again', (object) => {
       object.spec.cidrs = [LAB.serviceCidr.ipv4];
@@ -234,8 +253,10 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     expect(await lab.measureLoop('ipv6', 10)).toBeGreaterThan(LOOPING);
     expect(await lab.measureLoop('ipv4', 10)).toBe(0);
 
-    // SIGTERM with a watch open: the agent must not wait for the API.
-    expect(server.openWatches).toBe(1);
+    // SIGTERM with watches open (ServiceCIDRs, and kubeadm-config and the control-plane Nodes, which
+    // the chain reached while there was no ServiceCIDR): the agent must not wait for the API.
+    expect(server.watchesOf('servicecidrs')).toBe(1);
+    expect(server.openWatches).toBe(3);
     const exit = await agent.stop('SIGTERM');
     // It ended by itself, not by its 5 s stop deadline (the watch server would have kept it waiting).
     expect(exit.exitCode).toBe(0);

@@ -2,32 +2,50 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, isIP } from 'node:net';
 
 /**
- * A test Kubernetes API server for ServiceCIDR objects, speaking the real conventions over HTTP:
- * discovery documents (so kubectl works against it), list with a resourceVersion, watch as a
- * stream of JSON lines from a resourceVersion, bookmarks, 410 Expired after compaction, Status
- * bodies for errors, finalizers holding a deleted object as terminating. Tests drive it through
- * methods (add, update, markTerminating, remove, compact, dropWatches, failWith).
+ * A test Kubernetes API server for what route-controller's discovery reads, speaking the real
+ * conventions over HTTP: discovery documents (so kubectl works against it), list with a
+ * resourceVersion (items without apiVersion/kind, as the real server sends built-in types), watch
+ * as a stream of JSON lines from a resourceVersion, bookmarks, 410 Expired after compaction, field
+ * selectors on metadata.name, label selectors, Status bodies for errors, finalizers holding a
+ * deleted object as terminating.
+ *
+ * Resources: ServiceCIDRs (networking.k8s.io v1 and/or v1beta1, as `serviceCidrVersions` says),
+ * ConfigMaps, Nodes, and Services, of which only create is served: with dryRun=All it answers an
+ * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`).
+ * RBAC is imitated per resource with forbid(); faults with failWith(). Tests drive it through
+ * methods (add, update, markTerminating, remove, putConfigMap, putNode, compact, dropWatches, ...).
  */
 
 export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
+export const SERVICECIDRS_V1BETA1_PATH = '/apis/networking.k8s.io/v1beta1/servicecidrs';
 const GROUP = 'networking.k8s.io';
-const VERSION = 'v1';
-const API_VERSION = `${GROUP}/${VERSION}`;
 
-export interface ServiceCidrObject {
+export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services';
+export type ServiceCidrVersion = 'v1' | 'v1beta1';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid: string;
+  resourceVersion: string;
+  creationTimestamp: string;
+  generation?: number;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface StoredObject {
   apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
+}
+
+export interface ServiceCidrObject extends StoredObject {
   kind: 'ServiceCIDR';
-  metadata: {
-    name: string;
-    uid: string;
-    resourceVersion: string;
-    creationTimestamp: string;
-    generation: number;
-    deletionTimestamp?: string;
-    deletionGracePeriodSeconds?: number;
-    finalizers?: string[];
-    labels?: Record<string, string>;
-  };
   spec: { cidrs: string[] };
   status: Record<string, unknown>;
 }
@@ -35,17 +53,32 @@ export interface ServiceCidrObject {
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 interface HistoryEvent {
   readonly rv: number;
+  readonly resource: ResourceName;
   readonly type: EventType;
-  readonly object: ServiceCidrObject;
+  readonly object: StoredObject;
+}
+
+interface Selector {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly labels?: readonly LabelRequirement[];
+}
+
+interface LabelRequirement {
+  readonly key: string;
+  readonly op: 'exists' | '=' | '!=' | '!';
+  readonly value?: string;
 }
 
 interface Watcher {
   readonly response: ServerResponse;
+  readonly resource: ResourceName;
+  /** The apiVersion the watch was opened with (ServiceCIDRs: v1 or v1beta1). */
+  readonly apiVersion: string;
+  readonly selector: Selector;
   /** The last resourceVersion this watch has been told about (event or bookmark). */
   rv: number;
   readonly bookmarks: boolean;
-  /** A fieldSelector on metadata.name: only this object's events. */
-  readonly name?: string;
   readonly timer?: NodeJS.Timeout;
   readonly bookmarkTimer?: NodeJS.Timeout;
 }
@@ -53,8 +86,10 @@ interface Watcher {
 /** An injected failure: every matching request gets this HTTP status with a Status body. */
 export interface Failure {
   readonly code: 403 | 404 | 410 | 429 | 500 | 503;
-  /** Only requests whose path starts with this fail (default: every ServiceCIDR request). */
+  /** Only requests whose path starts with this fail (default: every request for `resource`). */
   readonly pathPrefix?: string;
+  /** The resource whose requests fail (default servicecidrs). */
+  readonly resource?: ResourceName;
   /** Fail only watch requests, or only lists. */
   readonly only?: 'watch' | 'list';
 }
@@ -67,6 +102,7 @@ export interface RequestRecord {
 }
 
 export const SERVICE_CIDR_FINALIZER = 'networking.k8s.io/service-cidr-finalizer';
+export const SERVICE_ACCOUNT = 'system:serviceaccount:route-controller:route-controller';
 
 /** A request as the hook given to `onRequest` sees it, before it is answered. */
 export interface IncomingRequest {
@@ -76,11 +112,35 @@ export interface IncomingRequest {
   readonly watch: boolean;
 }
 
+/** A parsed request path: which resource, in which namespace, which object. */
+interface Route {
+  readonly resource: ResourceName;
+  readonly namespace?: string;
+  readonly name?: string;
+  /** The apiVersion the object is served in. */
+  readonly apiVersion: string;
+}
+
+const KINDS: Record<ResourceName, string> = {
+  servicecidrs: 'ServiceCIDR',
+  configmaps: 'ConfigMap',
+  nodes: 'Node',
+  services: 'Service',
+};
+
 export class FakeApiServer {
   readonly #server: Server;
-  readonly #objects = new Map<string, ServiceCidrObject>();
+  readonly #objects: Record<ResourceName, Map<string, StoredObject>> = {
+    servicecidrs: new Map(),
+    configmaps: new Map(),
+    nodes: new Map(),
+    services: new Map(),
+  };
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
+  readonly #forbidden = new Set<ResourceName>();
+  /** RBAC with resourceNames: only these objects, and a list or watch only with their name's field selector. */
+  readonly #onlyNames = new Map<ResourceName, ReadonlySet<string>>();
   readonly requests: RequestRecord[] = [];
   #rv = 100;
   /** Watches asking for a resourceVersion at or below this get 410 Expired. */
@@ -91,6 +151,18 @@ export class FakeApiServer {
   #onRequest: ((request: IncomingRequest) => void) | undefined;
   /** How often open watches get a BOOKMARK (when they asked for bookmarks). */
   bookmarkIntervalMs = 1_000;
+  /** Which versions serve ServiceCIDRs: ['v1'] is 1.33+, ['v1beta1'] 1.31-1.32 with the beta API, [] older. */
+  serviceCidrVersions: ServiceCidrVersion[] = ['v1'];
+  /** networking.k8s.io/v1beta1 served with Ingresses only (Kubernetes 1.19-1.21): present, but no ServiceCIDRs. */
+  ingressV1beta1 = false;
+  /** The Kubernetes version imitated: /version, and the wording of the dry-run Service answer. */
+  version = '1.33';
+  /** --service-cluster-ip-range: what the bitmap allocator (no ServiceCIDR API) answers from. */
+  serviceClusterIpRange: { ipv4?: string; ipv6?: string } = { ipv4: '10.96.0.0/16' };
+  /** The upstream proposal that drops "The range of valid IPs is ..." from the message. */
+  rangeInMessage = true;
+  /** An admission webhook on Services without sideEffects None: dry runs are refused (400). */
+  dryRunWebhook: string | undefined;
 
   constructor() {
     this.#server = createServer((request, response) => {
@@ -126,11 +198,17 @@ export class FakeApiServer {
     return this.#watchers.size;
   }
 
-  list(): ServiceCidrObject[] {
-    return [...this.#objects.values()];
+  /** Open watches of one resource. */
+  watchesOf(resource: ResourceName): number {
+    return [...this.#watchers].filter((watcher) => watcher.resource === resource).length;
   }
 
-  // ---- test controls -------------------------------------------------------------------------
+  /** The ServiceCIDR objects. */
+  list(): ServiceCidrObject[] {
+    return [...this.#objects.servicecidrs.values()] as ServiceCidrObject[];
+  }
+
+  // ---- test controls: ServiceCIDRs ---------------------------------------------------------------
 
   /** Creates a ServiceCIDR, with the finalizer the real allocator adds. */
   add(
@@ -138,61 +216,97 @@ export class FakeApiServer {
     cidrs: string[],
     options: { finalizer?: boolean; labels?: Record<string, string> } = {},
   ): ServiceCidrObject {
-    if (this.#objects.has(name)) throw new Error(`servicecidr ${name} exists`);
-    this.#rv += 1;
-    this.#uid += 1;
-    const object: ServiceCidrObject = {
-      apiVersion: API_VERSION,
+    if (this.#objects.servicecidrs.has(name)) throw new Error(`servicecidr ${name} exists`);
+    const object = this.#create('servicecidrs', {
+      apiVersion: `${GROUP}/v1`,
       kind: 'ServiceCIDR',
       metadata: {
-        name,
-        uid: `00000000-0000-4000-8000-${String(this.#uid).padStart(12, '0')}`,
-        resourceVersion: String(this.#rv),
-        creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        ...this.#meta(name),
         generation: 1,
         ...(options.labels ? { labels: { ...options.labels } } : {}),
         ...(options.finalizer === false ? {} : { finalizers: [SERVICE_CIDR_FINALIZER] }),
       },
       spec: { cidrs: [...cidrs] },
       status: {},
-    };
-    this.#record('ADDED', object);
-    return object;
+    });
+    return object as ServiceCidrObject;
   }
 
   update(name: string, change: (object: ServiceCidrObject) => void): ServiceCidrObject {
-    const object = this.#mustGet(name);
-    const next = structuredClone(object);
-    change(next);
-    this.#rv += 1;
-    next.metadata.resourceVersion = String(this.#rv);
-    // As the real server: the generation counts changes of the spec (and the start of deletion).
-    const deleting = !object.metadata.deletionTimestamp && next.metadata.deletionTimestamp;
-    if (deleting || JSON.stringify(next.spec) !== JSON.stringify(object.spec)) next.metadata.generation += 1;
-    this.#record('MODIFIED', next);
-    return next;
+    return this.#update('servicecidrs', name, change as (object: StoredObject) => void) as ServiceCidrObject;
   }
 
   /** What `kubectl delete` does to an object with a finalizer: it stays, terminating. */
   markTerminating(name: string): ServiceCidrObject {
     return this.update(name, (object) => {
-      object.metadata.deletionTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      object.metadata.deletionTimestamp = timestamp();
       object.metadata.deletionGracePeriodSeconds = 0;
     });
   }
 
   /** The object is gone for good: its finalizer removed (as the allocator does once it is unused), or it had none. */
   remove(name: string): void {
-    const object = structuredClone(this.#mustGet(name));
-    this.#rv += 1;
-    object.metadata.resourceVersion = String(this.#rv);
-    delete object.metadata.finalizers;
-    this.#record('DELETED', object);
+    this.#delete('servicecidrs', name);
   }
 
+  // ---- test controls: ConfigMaps and Nodes -------------------------------------------------------
+
+  /** Creates or replaces a ConfigMap's data. */
+  putConfigMap(namespace: string, name: string, data: Record<string, string>): StoredObject {
+    const key = `${namespace}/${name}`;
+    if (this.#objects.configmaps.has(key)) {
+      return this.#update('configmaps', key, (object) => {
+        object.data = { ...data };
+      });
+    }
+    return this.#create('configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { ...this.#meta(name), namespace },
+      data: { ...data },
+    });
+  }
+
+  deleteConfigMap(namespace: string, name: string): void {
+    this.#delete('configmaps', `${namespace}/${name}`);
+  }
+
+  /** Creates or replaces a Node's labels, annotations and addresses. */
+  putNode(
+    name: string,
+    node: {
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+      addresses?: { type: string; address: string }[];
+    } = {},
+  ): StoredObject {
+    const labels = { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', ...node.labels };
+    const status = { addresses: node.addresses ?? [{ type: 'Hostname', address: name }] };
+    if (this.#objects.nodes.has(name)) {
+      return this.#update('nodes', name, (object) => {
+        object.metadata.labels = labels;
+        object.metadata.annotations = { ...node.annotations };
+        object.status = status;
+      });
+    }
+    return this.#create('nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { ...this.#meta(name), labels, annotations: { ...node.annotations } },
+      spec: {},
+      status,
+    });
+  }
+
+  deleteNode(name: string): void {
+    this.#delete('nodes', name);
+  }
+
+  // ---- test controls: the server ----------------------------------------------------------------
+
   /**
-   * Stands for writes to other resources: the cluster-wide resourceVersion moves on without a
-   * ServiceCIDR event (only a BOOKMARK can tell a watcher). Returns the new resourceVersion.
+   * Stands for writes to other resources: the cluster-wide resourceVersion moves on without an
+   * event (only a BOOKMARK can tell a watcher). Returns the new resourceVersion.
    */
   advanceResourceVersion(by = 1): string {
     this.#rv += by;
@@ -215,6 +329,26 @@ export class FakeApiServer {
     this.#failure = failure;
   }
 
+  /** RBAC: every request for `resource` is refused with 403 (as the real server words it) until allowed. */
+  forbid(...resources: ResourceName[]): void {
+    for (const resource of resources) this.#forbidden.add(resource);
+  }
+
+  allow(...resources: ResourceName[]): void {
+    for (const resource of resources) {
+      this.#forbidden.delete(resource);
+      this.#onlyNames.delete(resource);
+    }
+  }
+
+  /**
+   * RBAC as a Role with resourceNames grants it: a get of one of `names`, or a list or watch that
+   * carries fieldSelector=metadata.name=<one of names>; anything else on `resource` is 403.
+   */
+  allowOnlyNames(resource: ResourceName, ...names: string[]): void {
+    this.#onlyNames.set(resource, new Set(names));
+  }
+
   /** Delays every response (a slow API server). */
   delay(ms: number): void {
     this.#delayMs = ms;
@@ -226,6 +360,68 @@ export class FakeApiServer {
    */
   onRequest(hook: ((request: IncomingRequest) => void) | undefined): void {
     this.#onRequest = hook;
+  }
+
+  /** Sends a BOOKMARK now to every watch that asked for bookmarks (a test need not wait for the timer). */
+  sendBookmarks(): void {
+    for (const watcher of this.#watchers) if (watcher.bookmarks) this.#bookmark(watcher);
+  }
+
+  // ---- objects --------------------------------------------------------------------------------
+
+  #meta(name: string): ObjectMeta {
+    this.#rv += 1;
+    this.#uid += 1;
+    return {
+      name,
+      uid: `00000000-0000-4000-8000-${String(this.#uid).padStart(12, '0')}`,
+      resourceVersion: String(this.#rv),
+      creationTimestamp: timestamp(),
+    };
+  }
+
+  #create(resource: ResourceName, object: StoredObject): StoredObject {
+    // Metadata first, as the real server serialises it (kubectl -o yaml shows it so).
+    this.#record(resource, 'ADDED', object);
+    return object;
+  }
+
+  #update(resource: ResourceName, key: string, change: (object: StoredObject) => void): StoredObject {
+    const object = this.#objects[resource].get(key);
+    if (!object) throw new Error(`no ${resource} ${key}`);
+    const next = structuredClone(object);
+    change(next);
+    this.#rv += 1;
+    next.metadata.resourceVersion = String(this.#rv);
+    if (next.metadata.generation !== undefined) {
+      // As the real server: the generation counts changes of the spec (and the start of deletion).
+      const deleting = !object.metadata.deletionTimestamp && next.metadata.deletionTimestamp;
+      if (deleting || JSON.stringify(next.spec) !== JSON.stringify(object.spec)) next.metadata.generation += 1;
+    }
+    this.#record(resource, 'MODIFIED', next);
+    return next;
+  }
+
+  #delete(resource: ResourceName, key: string): void {
+    const stored = this.#objects[resource].get(key);
+    if (!stored) throw new Error(`no ${resource} ${key}`);
+    const object = structuredClone(stored);
+    this.#rv += 1;
+    object.metadata.resourceVersion = String(this.#rv);
+    delete object.metadata.finalizers;
+    this.#record(resource, 'DELETED', object);
+  }
+
+  #record(resource: ResourceName, type: EventType, object: StoredObject): void {
+    const key = keyOf(object);
+    if (type === 'DELETED') this.#objects[resource].delete(key);
+    else this.#objects[resource].set(key, object);
+    this.#history.push({ rv: this.#rv, resource, type, object });
+    for (const watcher of this.#watchers) {
+      if (watcher.resource !== resource || !matches(object, watcher.selector)) continue;
+      watcher.rv = this.#rv;
+      writeEvent(watcher.response, type, served(object, watcher.apiVersion));
+    }
   }
 
   // ---- HTTP ---------------------------------------------------------------------------------
@@ -247,75 +443,98 @@ export class FakeApiServer {
     const discovery = this.#discovery(path);
     if (discovery) return json(response, 200, discovery);
 
-    if (path !== SERVICECIDRS_PATH && !path.startsWith(`${SERVICECIDRS_PATH}/`)) {
-      return this.#status(response, 404, 'NotFound', 'the server could not find the requested resource', {});
-    }
-    const name = decodeURIComponent(path.slice(SERVICECIDRS_PATH.length + 1));
+    const route = this.#route(path);
+    if (!route) return this.#status(response, 404, 'NotFound', 'the server could not find the requested resource', {});
+    const verb = verbOf(method, route.name, isWatch);
     const failure = this.#failure;
     if (
       failure &&
-      path.startsWith(failure.pathPrefix ?? SERVICECIDRS_PATH) &&
+      (failure.resource ?? 'servicecidrs') === route.resource &&
+      (!failure.pathPrefix || path.startsWith(failure.pathPrefix)) &&
       (!failure.only || (failure.only === 'watch') === isWatch)
     ) {
-      return this.#injected(response, failure.code, verbOf(method, name, isWatch), name);
+      return this.#injected(response, failure.code, verb, route);
     }
+    if (this.#forbidden.has(route.resource)) return this.#injected(response, 403, verb, route);
+    const onlyNames = this.#onlyNames.get(route.resource);
+    if (onlyNames) {
+      const named = route.name ?? /^metadata\.name==?(.*)$/.exec(query.fieldSelector ?? '')?.[1];
+      if (named === undefined || !onlyNames.has(named)) return this.#injected(response, 403, verb, route);
+    }
+
     const body = await readBody(request);
+    if (route.resource === 'services') {
+      if (method !== 'POST' || route.name) return this.#methodNotAllowed(response);
+      return this.#createService(response, query, body, route.namespace ?? 'default');
+    }
     switch (method) {
       case 'GET': {
-        if (name) {
-          const object = this.#objects.get(name);
-          return object ? json(response, 200, object) : this.#notFound(response, name);
+        if (route.name) {
+          const object = this.#objects[route.resource].get(
+            route.namespace ? `${route.namespace}/${route.name}` : route.name,
+          );
+          return object
+            ? json(response, 200, served(object, route.apiVersion))
+            : this.#notFound(response, route, route.name);
         }
-        const selector = parseFieldSelector(query.fieldSelector);
+        const selector = parseSelectors(query, route.namespace);
         if ('error' in selector) return this.#status(response, 400, 'BadRequest', selector.error, {});
-        return isWatch ? this.#watch(response, query, selector.name) : this.#list(response, query, selector.name);
+        return isWatch ? this.#watch(response, query, route, selector) : this.#list(response, query, route, selector);
       }
       case 'POST':
-        return this.#create(response, query, body, name);
+        if (route.resource !== 'servicecidrs') return this.#methodNotAllowed(response);
+        return this.#createServiceCidr(response, query, body, route.name ?? '');
       case 'DELETE': {
-        if (!name) {
-          return this.#status(
-            response,
-            405,
-            'MethodNotAllowed',
-            'the server does not allow this method on the requested resource',
-            {},
-          );
-        }
-        const object = this.#objects.get(name);
-        if (!object) return this.#notFound(response, name);
+        if (route.resource !== 'servicecidrs' || !route.name) return this.#methodNotAllowed(response);
+        const object = this.#objects.servicecidrs.get(route.name);
+        if (!object) return this.#notFound(response, route, route.name);
         // An object already being deleted is answered as it is: a second delete changes nothing.
-        if (object.metadata.deletionTimestamp) return json(response, 200, object);
-        if (object.metadata.finalizers?.length) return json(response, 200, this.markTerminating(name));
-        this.remove(name);
+        if (object.metadata.deletionTimestamp) return json(response, 200, served(object, route.apiVersion));
+        if (object.metadata.finalizers?.length)
+          return json(response, 200, served(this.markTerminating(route.name), route.apiVersion));
+        this.remove(route.name);
         return json(response, 200, {
-          ...object,
+          ...served(object, route.apiVersion),
           metadata: { ...object.metadata, resourceVersion: this.resourceVersion },
         });
       }
       default:
-        return this.#status(
-          response,
-          405,
-          'MethodNotAllowed',
-          'the server does not allow this method on the requested resource',
-          {},
-        );
+        return this.#methodNotAllowed(response);
     }
   }
 
-  /** POST, validated as the real API server does (with fieldValidation=Strict, as kubectl sends). */
-  #create(response: ServerResponse, query: Record<string, string>, body: string, pathName: string): void {
-    if (pathName) {
-      this.#status(
-        response,
-        405,
-        'MethodNotAllowed',
-        'the server does not allow this method on the requested resource',
-        {},
-      );
-      return;
+  /** Which resource a path names, if it is served. */
+  #route(path: string): Route | undefined {
+    const servicecidrs = /^\/apis\/networking\.k8s\.io\/(v1|v1beta1)\/servicecidrs(?:\/([^/]+))?$/.exec(path);
+    if (servicecidrs) {
+      const version = servicecidrs[1] as ServiceCidrVersion;
+      if (!this.serviceCidrVersions.includes(version)) return undefined;
+      return {
+        resource: 'servicecidrs',
+        apiVersion: `${GROUP}/${version}`,
+        ...(servicecidrs[2] ? { name: decodeURIComponent(servicecidrs[2]) } : {}),
+      };
     }
+    const nodes = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
+    if (nodes)
+      return { resource: 'nodes', apiVersion: 'v1', ...(nodes[1] ? { name: decodeURIComponent(nodes[1]) } : {}) };
+    const all = /^\/api\/v1\/(configmaps|services)$/.exec(path);
+    if (all) return { resource: all[1] as ResourceName, apiVersion: 'v1' };
+    const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|services)(?:\/([^/]+))?$/.exec(path);
+    if (namespaced) {
+      return {
+        resource: namespaced[2] as ResourceName,
+        namespace: decodeURIComponent(namespaced[1] as string),
+        apiVersion: 'v1',
+        ...(namespaced[3] ? { name: decodeURIComponent(namespaced[3]) } : {}),
+      };
+    }
+    return undefined;
+  }
+
+  /** POST of a ServiceCIDR, validated as the real API server does (with fieldValidation=Strict, as kubectl sends). */
+  #createServiceCidr(response: ServerResponse, query: Record<string, string>, body: string, pathName: string) {
+    if (pathName) return this.#methodNotAllowed(response);
     let object: Partial<ServiceCidrObject> & Record<string, unknown>;
     try {
       object = JSON.parse(body) as typeof object;
@@ -350,7 +569,7 @@ export class FakeApiServer {
       return;
     }
     const objectName = name as string;
-    if (this.#objects.has(objectName)) {
+    if (this.#objects.servicecidrs.has(objectName)) {
       this.#status(response, 409, 'AlreadyExists', `servicecidrs.${GROUP} "${objectName}" already exists`, {
         name: objectName,
         group: GROUP,
@@ -363,7 +582,92 @@ export class FakeApiServer {
     json(response, 201, created);
   }
 
-  #list(response: ServerResponse, query: Record<string, string>, onlyName: string | undefined): void {
+  /**
+   * POST of a Service. Only the clusterIP is checked, as the Service registry's allocator does it
+   * (it runs before the rest of validation): its family must be configured, and the IP must be in
+   * that family's range. With dryRun=All nothing is stored, and Kubernetes 1.22 and older skip
+   * the allocation altogether (201). The 422 is worded as the imitated version words it.
+   */
+  #createService(response: ServerResponse, query: Record<string, string>, body: string, namespace: string) {
+    let service: { metadata?: { name?: string }; spec?: { clusterIP?: string; clusterIPs?: string[] } };
+    try {
+      service = JSON.parse(body) as typeof service;
+    } catch (error) {
+      this.#status(response, 400, 'BadRequest', `the object provided is unrecognized: ${String(error)}`, {});
+      return;
+    }
+    const dryRun = query.dryRun === 'All';
+    if (dryRun && this.dryRunWebhook) {
+      this.#status(
+        response,
+        400,
+        'BadRequest',
+        `admission webhook "${this.dryRunWebhook}" does not support dry run`,
+        {},
+      );
+      return;
+    }
+    const name = service.metadata?.name ?? '';
+    const ip = service.spec?.clusterIP ?? service.spec?.clusterIPs?.[0] ?? '';
+    const minor = Number(this.version.split('.')[1] ?? '0');
+    const created = () =>
+      json(response, 201, {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace, uid: 'dry-run', creationTimestamp: timestamp() },
+        spec: { ...service.spec, type: 'ClusterIP' },
+        status: { loadBalancer: {} },
+      });
+    if (ip === '' || ip === 'None') return created();
+    const family = isIP(ip);
+    const rendered = minor >= 34 ? `["${ip}"]` : `[]string{"${ip}"}`;
+    const invalid = (field: string, detail: string) => {
+      const cause = `Invalid value: ${rendered}: ${detail}`;
+      this.#status(response, 422, 'Invalid', `Service "${name}" is invalid: ${field}: ${cause}`, {
+        name,
+        kind: 'Service',
+        causes: [{ reason: 'FieldValueInvalid', message: cause, field }],
+      });
+    };
+    if (family === 0)
+      return invalid('spec.clusterIPs[0]', 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)');
+    const familyName = family === 4 ? 'IPv4' : 'IPv6';
+    const range = this.#allocatorRange(family === 4 ? 'ipv4' : 'ipv6');
+    if (!range) return invalid('spec.clusterIPs[0]', `${familyName} is not configured on this cluster`);
+    if (dryRun && minor <= 22) return created();
+    if (inRange(ip, range.cidr)) return created();
+    if (range.multiCidr && !dryRun) {
+      return invalid(
+        'spec.clusterIPs',
+        `failed to allocate IP ${ip}: the provided network does not match the current range`,
+      );
+    }
+    const reason =
+      minor <= 26 ? `provided IP is not in the valid range` : `the provided IP (${ip}) is not in the valid range`;
+    const valid = this.rangeInMessage ? `. The range of valid IPs is ${range.cidr}` : '';
+    return invalid('spec.clusterIPs', `failed to allocate IP ${ip}: ${reason}${valid}`);
+  }
+
+  /**
+   * The range the allocator answers from: with ServiceCIDRs served (the ServiceCIDR allocator) a
+   * dry run names one ServiceCIDR prefix of the family (the first by name here; a real server
+   * picks at random among several); otherwise --service-cluster-ip-range.
+   */
+  #allocatorRange(family: 'ipv4' | 'ipv6'): { cidr: string; multiCidr: boolean } | undefined {
+    if (this.serviceCidrVersions.length > 0) {
+      const objects = [...this.#objects.servicecidrs.values()].sort((a, b) =>
+        a.metadata.name.localeCompare(b.metadata.name),
+      );
+      for (const object of objects as ServiceCidrObject[]) {
+        const cidr = object.spec.cidrs.find((c) => isIP(c.split('/')[0] ?? '') === (family === 'ipv4' ? 4 : 6));
+        if (cidr) return { cidr, multiCidr: true };
+      }
+    }
+    const cidr = this.serviceClusterIpRange[family];
+    return cidr ? { cidr, multiCidr: false } : undefined;
+  }
+
+  #list(response: ServerResponse, query: Record<string, string>, route: Route, selector: Selector): void {
     const rv = Number(query.resourceVersion ?? '0');
     // An exact list at a compacted version fails as the real server does.
     if (query.resourceVersionMatch === 'Exact' && rv > 0 && rv < this.#compactedThrough) {
@@ -371,23 +675,27 @@ export class FakeApiServer {
       return;
     }
     json(response, 200, {
-      apiVersion: API_VERSION,
-      kind: 'ServiceCIDRList',
+      apiVersion: route.apiVersion,
+      kind: `${KINDS[route.resource]}List`,
       metadata: { resourceVersion: this.resourceVersion },
-      items: [...this.#objects.values()]
-        .filter((object) => onlyName === undefined || object.metadata.name === onlyName)
-        .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)),
+      // The real server leaves apiVersion and kind out of the items of a list of built-in types.
+      items: [...this.#objects[route.resource].values()]
+        .filter((object) => matches(object, selector))
+        .sort((a, b) => keyOf(a).localeCompare(keyOf(b)))
+        .map(({ apiVersion: _apiVersion, kind: _kind, ...rest }) => rest),
     });
   }
 
-  #watch(response: ServerResponse, query: Record<string, string>, onlyName: string | undefined): void {
+  #watch(response: ServerResponse, query: Record<string, string>, route: Route, selector: Selector): void {
     const from = query.resourceVersion;
-    const matches = (object: ServiceCidrObject) => onlyName === undefined || object.metadata.name === onlyName;
+    const objects = this.#objects[route.resource];
     response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     response.flushHeaders();
     // Without a resourceVersion (or "0") the real server starts with synthetic ADDED events.
     if (from === undefined || from === '' || from === '0') {
-      for (const object of this.#objects.values()) if (matches(object)) writeEvent(response, 'ADDED', object);
+      for (const object of objects.values()) {
+        if (matches(object, selector)) writeEvent(response, 'ADDED', served(object, route.apiVersion));
+      }
     } else {
       const rv = Number(from);
       if (!Number.isInteger(rv) || rv < this.#compactedThrough) {
@@ -400,16 +708,20 @@ export class FakeApiServer {
         return;
       }
       for (const event of this.#history) {
-        if (event.rv > rv && matches(event.object)) writeEvent(response, event.type, event.object);
+        if (event.rv > rv && event.resource === route.resource && matches(event.object, selector)) {
+          writeEvent(response, event.type, served(event.object, route.apiVersion));
+        }
       }
     }
     const timeoutSeconds = Number(query.timeoutSeconds ?? '0');
     const bookmarks = query.allowWatchBookmarks === 'true';
     const watcher: Watcher = {
       response,
+      resource: route.resource,
+      apiVersion: route.apiVersion,
+      selector,
       rv: this.#rv,
       bookmarks,
-      ...(onlyName === undefined ? {} : { name: onlyName }),
       ...(timeoutSeconds > 0 ? { timer: setTimeout(() => this.#endWatch(watcher), timeoutSeconds * 1000) } : {}),
       ...(bookmarks ? { bookmarkTimer: setInterval(() => this.#bookmark(watcher), this.bookmarkIntervalMs) } : {}),
     };
@@ -417,19 +729,14 @@ export class FakeApiServer {
     response.on('close', () => this.#endWatch(watcher));
   }
 
-  /** Sends a BOOKMARK now to every watch that asked for bookmarks (a test need not wait for the timer). */
-  sendBookmarks(): void {
-    for (const watcher of this.#watchers) if (watcher.bookmarks) this.#bookmark(watcher);
-  }
-
   #bookmark(watcher: Watcher): void {
     watcher.rv = this.#rv;
+    const kind = KINDS[watcher.resource];
     writeEvent(watcher.response, 'BOOKMARK', {
-      apiVersion: API_VERSION,
-      kind: 'ServiceCIDR',
+      apiVersion: watcher.apiVersion,
+      kind,
       metadata: { resourceVersion: this.resourceVersion, creationTimestamp: null },
-      spec: {},
-      status: {},
+      ...(kind === 'ConfigMap' ? {} : { spec: {}, status: {} }),
     });
   }
 
@@ -440,30 +747,16 @@ export class FakeApiServer {
     watcher.response.end();
   }
 
-  #record(type: EventType, object: ServiceCidrObject): void {
-    if (type === 'DELETED') this.#objects.delete(object.metadata.name);
-    else this.#objects.set(object.metadata.name, object);
-    this.#history.push({ rv: this.#rv, type, object });
-    for (const watcher of this.#watchers) {
-      if (watcher.name !== undefined && watcher.name !== object.metadata.name) continue;
-      watcher.rv = this.#rv;
-      writeEvent(watcher.response, type, object);
-    }
-  }
-
-  #mustGet(name: string): ServiceCidrObject {
-    const object = this.#objects.get(name);
-    if (!object) throw new Error(`no servicecidr ${name}`);
-    return object;
-  }
-
-  #injected(response: ServerResponse, code: Failure['code'], verb: string, name: string): void {
-    const subject = name ? `servicecidrs.${GROUP} "${name}"` : `servicecidrs.${GROUP}`;
-    const resource = { ...(name ? { name } : {}), group: GROUP, kind: 'servicecidrs' };
+  #injected(response: ServerResponse, code: Failure['code'], verb: string, route: Route): void {
+    const group = route.resource === 'servicecidrs' ? GROUP : '';
+    const qualified = group ? `${route.resource}.${group}` : route.resource;
+    const subject = route.name ? `${qualified} "${route.name}"` : qualified;
+    const scope = route.namespace ? `in the namespace "${route.namespace}"` : 'at the cluster scope';
+    const resource = { ...(route.name ? { name: route.name } : {}), ...(group ? { group } : {}), kind: route.resource };
     const reasons: Record<Failure['code'], [string, string, Record<string, unknown>]> = {
       403: [
         'Forbidden',
-        `${subject} is forbidden: User "system:serviceaccount:route-controller:route-controller" cannot ${verb} resource "servicecidrs" in API group "${GROUP}" at the cluster scope`,
+        `${subject} is forbidden: User "${SERVICE_ACCOUNT}" cannot ${verb} resource "${route.resource}" in API group "${group}" ${scope}`,
         resource,
       ],
       404: ['NotFound', 'the server could not find the requested resource', {}],
@@ -480,12 +773,29 @@ export class FakeApiServer {
     this.#status(response, code, reason, message, details);
   }
 
-  #notFound(response: ServerResponse, name: string): void {
-    this.#status(response, 404, 'NotFound', `servicecidrs.${GROUP} "${name}" not found`, {
-      name,
-      group: GROUP,
-      kind: 'servicecidrs',
-    });
+  #notFound(response: ServerResponse, route: Route, name: string): void {
+    const group = route.resource === 'servicecidrs' ? GROUP : '';
+    this.#status(
+      response,
+      404,
+      'NotFound',
+      `${group ? `${route.resource}.${group}` : route.resource} "${name}" not found`,
+      {
+        name,
+        ...(group ? { group } : {}),
+        kind: route.resource,
+      },
+    );
+  }
+
+  #methodNotAllowed(response: ServerResponse): void {
+    this.#status(
+      response,
+      405,
+      'MethodNotAllowed',
+      'the server does not allow this method on the requested resource',
+      {},
+    );
   }
 
   #status(
@@ -506,45 +816,149 @@ export class FakeApiServer {
         serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }],
       };
     }
+    const networkingVersions = this.#networkingVersions();
     if (path === '/apis') {
-      const version = { groupVersion: API_VERSION, version: VERSION };
+      const versions = networkingVersions.map((version) => ({ groupVersion: `${GROUP}/${version}`, version }));
       return {
         kind: 'APIGroupList',
         apiVersion: 'v1',
-        groups: [{ name: GROUP, versions: [version], preferredVersion: version }],
+        groups: [{ name: GROUP, versions, preferredVersion: versions[0] }],
       };
     }
-    if (path === `/apis/${GROUP}/${VERSION}`) {
+    if (path === `/apis/${GROUP}`) {
+      const versions = networkingVersions.map((version) => ({ groupVersion: `${GROUP}/${version}`, version }));
+      return { kind: 'APIGroup', apiVersion: 'v1', name: GROUP, versions, preferredVersion: versions[0] };
+    }
+    for (const version of networkingVersions) {
+      if (path === `/apis/${GROUP}/${version}`) return this.#networkingResources(version);
+    }
+    if (path === '/api/v1') {
+      const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
       return {
         kind: 'APIResourceList',
-        apiVersion: 'v1',
-        groupVersion: API_VERSION,
+        groupVersion: 'v1',
         resources: [
           {
-            name: 'servicecidrs',
-            singularName: 'servicecidr',
+            name: 'configmaps',
+            singularName: 'configmap',
+            namespaced: true,
+            kind: 'ConfigMap',
+            verbs,
+            shortNames: ['cm'],
+            storageVersionHash: 'qFsyl6wFWjQ=',
+          },
+          {
+            name: 'nodes',
+            singularName: 'node',
             namespaced: false,
-            kind: 'ServiceCIDR',
-            verbs: ['create', 'delete', 'get', 'list', 'watch'],
-            storageVersionHash: 'fake',
+            kind: 'Node',
+            verbs,
+            shortNames: ['no'],
+            storageVersionHash: 'XwShjMxG9Fs=',
+          },
+          {
+            name: 'services',
+            singularName: 'service',
+            namespaced: true,
+            kind: 'Service',
+            verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+            shortNames: ['svc'],
+            categories: ['all'],
+            storageVersionHash: '0/CO1lhkEBI=',
           },
         ],
       };
     }
-    if (path === '/api/v1') return { kind: 'APIResourceList', groupVersion: 'v1', resources: [] };
     // OpenAPI v3, just enough for kubectl to see that the server validates fields itself
     // (it then sends fieldValidation=Strict instead of validating client-side).
     if (path === '/openapi/v3') {
       return {
         paths: {
-          [`apis/${GROUP}/${VERSION}`]: { serverRelativeURL: `/openapi/v3/apis/${GROUP}/${VERSION}?hash=FAKE` },
+          [`apis/${GROUP}/v1`]: { serverRelativeURL: `/openapi/v3/apis/${GROUP}/v1?hash=FAKE` },
+          'api/v1': { serverRelativeURL: '/openapi/v3/api/v1?hash=FAKE' },
         },
       };
     }
-    if (path === `/openapi/v3/apis/${GROUP}/${VERSION}`) return openApiV3();
-    if (path === '/version') return { major: '1', minor: '33', gitVersion: 'v1.33.0-fake', platform: 'linux/amd64' };
+    if (path === `/openapi/v3/apis/${GROUP}/v1`) return openApiV3();
+    if (path === '/openapi/v3/api/v1') return openApiCoreV1();
+    if (path === '/version') {
+      const [major, minor] = this.version.split('.');
+      return { major, minor, gitVersion: `v${this.version}.0-fake`, platform: 'linux/amd64' };
+    }
     return undefined;
   }
+
+  /** The versions of networking.k8s.io served: v1 always (Ingress, NetworkPolicy, ...). */
+  #networkingVersions(): string[] {
+    const versions = ['v1'];
+    if (this.serviceCidrVersions.includes('v1beta1') || this.ingressV1beta1) versions.push('v1beta1');
+    return versions;
+  }
+
+  #networkingResources(version: string): unknown {
+    const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+    const resource = (name: string, kind: string, namespaced: boolean, extra: Record<string, unknown> = {}) => ({
+      name,
+      singularName: name.replace(/s$/, '').replace(/sse$/, 'ss'),
+      namespaced,
+      kind,
+      verbs,
+      ...extra,
+    });
+    const resources: unknown[] = [];
+    if (version === 'v1') {
+      resources.push(
+        resource('ingressclasses', 'IngressClass', false),
+        resource('ingresses', 'Ingress', true, { shortNames: ['ing'] }),
+        resource('networkpolicies', 'NetworkPolicy', true, { shortNames: ['netpol'] }),
+      );
+    } else if (this.ingressV1beta1 && !this.serviceCidrVersions.includes('v1beta1')) {
+      resources.push(resource('ingresses', 'Ingress', true, { shortNames: ['ing'] }));
+    }
+    if (this.serviceCidrVersions.includes(version as ServiceCidrVersion)) {
+      resources.push(
+        resource('ipaddresses', 'IPAddress', false, { shortNames: ['ip'] }),
+        resource('servicecidrs', 'ServiceCIDR', false, {
+          storageVersionHash: version === 'v1' ? 'gNLvruQhW2g=' : '8ufAXOnr3Yg=',
+        }),
+        {
+          name: 'servicecidrs/status',
+          singularName: '',
+          namespaced: false,
+          kind: 'ServiceCIDR',
+          verbs: ['get', 'patch', 'update'],
+        },
+      );
+    }
+    return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${GROUP}/${version}`, resources };
+  }
+}
+
+/** An object as served in `apiVersion` (ServiceCIDRs are stored once and served in either version). */
+function served(object: StoredObject, apiVersion: string): StoredObject {
+  return object.apiVersion === apiVersion ? object : { ...object, apiVersion };
+}
+
+function keyOf(object: StoredObject): string {
+  return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
+}
+
+function matches(object: StoredObject, selector: Selector): boolean {
+  if (selector.namespace !== undefined && object.metadata.namespace !== selector.namespace) return false;
+  if (selector.name !== undefined && object.metadata.name !== selector.name) return false;
+  const labels = object.metadata.labels ?? {};
+  for (const requirement of selector.labels ?? []) {
+    const value = labels[requirement.key];
+    if (requirement.op === 'exists' && value === undefined) return false;
+    if (requirement.op === '!' && value !== undefined) return false;
+    if (requirement.op === '=' && value !== requirement.value) return false;
+    if (requirement.op === '!=' && value === requirement.value) return false;
+  }
+  return true;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>) {
@@ -562,7 +976,7 @@ function statusBody(code: number, reason: string, message: string, details?: Rec
 
 /** The OpenAPI v3 document of networking.k8s.io/v1, reduced to the ServiceCIDR operations kubectl inspects. */
 function openApiV3(): unknown {
-  const gvk = { group: GROUP, version: VERSION, kind: 'ServiceCIDR' };
+  const gvk = { group: GROUP, version: 'v1', kind: 'ServiceCIDR' };
   const query = (name: string) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } });
   const write = (action: string) => ({
     'x-kubernetes-action': action,
@@ -602,23 +1016,79 @@ function openApiV3(): unknown {
   };
 }
 
+/** The OpenAPI v3 document of the core group, reduced to the Service create kubectl inspects. */
+function openApiCoreV1(): unknown {
+  const gvk = { group: '', version: 'v1', kind: 'Service' };
+  const query = (name: string) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } });
+  return {
+    openapi: '3.0.0',
+    info: { title: 'Kubernetes', version: 'v1.33.0' },
+    paths: {
+      '/api/v1/namespaces/{namespace}/services': {
+        post: {
+          'x-kubernetes-action': 'post',
+          'x-kubernetes-group-version-kind': gvk,
+          parameters: [query('dryRun'), query('fieldManager'), query('fieldValidation')],
+          responses: { '201': { description: 'Created' } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        'io.k8s.api.core.v1.Service': {
+          type: 'object',
+          properties: {
+            apiVersion: { type: 'string' },
+            kind: { type: 'string' },
+            metadata: { type: 'object' },
+            spec: { type: 'object' },
+            status: { type: 'object' },
+          },
+          'x-kubernetes-group-version-kind': [gvk],
+        },
+      },
+    },
+  };
+}
+
 /** The verb RBAC would check for this request (and the real server names in a 403). */
-function verbOf(method: string, name: string, watch: boolean): string {
+function verbOf(method: string, name: string | undefined, watch: boolean): string {
   if (method === 'GET') return watch ? 'watch' : name ? 'get' : 'list';
   if (method === 'POST') return 'create';
   if (method === 'PUT') return 'update';
   return method.toLowerCase();
 }
 
-/** The field selectors the real server supports for every resource: metadata.name (= or ==). */
-function parseFieldSelector(selector: string | undefined): { name?: string } | { error: string } {
-  if (!selector) return {};
-  const match = /^metadata\.name(?:==?)(.*)$/.exec(selector);
-  if (!match) {
-    const field = selector.split(/!?=/)[0] ?? selector;
-    return { error: `"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"` };
+/**
+ * The selectors the real server supports for every resource: a fieldSelector on metadata.name and
+ * metadata.namespace (= or ==), and label selectors (key, !key, key=value, key!=value, comma-joined).
+ */
+function parseSelectors(query: Record<string, string>, namespace: string | undefined): Selector | { error: string } {
+  let name: string | undefined;
+  let fieldNamespace: string | undefined;
+  for (const term of (query.fieldSelector ?? '').split(',').filter(Boolean)) {
+    const match = /^(metadata\.name|metadata\.namespace)(?:==?)(.*)$/.exec(term);
+    if (!match) {
+      const field = term.split(/!?=/)[0] ?? term;
+      return { error: `"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"` };
+    }
+    if (match[1] === 'metadata.name') name = match[2] ?? '';
+    else fieldNamespace = match[2] ?? '';
   }
-  return { name: match[1] ?? '' };
+  const labels: LabelRequirement[] = [];
+  for (const term of (query.labelSelector ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)) {
+    const match = /^(!?)([A-Za-z0-9./_-]+)(?:\s*(!=|==|=)\s*([A-Za-z0-9._-]*))?$/.exec(term);
+    if (!match) return { error: `unable to parse requirement: found '${term}'` };
+    const [, not, key = '', op, value] = match;
+    if (not) labels.push({ key, op: '!' });
+    else if (!op) labels.push({ key, op: 'exists' });
+    else labels.push({ key, op: op === '!=' ? '!=' : '=', value: value ?? '' });
+  }
+  const ns = namespace ?? fieldNamespace;
+  return { ...(name === undefined ? {} : { name }), ...(ns === undefined ? {} : { namespace: ns }), labels };
 }
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
@@ -694,6 +1164,30 @@ function cidrFamily(cidr: string): 4 | 6 | undefined {
   const family = isIP(address);
   if (family === 0 || Number(prefix) > (family === 4 ? 32 : 128)) return undefined;
   return family as 4 | 6;
+}
+
+/** Whether `ip` is an allocatable address of `cidr` (the bitmap allocator excludes network and broadcast). */
+function inRange(ip: string, cidr: string): boolean {
+  const [base = '', prefixText = '0'] = cidr.split('/');
+  const family = isIP(ip);
+  if (family === 0 || family !== isIP(base)) return false;
+  const bits = family === 4 ? 32 : 128;
+  const prefix = Number(prefixText);
+  const value = toBigInt(ip);
+  const network = (toBigInt(base) >> BigInt(bits - prefix)) << BigInt(bits - prefix);
+  const last = network + (1n << BigInt(bits - prefix)) - 1n;
+  return value > network && value < last;
+}
+
+function toBigInt(ip: string): bigint {
+  if (isIP(ip) === 4) return ip.split('.').reduce((acc, octet) => (acc << 8n) + BigInt(octet), 0n);
+  const [head = '', tail = ''] = ip.split('::');
+  const headParts = head ? head.split(':') : [];
+  const tailParts = tail ? tail.split(':') : [];
+  const parts = ip.includes('::')
+    ? [...headParts, ...Array(8 - headParts.length - tailParts.length).fill('0'), ...tailParts]
+    : headParts;
+  return parts.reduce((acc, part) => (acc << 16n) + BigInt(Number.parseInt(part || '0', 16)), 0n);
 }
 
 function writeEvent(response: ServerResponse, type: string, object: unknown): void {

@@ -68,13 +68,38 @@ bad values before.
   (list "METRICS_LISTEN_ADDRESS" (default dict $rc.metrics).listenAddress)
   (list "IPTABLES_LOCK_WAIT" $rc.iptablesLockWait)
   (list "SERVICE_CIDRS" (join "," $cidrs))
+  (list "DISCOVERY_SOURCES" (ternary "" (include "route-controller.discoverySourcesValue" .) (gt (len $cidrs) 0)))
 -}}
 {{- range $pair := $env -}}
 {{- with include "route-controller.trim" (default "" (last $pair)) }}
 - name: {{ first $pair }}
   value: {{ quote . }}
 {{- end -}}
+{{- end }}
+{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source). */}}
+- name: NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
 {{- end -}}
+
+{{/*
+routeController.discovery.sources as DISCOVERY_SOURCES: the items trimmed, comma-joined; "" when the
+list is empty or null (the agent then takes its default). _validate.tpl has refused bad items.
+*/}}
+{{- define "route-controller.discoverySourcesValue" -}}
+{{- $items := list -}}
+{{- range (default list (default dict .Values.routeController.discovery).sources) }}{{ $items = append $items (include "route-controller.trim" .) }}{{ end -}}
+{{- join "," $items -}}
+{{- end -}}
+
+{{/* The discovery sources the agent will use, comma-joined: the list given, or the agent's default. */}}
+{{- define "route-controller.discoverySources" -}}
+{{- default "servicecidr,kubeadm,node-args" (include "route-controller.discoverySourcesValue" .) -}}
 {{- end -}}
 
 {{/* The port of /metrics when it has an address of its own, else nothing. */}}

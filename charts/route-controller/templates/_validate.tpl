@@ -169,6 +169,22 @@ default. Appends a sentence to $.problems when the value is refused.
 {{- end -}}
 {{- end -}}
 
+{{- $sourceNames := list "servicecidr" "kubeadm" "node-args" "dry-run" -}}
+{{- $seenSources := dict -}}
+{{- range $i, $entry := (default list (default dict $rc.discovery).sources) -}}
+{{- $path := printf "routeController.discovery.sources[%d] %s" $i (include "route-controller.shown" $entry) -}}
+{{- $name := include "route-controller.trim" $entry -}}
+{{- if contains "," $name -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s holds more than one source: write one source per list item, such as --set 'routeController.discovery.sources={servicecidr,kubeadm,node-args,dry-run}'." $path)) -}}
+{{- else if not (has $name $sourceNames) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s is not a discovery source: use servicecidr, kubeadm, node-args or dry-run (each at most once; they are always asked in this order)." $path)) -}}
+{{- else if hasKey $seenSources $name -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "%s repeats routeController.discovery.sources[%s]: remove one of them." $path (get $seenSources $name))) -}}
+{{- else -}}
+{{- $_ := set $seenSources $name (toString $i) -}}
+{{- end -}}
+{{- end -}}
+
 {{- $resync := toString (default "" $rc.resyncInterval) -}}
 {{- if ne $resync "" -}}
 {{- $ms := include "route-controller.durationMs" $resync -}}

@@ -33,8 +33,17 @@ function withSettings(command: Command, keys: readonly (keyof RawSettings)[]): C
 }
 
 const ALL: readonly (keyof RawSettings)[] = SETTINGS.map((s) => s.key);
-const DISCOVERY: readonly (keyof RawSettings)[] = ['serviceCidrs', 'backend', 'action', 'logLevel', 'kubeconfig'];
-const STATUS: readonly (keyof RawSettings)[] = ['serviceCidrs', 'logLevel', 'kubeconfig'];
+/** What discovery needs: a one-shot command must find the Service CIDRs where the agent would. */
+const SOURCES: readonly (keyof RawSettings)[] = [
+  'serviceCidrs',
+  'kubeconfig',
+  'discoverySources',
+  'nodeName',
+  'podNamespace',
+];
+const DISCOVERY: readonly (keyof RawSettings)[] = [...SOURCES, 'backend', 'action', 'logLevel'];
+const STATUS: readonly (keyof RawSettings)[] = [...SOURCES, 'logLevel'];
+const PROBE: readonly (keyof RawSettings)[] = [...SOURCES, 'backend', 'logLevel'];
 
 /** commander's usage errors, as one coded line (the exit code is 2). */
 export function usageError(error: CommanderError, command: string): RouteControllerError {
@@ -118,10 +127,10 @@ export function buildProgram(
     program
       .command('probe')
       .description(
-        "show which firewall backend this node would use and why: each backend's probe, the iptables flavour evidence, the choice",
+        "show which firewall backend this node would use and why (each backend's probe, the iptables flavour evidence, the choice), where the Service CIDRs would come from, and whether kube-proxy already drops traffic to unallocated ClusterIPs",
       )
       .option('--json', 'print one JSON object'),
-    ['backend', 'logLevel'],
+    PROBE,
   ).action(async (flags: RawSettings & { json?: boolean }) => {
     const cfg = config(flags);
     if (!cfg) return;

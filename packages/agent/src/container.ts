@@ -4,11 +4,13 @@ import {
   EnvServiceCidrSource,
   LazySource,
   ProcessCommandRunner,
+  type ServiceCidrSource,
 } from '@route-controller/core';
 import { Agent } from './agent.js';
 import { BackendSelector, type Selection } from './backends/backend-selector.js';
 import { type BackendSet, backendOf, createBackendSet } from './backends/backend-set.js';
 import type { AgentConfig } from './config/config.js';
+import type { DiscoverySourceName } from './config/settings.js';
 import { container, type DependencyContainer, instanceCachingFactory } from './di.js';
 import { type NodeNetworkReader, ProcNodeNetworkReader } from './node/node-network.js';
 import type { ReadinessProbe } from './observability/health-server.js';
@@ -67,7 +69,7 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
       (d) =>
         new DiscoveryChain([
           new EnvServiceCidrSource(config.serviceCidrs),
-          kubernetesSource(
+          ...kubernetesSources(
             config,
             sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot),
             d.resolve(AgentMetrics),
@@ -89,19 +91,47 @@ function sourceLogger(logger: Logger, oneShot = false): Logger {
 }
 
 /**
- * The ServiceCIDR API source, loaded only when the chain reaches it: with SERVICE_CIDRS set the
- * Kubernetes client (hundreds of milliseconds of start-up) is never imported.
+ * The cluster sources DISCOVERY_SOURCES enables, in their fixed order. All of them sit behind one
+ * lazy import, made only when the chain first reaches one: with SERVICE_CIDRS set the Kubernetes
+ * client (hundreds of milliseconds of start-up, and its own chunk in a bundle) is never loaded.
  */
-function kubernetesSource(config: AgentConfig, logger: Logger, metrics: AgentMetrics): LazySource {
-  return new LazySource('kubernetes', async () => {
-    const log = logger;
-    log.info('SERVICE_CIDRS is not set: loading the Kubernetes client to discover ServiceCIDR objects');
-    const { KubernetesServiceCidrSource } = await import('./kubernetes/service-cidr-source.js');
-    const source = new KubernetesServiceCidrSource({ kubeconfig: config.kubeconfig, logger: log });
-    metrics.kubernetesSource(() => source.status());
-    return source;
-  });
+function kubernetesSources(config: AgentConfig, logger: Logger, metrics: AgentMetrics): LazySource[] {
+  let loading: Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> | undefined;
+  const load = () => {
+    loading ??= (async () => {
+      logger.info(
+        { sources: config.discoverySources },
+        `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
+      );
+      const { createKubernetesSources } = await import('./kubernetes/sources.js');
+      return createKubernetesSources({
+        kubeconfig: config.kubeconfig,
+        logger,
+        nodeName: config.nodeName,
+        podNamespace: config.podNamespace,
+      });
+    })().catch((error: unknown) => {
+      loading = undefined; // a later read tries again
+      throw error;
+    });
+    return loading;
+  };
+  return config.discoverySources.map(
+    (name) =>
+      new LazySource(name, async () => {
+        const source = (await load()).get(name);
+        if (!source) throw new Error(`no Kubernetes source ${name}`);
+        if (hasStatuses(source)) metrics.kubernetesSource(name, () => source.statuses());
+        return source;
+      }),
+  );
 }
+
+function hasStatuses(source: ServiceCidrSource): source is ServiceCidrSource & { statuses(): KubernetesStatuses } {
+  return typeof (source as { statuses?: unknown }).statuses === 'function';
+}
+
+type KubernetesStatuses = ReturnType<Parameters<AgentMetrics['kubernetesSource']>[1]>;
 
 /** The run container: a child of the node container, made once the backend is chosen. */
 export function createRunContainer(node: DependencyContainer, selection: Selection): DependencyContainer {
@@ -146,6 +176,8 @@ export interface Toolbox {
   readonly backends: BackendSet;
   readonly discovery: DiscoveryChain;
   readonly network: NodeNetworkReader;
+  /** For the few reads of other tools' state (kube-proxy's nftables chain). */
+  readonly runner: CommandRunner;
 }
 
 export function composeToolbox(node: DependencyContainer): Toolbox {
@@ -156,5 +188,6 @@ export function composeToolbox(node: DependencyContainer): Toolbox {
     backends: node.resolve<BackendSet>(TOKENS.Backends),
     discovery: node.resolve<DiscoveryChain>(TOKENS.Discovery),
     network: node.resolve<NodeNetworkReader>(TOKENS.NodeNetwork),
+    runner: node.resolve<CommandRunner>(TOKENS.CommandRunner),
   };
 }

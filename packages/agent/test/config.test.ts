@@ -33,6 +33,9 @@ describe('loadConfig', () => {
       metricsListen: 'health',
       kubeconfig: undefined,
       iptablesLockWaitSeconds: 5,
+      discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
+      nodeName: undefined,
+      podNamespace: undefined,
     });
   });
 
@@ -48,6 +51,9 @@ describe('loadConfig', () => {
       KUBECONFIG: '/etc/kube/config',
       IPTABLES_LOCK_WAIT: '30s',
       METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+      DISCOVERY_SOURCES: 'dry-run,servicecidr',
+      NODE_NAME: 'kind-worker2',
+      POD_NAMESPACE: 'route-controller',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -60,6 +66,10 @@ describe('loadConfig', () => {
       metricsListen: { host: '127.0.0.1', port: 9772 },
       kubeconfig: '/etc/kube/config',
       iptablesLockWaitSeconds: 30,
+      // Always in their fixed order, whatever the order written.
+      discoverySources: ['servicecidr', 'dry-run'],
+      nodeName: 'kind-worker2',
+      podNamespace: 'route-controller',
     });
   });
 
@@ -114,6 +124,23 @@ describe('loadConfig', () => {
       'Write an address and a prefix length',
     ],
     ['SERVICE_CIDRS', { SERVICE_CIDRS: '0.0.0.0/0' }, ErrorCodes.CidrTooBroad, 'refuses ipv4 prefixes shorter than /8'],
+    [
+      'DISCOVERY_SOURCES',
+      { DISCOVERY_SOURCES: 'kubeadm,etcd' },
+      ErrorCodes.InvalidConfig,
+      'servicecidr, kubeadm, node-args, dry-run',
+    ],
+    ['DISCOVERY_SOURCES', { DISCOVERY_SOURCES: 'kubeadm,kubeadm' }, ErrorCodes.InvalidConfig, 'each at most once'],
+    ['DISCOVERY_SOURCES', { DISCOVERY_SOURCES: 'kubeadm,,node-args' }, ErrorCodes.InvalidConfig, 'comma-separated'],
+    [
+      'DISCOVERY_SOURCES',
+      { DISCOVERY_SOURCES: 'Kubeadm' },
+      ErrorCodes.InvalidConfig,
+      'such as servicecidr,kubeadm,node-args',
+    ],
+    ['DISCOVERY_SOURCES', { DISCOVERY_SOURCES: ' ' }, ErrorCodes.InvalidConfig, 'comma-separated'],
+    ['NODE_NAME', { NODE_NAME: 'Kind_Worker' }, ErrorCodes.InvalidConfig, 'spec.nodeName'],
+    ['POD_NAMESPACE', { POD_NAMESPACE: 'a.b' }, ErrorCodes.InvalidConfig, 'metadata.namespace'],
   ];
   for (const [variable, env, code, expected] of bad) {
     const value = Object.values(env)[0];
@@ -147,6 +174,22 @@ describe('loadConfig', () => {
       [ErrorCodes.InvalidConfig, 'RESYNC_INTERVAL'],
     ]);
     expect(problems.map((p) => p.details.entry)).toEqual(['bogus', '0.0.0.0/0', undefined, undefined]);
+  });
+
+  it('takes the discovery sources in any order and with spaces, and refuses each bad one in one line', () => {
+    expect(loadConfig({ DISCOVERY_SOURCES: ' node-args , kubeadm ' }).discoverySources).toEqual([
+      'kubeadm',
+      'node-args',
+    ]);
+    expect(loadConfig({ DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args,dry-run' }).discoverySources).toEqual([
+      'servicecidr',
+      'kubeadm',
+      'node-args',
+      'dry-run',
+    ]);
+    expect(loadConfig({}, { discoverySources: 'servicecidr' }).discoverySources).toEqual(['servicecidr']);
+    const problems = configProblems({ DISCOVERY_SOURCES: 'etcd', NODE_NAME: 'UPPER', RESYNC_INTERVAL: 'soon' });
+    expect(problems.map((p) => p.details.variable)).toEqual(['RESYNC_INTERVAL', 'DISCOVERY_SOURCES', 'NODE_NAME']);
   });
 
   it('names the flag when the bad value came from a flag', () => {

@@ -81,9 +81,19 @@ describe('the composition root', () => {
     const agent = await composeAgent(container);
     await agent.start();
     const discovery = container.resolve<DiscoveryChain>(TOKENS.Discovery);
-    const lazy = discovery.sources.find((source) => source.name === 'kubernetes') as { loaded?: boolean } | undefined;
-    expect(lazy?.loaded).toBe(false);
+    const kubernetes = discovery.sources.filter((source) => source.name !== 'env') as {
+      loaded?: boolean;
+      name: string;
+    }[];
+    expect(kubernetes.map((source) => source.name)).toEqual(['servicecidr', 'kubeadm', 'node-args']);
+    expect(kubernetes.map((source) => source.loaded)).toEqual([false, false, false]);
     await agent.stop('SIGTERM');
+  });
+
+  it('asks only the sources DISCOVERY_SOURCES enables, in their fixed order, after env', () => {
+    const { container } = compose({ DISCOVERY_SOURCES: 'dry-run,kubeadm' });
+    const discovery = container.resolve<DiscoveryChain>(TOKENS.Discovery);
+    expect(discovery.sources.map((source) => source.name)).toEqual(['env', 'kubeadm', 'dry-run']);
   });
 
   it('builds the same run graph whatever is resolved first', async () => {

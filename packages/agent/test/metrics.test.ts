@@ -46,4 +46,27 @@ describe('AgentMetrics', () => {
       vi.restoreAllMocks();
     }
   });
+
+  it('shows each Kubernetes connection by source, the answering source, and an unexpected error as such', async () => {
+    const metrics = new AgentMetrics('test');
+    const { text: before } = await metrics.render();
+    // Nothing about the Kubernetes API before a source is loaded (SERVICE_CIDRS set).
+    expect(before).not.toMatch(/^route_controller_kubernetes_api_state\{/m);
+    let servicecidr = 'synced';
+    metrics.kubernetesSource('servicecidr', () => [{ source: 'servicecidr', state: servicecidr, objects: 0 }]);
+    metrics.kubernetesSource('node-args', () => [
+      { source: 'node-args', state: 'synced', objects: 1 },
+      { source: 'node-args-servers', state: 'forbidden', objects: 0 },
+    ]);
+    metrics.cidrs('kubeadm', parseCidrList('10.96.0.0/16').cidrs);
+    let { text } = await metrics.render();
+    expect(text).toContain('route_controller_cidr_source_info{source="kubeadm"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="servicecidr",state="synced"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="node-args-servers",state="forbidden"} 1');
+    expect(text).toContain('route_controller_kubernetes_servicecidr_objects 0');
+    servicecidr = 'error';
+    ({ text } = await metrics.render());
+    expect(text).toContain('route_controller_kubernetes_api_state{source="servicecidr",state="error"} 1');
+    expect(text).toContain('route_controller_kubernetes_api_state{source="servicecidr",state="synced"} 0');
+  });
 });

@@ -77,7 +77,7 @@ describe('route-controller status', () => {
       /warning: installed 10\.100\.0\.0\/16, but this command found no Service CIDRs .*SERVICE_CIDRS/,
     );
     const unreachable = await status({}, install('10.100.0.0/16'));
-    expect(unreachable.text).toMatch(/warning: installed 10\.100\.0\.0\/16; kubernetes cannot answer now/);
+    expect(unreachable.text).toMatch(/warning: installed 10\.100\.0\.0\/16; servicecidr cannot answer now/);
   });
 
   it("warns about an installed range that contains the node's own address", async () => {

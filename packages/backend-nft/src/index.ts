@@ -1,6 +1,14 @@
 export { classifyNftStderr, firstErrorLine, nftCommandError } from './classify-error.js';
 export { decideTransaction, elementChanges, type TransactionDecision, type TransactionKind } from './decide.js';
 export {
+  KUBE_PROXY_CHECK_CHAIN,
+  KUBE_PROXY_TABLE,
+  type KubeProxyDrops,
+  type KubeProxyFamilyDrop,
+  readKubeProxyDrops,
+  unallocatedDropCidrs,
+} from './kube-proxy.js';
+export {
   DEFAULT_LAYOUT,
   FAMILY_LAYOUTS,
   type FamilyLayout,

@@ -1,14 +1,27 @@
 import { BACKEND_NAMES } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
+import { describeDiscovery, discoveryReport, kubeProxyReport } from './discovery-report.js';
 import { json, type Output, table } from './output.js';
 
-/** `route-controller probe`: which backend this node would use, and why. */
+/**
+ * `route-controller probe`: which backend this node would use, and why; where the Service CIDRs
+ * would come from; and whether kube-proxy already drops traffic to unallocated ClusterIPs here.
+ */
 export async function probeCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
   const report = await toolbox.selector.report();
   const { availability, detection, decision, error } = report;
+  const discovery = await discoveryReport(toolbox.discovery);
+  const kubeProxy = await kubeProxyReport(
+    toolbox.runner,
+    discovery.source.kind === 'cidrs' ? discovery.source : undefined,
+  );
   if (options.json) {
     output.out(
       json({
+        source: discovery.source.source,
+        discovery: discovery.source,
+        kubernetes: discovery.kubernetes,
+        kubeProxy,
         backend: decision?.backend ?? null,
         reason: decision?.reason ?? error?.message,
         warnings: decision?.warnings ?? [],
@@ -48,6 +61,8 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
     lines.push(`No backend can be used: ${error?.message ?? 'unknown'}`);
     if (error?.hint) lines.push(`  hint: ${error.hint}`);
   }
+  lines.push('', ...describeDiscovery(discovery));
+  if (kubeProxy.notice) lines.push(`Note: ${kubeProxy.notice}`);
   output.out(lines.join('\n'));
   return decision ? 0 : 1;
 }

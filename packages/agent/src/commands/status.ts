@@ -1,22 +1,10 @@
-import {
-  type Availability,
-  type Discovery,
-  type DiscoveryChain,
-  ErrorCodes,
-  errorMessage,
-  LazySource,
-  type ObservedState,
-  type ServiceCidrSource,
-  type SkippedSource,
-  toRouteControllerError,
-} from '@route-controller/core';
+import { type Availability, errorMessage, type ObservedState } from '@route-controller/core';
 import { backendOf } from '../backends/backend-set.js';
 import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
-// Types only: the Kubernetes client is loaded by the discovery chain, and only when it gets there.
-import type { KubernetesSourceStatus } from '../kubernetes/service-cidr-source.js';
 import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
+import { describeDiscovery, discoveryReport, kubeProxyReport, type SourceStatus } from './discovery-report.js';
 import { describeError, json, type Output } from './output.js';
 
 interface BackendStatus {
@@ -39,25 +27,14 @@ interface BackendStatus {
   readonly error?: string;
 }
 
-/** Where the Service CIDRs come from now, as this process resolves the discovery chain. */
-interface SourceStatus {
-  /** The source that answers: env, kubernetes, or none. */
-  readonly source: string;
-  readonly kind: Discovery['kind'];
-  readonly detail: string;
-  readonly ipv4: readonly string[];
-  readonly ipv6: readonly string[];
-  /** Sources asked first that had nothing to say. */
-  readonly skipped: readonly SkippedSource[];
-  readonly error?: { readonly code: string; readonly message: string; readonly hint?: string };
-}
-
 /**
  * `route-controller status`: what route-controller has installed on this node now, per backend,
  * and where the Service CIDRs come from (with the Kubernetes API connection when that is the source).
  */
 export async function statusCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
-  const { source, kubernetes } = await sourceStatus(toolbox.discovery);
+  const report = await discoveryReport(toolbox.discovery);
+  const { source, kubernetes } = report;
+  const kubeProxy = await kubeProxyReport(toolbox.runner, source.kind === 'cidrs' ? source : undefined);
   const network = await toolbox.network.read().catch(() => undefined);
   const statuses: BackendStatus[] = [];
   for (const name of BACKEND_NAMES) {
@@ -79,13 +56,16 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       json({
         source: source.source,
         discovery: source,
-        ...(kubernetes ? { kubernetes } : {}),
+        kubernetes,
+        kubeProxy,
         backends: statuses,
       }),
     );
     return statuses.some((s) => s.error) ? 1 : 0;
   }
-  const lines: string[] = describeSource(source, kubernetes);
+  const lines: string[] = describeDiscovery(report);
+  if (kubeProxy.notice) lines.push(`Note: ${kubeProxy.notice}`);
+  lines.push('');
   for (const status of statuses) {
     if (!status.available) {
       lines.push(`${status.backend}: not usable here (${status.reason})`);
@@ -165,100 +145,4 @@ function summarise(observed: ObservedState, warnings: string[]): NonNullable<Bac
     },
     problems: observed.problems,
   };
-}
-
-/** Resolves the chain once (loading the Kubernetes source only if the chain gets to it), then closes it. */
-async function sourceStatus(
-  chain: DiscoveryChain,
-): Promise<{ source: SourceStatus; kubernetes: KubernetesSourceStatus | undefined }> {
-  try {
-    let discovery: Discovery;
-    try {
-      discovery = await chain.resolve();
-    } catch (error) {
-      const coded = toRouteControllerError(error, ErrorCodes.SourceFailed, 'Service CIDR discovery failed');
-      discovery = { kind: 'unavailable', source: 'unknown', detail: coded.message, error: coded, skipped: [] };
-    }
-    // Read before close(): closing turns the connection state to "stopped".
-    const kubernetes = kubernetesStatus(chain.sources);
-    return { source: toSourceStatus(discovery), kubernetes };
-  } finally {
-    await chain.close();
-  }
-}
-
-function toSourceStatus(discovery: Discovery): SourceStatus {
-  switch (discovery.kind) {
-    case 'cidrs':
-      return {
-        source: discovery.source,
-        kind: 'cidrs',
-        detail: discovery.detail,
-        ipv4: discovery.cidrs.ipv4.map((c) => c.text),
-        ipv6: discovery.cidrs.ipv6.map((c) => c.text),
-        skipped: discovery.skipped,
-      };
-    case 'none':
-      return {
-        source: 'none',
-        kind: 'none',
-        detail: discovery.skipped.map((s) => `${s.source}: ${s.detail}`).join('; '),
-        ipv4: [],
-        ipv6: [],
-        skipped: discovery.skipped,
-      };
-    case 'unavailable':
-      return {
-        source: discovery.source,
-        kind: 'unavailable',
-        detail: discovery.detail,
-        ipv4: [],
-        ipv6: [],
-        skipped: discovery.skipped,
-        error: {
-          code: discovery.error.code,
-          message: discovery.error.message,
-          ...(discovery.error.hint ? { hint: discovery.error.hint } : {}),
-        },
-      };
-  }
-}
-
-/** The Kubernetes source's connection state, if the chain loaded it (it is not loaded for it). */
-function kubernetesStatus(sources: readonly ServiceCidrSource[]): KubernetesSourceStatus | undefined {
-  for (const source of sources) {
-    const inner = source instanceof LazySource ? source.instance : source;
-    if (inner?.name === 'kubernetes' && hasStatus(inner)) return inner.status();
-  }
-  return undefined;
-}
-
-function hasStatus(source: ServiceCidrSource): source is ServiceCidrSource & { status(): KubernetesSourceStatus } {
-  return typeof (source as { status?: unknown }).status === 'function';
-}
-
-function describeSource(source: SourceStatus, kubernetes: KubernetesSourceStatus | undefined): string[] {
-  const lines: string[] = [];
-  if (source.kind === 'cidrs') {
-    lines.push(
-      `Service CIDRs: ${[...source.ipv4, ...source.ipv6].join(', ')} (from ${source.source}: ${source.detail})`,
-    );
-  } else if (source.kind === 'none') {
-    lines.push(`Service CIDRs: none found (${source.detail})`);
-  } else {
-    lines.push(
-      `Service CIDRs: source ${source.source} unavailable (${source.detail}); the agent keeps the rules in place`,
-    );
-    if (source.error?.hint) lines.push(`  hint: ${source.error.hint}`);
-  }
-  if (kubernetes) {
-    const where = kubernetes.server ? ` at ${kubernetes.server}` : '';
-    const objects = kubernetes.synced
-      ? `${kubernetes.objects} ServiceCIDR object(s)${kubernetes.terminating ? `, ${kubernetes.terminating} terminating` : ''}, resourceVersion ${kubernetes.resourceVersion}`
-      : 'no list yet';
-    lines.push(`Kubernetes API${where}: ${kubernetes.state} (${objects})`);
-    if (kubernetes.lastError) lines.push(`  last error: ${kubernetes.lastError}`);
-  }
-  lines.push('');
-  return lines;
 }

@@ -10,7 +10,10 @@ import { formatDuration, parseDuration } from './duration.js';
 import {
   BACKEND_CHOICES,
   type BackendChoice,
+  DEFAULT_DISCOVERY_SOURCES,
   DEFAULT_LISTEN,
+  DISCOVERY_SOURCE_NAMES,
+  type DiscoverySourceName,
   LOG_LEVELS,
   type LogLevel,
   type RawSettings,
@@ -39,6 +42,12 @@ export interface AgentConfig {
   readonly kubeconfig: string | undefined;
   /** Seconds iptables-restore waits for the xtables lock (`-w`). */
   readonly iptablesLockWaitSeconds: number;
+  /** The cluster sources asked when SERVICE_CIDRS is unset, in DISCOVERY_SOURCE_NAMES order. */
+  readonly discoverySources: readonly DiscoverySourceName[];
+  /** This node's name (NODE_NAME), for the node-args source. */
+  readonly nodeName: string | undefined;
+  /** The agent's namespace (POD_NAMESPACE), for the dry-run source. */
+  readonly podNamespace: string | undefined;
 }
 
 export const MIN_RESYNC_MS = 100;
@@ -110,6 +119,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     }),
     kubeconfig: origin('kubeconfig')?.value,
     iptablesLockWaitSeconds: checked(DEFAULT_LOCK_WAIT_SECONDS, () => lockWait(origin('iptablesLockWait'))),
+    discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
+    nodeName: checked(undefined, () => kubernetesName('nodeName', origin('nodeName'), 253)),
+    podNamespace: checked(undefined, () => kubernetesName('podNamespace', origin('podNamespace'), 63)),
   };
   if (problems.length > 0) throw new InvalidSettingsError(problems);
   return config;
@@ -196,6 +208,46 @@ function lockWait(origin: Origin | undefined): number {
     );
   }
   return ms / 1000;
+}
+
+/**
+ * A comma-separated list of source names, each once; the order written does not matter (they are
+ * always asked in DISCOVERY_SOURCE_NAMES order). A blank entry is refused, as is an empty list.
+ */
+function discoverySources(origin: Origin | undefined): readonly DiscoverySourceName[] {
+  if (!origin) return DEFAULT_DISCOVERY_SOURCES;
+  const entries = origin.value.split(',').map((entry) => entry.trim());
+  const known = DISCOVERY_SOURCE_NAMES as readonly string[];
+  const ok =
+    entries.every((entry) => known.includes(entry)) && new Set(entries).size === entries.length && entries.length > 0;
+  if (!ok) {
+    throw invalid(
+      settingFor('discoverySources'),
+      origin,
+      `a comma-separated list of ${DISCOVERY_SOURCE_NAMES.join(', ')}, each at most once, such as ${DEFAULT_DISCOVERY_SOURCES.join(',')}`,
+    );
+  }
+  return DISCOVERY_SOURCE_NAMES.filter((name) => entries.includes(name));
+}
+
+/** A Kubernetes object name as the downward API gives it: lowercase RFC 1123, up to `max` characters. */
+function kubernetesName(key: 'nodeName' | 'podNamespace', origin: Origin | undefined, max: number): string | undefined {
+  if (!origin) return undefined;
+  const value = origin.value.trim();
+  const pattern =
+    key === 'nodeName'
+      ? /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+      : /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+  if (value.length > max || !pattern.test(value)) {
+    throw invalid(
+      settingFor(key),
+      origin,
+      key === 'nodeName'
+        ? `a node name (lowercase letters, digits, - and ., up to ${max} characters), as the downward API's spec.nodeName gives it`
+        : `a namespace name (lowercase letters, digits and -, up to ${max} characters), as the downward API's metadata.namespace gives it`,
+    );
+  }
+  return value;
 }
 
 function listen(

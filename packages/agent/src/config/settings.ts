@@ -12,6 +12,15 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const DEFAULT_LISTEN = '0.0.0.0:9771';
 
 /**
+ * Where the Service CIDRs are discovered from when SERVICE_CIDRS is unset, in the order they are
+ * asked (the first with CIDRs wins); DISCOVERY_SOURCES switches them on and off, never reorders.
+ */
+export const DISCOVERY_SOURCE_NAMES = ['servicecidr', 'kubeadm', 'node-args', 'dry-run'] as const;
+export type DiscoverySourceName = (typeof DISCOVERY_SOURCE_NAMES)[number];
+/** dry-run is opt-in: it needs create on services, and an admission webhook may refuse it. */
+export const DEFAULT_DISCOVERY_SOURCES: readonly DiscoverySourceName[] = ['servicecidr', 'kubeadm', 'node-args'];
+
+/**
  * Every setting of the agent, each an environment variable (how the DaemonSet configures it) and
  * a flag (which wins). The CLI builds its options and help from this table.
  */
@@ -35,6 +44,9 @@ export interface RawSettings {
   readonly kubeconfig?: string;
   readonly iptablesLockWait?: string;
   readonly metricsListen?: string;
+  readonly discoverySources?: string;
+  readonly nodeName?: string;
+  readonly podNamespace?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -43,7 +55,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     env: 'SERVICE_CIDRS',
     flag: '--service-cidrs',
     argName: 'cidrs',
-    description: 'comma-separated Service CIDRs; when unset they are discovered from the ServiceCIDR API',
+    description:
+      'comma-separated Service CIDRs; when unset they are discovered from the cluster (see --discovery-sources)',
   },
   {
     key: 'backend',
@@ -106,7 +119,29 @@ export const SETTINGS: readonly SettingSpec[] = [
     env: 'KUBECONFIG',
     flag: '--kubeconfig',
     argName: 'path',
-    description: 'kubeconfig for ServiceCIDR discovery (default: in-cluster config, then ~/.kube/config)',
+    description: 'kubeconfig for Service CIDR discovery (default: in-cluster config, then ~/.kube/config)',
+  },
+  {
+    key: 'discoverySources',
+    env: 'DISCOVERY_SOURCES',
+    flag: '--discovery-sources',
+    argName: 'names',
+    description: `the cluster sources asked for the Service CIDRs when SERVICE_CIDRS is unset, comma-separated, always asked in this order: ${DISCOVERY_SOURCE_NAMES.join(', ')} (dry-run is opt-in)`,
+    defaultText: DEFAULT_DISCOVERY_SOURCES.join(','),
+  },
+  {
+    key: 'nodeName',
+    env: 'NODE_NAME',
+    flag: '--node-name',
+    argName: 'name',
+    description: "this node's name, for the node-args source (the Helm chart sets it from the downward API)",
+  },
+  {
+    key: 'podNamespace',
+    env: 'POD_NAMESPACE',
+    flag: '--pod-namespace',
+    argName: 'namespace',
+    description: "the agent's namespace, where the dry-run source sends its dry-run Service (the Helm chart sets it)",
   },
   {
     key: 'iptablesLockWait',

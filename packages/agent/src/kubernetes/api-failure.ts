@@ -1,4 +1,6 @@
-/** What went wrong talking to the API server, reduced to what the source must decide on. */
+import type { KubeResponse } from './transport.js';
+
+/** What went wrong talking to the API server, reduced to what a source must decide on. */
 export interface ApiFailure {
   /** HTTP status, or undefined when the server could not be reached at all. */
   readonly status: number | undefined;
@@ -6,37 +8,47 @@ export interface ApiFailure {
   readonly message: string;
 }
 
+/** A non-2xx answer, thrown by request helpers so the reflector can classify it by status. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+
+  constructor(readonly failure: ApiFailure) {
+    super(describeFailure(failure));
+  }
+}
+
+/** The failure an answer stands for: its status and the Status body's message (or its text). */
+export function failureOf(response: KubeResponse): ApiFailure {
+  const body = response.body;
+  const message =
+    typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string'
+      ? (body as { message: string }).message
+      : typeof body === 'string' && body.trim() !== ''
+        ? firstLine(body.trim())
+        : `HTTP ${response.status} with no message`;
+  return { status: response.status, message };
+}
+
 /**
- * Reads an HTTP status and message out of whatever client-node threw: an ApiException (`code`,
- * `body`), a watch error (`statusCode`), a Status object from a watch ERROR event, or a network error.
+ * Reads an HTTP status and message out of a Status object (a watch ERROR event) or an error; a
+ * Status carries its HTTP code as `code`.
  */
 export function toApiFailure(error: unknown): ApiFailure {
+  if (error instanceof ApiError) return error.failure;
   if (typeof error !== 'object' || error === null) return { status: undefined, message: String(error) };
   const record = error as Record<string, unknown>;
-  const status = numberOf(record.code) ?? numberOf(record.statusCode);
-  const body = typeof record.body === 'string' ? parseJson(record.body) : record.body;
-  const bodyMessage =
-    typeof body === 'object' && body !== null && typeof (body as Record<string, unknown>).message === 'string'
-      ? ((body as Record<string, unknown>).message as string)
-      : undefined;
+  const code = typeof record.code === 'number' && Number.isInteger(record.code) ? record.code : undefined;
   const message =
-    bodyMessage ??
-    (record.kind === 'Status' && typeof record.message === 'string' ? record.message : undefined) ??
-    (error instanceof Error ? firstLine(error.message) : JSON.stringify(error));
-  // A Status object from a watch ERROR event carries its HTTP code as `code`.
-  return { status: status !== undefined && status >= 100 ? status : undefined, message };
+    typeof record.message === 'string'
+      ? firstLine(record.message)
+      : error instanceof Error
+        ? firstLine(error.message)
+        : JSON.stringify(error);
+  return { status: code !== undefined && code >= 100 ? code : undefined, message };
 }
 
-function numberOf(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+export function describeFailure(failure: ApiFailure): string {
+  return failure.status === undefined ? failure.message : `HTTP ${failure.status}: ${failure.message}`;
 }
 
 function firstLine(text: string): string {

@@ -1,6 +1,6 @@
 /**
- * The ServiceCIDR watch's connection states, as status and metrics show them. Kept apart from the
- * source so metrics can list them without loading the Kubernetes client.
+ * The connection states of a Kubernetes source, as status and metrics show them. Kept apart from
+ * the sources so metrics can list them without loading any Kubernetes code.
  */
 export const API_CONNECTION_STATES = [
   'not-configured',
@@ -9,6 +9,8 @@ export const API_CONNECTION_STATES = [
   'unreachable',
   'not-found',
   'forbidden',
+  /** An unexpected error in the agent's own watch code: shown, logged, and the watch restarted. */
+  'error',
   'stopped',
 ] as const;
 

@@ -8,7 +8,10 @@ import { API_CONNECTION_STATES } from '../kubernetes/api-state.js';
  */
 export const OBSERVATION_TTL_MS = 1_000;
 
+/** One Kubernetes API connection of a discovery source (a source may hold two: node-args). */
 interface KubernetesStatus {
+  /** servicecidr, kubeadm, node-args, node-args-servers, dry-run. */
+  readonly source: string;
   readonly state: string;
   readonly objects: number;
 }
@@ -28,7 +31,7 @@ export class AgentMetrics {
     driftRepairs: 0,
     lastSuccessSeconds: 0,
     ready: false,
-    kubernetes: undefined as (() => KubernetesStatus) | undefined,
+    kubernetes: new Map<string, () => readonly KubernetesStatus[]>(),
   };
   #registry: Promise<Registry> | undefined;
   /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
@@ -67,9 +70,9 @@ export class AgentMetrics {
     this.#state.ready = ready;
   }
 
-  /** Exposes the Kubernetes source's connection state (only once that source is loaded). */
-  kubernetesSource(status: () => KubernetesStatus): void {
-    this.#state.kubernetes = status;
+  /** Exposes a Kubernetes source's connection states (only once that source is loaded). */
+  kubernetesSource(name: string, statuses: () => readonly KubernetesStatus[]): void {
+    this.#state.kubernetes.set(name, statuses);
   }
 
   /** The Prometheus text exposition, and its content type. */
@@ -146,7 +149,7 @@ export class AgentMetrics {
     });
     gauge(
       'route_controller_cidr_source_info',
-      'Where the Service CIDRs come from (value 1): env, kubernetes or none',
+      'Where the Service CIDRs come from (value 1): env, servicecidr, kubeadm, node-args, dry-run or none',
       ['source'],
       (set) => set({ source: state.source }, 1),
     );
@@ -191,22 +194,24 @@ export class AgentMetrics {
         },
       });
     }
+    const kubernetes = () => [...state.kubernetes.values()].flatMap((statuses) => statuses());
     gauge(
       'route_controller_kubernetes_api_state',
-      `State of the ServiceCIDR watch: 1 for the current state, 0 for the others (${API_CONNECTION_STATES.join(', ')})`,
-      ['state'],
+      `State of each Kubernetes API connection of a discovery source, once the source is loaded: 1 for the current state, 0 for the others (${API_CONNECTION_STATES.join(', ')})`,
+      ['source', 'state'],
       (set) => {
-        const status = state.kubernetes?.();
-        if (!status) return;
-        for (const name of API_CONNECTION_STATES) set({ state: name }, name === status.state ? 1 : 0);
+        for (const status of kubernetes()) {
+          for (const name of API_CONNECTION_STATES)
+            set({ source: status.source, state: name }, name === status.state ? 1 : 0);
+        }
       },
     );
     gauge(
       'route_controller_kubernetes_servicecidr_objects',
-      'ServiceCIDR objects seen on the API server',
+      'ServiceCIDR objects seen on the API server (once the servicecidr source is loaded)',
       [],
       (set) => {
-        const status = state.kubernetes?.();
+        const status = kubernetes().find((s) => s.source === 'servicecidr');
         if (status) set({}, status.objects);
       },
     );

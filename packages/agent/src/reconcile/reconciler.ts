@@ -262,9 +262,17 @@ export class Reconciler {
     this.#lastDiscoveryLog = key;
     const log = this.#discoveryLog;
     if (discovery.kind === 'cidrs') {
+      // Which source answered, from what, and why the ones before it did not.
+      const skipped = discovery.skipped.map((s) => `${s.source}: ${s.detail}`).join('; ');
       log.info(
-        { source: discovery.source, ipv4: discovery.cidrs.ipv4.length, ipv6: discovery.cidrs.ipv6.length },
-        `Service CIDRs from ${discovery.source}: ${formatServiceCidrs(discovery.cidrs)}`,
+        {
+          source: discovery.source,
+          detail: discovery.detail,
+          skipped: discovery.skipped,
+          ipv4: discovery.cidrs.ipv4.length,
+          ipv6: discovery.cidrs.ipv6.length,
+        },
+        `Service CIDRs from ${discovery.source}: ${formatServiceCidrs(discovery.cidrs)} (${discovery.detail})${skipped ? `; skipped ${skipped}` : ''}`,
       );
       for (const note of discovery.notes) log.warn({ note }, describeNote(note));
     } else if (discovery.kind === 'none') {

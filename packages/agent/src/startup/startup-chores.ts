@@ -1,13 +1,16 @@
+import { type CommandRunner, errorMessage } from '@route-controller/core';
 import { BackendSelector, type Selection } from '../backends/backend-selector.js';
 import type { BackendSet } from '../backends/backend-set.js';
+import { kubeProxyReport } from '../commands/discovery-report.js';
 import { inject, injectable } from '../di.js';
 import type { Logger } from '../observability/logger.js';
+import { Reconciler } from '../reconcile/reconciler.js';
 import { TOKENS } from '../tokens.js';
 
 /**
  * What `run` does once after the first apply: the removal of an earlier run's rules from the other
  * backends and the iptables flavour warnings (both read every table, so they wait until the node is
- * protected).
+ * protected), and a word on kube-proxy when it already drops traffic to unallocated ClusterIPs.
  */
 @injectable()
 export class StartupChores {
@@ -17,6 +20,8 @@ export class StartupChores {
     @inject(TOKENS.Selection) private readonly selection: Selection,
     @inject(TOKENS.Backends) private readonly backends: BackendSet,
     @inject(BackendSelector) private readonly selector: BackendSelector,
+    @inject(TOKENS.CommandRunner) private readonly runner: CommandRunner,
+    @inject(Reconciler) private readonly reconciler: Reconciler,
     @inject(TOKENS.Logger) logger: Logger,
   ) {
     this.#log = logger.child({ component: 'agent' });
@@ -26,6 +31,23 @@ export class StartupChores {
     await this.#removeLeftovers();
     const warnings = await this.selector.flavourWarnings(this.selection).catch(() => []);
     for (const warning of warnings) this.#log.warn({ backend: this.selection.backend }, warning);
+    await this.#kubeProxyNotice();
+  }
+
+  /** kube-proxy in nftables mode may already cover this node: say so (our rules stay all the same). */
+  async #kubeProxyNotice(): Promise<void> {
+    try {
+      const installed = this.reconciler.installed();
+      const discovered = installed
+        ? { ipv4: installed.cidrs.ipv4.map((c) => c.text), ipv6: installed.cidrs.ipv6.map((c) => c.text) }
+        : undefined;
+      const report = await kubeProxyReport(this.runner, discovered);
+      if (report.notice) this.#log.info({ kubeProxy: { ipv4: report.ipv4, ipv6: report.ipv6 } }, report.notice);
+      else
+        this.#log.debug({ unknown: report.unknown }, 'kube-proxy has no drop of unallocated ClusterIPs on this node');
+    } catch (error) {
+      this.#log.debug({ err: error }, `could not check kube-proxy's nftables chains: ${errorMessage(error)}`);
+    }
   }
 
   /**

@@ -1,0 +1,133 @@
+import { normalizeCidrs, type ServiceCidrSource, type SourceReading } from '@route-controller/core';
+import type { Logger } from '../observability/logger.js';
+import { KUBEADM_CONFIGMAP, KUBEADM_NAMESPACE, kubeadmServiceSubnet } from './kubeadm.js';
+import type { SourceCommonOptions } from './service-cidr-source.js';
+import { warnOnce } from './service-cidr-source.js';
+import {
+  type KubernetesSource,
+  type KubernetesSourceStatus,
+  ReadingListeners,
+  Reflector,
+  staleNote,
+  unsyncedReading,
+  withDetail,
+} from './watched-source.js';
+
+const SUBJECT = {
+  noun: `the ${KUBEADM_CONFIGMAP} ConfigMap`,
+  permission: `get, list and watch on configmaps named ${KUBEADM_CONFIGMAP} in ${KUBEADM_NAMESPACE} (a Role there with resourceNames: [${KUBEADM_CONFIGMAP}])`,
+};
+
+/**
+ * kubeadm's ClusterConfiguration (kind, minikube, Docker Desktop and every kubeadm cluster), followed
+ * live. Only that one object is listed and watched, by a metadata.name field selector, so a Role
+ * restricted to resourceNames: [kubeadm-config] is enough.
+ */
+export class KubeadmConfigSource implements ServiceCidrSource, KubernetesSource {
+  readonly name = 'kubeadm';
+  readonly #reflector: Reflector;
+  readonly #listeners = new ReadingListeners();
+  readonly #firstListWaitMs: number;
+  readonly #log: Logger;
+
+  constructor(options: SourceCommonOptions) {
+    this.#log = options.logger;
+    this.#firstListWaitMs = options.firstListWaitMs ?? 2_000;
+    this.#reflector = new Reflector({
+      subject: SUBJECT,
+      connect: options.connect,
+      resolve: async () => ({
+        kind: 'served',
+        target: {
+          path: `/api/v1/namespaces/${KUBEADM_NAMESPACE}/configmaps`,
+          query: { fieldSelector: `metadata.name=${KUBEADM_CONFIGMAP}` },
+          resource: `configmaps ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`,
+        },
+      }),
+      logger: options.logger,
+      ...(options.timings ? { timings: options.timings } : {}),
+      ...(options.random ? { random: options.random } : {}),
+      onEvent: (type) =>
+        this.#log.info(
+          { configmap: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`, event: type },
+          `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ${type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'created' : 'changed'}`,
+        ),
+    });
+    this.#reflector.subscribe(() => this.#listeners.update(this.#reading()));
+  }
+
+  statuses(): readonly KubernetesSourceStatus[] {
+    return [{ source: this.name, ...this.#reflector.status() }];
+  }
+
+  async read(): Promise<SourceReading> {
+    await this.#reflector.start(this.#firstListWaitMs);
+    return this.#reading();
+  }
+
+  subscribe(listener: () => void): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.#reflector.stop();
+  }
+
+  #reading(): SourceReading {
+    const reflector = this.#reflector;
+    if (!reflector.status().synced) {
+      return unsyncedReading(
+        reflector,
+        SUBJECT,
+        'Check that the API server is reachable from the node, or set SERVICE_CIDRS (Helm: routeController.serviceCIDRs).',
+      );
+    }
+    const stale = staleNote(reflector);
+    const [configMap] = reflector.objects().values();
+    if (!configMap) {
+      return withDetail(
+        { kind: 'none', detail: `no ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ConfigMap (not a kubeadm cluster)` },
+        stale,
+      );
+    }
+    const subnet = kubeadmServiceSubnet(configMap as { data?: unknown });
+    if (subnet.kind !== 'subnet') {
+      if (subnet.kind === 'invalid') {
+        warnOnce(this.#log, subnet.detail, () =>
+          this.#log.warn(
+            { detail: subnet.detail },
+            `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} cannot be read: ${subnet.detail}`,
+          ),
+        );
+      }
+      return withDetail({ kind: 'none', detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}: ${subnet.detail}` }, stale);
+    }
+    for (const entry of subnet.rejected) {
+      warnOnce(this.#log, `kubeadm:${entry}`, () =>
+        this.#log.warn(
+          { entry, serviceSubnet: subnet.value },
+          `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet has an entry route-controller cannot use: "${entry}"; ignored`,
+        ),
+      );
+    }
+    if (subnet.cidrs.length === 0) {
+      return withDetail(
+        {
+          kind: 'none',
+          detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet "${subnet.value}" holds no CIDR`,
+        },
+        stale,
+      );
+    }
+    const { cidrs, notes } = normalizeCidrs(subnet.cidrs);
+    return withDetail(
+      {
+        kind: 'cidrs',
+        cidrs,
+        notes,
+        detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ClusterConfiguration networking.serviceSubnet ${subnet.value}`,
+      },
+      stale,
+    );
+  }
+}

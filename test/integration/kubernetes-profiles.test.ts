@@ -1,0 +1,242 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Discovery, type DiscoveryChain, formatServiceCidrs } from '@route-controller/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../packages/agent/src/config/config.js';
+import { createAgentContainer } from '../../packages/agent/src/container.js';
+import { createLogger } from '../../packages/agent/src/observability/logger.js';
+import { TOKENS } from '../../packages/agent/src/tokens.js';
+import {
+  ALL_SOURCES,
+  type ClusterProfile,
+  forbidding,
+  KIND_132,
+  KIND_134,
+  k3sAgent,
+  k3sServer,
+  MINIKUBE_127,
+  NONE_130,
+  type ProfileRange,
+  V1BETA1_132,
+} from '../src/cluster-profiles.js';
+import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
+
+/**
+ * The agent's discovery chain, as its composition root builds it (no SERVICE_CIDRS: every
+ * Kubernetes source behind the one lazy import), against the test API server dressed as each
+ * local cluster in turn. The kernel tests prove the same profiles with packets.
+ */
+
+const RANGE: ProfileRange = { ipv4: '10.96.0.0/16', ipv6: 'fd00:10:96::/112' };
+
+let server: FakeApiServer;
+let dir: string;
+let kubeconfig: string;
+const chains: DiscoveryChain[] = [];
+
+beforeEach(async () => {
+  server = new FakeApiServer();
+  dir = await mkdtemp(join(tmpdir(), 'rc-profiles-'));
+  kubeconfig = join(dir, 'kubeconfig');
+  await writeFile(kubeconfig, kubeconfigFor(await server.listen()));
+});
+
+afterEach(async () => {
+  await Promise.all(chains.splice(0).map((chain) => chain.close()));
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function chainFor(env: Readonly<Record<string, string>>): DiscoveryChain {
+  const container = createAgentContainer(loadConfig({ KUBECONFIG: kubeconfig, LISTEN_ADDRESS: 'off', ...env }), {
+    logger: createLogger('silent'),
+  });
+  const chain = container.resolve<DiscoveryChain>(TOKENS.Discovery);
+  chains.push(chain);
+  return chain;
+}
+
+async function discover(profile: ClusterProfile, range = RANGE, env: Record<string, string> = {}): Promise<Discovery> {
+  profile.apply(server, range);
+  return chainFor({ ...profile.env, ...env }).resolve();
+}
+
+const cidrs = (discovery: Discovery) =>
+  discovery.kind === 'cidrs' ? formatServiceCidrs(discovery.cidrs) : discovery.kind;
+const skipped = (discovery: Discovery) => discovery.skipped.map((s) => s.source);
+
+describe('discovery in each local cluster, with no SERVICE_CIDRS', () => {
+  it('kind 1.32: no ServiceCIDR API, so kubeadm-config (stored as v1beta4) answers', async () => {
+    const discovery = await discover(KIND_132);
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
+    expect(cidrs(discovery)).toBe('10.96.0.0/16, fd00:10:96::/112');
+    expect(skipped(discovery)).toEqual(['env', 'servicecidr']);
+    expect(discovery.skipped[1]?.detail).toContain('is not served by this cluster');
+    // Only the one ConfigMap was asked for, by name, on the list and the watch.
+    const configmaps = server.requests.filter((r) => r.path.startsWith('/api/v1/namespaces/kube-system/configmaps'));
+    expect(configmaps.length).toBeGreaterThan(0);
+    for (const request of configmaps) expect(request.query.fieldSelector).toBe('metadata.name=kubeadm-config');
+  });
+
+  it('kind 1.34: ServiceCIDR v1 answers, before kubeadm-config (which is never read)', async () => {
+    const discovery = await discover(KIND_134);
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'servicecidr' });
+    expect(cidrs(discovery)).toBe('10.96.0.0/16, fd00:10:96::/112');
+    expect(server.requests.some((r) => r.path.includes('/configmaps'))).toBe(false);
+  });
+
+  it('minikube on 1.27: kubeadm-config stored as v1beta3, 10.96.0.0/12', async () => {
+    const discovery = await discover(MINIKUBE_127, { ipv4: '10.96.0.0/12' });
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
+    expect(cidrs(discovery)).toBe('10.96.0.0/12');
+  });
+
+  it('k3s 1.31 server with --service-cidr: its own node-args', async () => {
+    const discovery = await discover(k3sServer(true), { ipv4: '10.45.0.0/16' });
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'node-args' });
+    expect(cidrs(discovery)).toBe('10.45.0.0/16');
+    expect(skipped(discovery)).toEqual(['env', 'servicecidr', 'kubeadm']);
+    expect(discovery.skipped[2]?.detail).toBe('no kube-system/kubeadm-config ConfigMap (not a kubeadm cluster)');
+  });
+
+  it('k3s 1.31 server without --service-cidr: the k3s default 10.43.0.0/16, saying so', async () => {
+    const discovery = await discover(k3sServer(false));
+    expect(cidrs(discovery)).toBe('10.43.0.0/16');
+    expect(discovery.kind === 'cidrs' && discovery.detail).toContain(
+      'names no --service-cidr: the k3s default 10.43.0.0/16',
+    );
+  });
+
+  it('k3s 1.31 agent node: reads the server nodes (control-plane label), with and without --service-cidr', async () => {
+    const withFlag = await discover(k3sAgent(true), { ipv4: '10.45.0.0/16' });
+    expect(withFlag).toMatchObject({ kind: 'cidrs', source: 'node-args' });
+    expect(cidrs(withFlag)).toBe('10.45.0.0/16');
+    expect(withFlag.kind === 'cidrs' && withFlag.detail).toContain('node k3s-agent is a k3s agent node');
+    const nodeLists = server.requests.filter((r) => r.path === '/api/v1/nodes' && r.query.watch === undefined);
+    expect(nodeLists.map((r) => r.query.fieldSelector ?? r.query.labelSelector)).toEqual([
+      'metadata.name=k3s-agent',
+      'node-role.kubernetes.io/control-plane',
+    ]);
+  });
+
+  it('k3s 1.31 agent node whose server names no --service-cidr: the default', async () => {
+    expect(cidrs(await discover(k3sAgent(false)))).toBe('10.43.0.0/16');
+  });
+
+  it('1.32 with only v1beta1: the ServiceCIDRs from v1beta1', async () => {
+    const discovery = await discover(V1BETA1_132);
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'servicecidr' });
+    expect(discovery.kind === 'cidrs' && discovery.detail).toContain('networking.k8s.io/v1beta1 servicecidrs');
+  });
+
+  it('none of these: "none", every source with its reason (the warning of today)', async () => {
+    const discovery = await discover(NONE_130);
+    expect(discovery.kind).toBe('none');
+    expect(discovery.skipped.map((s) => [s.source, s.detail])).toEqual([
+      ['env', expect.stringContaining('SERVICE_CIDRS')],
+      ['servicecidr', expect.stringContaining('is not served by this cluster')],
+      ['kubeadm', 'no kube-system/kubeadm-config ConfigMap (not a kubeadm cluster)'],
+      ['node-args', expect.stringContaining('node node-1 is not a k3s or RKE2 node')],
+    ]);
+  });
+
+  it('none of these, with the dry-run source on: the API server names its range', async () => {
+    const discovery = await discover(NONE_130, RANGE, { DISCOVERY_SOURCES: ALL_SOURCES });
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'dry-run' });
+    expect(cidrs(discovery)).toBe('10.96.0.0/16, fd00:10:96::/112');
+    const posts = server.requests.filter((r) => r.method === 'POST');
+    expect(posts.map((r) => [r.path, r.query.dryRun])).toEqual([
+      ['/api/v1/namespaces/route-controller/services', 'All'],
+      ['/api/v1/namespaces/route-controller/services', 'All'],
+    ]);
+  });
+});
+
+describe('each 403, skipped with its reason', () => {
+  it('servicecidrs forbidden on kind 1.34: skipped, kubeadm-config answers', async () => {
+    const discovery = await discover(forbidding(KIND_134, ['servicecidrs'], 'kubeadm'));
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
+    expect(discovery.skipped[1]?.detail).toContain(
+      'cannot list resource "servicecidrs" in API group "networking.k8s.io" at the cluster scope',
+    );
+    expect(discovery.skipped[1]?.detail).toContain('it needs get, list and watch on servicecidrs');
+  });
+
+  it('configmaps forbidden on kind 1.32: skipped; with dry-run on, the API server answers', async () => {
+    const off = await discover(forbidding(KIND_132, ['configmaps'], 'none'));
+    expect(off.kind).toBe('none');
+    expect(off.skipped.find((s) => s.source === 'kubeadm')?.detail).toContain(
+      'cannot list resource "configmaps" in API group "" in the namespace "kube-system"',
+    );
+    await Promise.all(chains.splice(0).map((chain) => chain.close()));
+    const on = await chainFor({ ...KIND_132.env, DISCOVERY_SOURCES: ALL_SOURCES }).resolve();
+    expect(on).toMatchObject({ kind: 'cidrs', source: 'dry-run' });
+    expect(cidrs(on)).toBe('10.96.0.0/16, fd00:10:96::/112');
+  });
+
+  it('nodes forbidden on k3s: skipped; services forbidden too: "none", naming create on services', async () => {
+    const discovery = await discover(forbidding(k3sServer(true), ['nodes', 'services'], 'none'), RANGE, {
+      DISCOVERY_SOURCES: ALL_SOURCES,
+    });
+    expect(discovery.kind).toBe('none');
+    expect(discovery.skipped.find((s) => s.source === 'node-args')?.detail).toContain(
+      'cannot list resource "nodes" in API group "" at the cluster scope',
+    );
+    expect(discovery.skipped.find((s) => s.source === 'dry-run')?.detail).toContain(
+      'cannot create resource "services" in API group "" in the namespace "route-controller"',
+    );
+  });
+
+  it('a Role with resourceNames: [kubeadm-config] is enough: the list and the watch carry the field selector', async () => {
+    KIND_132.apply(server, RANGE);
+    server.allowOnlyNames('configmaps', 'kubeadm-config');
+    const chain = chainFor(KIND_132.env);
+    expect(await chain.resolve()).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
+    await waitFor(() => server.watchesOf('configmaps') === 1);
+    expect(server.requests.filter((r) => r.path.includes('/configmaps') && r.status === 403)).toEqual([]);
+  });
+});
+
+describe('followed live', () => {
+  it('a change of kubeadm-config reaches the chain through the watch', async () => {
+    const chain = chainFor(KIND_132.env);
+    KIND_132.apply(server, RANGE);
+    await chain.resolve();
+    let changes = 0;
+    chain.subscribe(() => {
+      changes += 1;
+    });
+    await waitFor(() => server.watchesOf('configmaps') === 1);
+    server.putConfigMap('kube-system', 'kubeadm-config', {
+      ClusterConfiguration: 'networking:\n  serviceSubnet: 10.100.0.0/16\n',
+    });
+    await waitFor(() => changes > 0);
+    expect(cidrs(await chain.resolve())).toBe('10.100.0.0/16');
+  });
+
+  it("a change of the server's node-args reaches an agent node's chain", async () => {
+    const chain = chainFor(k3sAgent(true).env);
+    k3sAgent(true).apply(server, { ipv4: '10.45.0.0/16' });
+    expect(cidrs(await chain.resolve())).toBe('10.45.0.0/16');
+    let changes = 0;
+    chain.subscribe(() => {
+      changes += 1;
+    });
+    await waitFor(() => server.watchesOf('nodes') === 2);
+    server.putNode('k3s-server', {
+      labels: { 'node-role.kubernetes.io/control-plane': 'true' },
+      annotations: { 'k3s.io/node-args': '["server","--service-cidr","10.46.0.0/16"]' },
+    });
+    await waitFor(() => changes > 0);
+    expect(cidrs(await chain.resolve())).toBe('10.46.0.0/16');
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const start = performance.now();
+  while (!check()) {
+    if (performance.now() - start > timeoutMs) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
