@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,9 +66,20 @@ describe('the backends installed alone from packed tarballs', () => {
       expect([...names].filter((name) => name.startsWith('@kubernetes/'))).toEqual([]);
       expect(names.has('@route-controller/agent')).toBe(false);
       expect(names.has('@route-controller/core')).toBe(true);
-      // Published files: dist and the manifest (npm adds README and LICENSE when present), no sources or tests.
-      const published = await readdir(join(app, 'node_modules', '@route-controller', backend));
-      expect(published.filter((file) => !['dist', 'package.json', 'README.md', 'LICENSE'].includes(file))).toEqual([]);
+      // Published files: dist, the sources its maps point at, the manifest, README and LICENSE; no tests,
+      // no build metadata.
+      const installed = join(app, 'node_modules', '@route-controller', backend);
+      const published = await readdir(installed);
+      expect(published.sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
+      const dist = await readdir(join(installed, 'dist'));
+      expect(dist.filter((file) => file.endsWith('.tsbuildinfo') || file.startsWith('.'))).toEqual([]);
+      // Every source map names files that were shipped, so a debugger finds them.
+      for (const map of dist.filter((file) => file.endsWith('.map'))) {
+        const { sources } = JSON.parse(await readFile(join(installed, 'dist', map), 'utf8')) as { sources: string[] };
+        for (const source of sources) {
+          await expect(access(join(installed, 'dist', source)), `${map} -> ${source}`).resolves.toBeUndefined();
+        }
+      }
 
       const script =
         backend === 'backend-nft'
