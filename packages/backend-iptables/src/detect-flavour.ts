@@ -96,7 +96,7 @@ export const DETECTION_READS: readonly Read[] = [
   { mode: 'nft', family: 'ipv6', args: [] },
 ];
 
-const EMPTY: SaveDump = { tables: [], legacyTablesPresent: false };
+const EMPTY: SaveDump = { tables: [], legacyTablesPresent: false, incomplete: [] };
 
 function hintsIn(dump: SaveDump): string[] {
   return KUBELET_HINT_CHAINS.filter((chain) => hasChain(dump, chain));

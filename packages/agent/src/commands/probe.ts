@@ -1,11 +1,16 @@
+import { backendOf } from '../backends/backend-set.js';
 import { BACKEND_NAMES } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
 import { json, type Output, table } from './output.js';
+import { driftRepair } from './status.js';
 
 /** `route-controller probe`: which backend this node would use, and why. */
 export async function probeCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
   const report = await toolbox.selector.report();
   const { availability, detection, decision, error } = report;
+  const events = Object.fromEntries(
+    BACKEND_NAMES.map((name) => [name, backendOf(toolbox.backends, name).capabilities.events]),
+  );
   if (options.json) {
     output.out(
       json({
@@ -14,6 +19,8 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
         warnings: decision?.warnings ?? [],
         requested: toolbox.config.backend,
         backends: availability,
+        // Per backend: whether drift is repaired at once from kernel change events (else by the resync).
+        changeEvents: events,
         iptablesFlavour: detection,
         ...(error ? { error: error.toJSON() } : {}),
       }),
@@ -34,6 +41,7 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
       lines.push(`    ${name}: ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`);
     }
     for (const warning of availability[name]?.warnings ?? []) lines.push(`    ${name}: warning: ${warning}`);
+    lines.push(`    ${name}: ${driftRepair(name, events[name] === true)}`);
   }
   lines.push('', `iptables flavour in use on this node: ${detection.mode} (${detection.reason})`);
   lines.push(`  evidence: ${JSON.stringify(detection.evidence)}`);
