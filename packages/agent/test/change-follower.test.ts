@@ -1,4 +1,4 @@
-import { commandNotFound, ErrorCodes } from '@route-controller/core';
+import { commandNotFound, ErrorCodes, RouteControllerError } from '@route-controller/core';
 import { MEMORY_CAPABILITIES, MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -159,6 +159,18 @@ describe('ChangeFollower', () => {
     const warning = t.logs.find((line) => String(line.msg).startsWith('no kernel change events'));
     expect(warning).toMatchObject({ code: ErrorCodes.CommandNotFound, msg: expect.stringContaining('every 30s') });
     expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    await follower.stop();
+  });
+
+  it('gives up too when the backend turns out to have no events after all', async () => {
+    const kernel = new MemoryKernel();
+    kernel.streamFailure = new RouteControllerError(ErrorCodes.FirewallUnsupported, 'no events here');
+    const t = setup('30s', kernel);
+    const watch = vi.spyOn(t.backend, 'watchChanges');
+    const follower = new ChangeFollower(t.config, t.backend, t.reconciler, t.metrics, t.logger);
+    follower.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(watch).toHaveBeenCalledTimes(1);
     await follower.stop();
   });
 

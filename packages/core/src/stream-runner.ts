@@ -230,29 +230,34 @@ class ProcessLineStream implements LineStream {
     this.#notify();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+  /**
+   * A hand-written iterator, not an async generator: a monitor's lines come by the thousand a
+   * second, and a queued line is handed out with one resolved promise and nothing else.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<string> {
     if (this.#iterating) throw new Error('a LineStream can be iterated only once');
     this.#iterating = true;
     let index = 0;
-    for (;;) {
+    const next = (): Promise<IteratorResult<string, undefined>> => {
       if (index < this.#lines.length) {
-        // Hand out what is queued, then drop it in one go: shift() per line would be quadratic.
         const line = this.#lines[index] as string;
         index += 1;
+        // Hand out what is queued, then drop it in one go: shift() per line would be quadratic.
         if (index === this.#lines.length) {
           this.#lines.length = 0;
           index = 0;
           if (this.#child?.stdout?.isPaused()) this.#child.stdout.resume();
         }
-        yield line;
-        continue;
+        return Promise.resolve({ value: line, done: false });
       }
-      if (this.#ended) break;
-      await new Promise<void>((resolve) => {
+      if (this.#ended) {
+        return this.#error ? Promise.reject(this.#error) : Promise.resolve({ value: undefined, done: true });
+      }
+      return new Promise<void>((resolve) => {
         this.#wake = resolve;
-      });
-    }
-    if (this.#error) throw this.#error;
+      }).then(next);
+    };
+    return { next, return: () => Promise.resolve({ value: undefined, done: true }) };
   }
 }
 

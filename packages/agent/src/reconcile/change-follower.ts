@@ -114,8 +114,12 @@ export class ChangeFollower {
       }
       this.metrics.changeStream(false);
       if (signal.aborted) return;
-      if (isRouteControllerError(failure, ErrorCodes.CommandNotFound)) {
-        // Retrying cannot install it: say so once, and leave drift to the resync.
+      if (
+        isRouteControllerError(failure, ErrorCodes.CommandNotFound) ||
+        isRouteControllerError(failure, ErrorCodes.FirewallUnsupported)
+      ) {
+        // Retrying cannot install the monitor, nor give the backend events: say so once, and leave
+        // drift to the resync.
         this.#log.warn(
           { backend: this.backend.name, err: failure, code: failure.code, hint: failure.hint },
           `no kernel change events: ${failure.message}; drift is repaired by the resync only, every ${this.#resync()}`,
