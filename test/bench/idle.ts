@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { Netns } from '@route-controller/lab';
 import { startAgent } from '../src/agent-bin.js';
 import { BENCH_CIDRS } from './startup.js';
@@ -9,11 +9,13 @@ export interface IdleResult {
   readonly peakRssMb: number;
   /** CPU time used while idle, as a percentage of one core. */
   readonly cpuPercent: number;
+  /** The same for the agent's `nft -j monitor ruleset` child (undefined when none runs). */
+  readonly monitor?: { readonly rssMb: number; readonly cpuPercent: number };
 }
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the command name).
@@ -36,7 +38,10 @@ export async function measureIdle(seconds: number): Promise<IdleResult> {
     await ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
     const pid = agent.pid;
     if (pid === undefined) throw new Error('agent has no pid');
+    await agent.waitForMessage('following kernel change events', 20_000);
+    const [monitor] = await childrenNamed(pid, 'nft');
     const startCpu = await cpuSeconds(pid);
+    const startMonitor = monitor === undefined ? 0 : await cpuSeconds(monitor);
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     const cpu = (await cpuSeconds(pid)) - startCpu;
     return {
@@ -44,10 +49,35 @@ export async function measureIdle(seconds: number): Promise<IdleResult> {
       rssMb: await memoryMb(pid, 'VmRSS'),
       peakRssMb: await memoryMb(pid, 'VmHWM'),
       cpuPercent: (cpu / seconds) * 100,
+      ...(monitor === undefined
+        ? {}
+        : {
+            monitor: {
+              rssMb: await memoryMb(monitor, 'VmRSS'),
+              cpuPercent: (((await cpuSeconds(monitor)) - startMonitor) / seconds) * 100,
+            },
+          }),
     };
   } finally {
     await agent.stop('SIGTERM');
     await ns.must('nft', ['delete', 'table', 'inet', 'route-controller']).catch(() => undefined);
     await ns.delete();
   }
+}
+
+/** The children of `pid` named `comm` (the agent's monitor: `nft`). */
+export async function childrenNamed(pid: number, comm: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'latin1');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === pid && name === comm) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
