@@ -77,8 +77,8 @@ async function metric(ns: Netns, name: string): Promise<number | undefined> {
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
 
-/** Processes whose parent is `pid` and whose name is `comm`. */
-function children(pid: number, comm: string): number[] {
+/** Processes whose parent is `pid`, named `comm`, with `arg` among their arguments. */
+function children(pid: number, comm: string, arg?: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -86,7 +86,9 @@ function children(pid: number, comm: string): number[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid && name === comm) found.push(Number(entry));
+      if (parent !== pid || name !== comm) continue;
+      if (arg && !readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').includes(arg)) continue;
+      found.push(Number(entry));
     } catch {
       // gone meanwhile
     }
@@ -117,7 +119,8 @@ async function monitorOf(agent: AgentProcess): Promise<number> {
   const pid = agent.pid;
   if (pid === undefined) throw new Error('the agent has no pid');
   await agent.waitForMessage('following kernel change events', 15_000);
-  const [monitor, ...more] = children(pid, 'nft');
+  // By its arguments: a reconcile's `nft -j list` may be running next to it.
+  const [monitor, ...more] = children(pid, 'nft', 'monitor');
   if (monitor === undefined || more.length > 0)
     throw new Error(`expected one nft child of ${pid}, found ${more.length + (monitor ? 1 : 0)}`);
   return monitor;
@@ -194,6 +197,20 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
       expect(ended(monitor)).toBe(false);
       expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
       expect(ended(monitor)).toBe(true);
+    });
+
+    it('SIGTERM while the agent is still starting: an orderly stop all the same, nothing left behind', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', PATH: '/usr/sbin:/sbin' });
+        // The rules are in, the monitor and the start-up chores are (about to be) under way.
+        await agent.waitForMessage(/^rules (applied|already in step)/, 15_000);
+        const pid = agent.pid ?? 0;
+        agent.signal('SIGTERM');
+        const exit = await agent.exitWithin(10_000);
+        expect(exit).toEqual({ exitCode: 0, signal: undefined });
+        expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+        expect(children(pid, 'nft')).toEqual([]);
+      }
     });
 
     it('SIGKILL: it ends at once where setpriv --pdeathsig works (the image has it)', async () => {

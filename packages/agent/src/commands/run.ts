@@ -28,10 +28,11 @@ export async function runAgent(
   const log = logger.child({ component: 'agent' });
   // Listened for from the start: a SIGTERM that arrives while the agent starts (the rules being
   // applied, the change event monitor starting) stops it in order once started, never by default
-  // disposition half-way.
+  // disposition half-way. `on`, not `once`: execa's exit handler (signal-exit) re-raises a signal
+  // that no other listener is left to handle, which would kill the process before it has stopped.
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
   });
   let agent: Agent;
   try {
