@@ -175,7 +175,7 @@ export async function measureChurn(
   const agent = await startWithEvents(ns, backend);
   try {
     const pid = agent.pid ?? 0;
-    const [monitor] = await childrenNamed(pid, 'nft');
+    const [monitor] = await childrenNamed(pid, 'nft', 'monitor');
     if (monitor === undefined) throw new Error('no nft monitor child found');
     // One rewrite first: the chains exist, so every later one has the same shape.
     await ns.must('nft', ['-f', '-'], churnPayload(rules, 0));

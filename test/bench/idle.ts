@@ -39,7 +39,8 @@ export async function measureIdle(seconds: number): Promise<IdleResult> {
     const pid = agent.pid;
     if (pid === undefined) throw new Error('agent has no pid');
     await agent.waitForMessage('following kernel change events', 20_000);
-    const [monitor] = await childrenNamed(pid, 'nft');
+    // By its arguments: a reconcile's `nft -j list` may be running next to it.
+    const [monitor] = await childrenNamed(pid, 'nft', 'monitor');
     const startCpu = await cpuSeconds(pid);
     const startMonitor = monitor === undefined ? 0 : await cpuSeconds(monitor);
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
@@ -65,8 +66,8 @@ export async function measureIdle(seconds: number): Promise<IdleResult> {
   }
 }
 
-/** The children of `pid` named `comm` (the agent's monitor: `nft`). */
-export async function childrenNamed(pid: number, comm: string): Promise<number[]> {
+/** The children of `pid` named `comm` with `arg` among their arguments (the agent's `nft ... monitor`). */
+export async function childrenNamed(pid: number, comm: string, arg?: string): Promise<number[]> {
   const found: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -74,7 +75,9 @@ export async function childrenNamed(pid: number, comm: string): Promise<number[]
       const stat = await readFile(`/proc/${entry}/stat`, 'latin1');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid && name === comm) found.push(Number(entry));
+      if (parent !== pid || name !== comm) continue;
+      if (arg && !(await readFile(`/proc/${entry}/cmdline`, 'latin1')).split('\0').includes(arg)) continue;
+      found.push(Number(entry));
     } catch {
       // gone meanwhile
     }

@@ -130,7 +130,7 @@ describeKernel('pnpm bench', () => {
 function merge(existing: string, fresh: ReadonlyMap<SectionKey, string>, when: string, machine: string): string {
   const parts = existing.split(/^(?=## )/m);
   const header = (parts.shift() ?? '')
-    .replace(/\n*Sections refreshed by `BENCH_SECTIONS=[^`]*`[^\n]*(\n(?!\n).*)*/g, '')
+    .replace(/\n*Sections refreshed by `BENCH_SECTIONS=[^`]*`[^\n]*\n\n?(- .*(\n|$))*/g, '')
     .trimEnd();
   const heading = (text: string) => text.split('\n')[0] ?? '';
   const byHeading = new Map(parts.map((part) => [heading(part), part.trimEnd()]));
@@ -144,6 +144,7 @@ function merge(existing: string, fresh: ReadonlyMap<SectionKey, string>, when: s
     header,
     '',
     `Sections refreshed by \`BENCH_SECTIONS=${SELECTED?.join(',')}\` on ${when} UTC (${refreshed}), on:`,
+    '',
     machine,
     '',
     ...[...byHeading.values()].map((section) => `${section}\n`),
