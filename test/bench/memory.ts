@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { type AgentBin, AgentProcess, LAB, Netns } from '@route-controller/lab';
 import { AGENT_BIN } from '../src/agent-bin.js';
 import { startKubernetesApi } from './kubernetes-harness.js';
@@ -13,11 +13,35 @@ export interface MemoryResult {
   readonly peakMib: number;
   /** CPU time used over the period, as a percentage of one core. */
   readonly cpuPercent: number;
+  /**
+   * The agent's `nft -j monitor ruleset` child (kernel change events), in the same pod and so in the
+   * same memory limit; undefined when none runs.
+   */
+  readonly monitor?: { readonly rssMib: number; readonly cpuPercent: number };
+}
+
+/** The children of `pid` named `comm` with `arg` among their arguments (the agent's `nft ... monitor`). */
+export async function childrenNamed(pid: number, comm: string, arg?: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'latin1');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent !== pid || name !== comm) continue;
+      if (arg && !(await readFile(`/proc/${entry}/cmdline`, 'latin1')).split('\0').includes(arg)) continue;
+      found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the command name).
@@ -37,7 +61,11 @@ export async function watchAgent(agent: AgentProcess, label: string, seconds: nu
   await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
   const pid = agent.pid;
   if (pid === undefined) throw new Error('the agent has no pid');
+  await agent.waitForMessage('following kernel change events', 5_000).catch(() => undefined);
+  // By its arguments: a reconcile's `nft -j list` may be running next to it.
+  const [monitor] = await childrenNamed(pid, 'nft', 'monitor');
   const startCpu = await cpuSeconds(pid);
+  const startMonitor = monitor === undefined ? 0 : await cpuSeconds(monitor);
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const cpu = (await cpuSeconds(pid)) - startCpu;
   return {
@@ -46,6 +74,14 @@ export async function watchAgent(agent: AgentProcess, label: string, seconds: nu
     idleMib: await memoryMib(pid, 'VmRSS'),
     peakMib: await memoryMib(pid, 'VmHWM'),
     cpuPercent: (cpu / seconds) * 100,
+    ...(monitor === undefined
+      ? {}
+      : {
+          monitor: {
+            rssMib: await memoryMib(monitor, 'VmRSS'),
+            cpuPercent: (((await cpuSeconds(monitor)) - startMonitor) / seconds) * 100,
+          },
+        }),
   };
 }
 

@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { httpGet, LAB, LoopLab } from '@route-controller/lab';
@@ -90,6 +94,31 @@ describeKernel('agent lifecycle in the loop lab', () => {
     await agent.stop();
     expect(agent.logs.some((line) => /rules kept in place/.test(line.msg))).toBe(false);
     expect(agent.logs.some((line) => /no rules of ours were installed; nothing to keep/.test(line.msg))).toBe(true);
+  });
+
+  it('SIGTERM while a command of its start-up still runs: an orderly stop all the same, exit 0', async () => {
+    // A private xtables lock, held: the first apply's iptables-legacy-restore waits on it, so a
+    // command is in flight when the signal comes (execa's exit handler is installed just then).
+    const dir = mkdtempSync(join(tmpdir(), 'rct-xtables-'));
+    const lockFile = join(dir, 'xtables.lock');
+    writeFileSync(lockFile, '');
+    const holder = spawn('flock', [lockFile, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      const agent = startAgent(lab.node, {
+        SERVICE_CIDRS,
+        FIREWALL_BACKEND: 'iptables-legacy',
+        IPTABLES_LOCK_WAIT: '2s',
+        XTABLES_LOCKFILE: lockFile,
+      });
+      await agent.waitForMessage('backend iptables-legacy chosen', 15_000);
+      await sleep(500);
+      agent.signal('SIGTERM');
+      expect(await agent.exitWithin(15_000)).toEqual({ exitCode: 0, signal: undefined });
+      expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('CLEANUP_ON_EXIT=true removes the rules on SIGTERM', async () => {

@@ -11,7 +11,10 @@ describeKernel('iptables-legacy backend on a real kernel', () => {
     test: { describe, it },
     // The fixture sends real packets through the lab node, so the traffic group runs.
     traffic: true,
-    capabilities: IPTABLES_CAPABILITIES,
+    capabilities: IPTABLES_CAPABILITIES.legacy,
+    unreadable: {
+      skip: 'legacy tables are written only by iptables-legacy, which prints all it writes; a userspace missing an extension fails the read loudly (unit tests cover it)',
+    },
     setup: () => iptablesFixture('legacy'),
     timeoutMs: 60_000,
   });

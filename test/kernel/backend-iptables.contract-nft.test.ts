@@ -11,7 +11,9 @@ describeKernel('iptables-nft backend on a real kernel', () => {
     test: { describe, it },
     // The fixture sends real packets through the lab node, so the traffic group runs.
     traffic: true,
-    capabilities: IPTABLES_CAPABILITIES,
+    capabilities: IPTABLES_CAPABILITIES.nft,
+    // A native nft rule in ip filter makes iptables-nft-save print one comment and exit 0.
+    unreadable: true,
     setup: () => iptablesFixture('nft'),
     timeoutMs: 60_000,
   });

@@ -12,6 +12,9 @@ describeKernel('nft backend, real kernel', () => {
     // The fixture sends real packets through the lab node, so the traffic group runs.
     traffic: true,
     capabilities: NFT_CAPABILITIES,
+    unreadable: {
+      skip: 'nft reads back all that nft writes; the silent losses seen (an object of a newer kernel, e.g. an unknown set key type) need raw netlink to make, so unit tests cover them with a fake runner',
+    },
     setup: () => createNftFixture(),
     timeoutMs: 60_000,
   });

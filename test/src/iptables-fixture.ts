@@ -201,7 +201,7 @@ export async function iptablesFixture(mode: IptablesMode): Promise<IptablesFixtu
   const ns = await Netns.create(`ipt-${mode}`);
   const failing = new WriteFailingRunner(ns.runner, mode);
   const recorder = new RecordingCommandRunner(failing);
-  const backend = new IptablesBackend({ mode, runner: recorder });
+  const backend = new IptablesBackend({ mode, runner: recorder, streams: ns.streams });
   let traffic: TrafficClient | undefined;
   return {
     ns,
@@ -237,9 +237,38 @@ export async function iptablesFixture(mode: IptablesMode): Promise<IptablesFixtu
       traffic ??= await TrafficClient.attach(ns);
       await traffic.send(family);
     },
+    ...(mode === 'nft'
+      ? {
+          makeFamilyUnreadable: async (family: IpFamily) => {
+            await makeFilterUnreadable(ns, family);
+            // nft still reads what iptables-nft no longer can.
+            return async () => (await ns.must('nft', ['-s', 'list', 'table', nftFamily(family), 'filter'])).stdout;
+          },
+        }
+      : {}),
     dispose: async () => {
       await traffic?.delete();
       await ns.delete();
     },
   };
+}
+
+const nftFamily = (family: IpFamily) => (family === 'ipv4' ? 'ip' : 'ip6');
+
+/**
+ * What a user's nftables.conf, firewalld or a newer iptables does to a node: a native nft rule in
+ * iptables-nft's filter table that iptables-nft cannot translate. From then on `iptables-nft-save
+ * -t filter` prints only "# Table `filter' is incompatible, use 'nft' tool." and exits 0, and
+ * iptables-nft-restore writes anyway. (`meta l4proto udp` would not do: 1.8.9 translates it.)
+ */
+export async function makeFilterUnreadable(ns: Netns, family: IpFamily): Promise<void> {
+  const table = `${nftFamily(family)} filter`;
+  await ns.must(
+    'nft',
+    ['-f', '-'],
+    `add table ${table}
+add chain ${table} FORWARD { type filter hook forward priority 0; policy accept; }
+add rule ${table} FORWARD ct state established,related counter accept
+`,
+  );
 }

@@ -165,7 +165,7 @@ export async function createNftFixture(label = 'nft'): Promise<NftContractFixtur
   const ns = await Netns.create(label);
   const dropping = new CapabilityDroppingRunner(ns.runner);
   const recorder = new RecordingCommandRunner(dropping);
-  const backend = new NftBackend({ runner: recorder });
+  const backend = new NftBackend({ runner: recorder, streams: ns.streams });
   let traffic: TrafficClient | undefined;
 
   return {

@@ -6,6 +6,7 @@ import { formatDuration } from './config/duration.js';
 import { inject, injectable } from './di.js';
 import { HealthServer } from './observability/health-server.js';
 import type { Logger } from './observability/logger.js';
+import { ChangeFollower } from './reconcile/change-follower.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
@@ -22,6 +23,7 @@ export class Agent {
     @inject(TOKENS.Selection) private readonly selection: Selection,
     @inject(TOKENS.Backend) private readonly backend: FirewallBackend,
     @inject(Reconciler) readonly reconciler: Reconciler,
+    @inject(ChangeFollower) private readonly follower: ChangeFollower,
     @inject(HealthServer) private readonly server: HealthServer,
     @inject(StartupChores) private readonly chores: StartupChores,
     @inject(TOKENS.Logger) logger: Logger,
@@ -54,6 +56,9 @@ export class Agent {
     for (const warning of selection.warnings) this.#log.warn({ backend: selection.backend }, warning);
     await this.#listen();
     await this.reconciler.start();
+    // After the first apply, so its echo is not the first thing the stream reports; the stream
+    // reconciles once when it is up, for whatever changed in between.
+    this.follower.start();
     await this.chores.afterRules();
   }
 
@@ -83,6 +88,8 @@ export class Agent {
   /** Stops promptly. Keeps the rules (no gap during a rolling update) unless CLEANUP_ON_EXIT. */
   async stop(signal: string): Promise<void> {
     this.#log.info({ signal }, `${signal} received, stopping`);
+    // First the event stream (its monitor process must not outlive us), then the reconciler.
+    await this.follower.stop();
     await this.reconciler.stop();
     const installed = this.reconciler.installed();
     if (this.config.cleanupOnExit) {

@@ -4,7 +4,9 @@ import {
   EnvServiceCidrSource,
   LazySource,
   ProcessCommandRunner,
+  ProcessStreamRunner,
   type ServiceCidrSource,
+  type StreamRunner,
 } from '@route-controller/core';
 import { Agent } from './agent.js';
 import { BackendSelector, type Selection } from './backends/backend-selector.js';
@@ -17,6 +19,7 @@ import type { ReadinessProbe } from './observability/health-server.js';
 import { HealthServer } from './observability/health-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AgentMetrics } from './observability/metrics.js';
+import { ChangeFollower } from './reconcile/change-follower.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { preflight } from './startup/preflight.js';
 import { StartupChores } from './startup/startup-chores.js';
@@ -31,7 +34,8 @@ import { VERSION } from './version.js';
  *     every backend, the backend selector, discovery, the node's network, metrics. The one-shot
  *     commands (probe, plan, status, cleanup) work with this alone.
  *   run container (composeAgent): a child made once the backend is chosen, with the choice in it
- *     from the start; the reconciler, the health endpoint, the start-up chores and the agent.
+ *     from the start; the reconciler, the change event follower, the health endpoint, the start-up
+ *     chores and the agent.
  *
  * Tests pass `overrides` to replace registrations (a fake command runner, memory backends) in
  * their own child container.
@@ -51,9 +55,10 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: options.logger ?? createLogger(config.logLevel) });
   c.register(TOKENS.CommandRunner, { useValue: new ProcessCommandRunner() });
+  c.register(TOKENS.StreamRunner, { useValue: new ProcessStreamRunner() });
   c.register(TOKENS.Backends, {
     useFactory: instanceCachingFactory((d) =>
-      createBackendSet(d.resolve<CommandRunner>(TOKENS.CommandRunner), {
+      createBackendSet(d.resolve<CommandRunner>(TOKENS.CommandRunner), d.resolve<StreamRunner>(TOKENS.StreamRunner), {
         iptablesLockWaitSeconds: config.iptablesLockWaitSeconds,
       }),
     ),
@@ -139,6 +144,7 @@ export function createRunContainer(node: DependencyContainer, selection: Selecti
   c.register(TOKENS.Selection, { useValue: selection });
   c.register(TOKENS.Backend, { useValue: backendOf(node.resolve<BackendSet>(TOKENS.Backends), selection.backend) });
   c.registerSingleton(Reconciler);
+  c.registerSingleton(ChangeFollower);
   c.register(TOKENS.Readiness, {
     useFactory: (d): ReadinessProbe => {
       const reconciler = d.resolve(Reconciler);

@@ -7,6 +7,8 @@ export const TOKENS = {
   Config: Symbol('AgentConfig'),
   Logger: Symbol('Logger'),
   CommandRunner: Symbol('CommandRunner'),
+  /** Starts long-lived processes read line by line (the change event monitor). */
+  StreamRunner: Symbol('StreamRunner'),
   /** Every backend by name (BackendSet). */
   Backends: Symbol('BackendSet'),
   FlavourDetector: Symbol('FlavourDetector'),

@@ -1,76 +1,6 @@
-import {
-  type DesiredState,
-  DiscoveryChain,
-  ErrorCodes,
-  parseCidrList,
-  RouteControllerError,
-  type ServiceCidrSource,
-  type SourceReading,
-  type WriteOptions,
-} from '@route-controller/core';
-import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
-import { pino } from 'pino';
+import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions } from '@route-controller/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { loadConfig } from '../src/config/config.js';
-import type { NodeNetworkReader } from '../src/node/node-network.js';
-import type { Logger } from '../src/observability/logger.js';
-import { AgentMetrics } from '../src/observability/metrics.js';
-import { type ReconcileOutcome, Reconciler } from '../src/reconcile/reconciler.js';
-
-/** A source whose answer the test sets, and which notifies like a live source. */
-class ScriptedSource implements ServiceCidrSource {
-  readonly name = 'scripted';
-  reading: SourceReading = { kind: 'none', detail: 'nothing yet' };
-  readonly listeners = new Set<() => void>();
-  reads = 0;
-  set(text: string): void {
-    this.reading = { kind: 'cidrs', cidrs: parseCidrList(text).cidrs, detail: text };
-    for (const listener of this.listeners) listener();
-  }
-  async read(): Promise<SourceReading> {
-    this.reads += 1;
-    return this.reading;
-  }
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  async close(): Promise<void> {}
-}
-
-const network: NodeNetworkReader = {
-  read: async () => ({ addresses: [{ interface: 'eth0', address: '172.18.0.2' }], gateways: ['172.18.0.1'] }),
-};
-
-/** JSON log lines, as the agent writes them, kept for assertions. */
-function captureLogs(): { logger: Logger; lines: Record<string, unknown>[]; raw: string[] } {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write: (line: string) => {
-        raw.push(line);
-        lines.push(JSON.parse(line));
-      },
-    },
-  );
-  return { logger, lines, raw };
-}
-
-function setup(resync = '30s', kernel = new MemoryKernel()) {
-  const backend = new MemoryBackend(kernel);
-  const source = new ScriptedSource();
-  const metrics = new AgentMetrics('test');
-  const config = loadConfig({ RESYNC_INTERVAL: resync, LISTEN_ADDRESS: 'off' });
-  const { logger, lines: logs, raw } = captureLogs();
-  const reconciler = new Reconciler(config, backend, new DiscoveryChain([source]), network, metrics, logger);
-  const outcomes: ReconcileOutcome[] = [];
-  reconciler.onOutcome((o) => outcomes.push(o));
-  const kernelCidrs = () => [...(kernel.objects.get('route-controller/set/ipv4')?.elements ?? [])];
-  const infos = () => logs.filter((line) => line.level === 30).map((line) => String(line.msg));
-  return { kernel, backend, source, metrics, reconciler, outcomes, kernelCidrs, logs, raw, infos };
-}
+import { setup } from './reconcile-helpers.js';
 
 describe('Reconciler', () => {
   beforeEach(() => vi.useFakeTimers());
@@ -146,6 +76,48 @@ describe('Reconciler', () => {
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'resync', changed: true, driftRepaired: true });
     expect(t.kernel.objects.has('route-controller/rule/ipv4')).toBe(true);
     expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
+    await t.reconciler.stop();
+  });
+
+  it('counts drift repaired whatever noticed it (an event, a retry), and a new desired state as no drift', async () => {
+    const t = setup('1h');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    t.kernel.seed((objects) => objects.delete('route-controller/rule/ipv4'));
+    await t.reconciler.trigger('event');
+    expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'event', changed: true, driftRepaired: true });
+    // A repair that fails once is done by the retry: still drift, not a change we asked for.
+    t.kernel.seed((objects) => objects.delete('route-controller/rule/ipv4'));
+    t.kernel.failure = new Error('Operation not permitted');
+    await t.reconciler.trigger('event');
+    t.kernel.failure = undefined;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'retry', changed: true, driftRepaired: true });
+    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
+    expect(t.logs.filter((line) => String(line.msg).startsWith('drift repaired')).map((line) => line.msg)).toEqual([
+      expect.stringMatching(/^drift repaired from a kernel change event: /),
+      expect.stringMatching(/^drift repaired on a retry: /),
+    ]);
+    const before = t.outcomes.length;
+    t.source.set('10.97.0.0/16');
+    await t.reconciler.trigger('change');
+    expect(t.outcomes.slice(before).filter((o) => o.changed)).toEqual([
+      { trigger: 'change', ok: true, changed: true, driftRepaired: false },
+    ]);
+    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
+    await t.reconciler.stop();
+  });
+
+  it('says in /readyz what failed: the code and the message', async () => {
+    const t = setup('1h');
+    t.source.set('10.96.0.0/16');
+    t.kernel.unreadable.add('ipv4');
+    await t.reconciler.start();
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: 'apply with memory failed: ERR_RC_FIREWALL_UNREADABLE: the memory kernel cannot list our ipv4 objects',
+    });
+    expect(t.kernel.writes).toBe(0);
     await t.reconciler.stop();
   });
 

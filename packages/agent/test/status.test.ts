@@ -3,11 +3,12 @@ import {
   DiscoveryChain,
   desiredState,
   EnvServiceCidrSource,
+  ErrorCodes,
   parseCidrList,
 } from '@route-controller/core';
 import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BackendSet } from '../src/backends/backend-set.js';
 import { statusCommand } from '../src/commands/status.js';
 import { loadConfig } from '../src/config/config.js';
@@ -21,12 +22,14 @@ async function status(
   env: Record<string, string>,
   prepare: (nft: MemoryBackend) => Promise<void>,
   discovery?: DiscoveryChain,
+  others?: (backends: Map<BackendName, MemoryBackend>) => Promise<void>,
 ) {
   const backends = new Map<BackendName, MemoryBackend>();
   for (const name of ['nft', 'iptables-nft', 'iptables-legacy'] as const) {
     backends.set(name, new MemoryBackend(new MemoryKernel(), { name }));
   }
   await prepare(backends.get('nft') as MemoryBackend);
+  await others?.(backends);
   const network: NodeNetworkReader = {
     read: async () => ({ addresses: [{ interface: 'eth0', address: '172.18.0.2' }], gateways: ['172.18.0.1'] }),
   };
@@ -83,6 +86,37 @@ describe('route-controller status', () => {
   it("warns about an installed range that contains the node's own address", async () => {
     const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16,172.18.0.0/16'));
     expect(text).toContain('warning: unsafe: 172.18.0.0/16 contains 172.18.0.2, an address of eth0');
+  });
+
+  it('says how drift is repaired with each backend, and names a backend whose tables cannot be read', async () => {
+    const { text } = await status(
+      { SERVICE_CIDRS: '10.96.0.0/16' },
+      async (nft) => {
+        await install('10.96.0.0/16')(nft);
+      },
+      undefined,
+      async (backends) => {
+        const legacy = backends.get('iptables-legacy') as MemoryBackend;
+        Object.assign(legacy, { capabilities: { ...legacy.capabilities, events: false } });
+        await legacy.apply(desiredState(parseCidrList('10.96.0.0/16').cidrs));
+        vi.spyOn(backends.get('iptables-nft') as MemoryBackend, 'probe').mockResolvedValue({
+          available: false,
+          reason: 'iptables-nft-save -t filter cannot show table ip filter in full',
+          checks: [],
+          warnings: [],
+          failure: ErrorCodes.FirewallUnreadable,
+        });
+      },
+    );
+    expect(text).toMatch(
+      /^nft: drop forwarded packets to 10\.96\.0\.0\/16\n(?: {2}ipv.*\n)* {2}drift repair: at once, from kernel change events \(the resync is the safety net\)$/m,
+    );
+    expect(text).toMatch(
+      /^iptables-nft: cannot read its tables here, so rules of ours there would go unseen \(iptables-nft-save -t filter cannot show table ip filter in full\)$/m,
+    );
+    expect(text).toMatch(
+      /^iptables-legacy: drop .*\n(?: {2}ipv.*\n)* {2}drift repair: at the next resync only \(RESYNC_INTERVAL\): iptables-legacy changes make no kernel change events$/m,
+    );
   });
 
   it('has no warnings when the installed rules are what discovery says', async () => {

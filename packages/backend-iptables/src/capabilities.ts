@@ -1,4 +1,5 @@
 import type { BackendCapabilities, BlockAction, IpFamily } from '@route-controller/core';
+import type { IptablesMode } from './binaries.js';
 
 /*
  * What the iptables backend can do, on its own subpath (@route-controller/backend-iptables/capabilities)
@@ -9,10 +10,14 @@ import type { BackendCapabilities, BlockAction, IpFamily } from '@route-controll
 
 export const IPTABLES_ACTIONS: readonly BlockAction[] = Object.freeze(['drop', 'reject'] as BlockAction[]);
 
-/** What the backend can do before a probe has narrowed the families. */
-export const IPTABLES_CAPABILITIES: BackendCapabilities = Object.freeze({
-  families: Object.freeze(['ipv4', 'ipv6'] as IpFamily[]),
-  actions: IPTABLES_ACTIONS,
-  counters: true,
-  comments: true,
+const families = Object.freeze(['ipv4', 'ipv6'] as IpFamily[]);
+
+/**
+ * What the backend can do in each mode before a probe has narrowed the families. Only iptables-nft
+ * has change events (its tables are nf_tables tables, so `nft monitor` sees them); iptables-legacy
+ * changes go through setsockopt, which notifies nobody, so there only the resync finds drift.
+ */
+export const IPTABLES_CAPABILITIES: Readonly<Record<IptablesMode, BackendCapabilities>> = Object.freeze({
+  nft: Object.freeze({ families, actions: IPTABLES_ACTIONS, counters: true, comments: true, events: true }),
+  legacy: Object.freeze({ families, actions: IPTABLES_ACTIONS, counters: true, comments: true, events: false }),
 });

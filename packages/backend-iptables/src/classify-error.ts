@@ -7,6 +7,7 @@ import {
   RouteControllerError,
   type StderrRule,
 } from '@route-controller/core';
+import { unreadableHint } from './readability.js';
 
 /**
  * Turns a failed iptables/ip6tables(-save|-restore) run into a coded error. The messages are the
@@ -44,6 +45,15 @@ const RULES: readonly Rule[] = [
   {
     pattern: PERMISSION_DENIED,
     classification: () => permission,
+  },
+  {
+    // iptables-nft -S/-L (exit 1) on a table or chain holding native nft rules it cannot translate.
+    pattern: /is incompatible, use 'nft' tool/i,
+    classification: (failure) => ({
+      code: ErrorCodes.FirewallUnreadable,
+      what: 'the table holds rules iptables-nft cannot read',
+      hint: unreadableHint(/-legacy/.test(failure.file) ? 'legacy' : 'nft'),
+    }),
   },
   {
     pattern: /holding the xtables lock|Stopped waiting after|Can't lock|xtables lock/i,

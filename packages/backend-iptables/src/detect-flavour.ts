@@ -96,7 +96,7 @@ export const DETECTION_READS: readonly Read[] = [
   { mode: 'nft', family: 'ipv6', args: [] },
 ];
 
-const EMPTY: SaveDump = { tables: [], legacyTablesPresent: false };
+const EMPTY: SaveDump = { tables: [], legacyTablesPresent: false, incomplete: [] };
 
 function hintsIn(dump: SaveDump): string[] {
   return KUBELET_HINT_CHAINS.filter((chain) => hasChain(dump, chain));
@@ -123,7 +123,14 @@ export async function detectIptablesFlavour(
       legacyTablesWarning ||= mentionsLegacyTables(result.stderr);
       if (result.exitCode === 0) {
         dump = parseSave(result.stdout);
-        reads.push({ command, ok: true, detail: `${countRules(dump)} rules in ${dump.tables.length} table(s)` });
+        const counted = `${countRules(dump)} rules in ${dump.tables.length} table(s)`;
+        // A dump that says it left something out (a table iptables-nft cannot read) is evidence
+        // with a hole in it: counted, but never a clean read.
+        reads.push(
+          dump.incomplete.length === 0
+            ? { command, ok: true, detail: counted }
+            : { command, ok: false, detail: `${counted}, but it is incomplete: ${dump.incomplete.join(' ')}` },
+        );
       } else {
         const stderr = result.stderr.trim().split('\n')[0] ?? '';
         reads.push({ command, ok: false, detail: `exit ${result.exitCode}: ${stderr}` });

@@ -44,6 +44,12 @@ export {
   type IptablesFlavourEvidence,
   KUBELET_HINT_CHAINS,
 } from './detect-flavour.js';
+export {
+  classifyIptablesMonitorLine,
+  describeIptablesMonitorLine,
+  iptablesMonitorSpec,
+  NFT_MONITOR_ARGS,
+} from './events.js';
 export { IptablesBackend, type IptablesBackendOptions } from './iptables-backend.js';
 export {
   countRules,
@@ -68,6 +74,7 @@ export {
   probeIptables,
   probeReadArgs,
 } from './probe.js';
+export { iptablesUnreadable, unreadableHint, unreadableReasons } from './readability.js';
 export {
   describeChange,
   type FamilyTarget,

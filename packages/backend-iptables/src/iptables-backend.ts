@@ -3,21 +3,27 @@ import {
   type Availability,
   assertEnforceable,
   type BackendCapabilities,
+  type ChangeListener,
+  type ChangeStreamEnd,
   type CleanupResult,
   type CommandRunner,
   cidrsOf,
   type DesiredState,
   ErrorCodes,
   type FirewallBackend,
+  formatCommand,
   IP_FAMILIES,
   type IpFamily,
   type ObservedState,
   type Plan,
   type PlannedCommand,
   ProcessCommandRunner,
+  ProcessStreamRunner,
   RouteControllerError,
+  runChangeStream,
   runChecked,
   SerialQueue,
+  type StreamRunner,
   type WriteOptions,
 } from '@route-controller/core';
 import { IPTABLES_MODES, type IptablesMode, iptablesBinary } from './binaries.js';
@@ -25,8 +31,10 @@ import { IPTABLES_CAPABILITIES } from './capabilities.js';
 import { absentFamilyState, type FamilyChainState, familyStateFromSave, observedState } from './chain-state.js';
 import { classifyIptablesFailure } from './classify-error.js';
 import { assertValidChainName, DEFAULT_LOCK_WAIT_SECONDS, FILTER_TABLE, IPTABLES_CHAIN } from './constants.js';
+import { iptablesMonitorSpec } from './events.js';
 import { parseSave } from './parse-save.js';
 import { probeIptables } from './probe.js';
+import { iptablesUnreadable, unreadableReasons } from './readability.js';
 import {
   describeChange,
   type FamilyTarget,
@@ -45,6 +53,10 @@ export interface IptablesBackendOptions {
   readonly chain?: string;
   /** Seconds restore waits for the xtables lock (-w); default 5. */
   readonly lockWaitSeconds?: number;
+  /** Starts the long-lived `nft -j monitor` of watchChanges() (nft mode); default: a ProcessStreamRunner. */
+  readonly streams?: StreamRunner;
+  /** The nft binary whose monitor reports iptables-nft's changes; default "nft" from PATH. */
+  readonly nft?: string;
 }
 
 /** What one read of both families found. */
@@ -66,12 +78,14 @@ export class IptablesBackend implements FirewallBackend {
   readonly mode: IptablesMode;
   readonly chain: string;
   readonly #runner: CommandRunner;
+  readonly #streams: StreamRunner;
+  readonly #nft: string;
   readonly #restore: RestoreOptions;
-  #families: readonly IpFamily[] = IPTABLES_CAPABILITIES.families;
+  #families: readonly IpFamily[];
   #ipv6Limitation: string | undefined;
   /** apply and cleanup run one at a time: each reads, then writes from what it read. */
   readonly #queue = new SerialQueue();
-  #capabilities: BackendCapabilities = IPTABLES_CAPABILITIES;
+  #capabilities: BackendCapabilities;
 
   constructor(options: IptablesBackendOptions) {
     if (!IPTABLES_MODES.includes(options.mode)) {
@@ -96,7 +110,11 @@ export class IptablesBackend implements FirewallBackend {
     this.chain = options.chain ?? IPTABLES_CHAIN;
     assertValidChainName(this.chain);
     this.#runner = options.runner ?? new ProcessCommandRunner();
+    this.#streams = options.streams ?? new ProcessStreamRunner();
+    this.#nft = options.nft ?? 'nft';
     this.#restore = { lockWaitSeconds };
+    this.#capabilities = IPTABLES_CAPABILITIES[this.mode];
+    this.#families = this.#capabilities.families;
   }
 
   /** Both families until probe() finds the ip6tables binaries missing. */
@@ -105,15 +123,16 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   async probe(): Promise<Availability> {
-    const result = await probeIptables(this.#runner, this.mode);
+    const result = await probeIptables(this.#runner, this.mode, this.chain);
     // A failed probe leaves the families alone: the agent will not use the backend anyway.
     if (result.availability.available) {
+      const all = IPTABLES_CAPABILITIES[this.mode];
       this.#families = result.families;
       this.#ipv6Limitation = result.ipv6Limitation;
       this.#capabilities =
-        result.families.length === IPTABLES_CAPABILITIES.families.length
-          ? IPTABLES_CAPABILITIES
-          : Object.freeze({ ...IPTABLES_CAPABILITIES, families: Object.freeze([...result.families]) });
+        result.families.length === all.families.length
+          ? all
+          : Object.freeze({ ...all, families: Object.freeze([...result.families]) });
     }
     return result.availability;
   }
@@ -153,6 +172,23 @@ export class IptablesBackend implements FirewallBackend {
     });
   }
 
+  /**
+   * nft mode only: follows `nft -j monitor ruleset` (iptables-nft's tables are nf_tables tables).
+   * Changes to the filter table itself, its FORWARD chain or our chain are ours; others only counted.
+   */
+  watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
+    if (this.mode !== 'nft') {
+      return Promise.reject(
+        new RouteControllerError(
+          ErrorCodes.FirewallUnsupported,
+          'iptables-legacy reports no change events: its changes notify nobody',
+          { hint: 'Nothing to do: the resync (RESYNC_INTERVAL) finds and repairs drift.' },
+        ),
+      );
+    }
+    return runChangeStream(this.#streams, iptablesMonitorSpec(this.#nft, this.chain), listener, signal);
+  }
+
   /** Validates, reads both families and renders the writes that would make them match. */
   async #planned(desired: DesiredState): Promise<{ plan: Plan; writes: FamilyWrite[] }> {
     assertEnforceable(this, desired, {
@@ -179,7 +215,8 @@ export class IptablesBackend implements FirewallBackend {
   /**
    * Reads our objects per supported family; unsupported ones hold nothing. nft: `-save -c -t filter`.
    * legacy: the whole `-save -c` dump, because `-t filter` makes the kernel create the legacy
-   * filter table on a node that has none (reading must never change the node).
+   * filter table on a node that has none (reading must never change the node). A dump that says it
+   * is incomplete throws ERR_RC_FIREWALL_UNREADABLE: nothing is ever written from it.
    */
   async #read(): Promise<FamilyStates> {
     const read = async (family: IpFamily): Promise<FamilyChainState> => {
@@ -189,7 +226,12 @@ export class IptablesBackend implements FirewallBackend {
       const result = await runChecked(this.#runner, { file, args }, ({ exitCode, stderr }) =>
         classifyIptablesFailure({ file, args, exitCode, stderr }),
       );
-      return familyStateFromSave(parseSave(result.stdout), family, this.chain);
+      const dump = parseSave(result.stdout);
+      const reasons = unreadableReasons(dump, result.stderr, this.chain);
+      if (reasons.length > 0) {
+        throw iptablesUnreadable(this.mode, family, formatCommand({ file, args }), reasons, result.stderr);
+      }
+      return familyStateFromSave(dump, family, this.chain);
     };
     const [ipv4, ipv6] = await Promise.all([read('ipv4'), read('ipv6')]);
     return { ipv4, ipv6 };

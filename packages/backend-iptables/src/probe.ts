@@ -14,8 +14,9 @@ import {
 } from '@route-controller/core';
 import { IPTABLES_TOOLS, type IptablesMode, iptablesBinary } from './binaries.js';
 import { classifyIptablesFailure } from './classify-error.js';
-import { FILTER_TABLE } from './constants.js';
+import { FILTER_TABLE, IPTABLES_CHAIN } from './constants.js';
 import { parseSave } from './parse-save.js';
+import { unreadableReasons } from './readability.js';
 
 /**
  * Can this node run the backend in `mode`? The probe only runs `--version` and `-save`: merely
@@ -66,7 +67,12 @@ interface FamilyReport {
   readonly version?: IptablesVersion;
 }
 
-async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: IpFamily): Promise<FamilyReport> {
+async function probeFamily(
+  runner: CommandRunner,
+  mode: IptablesMode,
+  family: IpFamily,
+  chain: string,
+): Promise<FamilyReport> {
   const checks: ProbeCheck[] = [];
   let failure: string | undefined;
   let failureCode: ErrorCode | undefined;
@@ -108,7 +114,17 @@ async function probeFamily(runner: CommandRunner, mode: IptablesMode, family: Ip
         failureCode = error.code;
       } else {
         const dump = parseSave(result.stdout);
-        checks.push({ name, ok: true, detail: `${command} read ${dump.tables.length} table(s)` });
+        const reasons = unreadableReasons(dump, result.stderr, chain);
+        if (reasons.length > 0) {
+          // Exit 0, but not the whole table: apply would write blind (iptables-nft-restore still writes).
+          const table = `${family === 'ipv4' ? 'ip' : 'ip6'} ${FILTER_TABLE}`;
+          const detail = `${command} cannot show table ${table} in full: ${reasons.join('; ')}`;
+          checks.push({ name, ok: false, detail });
+          failure = detail;
+          failureCode = ErrorCodes.FirewallUnreadable;
+        } else {
+          checks.push({ name, ok: true, detail: `${command} read ${dump.tables.length} table(s)` });
+        }
       }
     } catch (error) {
       const detail = `${command} failed: ${errorMessage(error)}`;
@@ -142,18 +158,25 @@ function versionCheck(mode: IptablesMode, version: IptablesVersion | undefined):
   return { name: 'version', ok: true, detail: `iptables ${shown}` };
 }
 
-export async function probeIptables(runner: CommandRunner, mode: IptablesMode): Promise<IptablesProbeResult> {
-  const ipv4 = await probeFamily(runner, mode, 'ipv4');
-  const ipv6 = await probeFamily(runner, mode, 'ipv6');
+export async function probeIptables(
+  runner: CommandRunner,
+  mode: IptablesMode,
+  chain: string = IPTABLES_CHAIN,
+): Promise<IptablesProbeResult> {
+  const ipv4 = await probeFamily(runner, mode, 'ipv4', chain);
+  const ipv6 = await probeFamily(runner, mode, 'ipv6', chain);
   const version = versionCheck(mode, ipv4.version);
   const checks = [...ipv4.checks, ...(version ? [version] : []), ...ipv6.checks];
   const shown = ipv4.version
     ? `iptables-${mode} ${ipv4.version.version}${ipv4.version.variant ? ` (${ipv4.version.variant})` : ''}`
     : `iptables-${mode}`;
   const base = { ...(ipv4.version ? { version: ipv4.version } : {}) };
-  const v4Failure = ipv4.failure ?? (version && !version.ok ? version.detail : undefined);
+  // An unreadable filter table is no missing feature to work around with IPv4 alone: the backend
+  // would read its own objects in the other family as absent, so it cannot be used at all.
+  const unreadable = [ipv4, ipv6].find((report) => report.failureCode === ErrorCodes.FirewallUnreadable);
+  const v4Failure = unreadable?.failure ?? ipv4.failure ?? (version && !version.ok ? version.detail : undefined);
   if (v4Failure !== undefined) {
-    const failure = ipv4.failureCode ?? ErrorCodes.FirewallUnsupported;
+    const failure = unreadable?.failureCode ?? ipv4.failureCode ?? ErrorCodes.FirewallUnsupported;
     return {
       ...base,
       families: [],

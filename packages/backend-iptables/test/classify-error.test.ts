@@ -12,6 +12,13 @@ COMMIT
 // stderr as iptables 1.8.9 prints it (captured in throwaway namespaces), and the code we expect.
 const TABLE: readonly (readonly [string, string, number, string, ErrorCode])[] = [
   [
+    'nft -S of a chain holding native nft rules',
+    'iptables-nft',
+    1,
+    "iptables v1.8.9 (nf_tables): chain `FORWARD' in table `filter' is incompatible, use 'nft' tool.\n",
+    ErrorCodes.FirewallUnreadable,
+  ],
+  [
     'nft, not root',
     'iptables-nft-restore',
     4,

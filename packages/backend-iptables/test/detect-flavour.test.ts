@@ -190,6 +190,16 @@ COMMIT
     expect(result.evidence.reads[5]?.detail).toMatch(/^exit 4: .*Permission denied/);
   });
 
+  it('marks a read that says it is incomplete (a table iptables-nft cannot read) as not ok, naming the line', async () => {
+    const incompatible = `# Table \`filter' is incompatible, use 'nft' tool.\n${rules(1)}`;
+    const result = await detect({ nft4: incompatible });
+    const read = result.evidence.reads.find((r) => r.command === 'iptables-nft-save');
+    expect(read).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/incomplete: # Table `filter' is incompatible/),
+    });
+  });
+
   it('with every read failing, says it could not read anything instead of calling the node blank', async () => {
     const result = await detect({
       fail: { 0: 'missing', 1: 'missing', 2: 'missing', 3: 'missing', 4: 'missing', 5: 'missing' },

@@ -42,6 +42,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         actions: ['drop', 'reject'],
         counters: true,
         comments: true,
+        events: mode === 'nft',
       });
     });
 
@@ -284,6 +285,71 @@ for (const mode of ['legacy', 'nft'] as const) {
       const backend = new IptablesBackend({ mode, runner, chain: 'RC-TEST', lockWaitSeconds: 9 });
       await backend.apply(desired(['10.96.0.0/16']));
       runner.assertDone();
+    });
+  });
+
+  describe(`IptablesBackend (${mode}) on a read that exits 0 but is not the whole table`, () => {
+    const make = (script: ScriptStep[]) => {
+      const runner = new FakeCommandRunner(script);
+      return { runner, backend: new IptablesBackend({ mode, runner }) };
+    };
+    const INCOMPATIBLE = "# Table `filter' is incompatible, use 'nft' tool.\n";
+    const BASE_CHAINS = `# Table \`filter' contains incompatible base-chains, use 'nft' tool to list them.\n${EMPTY_FILTER}`;
+    const UNSUPPORTED_JUMP = filterSave({
+      forward: [
+        `-A FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" [unsupported revision] -j ROUTE-CONTROLLER`,
+      ],
+      ours: [`-A ROUTE-CONTROLLER ${RULE('10.96.0.0/16')}`],
+    });
+    const cases: [string, string, string][] = [
+      ['the filter table is incompatible (native nft rules in it)', INCOMPATIBLE, ''],
+      ['a base chain is left out', BASE_CHAINS, ''],
+      ['our jump is printed with [unsupported revision]', UNSUPPORTED_JUMP, ''],
+      [
+        'a warning on stderr',
+        installedSave([RULE('10.96.0.0/16')]),
+        'Warning: Extension comment revision 0 not supported, missing kernel module?\n',
+      ],
+    ];
+    for (const [what, stdout, stderr] of cases) {
+      it(`${what}: observe, plan, apply and cleanup refuse with ERR_RC_FIREWALL_UNREADABLE and restore never runs`, async () => {
+        const reads = () => anyOrder(saveRead(mode, 'ipv4', stdout, { stderr }), saveRead(mode, 'ipv6', EMPTY_FILTER));
+        const { runner, backend } = make([reads(), reads(), reads(), reads()]);
+        for (const call of [
+          () => backend.observe(),
+          () => backend.plan(desired(['10.96.0.0/16'])),
+          () => backend.apply(desired(['10.96.0.0/16'])),
+          () => backend.cleanup(),
+        ]) {
+          const error = await codedRejection(call());
+          expect(error.code).toBe(ErrorCodes.FirewallUnreadable);
+          expect(error.message).toMatch(/cannot show table ip filter in full/);
+          expect(error.hint).toMatch(mode === 'nft' ? /FIREWALL_BACKEND=nft/ : /iptables-legacy-save/);
+          expect(error.details).toMatchObject({ family: 'ipv4', reasons: [expect.any(String)] });
+        }
+        runner.assertDone();
+      });
+    }
+
+    it('an unsupported revision outside FORWARD and our chain, and the legacy-tables warning, are harmless', async () => {
+      const stdout = filterSave({
+        forward: [`-A FORWARD ${JUMP}`],
+        ours: [`-A ROUTE-CONTROLLER ${RULE('10.96.0.0/16')}`],
+        extra: ['-A INPUT -m conntrack --ctstate NEW [unsupported revision] -j ACCEPT'],
+      });
+      const { backend } = make([
+        anyOrder(
+          saveRead(mode, 'ipv4', stdout, {
+            stderr: '# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\n',
+          }),
+          saveRead(mode, 'ipv6', EMPTY_FILTER, {
+            stderr: '# Warning: ip6tables-legacy tables present, use ip6tables-legacy-save to see them\n',
+          }),
+        ),
+      ]);
+      const observed = await backend.observe();
+      expect(observed.problems).toEqual([]);
+      expect(observed.ipv4.cidrs.map((c) => c.text)).toEqual(['10.96.0.0/16']);
     });
   });
 }

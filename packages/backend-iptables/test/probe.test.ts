@@ -140,6 +140,26 @@ describe('probeIptables', () => {
     expect(result.availability.warnings[0]).toMatch(/IPv6 Service CIDRs cannot be enforced/);
   });
 
+  it('a filter table iptables-nft cannot read (exit 0, one comment line) => unavailable, naming the cause', async () => {
+    const incompatible = { stdout: "# Table `filter' is incompatible, use 'nft' tool.\n" };
+    const result = await probe('nft', [...family('nft', 'ipv4', { read: incompatible }), ...family('nft', 'ipv6')]);
+    expect(result.availability.available).toBe(false);
+    expect(result.availability.failure).toBe(ErrorCodes.FirewallUnreadable);
+    expect(result.availability.reason).toBe(
+      "iptables-nft 1.8.9 (nf_tables) cannot be used: iptables-nft-save -t filter cannot show table ip filter in full: it printed \"# Table `filter' is incompatible, use 'nft' tool.\": the table holds rules written with nft that iptables-nft cannot translate",
+    );
+    expect(result.availability.checks.find((c) => c.name === 'read ipv4')?.ok).toBe(false);
+  });
+
+  it('an unreadable ip6 filter alone => unavailable too, not IPv4 only', async () => {
+    const incompatible = { stdout: "# Table `filter' is incompatible, use 'nft' tool.\n" };
+    const result = await probe('nft', [...family('nft', 'ipv4'), ...family('nft', 'ipv6', { read: incompatible })]);
+    expect(result.availability.available).toBe(false);
+    expect(result.availability.failure).toBe(ErrorCodes.FirewallUnreadable);
+    expect(result.availability.reason).toMatch(/cannot show table ip6 filter in full/);
+    expect(result.families).toEqual([]);
+  });
+
   it('unparsable -save output fails the read check', async () => {
     const result = await probe('nft', [
       ...family('nft', 'ipv4', { read: { stdout: 'garbage\n' } }),

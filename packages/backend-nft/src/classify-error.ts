@@ -78,3 +78,18 @@ export function nftCommandError(what: string, command: string, result: CommandRe
     details: { command, exitCode: result.exitCode, stderr: result.stderr, stdout: result.stdout.slice(0, 500) },
   });
 }
+
+/**
+ * A listing that exited 0 but printed on stderr: nft 1.0.6 leaves out what it cannot decode (a set
+ * whose key type only a newer kernel or nft knows) and says so there, so the read is not the table.
+ */
+export function nftUnreadable(command: string, result: CommandResult): RouteControllerError {
+  return new RouteControllerError(
+    ErrorCodes.FirewallUnreadable,
+    `nft listed our table but said it could not show all of it: ${firstErrorLine(result.stderr)}`,
+    {
+      hint: 'Something in our table was made by a newer nft or kernel than this nft understands, so route-controller writes nothing from this read. Use an nftables release that matches the kernel, or delete the table (nft delete table inet route-controller; the agent re-creates it).',
+      details: { command, exitCode: result.exitCode, stderr: result.stderr, stdout: result.stdout.slice(0, 500) },
+    },
+  );
+}

@@ -1,5 +1,12 @@
-export { classifyNftStderr, firstErrorLine, nftCommandError } from './classify-error.js';
+export { classifyNftStderr, firstErrorLine, nftCommandError, nftUnreadable } from './classify-error.js';
 export { decideTransaction, elementChanges, type TransactionDecision, type TransactionKind } from './decide.js';
+export {
+  classifyNftMonitorLine,
+  describeNftMonitorLine,
+  NFT_MONITOR_ARGS,
+  NFTABLES_EVENT_GROUP,
+  nftMonitorSpec,
+} from './events.js';
 export {
   KUBE_PROXY_CHECK_CHAIN,
   KUBE_PROXY_TABLE,

@@ -4,6 +4,8 @@ import {
   assertEnforceable,
   type BackendCapabilities,
   type BlockAction,
+  type ChangeListener,
+  type ChangeStreamEnd,
   type CleanupResult,
   type CommandRequest,
   type CommandResult,
@@ -18,13 +20,17 @@ import {
   type Plan,
   type PlannedCommand,
   ProcessCommandRunner,
+  ProcessStreamRunner,
   RouteControllerError,
+  runChangeStream,
   runChecked,
   SerialQueue,
+  type StreamRunner,
   type WriteOptions,
 } from '@route-controller/core';
-import { classifyNftStderr, nftCommandError } from './classify-error.js';
+import { classifyNftStderr, nftCommandError, nftUnreadable } from './classify-error.js';
 import { decideTransaction } from './decide.js';
+import { nftMonitorSpec } from './events.js';
 import { DEFAULT_LAYOUT, NFT_FAMILY, NFT_TABLE, type NftLayout } from './layout.js';
 import { parseOurTable } from './parse.js';
 import { probeNft } from './probe.js';
@@ -33,6 +39,8 @@ import { renderRemoveTransaction, renderWriteCommand } from './render.js';
 export interface NftBackendOptions {
   /** Runs nft; default: a ProcessCommandRunner on this host. Tests pass a namespace's runner. */
   readonly runner?: CommandRunner;
+  /** Starts the long-lived `nft -j monitor` of watchChanges(); default: a ProcessStreamRunner on this host. */
+  readonly streams?: StreamRunner;
   /** The nft binary; default "nft" from PATH. */
   readonly nft?: string;
   /** Our table's name; default "route-controller". */
@@ -63,6 +71,8 @@ export const NFT_CAPABILITIES: BackendCapabilities = Object.freeze({
   counters: true,
   // Rules carry it on every nft release; the table, chain and sets from nft 1.1 on (see README).
   comments: true,
+  // nft -j monitor ruleset.
+  events: true,
 });
 
 /**
@@ -73,6 +83,7 @@ export class NftBackend implements FirewallBackend {
   readonly name = 'nft';
   readonly capabilities: BackendCapabilities;
   readonly #runner: CommandRunner;
+  readonly #streams: StreamRunner;
   readonly #nft: string;
   readonly #layout: NftLayout;
   /** apply and cleanup read our table, then write from what they read: one at a time. */
@@ -80,6 +91,7 @@ export class NftBackend implements FirewallBackend {
 
   constructor(options: NftBackendOptions = {}) {
     this.#runner = options.runner ?? new ProcessCommandRunner();
+    this.#streams = options.streams ?? new ProcessStreamRunner();
     this.#nft = options.nft ?? 'nft';
     const families = options.families ?? DEFAULT_LAYOUT.families;
     // Keep the canonical order whatever order the caller gave.
@@ -133,14 +145,29 @@ export class NftBackend implements FirewallBackend {
     });
   }
 
-  /** Our table's listing, or undefined when it does not exist. */
+  /**
+   * Follows `nft -j monitor ruleset`: changes naming our table (its deletion, a flushed ruleset, an
+   * edit of our chain, sets or rules) are reported as ours; every other change only counted.
+   */
+  watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
+    return runChangeStream(this.#streams, nftMonitorSpec(this.#nft, this.#layout.table), listener, signal);
+  }
+
+  /**
+   * Our table's listing, or undefined when it does not exist. A listing nft completes while saying
+   * something on stderr left something out (an object it cannot decode): that is unreadable, never
+   * the table as it is.
+   */
   async #list(): Promise<CommandResult | undefined> {
     const request: CommandRequest = {
       file: this.#nft,
       args: ['-j', 'list', 'table', NFT_FAMILY, this.#layout.table],
     };
     const result = await this.#runner.run(request);
-    if (result.exitCode === 0) return result;
+    if (result.exitCode === 0) {
+      if (result.stderr.trim() !== '') throw nftUnreadable(formatCommand(request), result);
+      return result;
+    }
     if (classifyNftStderr(result.stderr).code === ErrorCodes.FirewallNotFound) return undefined;
     throw nftCommandError('list our table', formatCommand(request), result);
   }

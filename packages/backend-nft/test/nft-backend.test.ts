@@ -42,6 +42,7 @@ describe('NftBackend', () => {
       actions: ['drop', 'reject'],
       counters: true,
       comments: true,
+      events: true,
     });
     expect(nft.tableName).toBe('route-controller');
   });
@@ -82,6 +83,31 @@ describe('NftBackend', () => {
     it('passes spawn failures on as coded errors', async () => {
       const { nft } = backend({ file: 'nft', args: LIST, fails: 'missing' });
       await expect(nft.observe()).rejects.toMatchObject({ code: ErrorCodes.CommandNotFound });
+    });
+  });
+
+  describe('a listing that succeeds while saying it left something out', () => {
+    // nft 1.0.6 on a set whose key type it does not know: exit 0, the set missing, one line on stderr.
+    const partial = list({
+      stdout: fixture('applied-dual-stack-drop'),
+      stderr: 'netlink: Error: Unknown data type in set key 32767\n',
+    });
+
+    it('is ERR_RC_FIREWALL_UNREADABLE for observe, plan, apply and cleanup, and nothing is written', async () => {
+      const { nft, runner } = backend(partial, partial, partial, partial);
+      for (const call of [
+        () => nft.observe(),
+        () => nft.plan(want(APPLIED)),
+        () => nft.apply(want('10.96.0.0/16')),
+        () => nft.cleanup(),
+      ]) {
+        await expect(call()).rejects.toMatchObject({
+          code: ErrorCodes.FirewallUnreadable,
+          hint: expect.stringContaining('nft delete table inet route-controller'),
+          details: { stderr: expect.stringContaining('Unknown data type') },
+        });
+      }
+      runner.assertDone();
     });
   });
 

@@ -40,6 +40,12 @@ export const ErrorCodes = {
   FirewallSyntax: 'ERR_RC_FIREWALL_SYNTAX',
   /** The kernel or tool lacks a feature we need. */
   FirewallUnsupported: 'ERR_RC_FIREWALL_UNSUPPORTED',
+  /**
+   * A firewall tool succeeded but said it could not show everything (iptables-nft-save on a table
+   * holding native nft rules, nft leaving out an object it cannot decode). Nothing is written from
+   * such a read: writing blind stacks rules.
+   */
+  FirewallUnreadable: 'ERR_RC_FIREWALL_UNREADABLE',
   /** A tool printed something we could not understand (unknown JSON schema, unparsable listing). */
   UnexpectedOutput: 'ERR_RC_UNEXPECTED_OUTPUT',
   /** No firewall backend can work on this node. */

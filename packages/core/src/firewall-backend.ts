@@ -13,6 +13,11 @@ export interface BackendCapabilities {
   readonly counters: boolean;
   /** Objects carry an ownership comment. */
   readonly comments: boolean;
+  /**
+   * The kernel tells this backend when its objects may have changed: watchChanges() works, so drift
+   * is repaired at once. Without events only the resync finds drift (iptables-legacy).
+   */
+  readonly events: boolean;
 }
 
 /** One check of an availability probe, so the agent can explain its choice. */
@@ -106,6 +111,31 @@ export interface WriteOptions {
 }
 
 /**
+ * Told what a kernel change event stream sees. Calls are synchronous and cheap: most events are
+ * other tools' changes, and a busy node makes thousands a second.
+ */
+export interface ChangeListener {
+  /** The stream is subscribed: every change from now on is reported. Once per watchChanges() call. */
+  ready(): void;
+  /** A change touched our objects, or the tables and chains that hold them; `what` names it, for logs. */
+  change(what: string): void;
+  /** A change elsewhere: counted, nothing more. */
+  other(): void;
+  /** The kernel dropped events (its buffer overflowed): changes may have gone unreported. */
+  lost(detail: string): void;
+  /** A line the stream's tool wrote on stderr. */
+  diagnostic(line: string): void;
+}
+
+/** Why a change event stream ended. */
+export interface ChangeStreamEnd {
+  /** True when the caller's signal ended it; false when it ended by itself (and may be restarted). */
+  readonly stopped: boolean;
+  /** For logs: "nft -j monitor ruleset exited with code 134: E: Contact urgently ..." */
+  readonly reason: string;
+}
+
+/**
  * A way to drop forwarded packets to Service CIDRs. Implementations stay in their own objects:
  * they never list, flush or modify anything they did not create.
  */
@@ -132,6 +162,13 @@ export interface FirewallBackend {
   observe(): Promise<ObservedState>;
   /** Removes everything we own and nothing else; safe to repeat. Queued with apply() (see there). */
   cleanup(options?: WriteOptions): Promise<CleanupResult>;
+  /**
+   * Present when `capabilities.events`: follows the kernel's change events until `signal` aborts
+   * (resolving with `stopped: true`) or the stream ends by itself (`stopped: false`: the caller
+   * decides whether to restart it). Rejects with a coded error when the stream cannot start at all.
+   * Events only say that something may have changed; the caller reads the kernel to know what.
+   */
+  watchChanges?(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd>;
 }
 
 export const NOTHING_OBSERVED: ObservedState = Object.freeze({

@@ -1,3 +1,4 @@
+export * from './change-stream.js';
 export * from './cidr.js';
 export * from './classify-stderr.js';
 export * from './command-runner.js';
@@ -8,4 +9,5 @@ export * from './errors.js';
 export * from './firewall-backend.js';
 export * from './serial-queue.js';
 export * from './service-cidrs.js';
+export * from './stream-runner.js';
 export * from './version.js';

@@ -15,6 +15,7 @@ backendContractSuite({
   test: { describe, it },
   capabilities: MEMORY_CAPABILITIES,
   traffic: true,
+  unreadable: true,
   setup: async () => memoryFixture(),
 });
 
@@ -30,6 +31,7 @@ function collect(
   capabilities: BackendCapabilities,
   setup: () => Promise<ContractFixture<MemoryBackend>>,
   traffic = true,
+  unreadable: true | { skip: string } = true,
 ): CollectedTest[] {
   const tests: CollectedTest[] = [];
   const path: string[] = [];
@@ -45,7 +47,8 @@ function collect(
     },
     it,
   };
-  backendContractSuite({ name: 'memory', test: api, capabilities, traffic, setup });
+  // Memory events are synchronous: a short wait keeps the flaw that never reports one quick to catch.
+  backendContractSuite({ name: 'memory', test: api, capabilities, traffic, unreadable, setup, eventWaitMs: 200 });
   return tests;
 }
 
@@ -76,6 +79,8 @@ const mutants: Record<MemoryBackendFlaw, string> = {
   'cleanup-leaves-rule': CONTRACT_GROUPS.cleanup.name,
   'clobbers-foreign': CONTRACT_GROUPS.foreign.name,
   'uncoded-errors': CONTRACT_GROUPS.errors.name,
+  'reads-unreadable-as-empty': CONTRACT_GROUPS.unreadable.name,
+  'deaf-to-changes': CONTRACT_GROUPS.events.name,
 };
 
 describe('contract suite self-test', () => {
@@ -134,6 +139,30 @@ describe('contract suite self-test', () => {
     const claimed = collect(MEMORY_CAPABILITIES, mute).filter((t) => t.group === CONTRACT_GROUPS.counterTraffic.name);
     expect(claimed).toHaveLength(1);
     await expect(claimed[0]?.body()).rejects.toThrow(/no sendBlockedTraffic/);
+  });
+
+  it('a backend whose state cannot be unreadable skips that group visibly, with the reason; one that claims it must provide the fixture hook', async () => {
+    const why = 'legacy tables are written only by iptables-legacy, which reads back all it writes';
+    const skipped = collect(MEMORY_CAPABILITIES, async () => memoryFixture(), true, { skip: why }).filter(
+      (t) => t.group === CONTRACT_GROUPS.unreadable.name,
+    );
+    expect(skipped.length).toBeGreaterThan(0);
+    expect(skipped.every((t) => t.skipped && t.name.endsWith(`[skipped: ${why}]`))).toBe(true);
+    const without = async () => {
+      const { makeFamilyUnreadable: _unused, ...rest } = memoryFixture();
+      return rest;
+    };
+    const claimed = collect(MEMORY_CAPABILITIES, without).filter((t) => t.group === CONTRACT_GROUPS.unreadable.name);
+    await expect(claimed[0]?.body()).rejects.toThrow(/no makeFamilyUnreadable/);
+  });
+
+  it('a backend without change events skips that group visibly', () => {
+    const quiet: BackendCapabilities = { ...MEMORY_CAPABILITIES, events: false };
+    const skipped = collect(quiet, async () => memoryFixture(undefined, quiet)).filter(
+      (t) => t.group === CONTRACT_GROUPS.events.name,
+    );
+    expect(skipped.length).toBeGreaterThan(0);
+    expect(skipped.every((t) => t.skipped && /\[skipped: backend lacks change events/.test(t.name))).toBe(true);
   });
 
   it("fails a fixture whose backend's capabilities differ from the manifest", async () => {

@@ -60,6 +60,11 @@ export function memoryFixture(
       kernel.failure = new Error('Operation not permitted');
     },
     sendBlockedTraffic: async (family) => kernel.countBlocked(family, 3, 252),
+    makeFamilyUnreadable: async (family) => {
+      kernel.unreadable.add(family);
+      // The memory kernel itself still sees everything: the independent dump.
+      return async () => JSON.stringify([...kernel.objects.entries()]);
+    },
     dispose: async () => {},
   };
 }

@@ -4,7 +4,10 @@ import {
   type CommandRunner,
   formatCommand,
   PrefixedCommandRunner,
+  PrefixedStreamRunner,
   ProcessCommandRunner,
+  ProcessStreamRunner,
+  type StreamRunner,
 } from '@route-controller/core';
 
 /**
@@ -15,6 +18,7 @@ import {
 export const NETNS_PREFIX = 'rct';
 
 const host = new ProcessCommandRunner({ defaultTimeoutMs: 30_000 });
+const hostStreams = new ProcessStreamRunner();
 const live = new Set<string>();
 let counter = 0;
 let exitHookInstalled = false;
@@ -77,9 +81,12 @@ export class CommandError extends Error {
 /** A throwaway network namespace; commands given to it run inside it. */
 export class Netns {
   readonly runner: CommandRunner;
+  /** Starts long-lived processes inside (a backend's change event monitor). */
+  readonly streams: StreamRunner;
 
   private constructor(readonly name: string) {
     this.runner = new PrefixedCommandRunner(host, ['ip', 'netns', 'exec', name]);
+    this.streams = new PrefixedStreamRunner(hostStreams, ['ip', 'netns', 'exec', name]);
   }
 
   /** Creates a namespace with a name unique to this process, with loopback up. */

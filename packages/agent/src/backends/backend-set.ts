@@ -1,6 +1,6 @@
 import { IPTABLES_CAPABILITIES } from '@route-controller/backend-iptables/capabilities';
 import { NftBackend } from '@route-controller/backend-nft';
-import type { CommandRunner, FirewallBackend } from '@route-controller/core';
+import type { CommandRunner, FirewallBackend, StreamRunner } from '@route-controller/core';
 import type { BackendName } from '../config/settings.js';
 import { LazyBackend } from './lazy-backend.js';
 
@@ -12,15 +12,18 @@ export interface BackendSetOptions {
   readonly iptablesLockWaitSeconds: number;
 }
 
-/** nft is loaded at once (the usual choice); the iptables backend only when something asks for it. */
-export function createBackendSet(runner: CommandRunner, options: BackendSetOptions): BackendSet {
+/**
+ * nft is loaded at once (the usual choice); the iptables backend only when something asks for it.
+ * `streams` starts the change event monitors (nft, iptables-nft).
+ */
+export function createBackendSet(runner: CommandRunner, streams: StreamRunner, options: BackendSetOptions): BackendSet {
   const iptables = (mode: 'nft' | 'legacy') =>
-    new LazyBackend(`iptables-${mode}`, IPTABLES_CAPABILITIES, async () => {
+    new LazyBackend(`iptables-${mode}`, IPTABLES_CAPABILITIES[mode], async () => {
       const { IptablesBackend } = await import('@route-controller/backend-iptables');
-      return new IptablesBackend({ mode, runner, lockWaitSeconds: options.iptablesLockWaitSeconds });
+      return new IptablesBackend({ mode, runner, streams, lockWaitSeconds: options.iptablesLockWaitSeconds });
     });
   return new Map<BackendName, FirewallBackend>([
-    ['nft', new NftBackend({ runner })],
+    ['nft', new NftBackend({ runner, streams })],
     ['iptables-nft', iptables('nft')],
     ['iptables-legacy', iptables('legacy')],
   ]);

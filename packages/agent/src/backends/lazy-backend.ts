@@ -1,13 +1,17 @@
-import type {
-  ApplyResult,
-  Availability,
-  BackendCapabilities,
-  CleanupResult,
-  DesiredState,
-  FirewallBackend,
-  ObservedState,
-  Plan,
-  WriteOptions,
+import {
+  type ApplyResult,
+  type Availability,
+  type BackendCapabilities,
+  type ChangeListener,
+  type ChangeStreamEnd,
+  type CleanupResult,
+  type DesiredState,
+  ErrorCodes,
+  type FirewallBackend,
+  type ObservedState,
+  type Plan,
+  RouteControllerError,
+  type WriteOptions,
 } from '@route-controller/core';
 
 /**
@@ -47,6 +51,16 @@ export class LazyBackend implements FirewallBackend {
 
   async cleanup(options?: WriteOptions): Promise<CleanupResult> {
     return (await this.#get()).cleanup(options);
+  }
+
+  async watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
+    const backend = await this.#get();
+    if (!backend.watchChanges) {
+      throw new RouteControllerError(ErrorCodes.FirewallUnsupported, `${this.name} reports no kernel change events`, {
+        hint: 'Nothing to do: the resync (RESYNC_INTERVAL) finds and repairs drift.',
+      });
+    }
+    return backend.watchChanges(listener, signal);
   }
 
   #get(): Promise<FirewallBackend> {

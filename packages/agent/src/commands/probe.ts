@@ -1,7 +1,9 @@
+import { backendOf } from '../backends/backend-set.js';
 import { BACKEND_NAMES } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
 import { describeDiscovery, discoveryReport, kubeProxyReport } from './discovery-report.js';
 import { json, type Output, table } from './output.js';
+import { driftRepair } from './status.js';
 
 /**
  * `route-controller probe`: which backend this node would use, and why; where the Service CIDRs
@@ -15,6 +17,9 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
     toolbox.runner,
     discovery.source.kind === 'cidrs' ? discovery.source : undefined,
   );
+  const events = Object.fromEntries(
+    BACKEND_NAMES.map((name) => [name, backendOf(toolbox.backends, name).capabilities.events]),
+  );
   if (options.json) {
     output.out(
       json({
@@ -27,6 +32,8 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
         warnings: decision?.warnings ?? [],
         requested: toolbox.config.backend,
         backends: availability,
+        // Per backend: whether drift is repaired at once from kernel change events (else by the resync).
+        changeEvents: events,
         iptablesFlavour: detection,
         ...(error ? { error: error.toJSON() } : {}),
       }),
@@ -47,6 +54,7 @@ export async function probeCommand(toolbox: Toolbox, options: { json: boolean },
       lines.push(`    ${name}: ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`);
     }
     for (const warning of availability[name]?.warnings ?? []) lines.push(`    ${name}: warning: ${warning}`);
+    lines.push(`    ${name}: ${driftRepair(name, events[name] === true)}`);
   }
   lines.push('', `iptables flavour in use on this node: ${detection.mode} (${detection.reason})`);
   lines.push(`  evidence: ${JSON.stringify(detection.evidence)}`);

@@ -26,6 +26,14 @@ export async function runAgent(
   output: Output = processOutput,
 ): Promise<number> {
   const log = logger.child({ component: 'agent' });
+  // Listened for from the start: a SIGTERM that arrives while the agent starts (the rules being
+  // applied, the change event monitor starting) stops it in order once started, never by default
+  // disposition half-way. `on`, not `once`: execa's exit handler (signal-exit) re-raises a signal
+  // that no other listener is left to handle, which would kill the process before it has stopped.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.on('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
+  });
   let agent: Agent;
   try {
     agent = await composeAgent(createAgentContainer(config, { logger }));
@@ -38,10 +46,7 @@ export async function runAgent(
     logFatal(log, error, 'cannot start');
     return EXIT_RUNTIME_FAILURE;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await signalled;
   setTimeout(() => {
     log.warn(`stopping took longer than ${STOP_DEADLINE_MS} ms; exiting anyway (rules are kept)`);
     process.exit(0);

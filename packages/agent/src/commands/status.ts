@@ -1,4 +1,4 @@
-import { type Availability, errorMessage, type ObservedState } from '@route-controller/core';
+import { type Availability, ErrorCodes, errorMessage, type ObservedState } from '@route-controller/core';
 import { backendOf } from '../backends/backend-set.js';
 import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
@@ -11,6 +11,10 @@ interface BackendStatus {
   readonly backend: BackendName;
   readonly available: boolean;
   readonly reason: string;
+  /** Whether the kernel reports changes to this backend's objects (so drift is repaired at once). */
+  readonly events: boolean;
+  /** Why it is not usable, as a code (ERR_RC_FIREWALL_UNREADABLE: its tables cannot be read in full). */
+  readonly failure?: string;
   readonly installed?: {
     readonly present: boolean;
     readonly action: string | null;
@@ -39,16 +43,25 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
   const statuses: BackendStatus[] = [];
   for (const name of BACKEND_NAMES) {
     const availability: Availability = await toolbox.selector.probe(name);
+    const backend = backendOf(toolbox.backends, name);
+    const events = backend.capabilities.events;
     if (!availability.available) {
-      statuses.push({ backend: name, available: false, reason: availability.reason });
+      const failure = availability.failure ? { failure: availability.failure } : {};
+      statuses.push({ backend: name, available: false, reason: availability.reason, events, ...failure });
       continue;
     }
     try {
-      const observed = await backendOf(toolbox.backends, name).observe();
+      const observed = await backend.observe();
       const installed = summarise(observed, installedWarnings(observed, source, network));
-      statuses.push({ backend: name, available: true, reason: availability.reason, installed });
+      statuses.push({ backend: name, available: true, reason: availability.reason, events, installed });
     } catch (error) {
-      statuses.push({ backend: name, available: true, reason: availability.reason, error: describeError(error) });
+      statuses.push({
+        backend: name,
+        available: true,
+        reason: availability.reason,
+        events,
+        error: describeError(error),
+      });
     }
   }
   if (options.json) {
@@ -67,7 +80,11 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
   if (kubeProxy.notice) lines.push(`Note: ${kubeProxy.notice}`);
   lines.push('');
   for (const status of statuses) {
-    if (!status.available) {
+    if (status.failure === ErrorCodes.FirewallUnreadable) {
+      lines.push(
+        `${status.backend}: cannot read its tables here, so rules of ours there would go unseen (${status.reason})`,
+      );
+    } else if (!status.available) {
       lines.push(`${status.backend}: not usable here (${status.reason})`);
     } else if (status.error) {
       lines.push(`${status.backend}: could not read: ${status.error}`);
@@ -82,10 +99,18 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       }
       for (const problem of i.problems) lines.push(`  drift: ${problem}`);
       for (const warning of i.warnings) lines.push(`  warning: ${warning}`);
+      lines.push(`  ${driftRepair(status.backend, status.events)}`);
     }
   }
   output.out(lines.join('\n'));
   return statuses.some((s) => s.error) ? 1 : 0;
+}
+
+/** How the agent finds drift with this backend. */
+export function driftRepair(backend: string, events: boolean): string {
+  return events
+    ? 'drift repair: at once, from kernel change events (the resync is the safety net)'
+    : `drift repair: at the next resync only (RESYNC_INTERVAL): ${backend} changes make no kernel change events`;
 }
 
 /** One line for what a backend holds, whole or not: never "mixed action" for a chain with no rules. */

@@ -32,6 +32,10 @@ export class AgentMetrics {
     lastSuccessSeconds: 0,
     ready: false,
     kubernetes: new Map<string, () => readonly KubernetesStatus[]>(),
+    changeEvents: { ours: 0, other: 0 },
+    changeStreamUp: false,
+    changeStreamRestarts: 0,
+    eventRepairPauses: 0,
   };
   #registry: Promise<Registry> | undefined;
   /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
@@ -73,6 +77,23 @@ export class AgentMetrics {
   /** Exposes a Kubernetes source's connection states (only once that source is loaded). */
   kubernetesSource(name: string, statuses: () => readonly KubernetesStatus[]): void {
     this.#state.kubernetes.set(name, statuses);
+  }
+
+  /** One kernel change event: `ours` when it touched our objects. Called per event: keep it cheap. */
+  changeEvent(scope: 'ours' | 'other'): void {
+    this.#state.changeEvents[scope] += 1;
+  }
+
+  changeStream(up: boolean): void {
+    this.#state.changeStreamUp = up;
+  }
+
+  changeStreamRestarted(): void {
+    this.#state.changeStreamRestarts += 1;
+  }
+
+  eventRepairsPaused(): void {
+    this.#state.eventRepairPauses += 1;
   }
 
   /** The Prometheus text exposition, and its content type. */
@@ -176,6 +197,33 @@ export class AgentMetrics {
     );
     gauge('route_controller_ready', '1 when the rules are applied and in step with the desired state', [], (set) =>
       set({}, state.ready ? 1 : 0),
+    );
+    const changeEvents = new Counter<'scope'>({
+      name: 'route_controller_change_events_total',
+      help: 'Kernel firewall change events seen: scope "ours" touched our objects (each starts a reconcile, debounced), "other" did not',
+      labelNames: ['scope'],
+      registers,
+      collect() {
+        changeEvents.reset();
+        changeEvents.inc({ scope: 'ours' }, state.changeEvents.ours);
+        changeEvents.inc({ scope: 'other' }, state.changeEvents.other);
+      },
+    });
+    gauge(
+      'route_controller_change_events_up',
+      '1 while the kernel change event stream is connected; 0 while it restarts, or where the backend has none (iptables-legacy: the resync finds drift)',
+      [],
+      (set) => set({}, state.changeStreamUp ? 1 : 0),
+    );
+    counter(
+      'route_controller_change_events_restarts_total',
+      'Times the kernel change event stream ended by itself and was started again',
+      () => state.changeStreamRestarts,
+    );
+    counter(
+      'route_controller_change_event_repairs_paused_total',
+      'Times repairs from change events were paused because our rules kept being changed right after each repair (the resync still repairs)',
+      () => state.eventRepairPauses,
     );
     for (const unit of ['packets', 'bytes'] as const) {
       // The kernel's own counters of our rules: they only grow (until the rules are replaced).

@@ -26,7 +26,20 @@ import { TOKENS } from '../tokens.js';
 import { Backoff } from './backoff.js';
 import { desiredFromDiscovery } from './desired-from-discovery.js';
 
-export type ReconcileTrigger = 'start' | 'change' | 'resync' | 'retry';
+/** Why a reconcile runs: start, a discovery change, the resync timer, a retry, a kernel change event. */
+export type ReconcileTrigger = 'start' | 'change' | 'resync' | 'retry' | 'event';
+
+/** When triggers wait together, the run carries the weightiest: it is the one its outcome is about. */
+const TRIGGER_RANK: Readonly<Record<ReconcileTrigger, number>> = { resync: 0, event: 1, retry: 2, change: 2, start: 3 };
+
+/** How drift was noticed, for the "drift repaired" line. */
+const NOTICED_BY: Readonly<Record<ReconcileTrigger, string>> = {
+  start: 'at start',
+  change: 'on a discovery change',
+  resync: 'by the resync',
+  retry: 'on a retry',
+  event: 'from a kernel change event',
+};
 
 export interface ReconcileOutcome {
   readonly trigger: ReconcileTrigger;
@@ -40,10 +53,11 @@ export const RETRY_INITIAL_MS = 500;
 export const retryCapMs = (resyncMs: number): number => Math.min(30_000, Math.max(1_000, resyncMs));
 
 /**
- * Keeps the kernel in step with the discovered Service CIDRs: applies on start, on every change
- * and every resync tick (which repairs drift). Runs are serialised and coalesced: triggers that
- * arrive during a run collapse into one more run. A failure keeps the rules in place and retries
- * with backoff.
+ * Keeps the kernel in step with the discovered Service CIDRs: applies on start, on every change,
+ * every resync tick and every kernel change event (both repair drift). Runs are serialised and
+ * coalesced: triggers that arrive during a run collapse into one more run (single-flight with a
+ * dirty flag), so the echo of our own write costs one read that writes nothing. A failure keeps the
+ * rules in place and retries with backoff.
  */
 @injectable()
 export class Reconciler {
@@ -96,8 +110,7 @@ export class Reconciler {
   /** Asks for a reconcile; resolves when the run that covers it has finished. */
   trigger(reason: ReconcileTrigger): Promise<void> {
     if (this.#stopped) return Promise.resolve();
-    // A change or a retry matters more than a routine resync when both are waiting.
-    if (this.#pending === undefined || this.#pending === 'resync') this.#pending = reason;
+    if (this.#pending === undefined || TRIGGER_RANK[reason] > TRIGGER_RANK[this.#pending]) this.#pending = reason;
     if (!this.#active) {
       this.#active = true;
       this.#running = this.#drain();
@@ -179,18 +192,16 @@ export class Reconciler {
 
     try {
       const result = await this.backend.apply(desired, { signal: this.#abort.signal });
-      const driftRepaired =
-        result.changed &&
-        trigger === 'resync' &&
-        this.#applied !== undefined &&
-        sameDesiredState(this.#applied, desired);
+      // Whatever noticed it (the resync, a change event, a retry): the kernel no longer held what we
+      // had applied, and we had not asked for anything new.
+      const driftRepaired = result.changed && this.#applied !== undefined && sameDesiredState(this.#applied, desired);
       const at = new Date();
       this.metrics.applied(result.changed, at);
       if (driftRepaired) {
         this.metrics.driftRepaired();
         this.#log.warn(
-          { backend: this.backend.name, summary: result.summary },
-          `drift repaired: our rules had been changed, ${result.summary}`,
+          { backend: this.backend.name, trigger, summary: result.summary },
+          `drift repaired ${NOTICED_BY[trigger]}: our rules had been changed, ${result.summary}`,
         );
       } else if (result.changed) {
         this.#log.info(
@@ -239,7 +250,8 @@ export class Reconciler {
       { err: error, code: coded?.code, hint: coded?.hint, retryInMs: delay, kept },
       `${what}: ${coded?.message ?? String(error)}; rules in place are kept (${kept})`,
     );
-    this.#setReadiness(false, `${what}: ${coded?.code ?? 'error'}`);
+    // The code for machines, the message for people: /readyz is where an operator looks first.
+    this.#setReadiness(false, `${what}: ${coded ? `${coded.code}: ${coded.message}` : String(error)}`);
     if (delay !== undefined && !this.#stopped) {
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => void this.trigger('retry'), delay);

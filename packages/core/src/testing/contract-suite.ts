@@ -3,7 +3,7 @@ import { type IpFamily, parseCidr } from '../cidr.js';
 import type { BlockAction, DesiredState } from '../desired-state.js';
 import { desiredState } from '../desired-state.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
-import type { BackendCapabilities, FirewallBackend } from '../firewall-backend.js';
+import type { BackendCapabilities, ChangeListener, FirewallBackend } from '../firewall-backend.js';
 import { isInSync } from '../firewall-backend.js';
 import { cidrTexts, normalizeCidrs } from '../service-cidrs.js';
 
@@ -38,6 +38,14 @@ export interface ContractFixture<B extends FirewallBackend = FirewallBackend> {
   failWrites(): void;
   /** Sends packets our rule for `family` should count; required when the suite's `traffic` is true. */
   sendBlockedTraffic?(family: IpFamily): Promise<void>;
+  /**
+   * Makes `family` unreadable to the backend the way other software does on real nodes, so that its
+   * tools succeed while showing less than there is (iptables-nft: a native nft rule in `ip filter`).
+   * Resolves with an independent dump of what the backend can no longer read, taken with a tool that
+   * still can (`nft list table ip filter`), to prove it unchanged. Required when the suite's
+   * `unreadable` is true.
+   */
+  makeFamilyUnreadable?(family: IpFamily): Promise<() => Promise<string>>;
   dispose(): Promise<void>;
 }
 
@@ -64,14 +72,24 @@ export interface BackendContractOptions<B extends FirewallBackend> {
   readonly capabilities: BackendCapabilities;
   /** The fixtures implement sendBlockedTraffic (real packets); without it traffic tests are skipped visibly. */
   readonly traffic?: boolean;
+  /**
+   * Whether this backend's reads can be made to succeed while seeing less than there is, and its
+   * fixtures implement makeFamilyUnreadable: `true`, or `{ skip }` saying why it cannot happen or
+   * cannot be produced for this backend (shown in the skipped test's name).
+   */
+  readonly unreadable?: true | { readonly skip: string };
   readonly setup: () => Promise<ContractFixture<B>>;
   readonly timeoutMs?: number;
+  /** How long the events group waits for a subscription or an event (default 10 s: only a hang reaches it). */
+  readonly eventWaitMs?: number;
 }
 
 /** What decides whether a group applies: the backend's capabilities and what its fixtures can do. */
 export interface ContractContext {
   readonly capabilities: BackendCapabilities;
   readonly traffic: boolean;
+  /** Undefined when the fixtures can make a family unreadable, else why not. */
+  readonly unreadableSkip: string | undefined;
 }
 
 export interface ContractGroup {
@@ -104,6 +122,11 @@ export const CONTRACT_GROUPS = {
   cleanup: { name: 'cleanup', skipReason: always },
   foreign: { name: 'foreign objects', skipReason: always },
   errors: { name: 'errors', skipReason: always },
+  unreadable: { name: 'unreadable state', skipReason: (context) => context.unreadableSkip },
+  events: {
+    name: 'change events',
+    skipReason: needs('change events (drift is found by the resync only)', (c) => c.events),
+  },
 } as const satisfies Record<string, ContractGroup>;
 
 /** Builds a desired state from CIDR text, through the same normalisation the agent uses. */
@@ -118,8 +141,13 @@ export const SAMPLE_CIDRS: Readonly<Record<IpFamily, readonly string[]>> = {
 
 export function backendContractSuite<B extends FirewallBackend>(options: BackendContractOptions<B>): void {
   const { test, capabilities } = options;
-  const context: ContractContext = { capabilities, traffic: options.traffic === true };
+  const unreadableSkip =
+    options.unreadable === true
+      ? undefined
+      : (options.unreadable?.skip ?? 'the suite was not told whether this backend can meet an unreadable state');
+  const context: ContractContext = { capabilities, traffic: options.traffic === true, unreadableSkip };
   const timeout = options.timeoutMs ?? 30_000;
+  const eventWait = options.eventWaitMs ?? 10_000;
   const families = capabilities.families;
   const v4 = families.includes('ipv4');
   const v6 = families.includes('ipv6');
@@ -441,6 +469,70 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
         await expectCodedRejection(f, desired(some(3)), undefined, installed);
       });
     });
+
+    group(CONTRACT_GROUPS.unreadable, (it) => {
+      const unreadable = async (f: ContractFixture<B>, family: IpFamily) => {
+        const make = f.makeFamilyUnreadable?.bind(f);
+        assert.ok(
+          make,
+          'the suite was told the fixture can make a family unreadable, but it has no makeFamilyUnreadable',
+        );
+        return make(family);
+      };
+      for (const family of families) {
+        it(`over our rules in an unreadable ${family} state, every call refuses with ERR_RC_FIREWALL_UNREADABLE and writes nothing`, async (f) => {
+          const installed = desired(some(2));
+          await f.backend.apply(installed);
+          const dump = await unreadable(f, family);
+          const before = await dump();
+          const writes = f.writeCount();
+          const calls: [string, () => Promise<unknown>][] = [
+            ['observe()', () => f.backend.observe()],
+            ['plan()', () => f.backend.plan(installed)],
+            ['apply() of the installed state', () => f.backend.apply(installed)],
+            ['apply() of another state', () => f.backend.apply(desired(other()))],
+            ['apply() of nothing', () => f.backend.apply(desired([]))],
+            ['cleanup()', () => f.backend.cleanup()],
+          ];
+          // Twice: a backend that writes blind stacks one more copy each time.
+          for (const [name, call] of [...calls, ...calls]) await expectUnreadable(name, call());
+          assert.equal(f.writeCount(), writes, 'a call over an unreadable state wrote to the kernel');
+          assert.equal(await dump(), before, 'the unreadable state changed');
+        });
+      }
+      it('on a fresh node whose state is unreadable, apply refuses and writes nothing', async (f) => {
+        const family = families[0] as IpFamily;
+        const dump = await unreadable(f, family);
+        const before = await dump();
+        await expectUnreadable('apply()', f.backend.apply(desired(some(1))));
+        await expectUnreadable('cleanup()', f.backend.cleanup());
+        assert.equal(f.writeCount(), 0, 'apply over an unreadable state wrote to the kernel');
+        assert.equal(await dump(), before, 'the unreadable state changed');
+      });
+    });
+
+    group(CONTRACT_GROUPS.events, (it) => {
+      it("reports its own apply's changes once subscribed, and stops when aborted", async (f) => {
+        const watch = watcher(f, eventWait);
+        try {
+          await watch.ready();
+          await f.backend.apply(desired(some(1)));
+          await watch.change();
+        } finally {
+          await watch.stop();
+        }
+      });
+      it("reports another tool's change to our objects", async (f) => {
+        const watch = watcher(f, eventWait);
+        try {
+          await watch.ready();
+          await f.seedPartialState();
+          await watch.change();
+        } finally {
+          await watch.stop();
+        }
+      });
+    });
   });
 
   async function expectCodedRejection(
@@ -467,6 +559,72 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
     if (!installed) assert.equal(f.writeCount(), writes, 'a refused apply wrote to the kernel');
     assert.deepEqual(await f.observeKernel(), before, 'a failed apply changed the kernel');
   }
+}
+
+async function expectUnreadable(name: string, call: Promise<unknown>): Promise<void> {
+  let caught: unknown;
+  try {
+    await call;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(
+    caught instanceof RouteControllerError,
+    `${name} over an unreadable state did not reject with a RouteControllerError: ${String(caught)}`,
+  );
+  assert.equal(caught.code, ErrorCodes.FirewallUnreadable, `${name}: ${caught.message}`);
+  assert.ok(caught.hint, `${name}: error ${caught.code} has no hint`);
+}
+
+/** watchChanges() on the fixture's backend, with waits (up to `waitMs`) for readiness and for a change of ours. */
+function watcher(f: ContractFixture, waitMs: number) {
+  const controller = new AbortController();
+  let subscribed = false;
+  let changes = 0;
+  const watchChanges = f.backend.watchChanges?.bind(f.backend);
+  assert.ok(watchChanges, `${f.backend.name} claims events but has no watchChanges()`);
+  const listener: ChangeListener = {
+    ready: () => {
+      subscribed = true;
+    },
+    change: () => {
+      changes += 1;
+    },
+    other: () => {},
+    lost: () => {},
+    diagnostic: () => {},
+  };
+  const running = watchChanges(listener, controller.signal);
+  let ended = false;
+  running.then(
+    () => {
+      ended = true;
+    },
+    () => {
+      ended = true;
+    },
+  );
+  const until = async (what: string, done: () => boolean) => {
+    const deadline = Date.now() + waitMs;
+    while (!done()) {
+      if (ended) {
+        const end = await running;
+        assert.fail(`the change stream ended before ${what}: ${end.reason}`);
+      }
+      assert.ok(Date.now() < deadline, `no ${what} within ${waitMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  return {
+    ready: () => until('subscription', () => subscribed),
+    /** Waits for a change of ours reported since the stream started. */
+    change: () => until('change of ours', () => changes > 0),
+    stop: async () => {
+      controller.abort();
+      const end = await running;
+      assert.equal(end.stopped, true, `the stream did not report that it was stopped: ${end.reason}`);
+    },
+  };
 }
 
 async function expectKernel(f: ContractFixture, want: DesiredState): Promise<void> {

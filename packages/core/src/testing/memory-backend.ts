@@ -6,6 +6,8 @@ import type {
   ApplyResult,
   Availability,
   BackendCapabilities,
+  ChangeListener,
+  ChangeStreamEnd,
   CleanupResult,
   FamilyObservation,
   FirewallBackend,
@@ -32,6 +34,16 @@ const OWNER = 'route-controller';
 const CHAIN = `${OWNER}/chain`;
 const setKey = (family: IpFamily) => `${OWNER}/set/${family}`;
 const ruleKey = (family: IpFamily) => `${OWNER}/rule/${family}`;
+const familyOf = (key: string): IpFamily | undefined => IP_FAMILIES.find((family) => key.endsWith(`/${family}`));
+
+/** Hears every change of a MemoryKernel: the memory backend's stand-in for `nft monitor`. */
+export interface MemoryWatcher {
+  /** Objects changed; `ours` when any of them is route-controller's. */
+  change(ours: boolean): void;
+  lost(detail: string): void;
+  /** The stream died (MemoryKernel.endStreams). */
+  end(reason: string): void;
+}
 
 /**
  * A stand-in for the kernel: named objects, changed only by whole transactions, with a write
@@ -42,6 +54,14 @@ export class MemoryKernel {
   writes = 0;
   /** When set, every transaction fails with this error and changes nothing. */
   failure: Error | undefined;
+  /**
+   * Families whose objects reads cannot see, as iptables-nft cannot list a filter table that holds
+   * native nft rules: a correct backend refuses to work on them.
+   */
+  readonly unreadable = new Set<IpFamily>();
+  /** When set, watchChanges() rejects with it, as a monitor that cannot start. */
+  streamFailure: Error | undefined;
+  readonly #watchers = new Set<MemoryWatcher>();
 
   get objects(): ReadonlyMap<string, MemoryObject> {
     return this.#objects;
@@ -51,16 +71,39 @@ export class MemoryKernel {
   transact(change: (objects: Map<string, MemoryObject>) => void): void {
     this.writes += 1;
     if (this.failure) throw this.failure;
-    const next = new Map(this.#objects);
-    change(next);
-    this.#objects = next;
+    this.#swap(change);
   }
 
-  /** Changes objects without counting a write: how tests set the scene before the backend acts. */
+  /** Changes objects without counting a write: how tests set the scene, or another tool changes ours. */
   seed(change: (objects: Map<string, MemoryObject>) => void): void {
-    const next = new Map(this.#objects);
+    this.#swap(change);
+  }
+
+  /** Follows every change from now on, until the returned function is called. */
+  watch(watcher: MemoryWatcher): () => void {
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
+  }
+
+  /** Ends every change stream, as a monitor process dying would. */
+  endStreams(reason: string): void {
+    for (const watcher of [...this.#watchers]) watcher.end(reason);
+  }
+
+  /** Tells every change stream that events were lost, as a kernel buffer overflow does. */
+  loseEvents(): void {
+    for (const watcher of this.#watchers) watcher.lost('memory kernel: events were lost');
+  }
+
+  #swap(change: (objects: Map<string, MemoryObject>) => void): void {
+    const before = this.#objects;
+    const next = new Map(before);
     change(next);
     this.#objects = next;
+    const changed = [...new Set([...before.keys(), ...next.keys()])].filter((key) => before.get(key) !== next.get(key));
+    if (changed.length === 0) return; // a transaction that changes nothing makes no event, as in nf_tables
+    const ours = changed.some((key) => key.startsWith(`${OWNER}/`));
+    for (const watcher of this.#watchers) watcher.change(ours);
   }
 
   /** Counts traffic against our rule for a family, as the kernel would for dropped packets. */
@@ -91,7 +134,9 @@ export type MemoryBackendFlaw =
   | 'cleanup-leaves-rule'
   | 'clobbers-foreign'
   | 'uncoded-errors'
-  | 'unserialised';
+  | 'unserialised'
+  | 'reads-unreadable-as-empty'
+  | 'deaf-to-changes';
 
 export interface MemoryBackendOptions {
   readonly name?: string;
@@ -104,6 +149,7 @@ export const MEMORY_CAPABILITIES: BackendCapabilities = Object.freeze({
   actions: Object.freeze(['drop', 'reject'] as BlockAction[]),
   counters: true,
   comments: true,
+  events: true,
 });
 
 /** A FirewallBackend over a MemoryKernel, with the same ownership rules a real one follows. */
@@ -187,7 +233,12 @@ export class MemoryBackend implements FirewallBackend {
   }
 
   observe(): Promise<ObservedState> {
-    const objects = this.kernel.objects;
+    try {
+      this.#assertReadable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const objects = this.#visible();
     const ours = [...objects.entries()].filter(([key]) => key.startsWith(`${OWNER}/`));
     if (ours.length === 0 || this.#flaw === 'observe-sees-nothing') return Promise.resolve(NOTHING_OBSERVED);
     const problems: string[] = [];
@@ -240,7 +291,61 @@ export class MemoryBackend implements FirewallBackend {
 
   async #keys(): Promise<Iterable<string>> {
     await Promise.resolve();
-    return this.kernel.objects.keys();
+    this.#assertReadable();
+    return this.#visible().keys();
+  }
+
+  /** Refuses to read a family the kernel hides from reads: what a correct backend does. */
+  #assertReadable(): void {
+    if (this.#flaw === 'reads-unreadable-as-empty') return;
+    const hidden = this.capabilities.families.filter((family) => this.kernel.unreadable.has(family));
+    if (hidden.length === 0) return;
+    throw new RouteControllerError(
+      ErrorCodes.FirewallUnreadable,
+      `the memory kernel cannot list our ${hidden.join(' and ')} objects`,
+      {
+        hint: 'Tests make a family unreadable through MemoryKernel.unreadable; nothing is written from a read that cannot see everything.',
+        details: { families: hidden },
+      },
+    );
+  }
+
+  /** The objects a read sees: those of an unreadable family are left out, as the tools do. */
+  #visible(): ReadonlyMap<string, MemoryObject> {
+    const objects = this.kernel.objects;
+    if (this.kernel.unreadable.size === 0) return objects;
+    return new Map(
+      [...objects].filter(([key]) => {
+        const family = familyOf(key);
+        return family === undefined || !this.kernel.unreadable.has(family);
+      }),
+    );
+  }
+
+  watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
+    if (this.kernel.streamFailure) return Promise.reject(this.kernel.streamFailure);
+    return new Promise((resolve) => {
+      if (signal.aborted) {
+        resolve({ stopped: true, reason: 'memory change stream stopped' });
+        return;
+      }
+      const finish = (end: ChangeStreamEnd) => {
+        unwatch();
+        signal.removeEventListener('abort', onAbort);
+        resolve(end);
+      };
+      const onAbort = () => finish({ stopped: true, reason: 'memory change stream stopped' });
+      const unwatch = this.kernel.watch({
+        change: (ours) => {
+          if (ours && this.#flaw !== 'deaf-to-changes') listener.change('memory kernel: our objects changed');
+          else listener.other();
+        },
+        lost: (detail) => listener.lost(detail),
+        end: (reason) => finish({ stopped: false, reason }),
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+      listener.ready();
+    });
   }
 
   #matches(observed: ObservedState, desired: DesiredState): boolean {

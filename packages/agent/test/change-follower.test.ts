@@ -1,0 +1,235 @@
+import { commandNotFound, ErrorCodes, RouteControllerError } from '@route-controller/core';
+import { MEMORY_CAPABILITIES, MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  ChangeFollower,
+  EVENT_DEBOUNCE_MS,
+  EVENT_MAX_WAIT_MS,
+  EVENT_REPAIR_LIMIT,
+  EVENT_REPAIR_PAUSE_INITIAL_MS,
+  STREAM_RESTART_INITIAL_MS,
+} from '../src/reconcile/change-follower.js';
+import { setup } from './reconcile-helpers.js';
+
+const RULE = 'route-controller/rule/ipv4';
+
+/** A reconciler and a change follower over one memory kernel, resync one hour: only events repair. */
+async function follow(options: { events?: boolean } = {}) {
+  const kernel = new MemoryKernel();
+  const backend = new MemoryBackend(kernel, { capabilities: { events: options.events ?? true } });
+  const t = setup('1h', kernel, backend);
+  const watch = vi.spyOn(backend, 'watchChanges');
+  const follower = new ChangeFollower(t.config, backend, t.reconciler, t.metrics, t.logger);
+  t.source.set('10.96.0.0/16');
+  await t.reconciler.start();
+  follower.start();
+  // The stream is up, and its start-up reconcile (which finds nothing to do) has run.
+  await vi.advanceTimersByTimeAsync(0);
+  const events = () => t.outcomes.filter((o) => o.trigger === 'event');
+  const messages = () => t.logs.map((line) => String(line.msg));
+  return { ...t, follower, watch, events, messages };
+}
+
+const drift = (kernel: MemoryKernel) => kernel.seed((objects) => objects.delete(RULE));
+
+describe('ChangeFollower', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('repairs drift from a change event, without waiting for the resync, and counts it', async () => {
+    const t = await follow();
+    expect(t.messages()).toContain(
+      'following kernel change events: drift is repaired as it happens (the resync, every 1h, stays as a safety net)',
+    );
+    expect(await t.metrics.value('route_controller_change_events_up')).toBe(1);
+    const writes = t.kernel.writes;
+    drift(t.kernel);
+    expect(t.kernel.objects.has(RULE)).toBe(false);
+    await vi.advanceTimersByTimeAsync(EVENT_DEBOUNCE_MS);
+    expect(t.kernel.objects.has(RULE)).toBe(true);
+    expect(t.kernel.writes).toBe(writes + 1);
+    // The repair's own echo: one more reconcile, which reads and writes nothing.
+    await vi.advanceTimersByTimeAsync(EVENT_DEBOUNCE_MS);
+    expect(t.events().at(-1)).toMatchObject({ changed: false });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.kernel.writes).toBe(writes + 1);
+    expect(t.events().filter((o) => o.driftRepaired)).toHaveLength(1);
+    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
+    expect(await t.metrics.value('route_controller_change_events_total', 'scope="ours"')).toBe(2);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('reconciles once per burst: the debounce waits for the events of a transaction to end', async () => {
+    const t = await follow();
+    const runs = t.events().length;
+    for (let i = 0; i < 5; i += 1) {
+      t.kernel.seed((objects) =>
+        objects.set(`route-controller/noise/${i}`, { owner: 'route-controller', kind: 'rule' }),
+      );
+      await vi.advanceTimersByTimeAsync(EVENT_DEBOUNCE_MS / 4);
+    }
+    expect(t.events()).toHaveLength(runs);
+    await vi.advanceTimersByTimeAsync(EVENT_DEBOUNCE_MS);
+    expect(t.events()).toHaveLength(runs + 1);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('still reconciles while events of ours never pause, at most EVENT_MAX_WAIT_MS after the first', async () => {
+    const t = await follow();
+    const runs = t.events().length;
+    for (let i = 0; i < 30; i += 1) {
+      t.kernel.seed((objects) => objects.set('route-controller/noise', { owner: 'route-controller', kind: 'rule' }));
+      await vi.advanceTimersByTimeAsync(EVENT_DEBOUNCE_MS / 2);
+    }
+    // 300 ms of events 10 ms apart: a plain trailing debounce would not have fired once.
+    expect(t.events().length - runs).toBeGreaterThanOrEqual(Math.floor(300 / EVENT_MAX_WAIT_MS) - 1);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('ignores changes elsewhere, counting them', async () => {
+    const t = await follow();
+    const runs = t.outcomes.length;
+    for (let i = 0; i < 50; i += 1)
+      t.kernel.seed((objects) => objects.set(`kube-proxy/${i}`, { owner: 'kube-proxy', kind: 'rule' }));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.outcomes).toHaveLength(runs);
+    expect(await t.metrics.value('route_controller_change_events_total', 'scope="other"')).toBe(50);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('restarts a stream that ended with backoff, and reconciles after each restart', async () => {
+    const t = await follow();
+    expect(t.watch).toHaveBeenCalledTimes(1);
+    // Changes made while nobody listens are found by the reconcile that follows the restart.
+    t.kernel.endStreams('nft -j monitor ruleset exited with code 134');
+    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    drift(t.kernel);
+    await vi.advanceTimersByTimeAsync(STREAM_RESTART_INITIAL_MS - 1);
+    expect(t.watch).toHaveBeenCalledTimes(1);
+    expect(t.kernel.objects.has(RULE)).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.watch).toHaveBeenCalledTimes(2);
+    expect(t.kernel.objects.has(RULE)).toBe(true);
+    expect(await t.metrics.value('route_controller_change_events_up')).toBe(1);
+    // It ends again at once: the next restart waits twice as long.
+    t.kernel.endStreams('again');
+    await vi.advanceTimersByTimeAsync(2 * STREAM_RESTART_INITIAL_MS - 1);
+    expect(t.watch).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(t.watch).toHaveBeenCalledTimes(3);
+    expect(await t.metrics.value('route_controller_change_events_restarts_total')).toBe(2);
+    expect(t.messages().filter((m) => m.startsWith('kernel change events stopped'))).toEqual([
+      `kernel change events stopped (nft -j monitor ruleset exited with code 134); restarting in ${STREAM_RESTART_INITIAL_MS} ms, the resync repairs drift meanwhile`,
+      `kernel change events stopped (again); restarting in ${2 * STREAM_RESTART_INITIAL_MS} ms, the resync repairs drift meanwhile`,
+    ]);
+    expect(t.messages()).toContain('kernel change events resumed; reconciling for what was missed');
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('reconciles when events were lost', async () => {
+    const t = await follow();
+    const runs = t.events().length;
+    drift(t.kernel);
+    // The drift's own event never arrives (lost), only the overflow notice.
+    t.kernel.seed((objects) => objects.set(RULE, { owner: 'route-controller', kind: 'rule', action: 'drop' }));
+    t.kernel.seed((objects) => objects.delete(RULE));
+    t.kernel.loseEvents();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.events().length).toBeGreaterThan(runs);
+    expect(t.kernel.objects.has(RULE)).toBe(true);
+    expect(t.messages().some((m) => m.startsWith('kernel change events were lost'))).toBe(true);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('gives up, once and saying why, when the monitor binary is missing: the resync is left', async () => {
+    const kernel = new MemoryKernel();
+    kernel.streamFailure = commandNotFound('nft');
+    const t = setup('30s', kernel);
+    const watch = vi.spyOn(t.backend, 'watchChanges');
+    const follower = new ChangeFollower(t.config, t.backend, t.reconciler, t.metrics, t.logger);
+    follower.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(watch).toHaveBeenCalledTimes(1);
+    const warning = t.logs.find((line) => String(line.msg).startsWith('no kernel change events'));
+    expect(warning).toMatchObject({ code: ErrorCodes.CommandNotFound, msg: expect.stringContaining('every 30s') });
+    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    await follower.stop();
+  });
+
+  it('gives up too when the backend turns out to have no events after all', async () => {
+    const kernel = new MemoryKernel();
+    kernel.streamFailure = new RouteControllerError(ErrorCodes.FirewallUnsupported, 'no events here');
+    const t = setup('30s', kernel);
+    const watch = vi.spyOn(t.backend, 'watchChanges');
+    const follower = new ChangeFollower(t.config, t.backend, t.reconciler, t.metrics, t.logger);
+    follower.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(watch).toHaveBeenCalledTimes(1);
+    await follower.stop();
+  });
+
+  it('a backend without events: says drift waits for the resync, and never watches', async () => {
+    const t = await follow({ events: false });
+    expect(t.watch).not.toHaveBeenCalled();
+    expect(t.messages()).toContain('memory has no kernel change events: drift is repaired by the resync, every 1h');
+    drift(t.kernel);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.kernel.objects.has(RULE)).toBe(false);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('pauses repairs from events when someone undoes each one at once, and resumes after the pause', async () => {
+    const t = await follow();
+    // Another process that deletes our rule as soon as it is back: a fight no one wins.
+    let fighting = true;
+    t.reconciler.onOutcome((outcome) => {
+      if (fighting && outcome.changed) queueMicrotask(() => drift(t.kernel));
+    });
+    const writes = t.kernel.writes;
+    drift(t.kernel);
+    await vi.advanceTimersByTimeAsync(2_000);
+    const repairs = t.kernel.writes - writes;
+    expect(repairs).toBe(EVENT_REPAIR_LIMIT + 1);
+    expect(await t.metrics.value('route_controller_change_event_repairs_paused_total')).toBe(1);
+    const warning = t.logs.find((line) =>
+      String(line.msg).startsWith('our rules were changed again after each repair'),
+    );
+    expect(warning?.level).toBe(40);
+    expect(String(warning?.msg)).toMatch(/pause for 10s; the resync, every 1h, still repairs/);
+    // The other process gives up; while paused, its last change waits.
+    fighting = false;
+    await vi.advanceTimersByTimeAsync(EVENT_REPAIR_PAUSE_INITIAL_MS - 3_000);
+    expect(t.kernel.objects.has(RULE)).toBe(false);
+    expect(t.kernel.writes - writes).toBe(repairs);
+    // After the pause the missed events are acted on, once.
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(t.kernel.objects.has(RULE)).toBe(true);
+    expect(t.kernel.writes - writes).toBe(repairs + 1);
+    await t.follower.stop();
+    await t.reconciler.stop();
+  });
+
+  it('stop() ends the stream and nothing is triggered after it', async () => {
+    const t = await follow();
+    const ended = t.watch.mock.results[0]?.value as Promise<{ stopped: boolean }>;
+    await t.follower.stop();
+    expect(await ended).toMatchObject({ stopped: true });
+    const runs = t.outcomes.length;
+    drift(t.kernel);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.outcomes).toHaveLength(runs);
+    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    await t.reconciler.stop();
+  });
+
+  it('the memory backend claims events, as the follower needs', () => {
+    expect(MEMORY_CAPABILITIES.events).toBe(true);
+  });
+});

@@ -1,0 +1,268 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { IptablesBackend } from '@route-controller/backend-iptables';
+import { NftBackend } from '@route-controller/backend-nft';
+import { desiredState, type FirewallBackend, isInSync, parseCidrList } from '@route-controller/core';
+import { type AgentProcess, httpGet, LAB, LoopLab, type Netns } from '@route-controller/lab';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent } from '../src/agent-bin.js';
+import { describeKernel } from '../src/prerequisites.js';
+
+const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
+const DESIRED = desiredState(parseCidrList(SERVICE_CIDRS).cidrs);
+const LISTEN_ADDRESS = '127.0.0.1:9771';
+/** Generous: a repair from an event takes tens of milliseconds; only a hang (or no event) reaches this. */
+const REPAIR_WAIT_MS = 10_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A third party's change, as one command in the node (no shell). */
+interface Drift {
+  readonly what: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input?: string;
+}
+
+/**
+ * The drift kinds of the issue, per backend: the ruleset flushed (last: it also takes the lab's
+ * kube-proxy and pod rules), our table or chain deleted, an ACCEPT above our drop, the chain we
+ * drop from flushed. For nft, "FORWARD" is our own base chain on the forward hook: an ACCEPT in
+ * another table's chain cannot undo an nft drop, so only one in ours is drift.
+ */
+const DRIFTS: Record<'nft' | 'iptables-nft', Drift[]> = {
+  nft: [
+    { what: 'our table deleted', file: 'nft', args: ['delete', 'table', 'inet', 'route-controller'] },
+    { what: 'our chain deleted', file: 'nft', args: ['delete', 'chain', 'inet', 'route-controller', 'forward'] },
+    {
+      what: 'an accept inserted at the top of our chain',
+      file: 'nft',
+      args: ['insert', 'rule', 'inet', 'route-controller', 'forward', 'accept'],
+    },
+    { what: 'our chain flushed', file: 'nft', args: ['flush', 'chain', 'inet', 'route-controller', 'forward'] },
+    {
+      what: 'an element deleted from our set',
+      file: 'nft',
+      args: ['flush', 'set', 'inet', 'route-controller', 'service-cidrs-v4'],
+    },
+    { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
+  ],
+  'iptables-nft': [
+    {
+      what: 'an ACCEPT inserted at the top of FORWARD',
+      file: 'iptables-nft',
+      args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
+    },
+    { what: 'FORWARD flushed', file: 'iptables-nft', args: ['-w', '-F', 'FORWARD'] },
+    { what: 'our chain flushed (IPv6)', file: 'ip6tables-nft', args: ['-w', '-F', 'ROUTE-CONTROLLER'] },
+    {
+      what: 'our chain deleted',
+      file: 'iptables-nft-restore',
+      args: ['--noflush'],
+      input:
+        '*filter\n-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n',
+    },
+    { what: 'the filter table deleted', file: 'nft', args: ['delete', 'table', 'ip', 'filter'] },
+    { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
+  ],
+};
+
+function backendFor(name: 'nft' | 'iptables-nft', ns: Netns): FirewallBackend {
+  return name === 'nft'
+    ? new NftBackend({ runner: ns.runner })
+    : new IptablesBackend({ mode: 'nft', runner: ns.runner });
+}
+
+async function metric(ns: Netns, name: string): Promise<number | undefined> {
+  const text = (await httpGet(ns, `http://${LISTEN_ADDRESS}/metrics`)).body;
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+/** Processes whose parent is `pid`, named `comm`, with `arg` among their arguments. */
+function children(pid: number, comm: string, arg?: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent !== pid || name !== comm) continue;
+      if (arg && !readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').includes(arg)) continue;
+      found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Gone, or a zombie nobody reaps (this sandbox's PID 1 does not): dead all the same. */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** The agent's `nft -j monitor ruleset` child, once it is running. */
+async function monitorOf(agent: AgentProcess): Promise<number> {
+  const pid = agent.pid;
+  if (pid === undefined) throw new Error('the agent has no pid');
+  await agent.waitForMessage('following kernel change events', 15_000);
+  // By its arguments: a reconcile's `nft -j list` may be running next to it.
+  const [monitor, ...more] = children(pid, 'nft', 'monitor');
+  if (monitor === undefined || more.length > 0)
+    throw new Error(`expected one nft child of ${pid}, found ${more.length + (monitor ? 1 : 0)}`);
+  return monitor;
+}
+
+describeKernel('agent: drift repaired from kernel change events, without a resync', () => {
+  for (const backend of ['nft', 'iptables-nft'] as const) {
+    describe(`FIREWALL_BACKEND=${backend}, RESYNC_INTERVAL=1h`, () => {
+      let lab: LoopLab;
+      let agent: AgentProcess;
+
+      beforeAll(async () => {
+        lab = await LoopLab.create(backend === 'iptables-nft' ? { podAcceptRule: 'iptables-nft' } : {});
+        agent = startAgent(lab.node, {
+          SERVICE_CIDRS,
+          FIREWALL_BACKEND: backend,
+          RESYNC_INTERVAL: '1h',
+          LISTEN_ADDRESS,
+        });
+        await agent.waitUntilReady(15_000);
+        await agent.waitForMessage('following kernel change events', 15_000);
+      });
+      afterAll(async () => {
+        await agent?.stop('SIGKILL');
+        await lab?.destroy();
+      });
+
+      for (const drift of DRIFTS[backend]) {
+        it(`repairs at once: ${drift.what}`, async () => {
+          const from = agent.logs.length;
+          await lab.node.must(drift.file, drift.args, drift.input);
+          const repaired = await agent.waitForMessage(
+            'drift repaired from a kernel change event',
+            REPAIR_WAIT_MS,
+            from,
+          );
+          expect(repaired.level).toBe('warn');
+          const observed = await backendFor(backend, lab.node).observe();
+          expect(observed.problems).toEqual([]);
+          expect(isInSync(observed, DESIRED)).toBe(true);
+          expect(await lab.measureLoop('ipv4', 3)).toBe(0);
+        });
+      }
+
+      it('counts every repair and the events, is up, and does not loop on its own writes', async () => {
+        const repairs = DRIFTS[backend].length;
+        expect(await metric(lab.node, 'route_controller_drift_repairs_total')).toBe(repairs);
+        expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(1);
+        const applies = await metric(lab.node, 'route_controller_applies_total');
+        const logged = agent.logs.length;
+        // Quiet for a while: the echo of the last repair was read once, and nothing more happens.
+        await sleep(1_500);
+        expect(await metric(lab.node, 'route_controller_applies_total')).toBe(applies);
+        expect(agent.logs.slice(logged).filter((line) => line.level !== 'debug')).toEqual([]);
+        const text = (await httpGet(lab.node, `http://${LISTEN_ADDRESS}/metrics`)).body;
+        expect(Number(/route_controller_change_events_total\{scope="ours"\} (\d+)/.exec(text)?.[1])).toBeGreaterThan(0);
+      });
+    });
+  }
+
+  describe('the monitor child never outlives the agent', () => {
+    let lab: LoopLab;
+    beforeAll(async () => {
+      lab = await LoopLab.create({ kubeProxy: 'none' });
+    });
+    afterAll(async () => {
+      await lab?.destroy();
+    });
+
+    it('SIGTERM: the agent ends it before exiting', async () => {
+      // Without setpriv (no /usr/bin on PATH), so that only the agent's own stop can end it.
+      const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', PATH: '/usr/sbin:/sbin' });
+      const monitor = await monitorOf(agent);
+      expect(ended(monitor)).toBe(false);
+      expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
+      expect(ended(monitor)).toBe(true);
+    });
+
+    it('SIGTERM while the agent is still starting: an orderly stop all the same, nothing left behind', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', PATH: '/usr/sbin:/sbin' });
+        // The rules are in, the monitor and the start-up chores are (about to be) under way.
+        await agent.waitForMessage(/^rules (applied|already in step)/, 15_000);
+        const pid = agent.pid ?? 0;
+        agent.signal('SIGTERM');
+        const exit = await agent.exitWithin(10_000);
+        expect(exit).toEqual({ exitCode: 0, signal: undefined });
+        expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+        expect(children(pid, 'nft')).toEqual([]);
+      }
+    });
+
+    it('SIGKILL: it ends at once where setpriv --pdeathsig works (the image has it)', async () => {
+      const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h' });
+      const monitor = await monitorOf(agent);
+      await agent.stop('SIGKILL');
+      // No event is made: the kernel kills it as its parent dies.
+      await until('the monitor ends after its parent was killed', () => ended(monitor));
+    });
+
+    it('SIGKILL without setpriv: it ends at its next event (EPIPE on the write)', async () => {
+      // A PATH without /usr/bin has no setpriv: the fallback, a plain child.
+      const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', PATH: '/usr/sbin:/sbin' });
+      const monitor = await monitorOf(agent);
+      await agent.stop('SIGKILL');
+      await sleep(300);
+      expect(ended(monitor)).toBe(false);
+      await lab.node.must('nft', ['add', 'table', 'ip', 'rct-poke']);
+      await until('the monitor ends at the event after its parent was killed', () => ended(monitor));
+      await lab.node.must('nft', ['delete', 'table', 'ip', 'rct-poke']);
+    });
+  });
+
+  describe('FIREWALL_BACKEND=iptables-legacy: no events, the resync repairs', () => {
+    let lab: LoopLab;
+    let agent: AgentProcess;
+    beforeAll(async () => {
+      lab = await LoopLab.create({ podAcceptRule: 'iptables-legacy' });
+      agent = startAgent(lab.node, {
+        SERVICE_CIDRS,
+        FIREWALL_BACKEND: 'iptables-legacy',
+        RESYNC_INTERVAL: '1s',
+        LISTEN_ADDRESS,
+      });
+      await agent.waitUntilReady(15_000);
+    });
+    afterAll(async () => {
+      await agent?.stop('SIGKILL');
+      await lab?.destroy();
+    });
+
+    it('says drift waits for the resync, starts no monitor, and the resync repairs', async () => {
+      await agent.waitForMessage(
+        'iptables-legacy has no kernel change events: drift is repaired by the resync, every 1s',
+      );
+      expect(children(agent.pid ?? 0, 'nft')).toEqual([]);
+      expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
+      const from = agent.logs.length;
+      await lab.node.must('iptables-legacy', ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
+      await agent.waitForMessage('drift repaired by the resync', REPAIR_WAIT_MS, from);
+      expect(await lab.measureLoop('ipv4', 3)).toBe(0);
+      await lab.node.must('iptables-legacy', ['-w', '-D', 'FORWARD', '-j', 'ACCEPT']);
+    });
+  });
+});
