@@ -1,6 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
 import { commandNotFound, formatCommand } from './command-runner.js';
 import { ErrorCodes, RouteControllerError } from './errors.js';
 
@@ -94,8 +96,10 @@ export function findExecutable(file: string, path = process.env.PATH ?? ''): str
 }
 
 /**
- * Runs streaming processes with node:child_process (not execa: a monitor can print thousands of
- * lines a second, and each line should cost one string split, nothing more).
+ * Runs streaming processes with execa, as every command is run (args array, no shell, cancellation by
+ * AbortSignal with SIGTERM then SIGKILL, cleanup when we exit). Output is not buffered: stdout is read
+ * as it comes and split into lines by hand, because a monitor can print thousands of lines a second
+ * and each line should cost one string split, nothing more.
  */
 export class ProcessStreamRunner implements StreamRunner {
   readonly #env: NodeJS.ProcessEnv;
@@ -124,21 +128,52 @@ export class ProcessStreamRunner implements StreamRunner {
       file = 'setpriv';
       args = ['--pdeathsig', 'KILL', '--', resolved, ...args];
     }
-    const child = spawn(file, args, { env: this.#env, stdio: ['ignore', 'pipe', 'pipe'] });
-    return new ProcessLineStream(child, command, request);
+    const child = execa(file, args, {
+      env: this.#env,
+      extendEnv: false,
+      stdin: 'ignore',
+      buffer: false,
+      reject: false,
+      cancelSignal: request.signal,
+      forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+    });
+    const outcome: Promise<StreamOutcome> = child.then((result) => result);
+    return new ProcessLineStream(
+      { pid: child.pid, stdout: child.stdout, stderr: child.stderr, outcome },
+      command,
+      request,
+    );
   }
+}
+
+/** What execa's result says of a streaming process that ended, or could not start. */
+interface StreamOutcome {
+  readonly failed: boolean;
+  readonly exitCode?: number | undefined;
+  readonly signal?: string | undefined;
+  readonly isCanceled: boolean;
+  readonly shortMessage?: string | undefined;
+  readonly code?: string | undefined;
+}
+
+/** A started process as the line stream reads it. */
+interface StreamChild {
+  readonly pid: number | undefined;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly outcome: Promise<StreamOutcome>;
 }
 
 class ProcessLineStream implements LineStream {
   readonly exited: Promise<StreamExit>;
-  readonly #child: ChildProcess | undefined;
+  readonly #child: StreamChild | undefined;
   readonly #lines: string[] = [];
   #wake: (() => void) | undefined;
   #ended = false;
   #error: RouteControllerError | undefined;
   #iterating = false;
 
-  constructor(child: ChildProcess | undefined, command: string, request: StreamRequest, error?: RouteControllerError) {
+  constructor(child: StreamChild | undefined, command: string, request: StreamRequest, error?: RouteControllerError) {
     this.#child = child;
     this.#error = error;
     if (!child) {
@@ -173,35 +208,29 @@ class ProcessLineStream implements LineStream {
     stderr?.on('end', () => {
       if (errPending !== '') request.onStderr?.(errPending);
     });
-    let killTimer: NodeJS.Timeout | undefined;
-    const stop = () => {
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), FORCE_KILL_AFTER_MS);
-      killTimer.unref();
-    };
-    request.signal.addEventListener('abort', stop, { once: true });
-    this.exited = new Promise<StreamExit>((resolve, reject) => {
-      child.once('error', (cause: NodeJS.ErrnoException) => {
-        if (child.pid !== undefined) return; // a kill that failed: 'close' still follows
-        this.#error =
-          cause.code === 'ENOENT'
-            ? commandNotFound(request.file, { command, cause })
-            : new RouteControllerError(ErrorCodes.CommandSpawn, `${command} could not be started: ${cause.message}`, {
+    // execa settles once the process has ended and its output streams have closed: every line the
+    // process wrote has been read by then.
+    this.exited = child.outcome.then((result) => {
+      const started = result.exitCode !== undefined || result.signal !== undefined || result.isCanceled;
+      if (!result.failed || started) {
+        this.#finish();
+        return { exitCode: result.exitCode, signal: result.signal };
+      }
+      const { code } = result;
+      this.#error =
+        code === 'ENOENT'
+          ? commandNotFound(request.file, { command, cause: result })
+          : new RouteControllerError(
+              ErrorCodes.CommandSpawn,
+              `${command} could not be started: ${result.shortMessage}`,
+              {
                 hint: `Check that ${request.file} is executable by this user.`,
-                cause,
-                details: { command, file: request.file, errno: cause.code },
-              });
-        request.signal.removeEventListener('abort', stop);
-        this.#finish();
-        reject(this.#error);
-      });
-      // 'close', not 'exit': by then every line the process wrote has been read.
-      child.once('close', (code, signal) => {
-        clearTimeout(killTimer);
-        request.signal.removeEventListener('abort', stop);
-        this.#finish();
-        resolve({ exitCode: code ?? undefined, signal: signal ?? undefined });
-      });
+                cause: result,
+                details: { command, file: request.file, errno: code },
+              },
+            );
+      this.#finish();
+      throw this.#error;
     });
     this.exited.catch(() => undefined);
   }
