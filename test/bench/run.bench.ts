@@ -226,7 +226,10 @@ function memoryRows(rows: readonly MemoryResult[]): string[] {
     const targets = MEMORY_TARGETS[r.label.replace(/ \(.*\)$/, '')];
     const idle = targets ? verdict(r.idleMib, targets.idle) : '';
     const peak = targets?.peak ? verdict(r.peakMib, targets.peak) : '';
-    return `| ${r.label} | ${r.idleMib.toFixed(1)} MiB | ${idle} | ${r.peakMib.toFixed(1)} MiB | ${peak} | ${r.cpuPercent.toFixed(2)}% of one core |`;
+    const monitor = r.monitor
+      ? `${r.monitor.rssMib.toFixed(1)} MiB, ${r.monitor.cpuPercent.toFixed(2)}% of one core`
+      : 'not running';
+    return `| ${r.label} | ${r.idleMib.toFixed(1)} MiB | ${idle} | ${r.peakMib.toFixed(1)} MiB | ${peak} | ${r.cpuPercent.toFixed(2)}% of one core | ${monitor} |`;
   });
 }
 
@@ -236,8 +239,8 @@ function memoryTable(rows: readonly MemoryResult[], node: string): string {
     '',
     `Node.js ${node}. The agent (nft backend, default 30 s resync, endpoint on and scraped once) left alone for ${rows[0]?.seconds ?? '?'} s after its rules are in place: with \`SERVICE_CIDRS\`, then following one ServiceCIDR of the test API server. Idle is VmRSS at the end, peak is VmHWM. About 40 MiB of it is the node binary and a bare Node process (\`node -e 'setTimeout(() => {}, 1e9)'\`).`,
     '',
-    '| configuration | idle | target | peak | target | CPU over the period |',
-    '|---|---|---|---|---|---|',
+    '| configuration | idle | target | peak | target | CPU over the period | its nft monitor child |',
+    '|---|---|---|---|---|---|---|',
     ...memoryRows(rows),
     '',
   ].join('\n');
@@ -255,8 +258,8 @@ function imageTable(result: ImageBenchResult): string {
       startupRow(r, r.label.startsWith('Kubernetes') ? KUBERNETES_START_TARGET : NFT_START_TARGET),
     ),
     '',
-    '| configuration | idle | target | peak | target | CPU over the period |',
-    '|---|---|---|---|---|---|',
+    '| configuration | idle | target | peak | target | CPU over the period | its nft monitor child |',
+    '|---|---|---|---|---|---|---|',
     ...memoryRows(result.memory),
     '',
   ].join('\n');
