@@ -1,17 +1,9 @@
-import { normalizeCidrs, type ServiceCidrSource, type SourceReading } from '@route-controller/core';
+import { normalizeCidrs, type SourceReading } from '@route-controller/core';
 import type { Logger } from '../observability/logger.js';
 import { KUBEADM_CONFIGMAP, KUBEADM_NAMESPACE, kubeadmServiceSubnet } from './kubeadm.js';
 import type { SourceCommonOptions } from './service-cidr-source.js';
 import { warnOnce } from './service-cidr-source.js';
-import {
-  type KubernetesSource,
-  type KubernetesSourceStatus,
-  ReadingListeners,
-  Reflector,
-  staleNote,
-  unsyncedReading,
-  withDetail,
-} from './watched-source.js';
+import { ReflectedSource } from './watched-source.js';
 
 const SUBJECT = {
   noun: `the ${KUBEADM_CONFIGMAP} ConfigMap`,
@@ -23,72 +15,43 @@ const SUBJECT = {
  * live. Only that one object is listed and watched, by a metadata.name field selector, so a Role
  * restricted to resourceNames: [kubeadm-config] is enough.
  */
-export class KubeadmConfigSource implements ServiceCidrSource, KubernetesSource {
+export class KubeadmConfigSource extends ReflectedSource {
   readonly name = 'kubeadm';
-  readonly #reflector: Reflector;
-  readonly #listeners = new ReadingListeners();
-  readonly #firstListWaitMs: number;
   readonly #log: Logger;
 
   constructor(options: SourceCommonOptions) {
+    super(
+      {
+        subject: SUBJECT,
+        connect: options.connect,
+        resolve: async () => ({
+          kind: 'served',
+          target: {
+            path: `/api/v1/namespaces/${KUBEADM_NAMESPACE}/configmaps`,
+            query: { fieldSelector: `metadata.name=${KUBEADM_CONFIGMAP}` },
+            resource: `configmaps ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`,
+          },
+        }),
+        logger: options.logger,
+        ...(options.timings ? { timings: options.timings } : {}),
+        ...(options.random ? { random: options.random } : {}),
+      },
+      options.firstListWaitMs,
+    );
     this.#log = options.logger;
-    this.#firstListWaitMs = options.firstListWaitMs ?? 2_000;
-    this.#reflector = new Reflector({
-      subject: SUBJECT,
-      connect: options.connect,
-      resolve: async () => ({
-        kind: 'served',
-        target: {
-          path: `/api/v1/namespaces/${KUBEADM_NAMESPACE}/configmaps`,
-          query: { fieldSelector: `metadata.name=${KUBEADM_CONFIGMAP}` },
-          resource: `configmaps ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`,
-        },
-      }),
-      logger: options.logger,
-      ...(options.timings ? { timings: options.timings } : {}),
-      ...(options.random ? { random: options.random } : {}),
-      onEvent: (type) =>
-        this.#log.info(
-          { configmap: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`, event: type },
-          `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ${type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'created' : 'changed'}`,
-        ),
-    });
-    this.#reflector.subscribe(() => this.#listeners.update(this.#reading()));
   }
 
-  statuses(): readonly KubernetesSourceStatus[] {
-    return [{ source: this.name, ...this.#reflector.status() }];
+  protected override onEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED'): void {
+    this.#log.info(
+      { configmap: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`, event: type },
+      `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ${type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'created' : 'changed'}`,
+    );
   }
 
-  async read(): Promise<SourceReading> {
-    await this.#reflector.start(this.#firstListWaitMs);
-    return this.#reading();
-  }
-
-  subscribe(listener: () => void): () => void {
-    return this.#listeners.subscribe(listener);
-  }
-
-  async close(): Promise<void> {
-    await this.#reflector.stop();
-  }
-
-  #reading(): SourceReading {
-    const reflector = this.#reflector;
-    if (!reflector.status().synced) {
-      return unsyncedReading(
-        reflector,
-        SUBJECT,
-        'Check that the API server is reachable from the node, or set SERVICE_CIDRS (Helm: routeController.serviceCIDRs).',
-      );
-    }
-    const stale = staleNote(reflector);
-    const [configMap] = reflector.objects().values();
+  protected syncedReading(): SourceReading {
+    const [configMap] = this.reflector.objects().values();
     if (!configMap) {
-      return withDetail(
-        { kind: 'none', detail: `no ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ConfigMap (not a kubeadm cluster)` },
-        stale,
-      );
+      return { kind: 'none', detail: `no ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ConfigMap (not a kubeadm cluster)` };
     }
     const subnet = kubeadmServiceSubnet(configMap as { data?: unknown });
     if (subnet.kind !== 'subnet') {
@@ -100,7 +63,7 @@ export class KubeadmConfigSource implements ServiceCidrSource, KubernetesSource 
           ),
         );
       }
-      return withDetail({ kind: 'none', detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}: ${subnet.detail}` }, stale);
+      return { kind: 'none', detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}: ${subnet.detail}` };
     }
     for (const entry of subnet.rejected) {
       warnOnce(this.#log, `kubeadm:${entry}`, () =>
@@ -111,23 +74,17 @@ export class KubeadmConfigSource implements ServiceCidrSource, KubernetesSource 
       );
     }
     if (subnet.cidrs.length === 0) {
-      return withDetail(
-        {
-          kind: 'none',
-          detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet "${subnet.value}" holds no CIDR`,
-        },
-        stale,
-      );
+      return {
+        kind: 'none',
+        detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet "${subnet.value}" holds no CIDR`,
+      };
     }
     const { cidrs, notes } = normalizeCidrs(subnet.cidrs);
-    return withDetail(
-      {
-        kind: 'cidrs',
-        cidrs,
-        notes,
-        detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ClusterConfiguration networking.serviceSubnet ${subnet.value}`,
-      },
-      stale,
-    );
+    return {
+      kind: 'cidrs',
+      cidrs,
+      notes,
+      detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ClusterConfiguration networking.serviceSubnet ${subnet.value}`,
+    };
   }
 }

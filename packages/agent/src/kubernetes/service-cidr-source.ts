@@ -1,24 +1,10 @@
-import {
-  formatServiceCidrs,
-  normalizeCidrs,
-  parseCidr,
-  type ServiceCidrSource,
-  type SourceReading,
-} from '@route-controller/core';
+import { formatServiceCidrs, normalizeCidrs, parseCidr, type SourceReading } from '@route-controller/core';
 import type { Logger } from '../observability/logger.js';
 import { ApiError, failureOf } from './api-failure.js';
 import type { Connection } from './connection.js';
 import type { KubeObject, ReflectorTimings, Resolution } from './reflector.js';
 import type { KubeTransport } from './transport.js';
-import {
-  type KubernetesSource,
-  type KubernetesSourceStatus,
-  ReadingListeners,
-  Reflector,
-  staleNote,
-  unsyncedReading,
-  withDetail,
-} from './watched-source.js';
+import { type KubernetesSourceStatus, ReflectedSource } from './watched-source.js';
 
 export const SERVICECIDR_GROUP = 'networking.k8s.io';
 /** Newest first: v1 (GA in 1.33) wins; v1beta1 (1.31-1.32 with the beta API on) otherwise. */
@@ -69,92 +55,66 @@ export async function resolveServiceCidrs(transport: KubeTransport, signal: Abor
  * ServiceCIDR objects, followed live: the union of every object's spec.cidrs. A terminating object
  * (held by its finalizer while ClusterIPs in it are allocated) keeps its CIDRs until it is gone.
  */
-export class ServiceCidrApiSource implements ServiceCidrSource, KubernetesSource {
+export class ServiceCidrApiSource extends ReflectedSource {
   readonly name = 'servicecidr';
-  readonly #reflector: Reflector;
-  readonly #listeners = new ReadingListeners();
-  readonly #firstListWaitMs: number;
   readonly #log: Logger;
   #resource: string | undefined;
 
   constructor(options: SourceCommonOptions) {
-    this.#log = options.logger;
-    this.#firstListWaitMs = options.firstListWaitMs ?? 2_000;
-    this.#reflector = new Reflector({
-      subject: SUBJECT,
-      connect: options.connect,
-      resolve: async (transport, signal) => {
-        const resolution = await resolveServiceCidrs(transport, signal);
-        if (resolution.kind === 'served' && resolution.target.resource !== this.#resource) {
-          this.#resource = resolution.target.resource;
-          this.#log.info(
-            { resource: this.#resource },
-            `watching ServiceCIDR objects (${this.#resource}) on ${transport.server}`,
-          );
-        }
-        return resolution;
+    super(
+      {
+        subject: SUBJECT,
+        connect: options.connect,
+        resolve: async (transport, signal) => {
+          const resolution = await resolveServiceCidrs(transport, signal);
+          if (resolution.kind === 'served' && resolution.target.resource !== this.#resource) {
+            this.#resource = resolution.target.resource;
+            this.#log.info(
+              { resource: this.#resource },
+              `watching ServiceCIDR objects (${this.#resource}) on ${transport.server}`,
+            );
+          }
+          return resolution;
+        },
+        logger: options.logger,
+        ...(options.timings ? { timings: options.timings } : {}),
+        ...(options.random ? { random: options.random } : {}),
       },
-      logger: options.logger,
-      ...(options.timings ? { timings: options.timings } : {}),
-      ...(options.random ? { random: options.random } : {}),
-      onEvent: (type, object, previous) => this.#logEvent(type, object, previous),
-    });
-    this.#reflector.subscribe(() => this.#listeners.update(this.#reading()));
+      options.firstListWaitMs,
+    );
+    this.#log = options.logger;
   }
 
-  statuses(): readonly KubernetesSourceStatus[] {
-    return [{ source: this.name, ...this.#reflector.status(), terminating: this.#terminating() }];
+  protected override statusExtras(): Partial<KubernetesSourceStatus> {
+    return { terminating: this.#terminating() };
   }
 
-  async read(): Promise<SourceReading> {
-    // A healthy cluster answers at once; an unreachable one does not hold start-up for long.
-    await this.#reflector.start(this.#firstListWaitMs);
-    return this.#reading();
-  }
-
-  subscribe(listener: () => void): () => void {
-    return this.#listeners.subscribe(listener);
-  }
-
-  async close(): Promise<void> {
-    await this.#reflector.stop();
-  }
-
-  #reading(): SourceReading {
-    const reflector = this.#reflector;
-    if (!reflector.status().synced) {
-      return unsyncedReading(
-        reflector,
-        SUBJECT,
-        `Check that the API server is reachable from the node, or set SERVICE_CIDRS (Helm: routeController.serviceCIDRs).`,
-      );
-    }
+  protected syncedReading(): SourceReading {
     const entries: string[] = [];
     let count = 0;
-    for (const object of reflector.objects().values()) {
+    for (const object of this.reflector.objects().values()) {
       count += 1;
       entries.push(...usableCidrs(object, this.#log));
     }
     const terminating = this.#terminating();
-    const resource = reflector.status().resource ?? 'servicecidrs';
-    if (entries.length === 0) {
-      return withDetail(
-        { kind: 'none', detail: `no ServiceCIDR objects in the cluster (${resource})` },
-        staleNote(reflector),
-      );
-    }
+    const resource = this.reflector.status().resource ?? 'servicecidrs';
+    if (entries.length === 0) return { kind: 'none', detail: `no ServiceCIDR objects in the cluster (${resource})` };
     const { cidrs, notes } = normalizeCidrs(entries);
     const detail = `${count} ServiceCIDR object(s)${terminating ? `, ${terminating} terminating` : ''} (${resource}): ${formatServiceCidrs(cidrs)}`;
-    return withDetail({ kind: 'cidrs', cidrs, detail, notes }, staleNote(reflector));
+    return { kind: 'cidrs', cidrs, detail, notes };
   }
 
   #terminating(): number {
     let count = 0;
-    for (const object of this.#reflector.objects().values()) if (object.metadata?.deletionTimestamp != null) count += 1;
+    for (const object of this.reflector.objects().values()) if (object.metadata?.deletionTimestamp != null) count += 1;
     return count;
   }
 
-  #logEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KubeObject, previous: KubeObject | undefined): void {
+  protected override onEvent(
+    type: 'ADDED' | 'MODIFIED' | 'DELETED',
+    object: KubeObject,
+    previous: KubeObject | undefined,
+  ): void {
     const name = object.metadata?.name;
     const rv = object.metadata?.resourceVersion;
     if (type === 'DELETED') {

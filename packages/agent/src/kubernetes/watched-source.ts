@@ -1,5 +1,11 @@
-import { ErrorCodes, formatServiceCidrs, RouteControllerError, type SourceReading } from '@route-controller/core';
-import type { ReflectorStatus, ReflectorSubject } from './reflector.js';
+import {
+  ErrorCodes,
+  formatServiceCidrs,
+  RouteControllerError,
+  type ServiceCidrSource,
+  type SourceReading,
+} from '@route-controller/core';
+import type { KubeObject, ReflectorOptions, ReflectorStatus, ReflectorSubject } from './reflector.js';
 import { Reflector } from './reflector.js';
 
 /** One connection's state as status and metrics show it, named by the source (and part) it serves. */
@@ -75,6 +81,67 @@ export function staleNote(reflector: Reflector): string {
 
 export function withDetail(reading: SourceReading, suffix: string): SourceReading {
   return suffix ? { ...reading, detail: `${reading.detail}${suffix}` } : reading;
+}
+
+/** The fix to suggest while a source's API cannot be reached. */
+const UNREACHABLE_HINT =
+  'Check that the API server is reachable from the node, or set SERVICE_CIDRS (Helm: routeController.serviceCIDRs).';
+
+/**
+ * A source that follows one kind of object with one reflector: the first read waits briefly for the
+ * first list, listeners hear only of changed readings, and before the first list the reading says
+ * why there is none (unsyncedReading). A subclass says what a synced store means, and may log events.
+ */
+export abstract class ReflectedSource implements ServiceCidrSource, KubernetesSource {
+  abstract readonly name: string;
+  protected readonly reflector: Reflector;
+  readonly #listeners = new ReadingListeners();
+  readonly #subject: ReflectorSubject;
+  readonly #firstListWaitMs: number;
+
+  constructor(options: Omit<ReflectorOptions, 'onEvent'>, firstListWaitMs = 2_000) {
+    this.#subject = options.subject;
+    this.#firstListWaitMs = firstListWaitMs;
+    this.reflector = new Reflector({
+      ...options,
+      onEvent: (type, object, previous) => this.onEvent(type, object, previous),
+    });
+    this.reflector.subscribe(() => this.#listeners.update(this.reading()));
+  }
+
+  statuses(): readonly KubernetesSourceStatus[] {
+    return [{ source: this.name, ...this.reflector.status(), ...this.statusExtras() }];
+  }
+
+  async read(): Promise<SourceReading> {
+    // A healthy cluster answers at once; an unreachable one does not hold start-up for long.
+    await this.reflector.start(this.#firstListWaitMs);
+    return this.reading();
+  }
+
+  subscribe(listener: () => void): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.reflector.stop();
+  }
+
+  protected reading(): SourceReading {
+    if (!this.reflector.status().synced) return unsyncedReading(this.reflector, this.#subject, UNREACHABLE_HINT);
+    return withDetail(this.syncedReading(), staleNote(this.reflector));
+  }
+
+  /** What the store says once listed (the stale note is added by the caller). */
+  protected abstract syncedReading(): SourceReading;
+
+  /** Each ADDED, MODIFIED or DELETED event, after the store has it: for the source's own log lines. */
+  protected onEvent(_type: 'ADDED' | 'MODIFIED' | 'DELETED', _object: KubeObject, _previous?: KubeObject): void {}
+
+  /** Fields of this source's own added to its status. */
+  protected statusExtras(): Partial<KubernetesSourceStatus> {
+    return {};
+  }
 }
 
 export { Reflector };
