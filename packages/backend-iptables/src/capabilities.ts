@@ -15,4 +15,8 @@ export const IPTABLES_CAPABILITIES: BackendCapabilities = Object.freeze({
   actions: IPTABLES_ACTIONS,
   counters: true,
   comments: true,
+  // No per-(source, destination) records: iptables alone has no set a rule fills with per-entry
+  // counters (xt_recent keeps one address, no bytes; ipset is another tool and kernel module, outside
+  // the chains we own). The rules' per-family counters are what it offers (see README).
+  records: false,
 });

@@ -42,6 +42,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         actions: ['drop', 'reject'],
         counters: true,
         comments: true,
+        records: false,
       });
     });
 
