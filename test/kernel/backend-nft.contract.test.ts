@@ -12,7 +12,8 @@ describeKernel('nft backend, real kernel', () => {
     // The fixture sends real packets through the lab node, so the traffic group runs.
     traffic: true,
     capabilities: NFT_CAPABILITIES,
-    setup: () => createNftFixture(),
+    // A small bound for the record sets, so the records group can fill one with pings.
+    setup: () => createNftFixture('nft', { records: { size: 8 } }),
     timeoutMs: 60_000,
   });
 });
