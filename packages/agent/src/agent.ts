@@ -7,6 +7,7 @@ import { inject, injectable } from './di.js';
 import { HealthServer } from './observability/health-server.js';
 import type { Logger } from './observability/logger.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { StaleReporter } from './stale/stale-reporter.js';
 import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
 import { VERSION } from './version.js';
@@ -25,6 +26,7 @@ export class Agent {
     @inject(HealthServer) private readonly server: HealthServer,
     @inject(StartupChores) private readonly chores: StartupChores,
     @inject(TOKENS.Logger) logger: Logger,
+    @inject(StaleReporter) private readonly stale: StaleReporter,
   ) {
     this.#log = logger.child({ component: 'agent' });
   }
@@ -54,6 +56,8 @@ export class Agent {
     for (const warning of selection.warnings) this.#log.warn({ backend: selection.backend }, warning);
     await this.#listen();
     await this.reconciler.start();
+    // Once the rules are in: who dials stale ClusterIPs, read once per resync.
+    this.stale.start();
     await this.chores.afterRules();
   }
 
@@ -83,6 +87,7 @@ export class Agent {
   /** Stops promptly. Keeps the rules (no gap during a rolling update) unless CLEANUP_ON_EXIT. */
   async stop(signal: string): Promise<void> {
     this.#log.info({ signal }, `${signal} received, stopping`);
+    await this.stale.stop();
     await this.reconciler.stop();
     const installed = this.reconciler.installed();
     if (this.config.cleanupOnExit) {

@@ -6,6 +6,7 @@ import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
 import { describeDiscovery, discoveryReport, kubeProxyReport, type SourceStatus } from './discovery-report.js';
 import { describeError, json, type Output } from './output.js';
+import { describeStaleReport, staleReport } from './stale-report.js';
 
 interface BackendStatus {
   readonly backend: BackendName;
@@ -51,6 +52,11 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       statuses.push({ backend: name, available: true, reason: availability.reason, error: describeError(error) });
     }
   }
+  // Who dials stale ClusterIPs, from the backend that holds our rules (and records hits).
+  const installed = statuses
+    .filter((s) => s.installed?.present)
+    .map((s) => ({ name: s.backend, backend: backendOf(toolbox.backends, s.backend) }));
+  const stale = await staleReport(installed, toolbox.pods);
   if (options.json) {
     output.out(
       json({
@@ -59,6 +65,8 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
         kubernetes,
         kubeProxy,
         backends: statuses,
+        staleDestinations: stale.staleDestinations,
+        recording: stale.recording,
       }),
     );
     return statuses.some((s) => s.error) ? 1 : 0;
@@ -84,6 +92,7 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       for (const warning of i.warnings) lines.push(`  warning: ${warning}`);
     }
   }
+  lines.push('', ...describeStaleReport(stale));
   output.out(lines.join('\n'));
   return statuses.some((s) => s.error) ? 1 : 0;
 }

@@ -32,6 +32,8 @@ export class AgentMetrics {
     lastSuccessSeconds: 0,
     ready: false,
     kubernetes: new Map<string, () => readonly KubernetesStatus[]>(),
+    /** Distinct destinations per family in the hit records at their last read; empty while never read. */
+    staleDestinations: {} as Partial<Record<IpFamily, number>>,
   };
   #registry: Promise<Registry> | undefined;
   /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
@@ -68,6 +70,11 @@ export class AgentMetrics {
 
   ready(ready: boolean): void {
     this.#state.ready = ready;
+  }
+
+  /** The hit records' distinct destinations per family, as last read (once per resync, never at scrape time). */
+  staleDestinations(counts: Partial<Record<IpFamily, number>>): void {
+    this.#state.staleDestinations = counts;
   }
 
   /** Exposes a Kubernetes source's connection states (only once that source is loaded). */
@@ -213,6 +220,14 @@ export class AgentMetrics {
       (set) => {
         const status = kubernetes().find((s) => s.source === 'servicecidr');
         if (status) set({}, status.objects);
+      },
+    );
+    gauge(
+      'route_controller_stale_destinations',
+      'Distinct stale ClusterIPs dialled within the recording window, per family (the hit records as last read, once per resync; absent with a backend that records no hits)',
+      ['family'],
+      (set) => {
+        for (const [family, count] of Object.entries(state.staleDestinations)) set({ family }, count);
       },
     );
     return registry;
