@@ -93,8 +93,46 @@ describeKernel('nft hit records in the loop lab, two pods', () => {
     expect(await looped()).toBe(loopedBefore);
   });
 
+  it('for packets that do not match, the rule with records runs the same bytecode as the plain drop', async () => {
+    // The deterministic side of the bench's forwarding figures: only the verdict differs.
+    const bytecode = async (records: boolean) => {
+      const backend = new NftBackend({ runner: lab.node.runner, ...(records ? {} : { records: false }) });
+      await backend.apply(desired);
+      const listing = (await lab.node.must('nft', ['--debug=netlink', 'list', 'chain', 'inet', NFT_TABLE, 'forward']))
+        .stdout;
+      await backend.cleanup();
+      // One list of expressions per rule of the forward chain.
+      return listing
+        .split(/^inet \S+ forward .*$/m)
+        .slice(1)
+        .map((rule) =>
+          rule
+            .split('\n')
+            .filter((line) => line.trim().startsWith('['))
+            .map((line) => line.trim()),
+        );
+    };
+    const plain = await bytecode(false);
+    const recording = await bytecode(true);
+    expect(plain).toHaveLength(2);
+    expect(recording.map((rule) => rule.slice(0, -1))).toEqual(plain.map((rule) => rule.slice(0, -1)));
+    expect(plain.map((rule) => rule.at(-1))).toEqual(['[ immediate reg 0 drop ]', '[ immediate reg 0 drop ]']);
+    expect(recording.map((rule) => rule.at(-1))).toEqual([
+      '[ immediate reg 0 goto -> blocked-v4 ]',
+      '[ immediate reg 0 goto -> blocked-v6 ]',
+    ]);
+    // A packet that does not match stops at the lookup, before the counter and the verdict.
+    expect(recording[0]?.slice(0, 4)).toEqual([
+      '[ meta load nfproto => reg 1 ]',
+      '[ cmp eq reg 1 0x00000002 ]',
+      '[ payload load 4b @ network header + 16 => reg 1 ]',
+      '[ lookup reg 1 set service-cidrs-v4 0x0 ]',
+    ]);
+  });
+
   it('cleanup removes the records with our table', async () => {
     const backend = new NftBackend({ runner: lab.node.runner, records: { size: 2 } });
+    await backend.apply(desired);
     await lab.dial('pod', LAB.staleService.ipv6, 1);
     expect((await kernelRecords(lab.node)).length).toBeGreaterThan(0);
     expect(await backend.cleanup()).toMatchObject({ removed: true });
