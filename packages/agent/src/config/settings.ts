@@ -157,7 +157,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: 'staleEvents',
     env: 'STALE_CLUSTERIP_EVENTS',
-    flag: '--stale-clusterip-events',
+    flag: '--stale-events',
     argName: 'bool',
     description:
       'create a Kubernetes Event (reason StaleClusterIP) on this node when a stale ClusterIP is dialled, one per address per 10 minutes at most (needs NODE_NAME, SERVICE_CIDRS unset and create on events; true | false)',
