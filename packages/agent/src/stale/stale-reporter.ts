@@ -63,10 +63,13 @@ export class StaleReporter {
     this.#timer = setInterval(() => void this.report(), config.resyncIntervalMs);
   }
 
+  /**
+   * Stops the timer. A read in flight is not waited for (stopping must stay prompt): once it
+   * returns it says nothing, as `#stopped` is checked after each await.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    await this.#running;
   }
 
   /** One read of the records at `now`: the gauge, the lines due, the Events due. Never two at once. */
@@ -83,6 +86,7 @@ export class StaleReporter {
     let records: HitRecords;
     try {
       records = await reading;
+      if (this.#stopped) return;
       this.#unreadable = '';
     } catch (error) {
       // The reconciler reads the same table and says why it fails; say it here once, quietly.
@@ -103,6 +107,7 @@ export class StaleReporter {
     if (notices.length === 0 || this.#stopped) return;
     const addresses = [...new Set(notices.flatMap((notice) => notice.sources.map((source) => source.address)))];
     const names = await this.pods.names(addresses);
+    if (this.#stopped) return;
     const eventsOn = staleEventsOff(this.config) === undefined;
     for (const notice of notices) {
       const message = formatNotice(notice, (address) => describeSource(address, names.get(address)));
