@@ -1,17 +1,28 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, parseCidrList } from '@route-controller/core';
 import { LAB, LoopLab } from '@route-controller/lab';
 import { cidrList } from './apply-cost.js';
 import { type BackendName, backendIn } from './startup.js';
 import { summarise } from './stats.js';
 
-export interface ForwardingRow {
+export interface ForwardingConfig {
   readonly rules: 'none' | BackendName;
   readonly cidrs: number;
+  /** nft only: false for the plain rule (no hit records), true (the default layout) for records. */
+  readonly records?: boolean;
+}
+
+export interface ForwardingRow extends ForwardingConfig {
   /** Median packets per second delivered pod -> server through the node (UDP, 64-byte payloads). */
   readonly pps: number;
   /** Relative to no rules at all. */
   readonly relative: number;
+  /** The slowest and fastest round: how much the machine's noise moves a figure. */
+  readonly min: number;
+  readonly max: number;
+  /** Packets per second of each round, in round order: for paired comparisons between rows. */
+  readonly rounds: readonly number[];
 }
 
 interface IperfReport {
@@ -24,7 +35,7 @@ interface IperfReport {
  * for a rule chain, the everyday case for a node. The first configuration is the baseline.
  */
 export async function measureForwarding(
-  configs: readonly { rules: 'none' | BackendName; cidrs: number }[],
+  configs: readonly ForwardingConfig[],
   seconds: number,
   runs: number,
 ): Promise<ForwardingRow[]> {
@@ -53,11 +64,19 @@ export async function measureForwarding(
       return (packets - lost) / elapsed;
     };
     // Rounds go through every configuration in turn, so slow drifts of the machine's load hit
-    // them all alike instead of whichever happened to run last.
+    // them all alike instead of whichever happened to run last; every other round in reverse, so
+    // neighbours swap places and a trend within a round cancels out.
     const samples = configs.map(() => [] as number[]);
     for (let round = 0; round < runs; round += 1) {
-      for (const [i, config] of configs.entries()) {
-        const backend = config.rules === 'none' ? undefined : backendIn(lab.node, config.rules);
+      const order = [...configs.entries()];
+      if (round % 2 === 1) order.reverse();
+      for (const [i, config] of order) {
+        const backend =
+          config.rules === 'none'
+            ? undefined
+            : config.rules === 'nft'
+              ? new NftBackend({ runner: lab.node.runner, ...(config.records === false ? { records: false } : {}) })
+              : backendIn(lab.node, config.rules);
         if (backend) await backend.apply(desiredState(parseCidrList(cidrList(config.cidrs)).cidrs));
         samples[i]?.push(await iperf());
         await backend?.cleanup();
@@ -65,8 +84,9 @@ export async function measureForwarding(
     }
     const baseline = summarise(samples[0] ?? [0]).median;
     const rows: ForwardingRow[] = configs.map((config, i) => {
-      const pps = summarise(samples[i] ?? [0]).median;
-      return { ...config, pps, relative: baseline > 0 ? pps / baseline : 1 };
+      const rounds = samples[i] ?? [0];
+      const { median: pps, min, max } = summarise(rounds);
+      return { ...config, pps, min, max, rounds, relative: baseline > 0 ? pps / baseline : 1 };
     });
     return rows;
   } finally {

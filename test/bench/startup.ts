@@ -15,14 +15,18 @@ export function backendIn(ns: Netns, name: BackendName): FirewallBackend {
     : new IptablesBackend({ mode: name === 'iptables-nft' ? 'nft' : 'legacy', runner: ns.runner });
 }
 
-/** The same rules as the agent installs, as plain text for one `nft -f`. */
+/** The same rules as the agent installs (hit records included), as plain text for one `nft -f`. */
 export const NFT_RULESET = `table inet route-controller {
   set service-cidrs-v4 { type ipv4_addr; flags interval; elements = { 10.96.0.0/16 }; }
   set service-cidrs-v6 { type ipv6_addr; flags interval; elements = { fd00:10:96::/112 }; }
+  set stale-v4 { type ipv4_addr . ipv4_addr; flags dynamic,timeout; timeout 10m; size 4096; counter; }
+  set stale-v6 { type ipv6_addr . ipv6_addr; flags dynamic,timeout; timeout 10m; size 4096; counter; }
+  chain blocked-v4 { update @stale-v4 { ip saddr . ip daddr }; drop; }
+  chain blocked-v6 { update @stale-v6 { ip6 saddr . ip6 daddr }; drop; }
   chain forward {
     type filter hook forward priority filter; policy accept;
-    ip daddr @service-cidrs-v4 counter drop
-    ip6 daddr @service-cidrs-v6 counter drop
+    ip daddr @service-cidrs-v4 counter goto blocked-v4
+    ip6 daddr @service-cidrs-v6 counter goto blocked-v6
   }
 }
 `;

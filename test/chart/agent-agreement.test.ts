@@ -337,6 +337,34 @@ describe('the chart refuses exactly what the agent refuses', () => {
     expect(await listed({ logLevel: 'x' })).toEqual(LEVELS);
   });
 
+  it('routeController.staleClusterIPs (POD_LOOKUP, STALE_CLUSTERIP_EVENTS): YAML booleans, rendered as the agent takes them', async () => {
+    for (const podLookup of [true, false]) {
+      for (const events of [true, false]) {
+        const chart = await render({ routeController: { staleClusterIPs: { podLookup, events } } });
+        expect(chart.env).toMatchObject({ POD_LOOKUP: String(podLookup), STALE_CLUSTERIP_EVENTS: String(events) });
+        expect(loadConfig(chart.env)).toMatchObject({ podLookup, staleEvents: events });
+      }
+    }
+    // Events need the Kubernetes API: with Service CIDRs given, both refuse them, and both take them off.
+    const withCidrs = (events: boolean) => ({
+      routeController: { serviceCIDRs: ['10.96.0.0/12'], staleClusterIPs: { events } },
+    });
+    const refused = await render(withCidrs(true));
+    expect(refused.accepted).toBe(false);
+    expect(refused.message).toContain('routeController.staleClusterIPs.events');
+    expect(agentConfig({ SERVICE_CIDRS: '10.96.0.0/12', STALE_CLUSTERIP_EVENTS: 'true' })).toBeUndefined();
+    const accepted = await render(withCidrs(false));
+    expect(accepted.accepted, accepted.message).toBe(true);
+    expect(loadConfig(accepted.env)).toEqual(
+      agentConfig({ SERVICE_CIDRS: '10.96.0.0/12', STALE_CLUSTERIP_EVENTS: 'false' }),
+    );
+    for (const podLookup of ['yes', 'true', 1]) {
+      const chart = await render({ routeController: { staleClusterIPs: { podLookup } } });
+      expect(chart.accepted, String(podLookup)).toBe(false);
+      expect(chart.message).toMatch(/routeController\/staleClusterIPs\/podLookup'?: got (string|number), want boolean/);
+    }
+  });
+
   it('routeController.cleanupOnExit (CLEANUP_ON_EXIT): a YAML boolean, rendered as the true or false the agent takes', async () => {
     for (const cleanupOnExit of [true, false]) {
       const chart = await render({ routeController: { cleanupOnExit } });

@@ -237,6 +237,8 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9999',
         METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         LOG_LEVEL: 'trace',
+        POD_LOOKUP: 'true',
+        STALE_CLUSTERIP_EVENTS: 'false',
       });
       // The agent's own parser: this is exactly what it will run with.
       expect(loadConfig(env)).toMatchObject({
@@ -265,6 +267,8 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9771',
         IPTABLES_LOCK_WAIT: '5s',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
+        POD_LOOKUP: 'true',
+        STALE_CLUSTERIP_EVENTS: 'false',
       });
       expect(pod.automountServiceAccountToken).toBe(true);
       expect(loadConfig(env)).toMatchObject({
@@ -297,6 +301,8 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9771',
         METRICS_LISTEN_ADDRESS: 'off',
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
+        POD_LOOKUP: 'true',
+        STALE_CLUSTERIP_EVENTS: 'false',
       });
       expect(loadConfig(env)).toMatchObject({
         backend: 'nft',
@@ -307,7 +313,14 @@ describe('helm chart charts/route-controller', () => {
       });
     });
     it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
-      const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'metrics'];
+      const nulls = [
+        'cleanupOnExit',
+        'firewallBackend',
+        'resyncInterval',
+        'iptablesLockWait',
+        'metrics',
+        'staleClusterIPs',
+      ];
       const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
       expect(env).toEqual({
         LOG_LEVEL: 'info',
@@ -368,6 +381,10 @@ describe('helm chart charts/route-controller', () => {
       verbs: ['get', 'list', 'watch'],
     };
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
+    const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] };
+    const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create'] };
+    /** The sources' grants alone, without the pod lookup's (on by default). */
+    const noLookup = { staleClusterIPs: { podLookup: false } };
 
     /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
     async function grants(sources: string[] | undefined, extra: Record<string, unknown> = {}) {
@@ -395,9 +412,9 @@ describe('helm chart charts/route-controller', () => {
       return roles.map((role) => ({ where: role.metadata.namespace ?? 'cluster', rules: role.rules }));
     }
 
-    it('by default: servicecidrs and nodes cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
+    it('by default: servicecidrs, nodes and (pod lookup) read-only pods cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
       expect(await grants(undefined)).toEqual([
-        { where: 'cluster', rules: [SERVICECIDRS, NODES] },
+        { where: 'cluster', rules: [SERVICECIDRS, NODES, PODS] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
       // An empty list is the agent's default too.
@@ -405,11 +422,11 @@ describe('helm chart charts/route-controller', () => {
     });
 
     it('each source alone, and dry-run (opt-in) as a Role in the release namespace', async () => {
-      expect(await grants(['servicecidr'])).toEqual([{ where: 'cluster', rules: [SERVICECIDRS] }]);
-      expect(await grants(['kubeadm'])).toEqual([{ where: 'kube-system', rules: [KUBEADM] }]);
-      expect(await grants(['node-args'])).toEqual([{ where: 'cluster', rules: [NODES] }]);
-      expect(await grants(['dry-run'])).toEqual([{ where: 'net-tools', rules: [SERVICES] }]);
-      expect(await grants(['servicecidr', 'kubeadm', 'node-args', 'dry-run'])).toEqual([
+      expect(await grants(['servicecidr'], noLookup)).toEqual([{ where: 'cluster', rules: [SERVICECIDRS] }]);
+      expect(await grants(['kubeadm'], noLookup)).toEqual([{ where: 'kube-system', rules: [KUBEADM] }]);
+      expect(await grants(['node-args'], noLookup)).toEqual([{ where: 'cluster', rules: [NODES] }]);
+      expect(await grants(['dry-run'], noLookup)).toEqual([{ where: 'net-tools', rules: [SERVICES] }]);
+      expect(await grants(['servicecidr', 'kubeadm', 'node-args', 'dry-run'], noLookup)).toEqual([
         { where: 'cluster', rules: [SERVICECIDRS, NODES] },
         { where: 'kube-system', rules: [KUBEADM] },
         { where: 'net-tools', rules: [SERVICES] },
@@ -418,6 +435,20 @@ describe('helm chart charts/route-controller', () => {
 
     it('with serviceCIDRs set: no RBAC at all (the agent never asks the API)', async () => {
       expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([]);
+    });
+
+    it('stale ClusterIPs: get and list on pods for the pod lookup (switchable off), create on events in default only when asked', async () => {
+      expect(await grants(['kubeadm'])).toEqual([
+        { where: 'cluster', rules: [PODS] },
+        { where: 'kube-system', rules: [KUBEADM] },
+      ]);
+      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true } })).toEqual([
+        { where: 'kube-system', rules: [KUBEADM] },
+        { where: 'default', rules: [EVENTS] },
+      ]);
+      const { env } = await daemonSet({ routeController: { staleClusterIPs: { podLookup: false, events: true } } });
+      expect(env).toMatchObject({ POD_LOOKUP: 'false', STALE_CLUSTERIP_EVENTS: 'true' });
+      expect(loadConfig({ ...env, NODE_NAME: 'kind-worker' })).toMatchObject({ podLookup: false, staleEvents: true });
     });
 
     it('passes the sources as DISCOVERY_SOURCES, and NODE_NAME and POD_NAMESPACE from the downward API', async () => {

@@ -134,7 +134,17 @@ const REFUSED: [what: string, values: unknown, mustName: string[]][] = [
     { routeController: { resources: { limits: { memory: 'lots' } } } },
     ['routeController.resources.limits.memory "lots" is not a Kubernetes quantity'],
   ],
+  [
+    'StaleClusterIP Events with serviceCIDRs set: the agent has no Kubernetes API then',
+    { routeController: { serviceCIDRs: ['10.96.0.0/12'], staleClusterIPs: { events: true } } },
+    ['routeController.staleClusterIPs.events true needs the Kubernetes API', 'routeController.serviceCIDRs is empty'],
+  ],
   // The schema's checks: types, enums of Kubernetes fields, misspelt keys. Short messages with the path.
+  [
+    'pod lookup as a string',
+    { routeController: { staleClusterIPs: { podLookup: 'yes' } } },
+    ['/routeController/staleClusterIPs/podLookup'],
+  ],
   [
     'a comma-separated string instead of a list',
     { routeController: { serviceCIDRs: '10.96.0.0/12' } },

@@ -134,11 +134,12 @@ describeKernel('nft backend, real kernel: beyond the contract', () => {
         ipv6: ['fd00:10:96::/112'],
       });
       expect((await f.backend.observe()).problems).toEqual([]);
-      // Exactly our layout: one base chain on forward, two sets, two rules.
+      // Exactly our layout: one base chain on forward and a record chain per family, a set of
+      // CIDRs and a record set per family.
       const listing = (await f.ns.must('nft', ['-s', 'list', 'table', 'inet', NFT_TABLE])).stdout;
       expect(listing).toContain('type filter hook forward priority filter; policy accept;');
-      expect(listing.match(/^\s*chain /gm)).toHaveLength(1);
-      expect(listing.match(/^\s*set /gm)).toHaveLength(2);
+      expect(listing.match(/^\s*chain /gm)).toHaveLength(3);
+      expect(listing.match(/^\s*set /gm)).toHaveLength(4);
       const writes = f.writeCount();
       expect(await f.backend.apply(desired)).toMatchObject({ changed: false, writes: 0 });
       expect(f.writeCount()).toBe(writes);

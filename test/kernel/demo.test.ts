@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ProcessCommandRunner } from '@route-controller/core';
-import { LabProcess } from '@route-controller/lab';
+import { LAB, LabProcess } from '@route-controller/lab';
 import { expect, it } from 'vitest';
 import { AGENT_BIN } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
@@ -40,6 +40,8 @@ interface Report {
     loop?: { ipv4: number; ipv6: number };
     live?: Record<string, { fromPod: string; fromNode: string }>;
     dropped?: Record<string, { packets: number }>;
+    dialled?: { address: string; packets: number; sources: { address: string; packets: number }[] }[];
+    dialledNote?: string;
     restored?: boolean;
   }[];
 }
@@ -59,9 +61,22 @@ describeKernel('route-controller demo', () => {
       expect(run.reason).toBeTruthy();
       expect(run.loop).toEqual({ ipv4: 0, ipv6: 0 });
       for (const side of Object.values(run.live ?? {})) expect(side).toEqual({ fromPod: '3/3', fromNode: '3/3' });
-      expect(run.dropped?.ipv4?.packets).toBe(5);
-      expect(run.dropped?.ipv6?.packets).toBe(5);
+      // The loop's 5 pings from the pod, and the second pod's 3 to another stale ClusterIP.
+      expect(run.dropped?.ipv4?.packets).toBe(8);
+      expect(run.dropped?.ipv6?.packets).toBe(8);
       expect(run.restored).toBe(true);
+    }
+    // Who dialled what: recorded by nft, not by the iptables backends (which say why).
+    const nft = report.runs.find((run) => run.backend === 'nft');
+    expect(nft?.dialled?.map(({ address, packets, sources }) => ({ address, packets, sources }))).toEqual([
+      { address: LAB.staleService.ipv4, packets: 5, sources: [{ address: LAB.pod.ipv4, packets: 5 }] },
+      { address: LAB.staleService.ipv6, packets: 5, sources: [{ address: LAB.pod.ipv6, packets: 5 }] },
+      { address: LAB.otherStaleService.ipv4, packets: 3, sources: [{ address: LAB.secondPod.ipv4, packets: 3 }] },
+      { address: LAB.otherStaleService.ipv6, packets: 3, sources: [{ address: LAB.secondPod.ipv6, packets: 3 }] },
+    ]);
+    for (const run of report.runs.filter((r) => r.backend !== 'nft')) {
+      expect(run.dialled).toBeUndefined();
+      expect(run.dialledNote).toMatch(/keeps no record of who dials stale ClusterIPs/);
     }
     expect(await demoNamespaces()).toEqual([]);
   });
@@ -77,7 +92,7 @@ describeKernel('route-controller demo', () => {
         }
       });
     });
-    expect((await demoNamespaces()).length).toBe(4);
+    expect((await demoNamespaces()).length).toBe(5);
     // The demo's children: the agent it runs in the lab node (and whatever it runs at that moment).
     const children = (await runner.run({ file: 'pgrep', args: ['-P', String(child.pid)] })).stdout
       .split('\n')

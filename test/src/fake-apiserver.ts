@@ -11,7 +11,8 @@ import { type AddressInfo, isIP } from 'node:net';
  *
  * Resources: ServiceCIDRs (networking.k8s.io v1 and/or v1beta1, as `serviceCidrVersions` says),
  * ConfigMaps, Nodes, and Services, of which only create is served: with dryRun=All it answers an
- * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`).
+ * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`). Pods
+ * (list and watch, with the field selector spec.nodeName) and Events (create, list).
  * RBAC is imitated per resource with forbid(); faults with failWith(). Tests drive it through
  * methods (add, update, markTerminating, remove, putConfigMap, putNode, compact, dropWatches, ...).
  */
@@ -20,7 +21,7 @@ export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
 export const SERVICECIDRS_V1BETA1_PATH = '/apis/networking.k8s.io/v1beta1/servicecidrs';
 const GROUP = 'networking.k8s.io';
 
-export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services';
+export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services' | 'pods' | 'events';
 export type ServiceCidrVersion = 'v1' | 'v1beta1';
 
 export interface ObjectMeta {
@@ -61,6 +62,8 @@ interface HistoryEvent {
 interface Selector {
   readonly name?: string;
   readonly namespace?: string;
+  /** fieldSelector spec.nodeName (pods only, as the real server allows it). */
+  readonly nodeName?: string;
   readonly labels?: readonly LabelRequirement[];
 }
 
@@ -126,6 +129,8 @@ const KINDS: Record<ResourceName, string> = {
   configmaps: 'ConfigMap',
   nodes: 'Node',
   services: 'Service',
+  pods: 'Pod',
+  events: 'Event',
 };
 
 export class FakeApiServer {
@@ -135,6 +140,8 @@ export class FakeApiServer {
     configmaps: new Map(),
     nodes: new Map(),
     services: new Map(),
+    pods: new Map(),
+    events: new Map(),
   };
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
@@ -302,6 +309,45 @@ export class FakeApiServer {
     this.#delete('nodes', name);
   }
 
+  // ---- test controls: Pods and Events ------------------------------------------------------------
+
+  /** Creates or replaces a Pod scheduled on `nodeName`, with its IPs (the first is status.podIP). */
+  putPod(
+    namespace: string,
+    name: string,
+    pod: { nodeName: string; ips: string[]; hostNetwork?: boolean; phase?: string },
+  ): StoredObject {
+    const key = `${namespace}/${name}`;
+    const spec = { nodeName: pod.nodeName, ...(pod.hostNetwork ? { hostNetwork: true } : {}), containers: [] };
+    const status = {
+      phase: pod.phase ?? 'Running',
+      ...(pod.ips[0] ? { podIP: pod.ips[0] } : {}),
+      podIPs: pod.ips.map((ip) => ({ ip })),
+    };
+    if (this.#objects.pods.has(key)) {
+      return this.#update('pods', key, (object) => {
+        object.spec = spec;
+        object.status = status;
+      });
+    }
+    return this.#create('pods', {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { ...this.#meta(name), namespace },
+      spec,
+      status,
+    });
+  }
+
+  deletePod(namespace: string, name: string): void {
+    this.#delete('pods', `${namespace}/${name}`);
+  }
+
+  /** The Events created so far, oldest first. */
+  events(): StoredObject[] {
+    return [...this.#objects.events.values()];
+  }
+
   // ---- test controls: the server ----------------------------------------------------------------
 
   /**
@@ -463,6 +509,9 @@ export class FakeApiServer {
     }
 
     const body = await readBody(request);
+    if (route.resource === 'events' && method === 'POST') {
+      return this.#createEvent(response, body, route.namespace);
+    }
     if (route.resource === 'services') {
       if (method !== 'POST' || route.name) return this.#methodNotAllowed(response);
       return this.#createService(response, query, body, route.namespace ?? 'default');
@@ -477,7 +526,7 @@ export class FakeApiServer {
             ? json(response, 200, served(object, route.apiVersion))
             : this.#notFound(response, route, route.name);
         }
-        const selector = parseSelectors(query, route.namespace);
+        const selector = parseSelectors(query, route.namespace, route.resource);
         if ('error' in selector) return this.#status(response, 400, 'BadRequest', selector.error, {});
         return isWatch ? this.#watch(response, query, route, selector) : this.#list(response, query, route, selector);
       }
@@ -518,9 +567,9 @@ export class FakeApiServer {
     const nodes = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
     if (nodes)
       return { resource: 'nodes', apiVersion: 'v1', ...(nodes[1] ? { name: decodeURIComponent(nodes[1]) } : {}) };
-    const all = /^\/api\/v1\/(configmaps|services)$/.exec(path);
+    const all = /^\/api\/v1\/(configmaps|services|pods|events)$/.exec(path);
     if (all) return { resource: all[1] as ResourceName, apiVersion: 'v1' };
-    const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|services)(?:\/([^/]+))?$/.exec(path);
+    const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|services|pods|events)(?:\/([^/]+))?$/.exec(path);
     if (namespaced) {
       return {
         resource: namespaced[2] as ResourceName,
@@ -530,6 +579,48 @@ export class FakeApiServer {
       };
     }
     return undefined;
+  }
+
+  /** POST of a core/v1 Event, checked as the real server checks what route-controller sends. */
+  #createEvent(response: ServerResponse, body: string, namespace: string | undefined) {
+    if (!namespace) return this.#methodNotAllowed(response);
+    let event: { metadata?: { name?: string; namespace?: string }; involvedObject?: { kind?: string; name?: string } };
+    try {
+      event = JSON.parse(body) as typeof event;
+    } catch (error) {
+      return this.#status(response, 400, 'BadRequest', `the object provided is unrecognized: ${String(error)}`, {});
+    }
+    const name = event.metadata?.name;
+    if (event.metadata?.namespace !== undefined && event.metadata.namespace !== namespace) {
+      return this.#status(
+        response,
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+        {},
+      );
+    }
+    if (!name || !event.involvedObject?.kind || !event.involvedObject.name) {
+      return this.#status(
+        response,
+        422,
+        'Invalid',
+        `Event "${name ?? ''}" is invalid: involvedObject or name missing`,
+        {
+          kind: 'Event',
+        },
+      );
+    }
+    if (this.#objects.events.has(`${namespace}/${name}`)) {
+      return this.#status(response, 409, 'AlreadyExists', `events "${name}" already exists`, { name, kind: 'events' });
+    }
+    const created = this.#create('events', {
+      ...(event as Record<string, unknown>),
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { ...this.#meta(name), namespace },
+    });
+    json(response, 201, created);
   }
 
   /** POST of a ServiceCIDR, validated as the real API server does (with fieldValidation=Strict, as kubectl sends). */
@@ -857,6 +948,25 @@ export class FakeApiServer {
             storageVersionHash: 'XwShjMxG9Fs=',
           },
           {
+            name: 'pods',
+            singularName: 'pod',
+            namespaced: true,
+            kind: 'Pod',
+            verbs,
+            shortNames: ['po'],
+            categories: ['all'],
+            storageVersionHash: 'xPOwRZ+Yhw8=',
+          },
+          {
+            name: 'events',
+            singularName: 'event',
+            namespaced: true,
+            kind: 'Event',
+            verbs,
+            shortNames: ['ev'],
+            storageVersionHash: 'r2yiGXH7wu8=',
+          },
+          {
             name: 'services',
             singularName: 'service',
             namespaced: true,
@@ -946,6 +1056,11 @@ function keyOf(object: StoredObject): string {
 function matches(object: StoredObject, selector: Selector): boolean {
   if (selector.namespace !== undefined && object.metadata.namespace !== selector.namespace) return false;
   if (selector.name !== undefined && object.metadata.name !== selector.name) return false;
+  if (
+    selector.nodeName !== undefined &&
+    (object.spec as { nodeName?: string } | undefined)?.nodeName !== selector.nodeName
+  )
+    return false;
   const labels = object.metadata.labels ?? {};
   for (const requirement of selector.labels ?? []) {
     const value = labels[requirement.key];
@@ -1062,17 +1177,24 @@ function verbOf(method: string, name: string | undefined, watch: boolean): strin
 /**
  * The selectors the real server supports for every resource: a fieldSelector on metadata.name and
  * metadata.namespace (= or ==), and label selectors (key, !key, key=value, key!=value, comma-joined).
+ * Pods also take spec.nodeName, as the real server's pod field selectors do.
  */
-function parseSelectors(query: Record<string, string>, namespace: string | undefined): Selector | { error: string } {
+function parseSelectors(
+  query: Record<string, string>,
+  namespace: string | undefined,
+  resource: ResourceName,
+): Selector | { error: string } {
   let name: string | undefined;
   let fieldNamespace: string | undefined;
+  let nodeName: string | undefined;
   for (const term of (query.fieldSelector ?? '').split(',').filter(Boolean)) {
-    const match = /^(metadata\.name|metadata\.namespace)(?:==?)(.*)$/.exec(term);
-    if (!match) {
+    const match = /^(metadata\.name|metadata\.namespace|spec\.nodeName)(?:==?)(.*)$/.exec(term);
+    if (!match || (match[1] === 'spec.nodeName' && resource !== 'pods')) {
       const field = term.split(/!?=/)[0] ?? term;
       return { error: `"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"` };
     }
     if (match[1] === 'metadata.name') name = match[2] ?? '';
+    else if (match[1] === 'spec.nodeName') nodeName = match[2] ?? '';
     else fieldNamespace = match[2] ?? '';
   }
   const labels: LabelRequirement[] = [];
@@ -1088,7 +1210,12 @@ function parseSelectors(query: Record<string, string>, namespace: string | undef
     else labels.push({ key, op: op === '!=' ? '!=' : '=', value: value ?? '' });
   }
   const ns = namespace ?? fieldNamespace;
-  return { ...(name === undefined ? {} : { name }), ...(ns === undefined ? {} : { namespace: ns }), labels };
+  return {
+    ...(name === undefined ? {} : { name }),
+    ...(ns === undefined ? {} : { namespace: ns }),
+    ...(nodeName === undefined ? {} : { nodeName }),
+    labels,
+  };
 }
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {

@@ -1,4 +1,4 @@
-import { NFT_TABLE, NftBackend } from '@route-controller/backend-nft';
+import { NFT_TABLE, NftBackend, type NftBackendOptions } from '@route-controller/backend-nft';
 import {
   type BlockAction,
   type CommandRequest,
@@ -8,7 +8,12 @@ import {
   MAX_PREFIX,
   parseCidr,
 } from '@route-controller/core';
-import { type ContractFixture, type KernelView, RecordingCommandRunner } from '@route-controller/core/testing';
+import {
+  type ContractFixture,
+  type KernelRecord,
+  type KernelView,
+  RecordingCommandRunner,
+} from '@route-controller/core/testing';
 import { Netns } from '@route-controller/lab';
 import { TrafficClient } from './traffic-client.js';
 
@@ -64,7 +69,8 @@ export async function kernelView(ns: Netns): Promise<KernelView> {
   const cidrs: Record<IpFamily, string[]> = { ipv4: [], ipv6: [] };
   const actions = new Set<BlockAction>();
   for (const entry of entries) {
-    if (isJson(entry.set)) {
+    // Record sets (a concatenated key type) hold hit records, not Service CIDRs.
+    if (isJson(entry.set) && typeof entry.set.type === 'string') {
       const family: IpFamily = entry.set.type === 'ipv6_addr' ? 'ipv6' : 'ipv4';
       const elements = Array.isArray(entry.set.elem) ? entry.set.elem : [];
       for (const element of elements) cidrs[family].push(elementText(element, family));
@@ -82,6 +88,24 @@ export async function kernelView(ns: Netns): Promise<KernelView> {
     ipv4: cidrs.ipv4,
     ipv6: cidrs.ipv6,
   };
+}
+
+/** The oracle for hit records: every element of our record sets, read here, not by the backend. */
+export async function kernelRecords(ns: Netns): Promise<KernelRecord[]> {
+  const result = await ns.exec('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE]);
+  if (result.exitCode !== 0) return [];
+  const entries = (JSON.parse(result.stdout) as { nftables: unknown[] }).nftables.filter(isJson);
+  const records: KernelRecord[] = [];
+  for (const entry of entries) {
+    if (!isJson(entry.set) || !Array.isArray(entry.set.type) || !Array.isArray(entry.set.elem)) continue;
+    for (const element of entry.set.elem as {
+      elem: { val: { concat: [string, string] }; counter: { packets: number } };
+    }[]) {
+      const [source, destination] = element.elem.val.concat;
+      records.push({ source, destination, packets: element.elem.counter.packets });
+    }
+  }
+  return records;
 }
 
 function elementText(element: unknown, family: IpFamily): string {
@@ -161,12 +185,20 @@ export interface NftContractFixture extends ContractFixture<NftBackend> {
   readonly recorder: RecordingCommandRunner;
 }
 
-export async function createNftFixture(label = 'nft'): Promise<NftContractFixture> {
+/** `options` go to the backend (the contract suite gives its record sets a bound small enough to fill). */
+export async function createNftFixture(
+  label = 'nft',
+  options: Pick<NftBackendOptions, 'records'> = {},
+): Promise<NftContractFixture> {
   const ns = await Netns.create(label);
   const dropping = new CapabilityDroppingRunner(ns.runner);
   const recorder = new RecordingCommandRunner(dropping);
-  const backend = new NftBackend({ runner: recorder, streams: ns.streams });
+  const backend = new NftBackend({ runner: recorder, streams: ns.streams, ...options });
   let traffic: TrafficClient | undefined;
+  const client = async () => {
+    traffic ??= await TrafficClient.attach(ns);
+    return traffic;
+  };
 
   return {
     ns,
@@ -186,9 +218,13 @@ export async function createNftFixture(label = 'nft'): Promise<NftContractFixtur
       dropping.failing = true;
     },
     sendBlockedTraffic: async (family) => {
-      traffic ??= await TrafficClient.attach(ns);
-      await traffic.send(family);
+      await (await client()).send(family);
     },
+    hitSources: TrafficClient.SOURCES,
+    sendHits: async (_family, source, destination, packets) => {
+      await (await client()).sendFrom(source, destination, packets);
+    },
+    observeRecords: () => kernelRecords(ns),
     dispose: async () => {
       await Promise.allSettled([ns.delete(), ...(traffic ? [traffic.delete()] : [])]);
     },

@@ -8,6 +8,12 @@ import { Netns, ping } from '@route-controller/lab';
  * forward hook, for the counters group of the contract suite.
  */
 export class TrafficClient {
+  /** The client's addresses, two per family: the sources of its packets. */
+  static readonly SOURCES: Readonly<Record<IpFamily, readonly [string, string]>> = {
+    ipv4: ['10.250.0.2', '10.250.0.3'],
+    ipv6: ['fd00:250::2', 'fd00:250::3'],
+  };
+
   private constructor(readonly client: Netns) {}
 
   static async attach(node: Netns): Promise<TrafficClient> {
@@ -21,8 +27,12 @@ export class TrafficClient {
       await client.must('ip', ['link', 'set', 'eth0', 'up']);
       await node.must('ip', ['addr', 'add', '10.250.0.1/24', 'dev', 'c0']);
       await node.must('ip', ['addr', 'add', 'fd00:250::1/64', 'dev', 'c0', 'nodad']);
-      await client.must('ip', ['addr', 'add', '10.250.0.2/24', 'dev', 'eth0']);
-      await client.must('ip', ['addr', 'add', 'fd00:250::2/64', 'dev', 'eth0', 'nodad']);
+      for (const address of TrafficClient.SOURCES.ipv4) {
+        await client.must('ip', ['addr', 'add', `${address}/24`, 'dev', 'eth0']);
+      }
+      for (const address of TrafficClient.SOURCES.ipv6) {
+        await client.must('ip', ['addr', 'add', `${address}/64`, 'dev', 'eth0', 'nodad']);
+      }
       await client.must('ip', ['route', 'add', 'default', 'via', '10.250.0.1']);
       await client.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:250::1']);
       await node.must('ip', ['route', 'add', '10.0.0.0/8', 'via', '10.250.0.2']);
@@ -44,6 +54,11 @@ export class TrafficClient {
     const cidr = SAMPLE_CIDRS[family][0] ?? '';
     const address = family === 'ipv4' ? cidr.replace(/0\/\d+$/, '1') : cidr.replace(/::\/\d+$/, '::1');
     await ping(this.client, address, { count: 3, replyTimeoutSeconds: 0.2 });
+  }
+
+  /** `packets` pings from `source` (one of SOURCES) to `destination`, through the node. */
+  async sendFrom(source: string, destination: string, packets: number): Promise<void> {
+    await ping(this.client, destination, { count: packets, replyTimeoutSeconds: 0.2, source });
   }
 
   async delete(): Promise<void> {

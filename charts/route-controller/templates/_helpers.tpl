@@ -69,6 +69,8 @@ bad values before.
   (list "IPTABLES_LOCK_WAIT" $rc.iptablesLockWait)
   (list "SERVICE_CIDRS" (join "," $cidrs))
   (list "DISCOVERY_SOURCES" (ternary "" (include "route-controller.discoverySourcesValue" .) (gt (len $cidrs) 0)))
+  (list "POD_LOOKUP" (include "route-controller.staleFlag" (list $rc "podLookup")))
+  (list "STALE_CLUSTERIP_EVENTS" (include "route-controller.staleFlag" (list $rc "events")))
 -}}
 {{- range $pair := $env -}}
 {{- with include "route-controller.trim" (default "" (last $pair)) }}
@@ -95,6 +97,15 @@ list is empty or null (the agent then takes its default). _validate.tpl has refu
 {{- $items := list -}}
 {{- range (default list (default dict .Values.routeController.discovery).sources) }}{{ $items = append $items (include "route-controller.trim" .) }}{{ end -}}
 {{- join "," $items -}}
+{{- end -}}
+
+{{/*
+routeController.staleClusterIPs.<key> as the true or false the agent takes, "" when unset (the agent's
+default). (list $rc "podLookup")
+*/}}
+{{- define "route-controller.staleFlag" -}}
+{{- $value := get (default dict (index . 0).staleClusterIPs) (index . 1) -}}
+{{- if kindIs "bool" $value }}{{ toString $value }}{{ end -}}
 {{- end -}}
 
 {{/* The discovery sources the agent will use, comma-joined: the list given, or the agent's default. */}}

@@ -217,6 +217,11 @@ default. Appends a sentence to $.problems when the value is refused.
 {{- end -}}
 {{- end -}}
 
+{{- $stale := default dict $rc.staleClusterIPs -}}
+{{- if and (eq (toString $stale.events) "true") (gt (len (default list $rc.serviceCIDRs)) 0) -}}
+{{- $_ := set $acc "problems" (append $acc.problems "routeController.staleClusterIPs.events true needs the Kubernetes API, which the agent uses only when routeController.serviceCIDRs is empty: empty routeController.serviceCIDRs so the agent discovers the Service CIDRs, or set routeController.staleClusterIPs.events=false.") -}}
+{{- end -}}
+
 {{- /* the pods */ -}}
 {{- with $rc.priorityClassName -}}
 {{- if or (gt (len (toString .)) 253) (not (regexMatch `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$` (toString .))) -}}

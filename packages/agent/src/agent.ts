@@ -8,6 +8,7 @@ import { HealthServer } from './observability/health-server.js';
 import type { Logger } from './observability/logger.js';
 import { ChangeFollower } from './reconcile/change-follower.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { StaleReporter } from './stale/stale-reporter.js';
 import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
 import { VERSION } from './version.js';
@@ -27,6 +28,7 @@ export class Agent {
     @inject(HealthServer) private readonly server: HealthServer,
     @inject(StartupChores) private readonly chores: StartupChores,
     @inject(TOKENS.Logger) logger: Logger,
+    @inject(StaleReporter) private readonly stale: StaleReporter,
   ) {
     this.#log = logger.child({ component: 'agent' });
   }
@@ -59,6 +61,8 @@ export class Agent {
     // After the first apply, so its echo is not the first thing the stream reports; the stream
     // reconciles once when it is up, for whatever changed in between.
     this.follower.start();
+    // Once the rules are in: who dials stale ClusterIPs, read once per resync.
+    this.stale.start();
     await this.chores.afterRules();
   }
 
@@ -90,6 +94,7 @@ export class Agent {
     this.#log.info({ signal }, `${signal} received, stopping`);
     // First the event stream (its monitor process must not outlive us), then the reconciler.
     await this.follower.stop();
+    await this.stale.stop();
     await this.reconciler.stop();
     const installed = this.reconciler.installed();
     if (this.config.cleanupOnExit) {

@@ -42,7 +42,7 @@ const SOURCES: readonly (keyof RawSettings)[] = [
   'podNamespace',
 ];
 const DISCOVERY: readonly (keyof RawSettings)[] = [...SOURCES, 'backend', 'action', 'logLevel'];
-const STATUS: readonly (keyof RawSettings)[] = [...SOURCES, 'logLevel'];
+const STATUS: readonly (keyof RawSettings)[] = [...SOURCES, 'podLookup', 'logLevel'];
 const PROBE: readonly (keyof RawSettings)[] = [...SOURCES, 'backend', 'logLevel'];
 
 /** commander's usage errors, as one coded line (the exit code is 2). */
@@ -157,7 +157,7 @@ export function buildProgram(
     program
       .command('status')
       .description(
-        'show what route-controller has installed on this node now, per backend, with drop counters, and where the Service CIDRs come from',
+        'show what route-controller has installed on this node now, per backend, with drop counters, the stale ClusterIPs being dialled and by whom, and where the Service CIDRs come from',
       )
       .option('--json', 'print one JSON object')
       .addHelpText(

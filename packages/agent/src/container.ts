@@ -21,6 +21,13 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { AgentMetrics } from './observability/metrics.js';
 import { ChangeFollower } from './reconcile/change-follower.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import {
+  type ConnectionLoader,
+  createPodNames,
+  createStaleEvents,
+  type PodNames,
+} from './stale/kubernetes-features.js';
+import { StaleReporter } from './stale/stale-reporter.js';
 import { preflight } from './startup/preflight.js';
 import { StartupChores } from './startup/startup-chores.js';
 import { TOKENS } from './tokens.js';
@@ -69,6 +76,11 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
       return detectIptablesFlavour(d.resolve<CommandRunner>(TOKENS.CommandRunner));
     },
   });
+  c.register(TOKENS.KubernetesConnection, {
+    useFactory: instanceCachingFactory((d) =>
+      lazyConnection(config, sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot)),
+    ),
+  });
   c.register(TOKENS.Discovery, {
     useFactory: instanceCachingFactory(
       (d) =>
@@ -78,8 +90,28 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
             config,
             sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot),
             d.resolve(AgentMetrics),
+            d.resolve<ConnectionLoader>(TOKENS.KubernetesConnection),
           ),
         ]),
+    ),
+  });
+  // Stale ClusterIP reporting: pod names (run and status) and Events (run), each loaded on first use.
+  c.register(TOKENS.PodNames, {
+    useFactory: instanceCachingFactory((d) =>
+      createPodNames(
+        config,
+        d.resolve<ConnectionLoader>(TOKENS.KubernetesConnection),
+        sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot),
+      ),
+    ),
+  });
+  c.register(TOKENS.StaleEvents, {
+    useFactory: instanceCachingFactory((d) =>
+      createStaleEvents(
+        config,
+        d.resolve<ConnectionLoader>(TOKENS.KubernetesConnection),
+        sourceLogger(d.resolve<Logger>(TOKENS.Logger), options.oneShot),
+      ),
     ),
   });
   c.register(TOKENS.NodeNetwork, { useValue: new ProcNodeNetworkReader() });
@@ -87,6 +119,17 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
   c.registerSingleton(BackendSelector);
   options.overrides?.(c);
   return c;
+}
+
+/** The one API connection, its module imported on first use (never with SERVICE_CIDRS alone). */
+function lazyConnection(config: AgentConfig, logger: Logger): ConnectionLoader {
+  let loading: ReturnType<ConnectionLoader> | undefined;
+  return () => {
+    loading ??= import('./kubernetes/connection.js').then(
+      ({ KubernetesConnection }) => new KubernetesConnection(config.kubeconfig, logger),
+    );
+    return loading;
+  };
 }
 
 function sourceLogger(logger: Logger, oneShot = false): Logger {
@@ -100,7 +143,12 @@ function sourceLogger(logger: Logger, oneShot = false): Logger {
  * lazy import, made only when the chain first reaches one: with SERVICE_CIDRS set the Kubernetes
  * client (hundreds of milliseconds of start-up, and its own chunk in a bundle) is never loaded.
  */
-function kubernetesSources(config: AgentConfig, logger: Logger, metrics: AgentMetrics): LazySource[] {
+function kubernetesSources(
+  config: AgentConfig,
+  logger: Logger,
+  metrics: AgentMetrics,
+  connection: ConnectionLoader,
+): LazySource[] {
   let loading: Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> | undefined;
   const load = () => {
     loading ??= (async () => {
@@ -108,12 +156,16 @@ function kubernetesSources(config: AgentConfig, logger: Logger, metrics: AgentMe
         { sources: config.discoverySources },
         `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
       );
-      const { createKubernetesSources } = await import('./kubernetes/sources.js');
+      const [{ createKubernetesSources }, shared] = await Promise.all([
+        import('./kubernetes/sources.js'),
+        connection(),
+      ]);
       return createKubernetesSources({
         kubeconfig: config.kubeconfig,
         logger,
         nodeName: config.nodeName,
         podNamespace: config.podNamespace,
+        connection: shared,
       });
     })().catch((error: unknown) => {
       loading = undefined; // a later read tries again
@@ -152,6 +204,7 @@ export function createRunContainer(node: DependencyContainer, selection: Selecti
     },
   });
   c.registerSingleton(HealthServer);
+  c.registerSingleton(StaleReporter);
   c.registerSingleton(StartupChores);
   c.registerSingleton(Agent);
   return c;
@@ -184,6 +237,8 @@ export interface Toolbox {
   readonly network: NodeNetworkReader;
   /** For the few reads of other tools' state (kube-proxy's nftables chain). */
   readonly runner: CommandRunner;
+  /** Names the pods behind stale ClusterIP sources (none when the lookup is off). */
+  readonly pods: PodNames;
 }
 
 export function composeToolbox(node: DependencyContainer): Toolbox {
@@ -195,5 +250,6 @@ export function composeToolbox(node: DependencyContainer): Toolbox {
     discovery: node.resolve<DiscoveryChain>(TOKENS.Discovery),
     network: node.resolve<NodeNetworkReader>(TOKENS.NodeNetwork),
     runner: node.resolve<CommandRunner>(TOKENS.CommandRunner),
+    pods: node.resolve<PodNames>(TOKENS.PodNames),
   };
 }

@@ -20,4 +20,10 @@ export const TOKENS = {
   Backend: Symbol('FirewallBackend'),
   /** What /readyz reports (the reconciler's readiness). */
   Readiness: Symbol('ReadinessProbe'),
+  /** Opens, once and lazily, the Kubernetes API connection shared by discovery and stale ClusterIP reporting. */
+  KubernetesConnection: Symbol('ConnectionLoader'),
+  /** Pod names of stale ClusterIP sources (PodNames). */
+  PodNames: Symbol('PodNames'),
+  /** Where StaleClusterIP Events go (StaleEventSink). */
+  StaleEvents: Symbol('StaleEventSink'),
 } as const;

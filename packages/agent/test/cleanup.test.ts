@@ -43,6 +43,6 @@ describe('route-controller cleanup', () => {
     expect(err.join('\n')).toMatch(
       /^iptables-nft: nothing removed, the firewall was left as it is: iptables-nft 1\.8\.9 .*incompatible.*\n {2}hint: route-controller writes nothing into a table it cannot read/,
     );
-    expect(out).toEqual(['nft: removed 5 objects', 'iptables-legacy: removed 5 objects']);
+    expect(out).toEqual(['nft: removed 7 objects', 'iptables-legacy: removed 7 objects']);
   });
 });

@@ -36,6 +36,8 @@ describe('loadConfig', () => {
       discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
       nodeName: undefined,
       podNamespace: undefined,
+      podLookup: true,
+      staleEvents: false,
     });
   });
 
@@ -54,6 +56,7 @@ describe('loadConfig', () => {
       DISCOVERY_SOURCES: 'dry-run,servicecidr',
       NODE_NAME: 'kind-worker2',
       POD_NAMESPACE: 'route-controller',
+      POD_LOOKUP: 'false',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -70,7 +73,10 @@ describe('loadConfig', () => {
       discoverySources: ['servicecidr', 'dry-run'],
       nodeName: 'kind-worker2',
       podNamespace: 'route-controller',
+      podLookup: false,
+      staleEvents: false,
     });
+    expect(loadConfig({ STALE_CLUSTERIP_EVENTS: 'true', NODE_NAME: 'kind-worker2' }).staleEvents).toBe(true);
   });
 
   it('lets flags win over the environment', () => {
@@ -141,6 +147,8 @@ describe('loadConfig', () => {
     ['DISCOVERY_SOURCES', { DISCOVERY_SOURCES: ' ' }, ErrorCodes.InvalidConfig, 'comma-separated'],
     ['NODE_NAME', { NODE_NAME: 'Kind_Worker' }, ErrorCodes.InvalidConfig, 'spec.nodeName'],
     ['POD_NAMESPACE', { POD_NAMESPACE: 'a.b' }, ErrorCodes.InvalidConfig, 'metadata.namespace'],
+    ['POD_LOOKUP', { POD_LOOKUP: 'on' }, ErrorCodes.InvalidConfig, 'true or false'],
+    ['STALE_CLUSTERIP_EVENTS', { STALE_CLUSTERIP_EVENTS: 'yes' }, ErrorCodes.InvalidConfig, 'true or false'],
   ];
   for (const [variable, env, code, expected] of bad) {
     const value = Object.values(env)[0];
@@ -190,6 +198,18 @@ describe('loadConfig', () => {
     expect(loadConfig({}, { discoverySources: 'servicecidr' }).discoverySources).toEqual(['servicecidr']);
     const problems = configProblems({ DISCOVERY_SOURCES: 'etcd', NODE_NAME: 'UPPER', RESYNC_INTERVAL: 'soon' });
     expect(problems.map((p) => p.details.variable)).toEqual(['RESYNC_INTERVAL', 'DISCOVERY_SOURCES', 'NODE_NAME']);
+  });
+
+  it('refuses STALE_CLUSTERIP_EVENTS=true with SERVICE_CIDRS: no Kubernetes API to create Events with', () => {
+    const error = configError({ SERVICE_CIDRS: '10.96.0.0/12', STALE_CLUSTERIP_EVENTS: 'true' });
+    expect(error.code).toBe(ErrorCodes.InvalidConfig);
+    expect(error.message).toBe(
+      'STALE_CLUSTERIP_EVENTS="true" needs the Kubernetes API, which the agent uses only when SERVICE_CIDRS is not set',
+    );
+    expect(error.hint).toMatch(/^Unset SERVICE_CIDRS .*or set STALE_CLUSTERIP_EVENTS=false\.$/);
+    // Pod lookup is on by default: with SERVICE_CIDRS it simply does nothing.
+    expect(loadConfig({ SERVICE_CIDRS: '10.96.0.0/12', POD_LOOKUP: 'true' }).podLookup).toBe(true);
+    expect(loadConfig({ SERVICE_CIDRS: '10.96.0.0/12', STALE_CLUSTERIP_EVENTS: 'false' }).staleEvents).toBe(false);
   });
 
   it('names the flag when the bad value came from a flag', () => {

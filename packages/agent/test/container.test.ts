@@ -11,6 +11,8 @@ import { composeAgent, createAgentContainer, createRunContainer } from '../src/c
 import type { NodeNetworkReader } from '../src/node/node-network.js';
 import { HealthServer } from '../src/observability/health-server.js';
 import { Reconciler } from '../src/reconcile/reconciler.js';
+import { NO_POD_NAMES, NO_STALE_EVENTS, type PodNames, type StaleEventSink } from '../src/stale/kubernetes-features.js';
+import { StaleReporter } from '../src/stale/stale-reporter.js';
 import { StartupChores } from '../src/startup/startup-chores.js';
 import { TOKENS } from '../src/tokens.js';
 
@@ -88,6 +90,27 @@ describe('the composition root', () => {
     expect(kubernetes.map((source) => source.name)).toEqual(['servicecidr', 'kubeadm', 'node-args']);
     expect(kubernetes.map((source) => source.loaded)).toEqual([false, false, false]);
     await agent.stop('SIGTERM');
+  });
+
+  it('with SERVICE_CIDRS, reporting stale ClusterIPs never opens the Kubernetes connection', async () => {
+    const { container, backends } = compose({ SERVICE_CIDRS: '10.96.0.0/16', NODE_NAME: 'kind-worker' });
+    let opened = 0;
+    container.register(TOKENS.KubernetesConnection, {
+      useValue: () => {
+        opened += 1;
+        return Promise.reject(new Error('must not be opened'));
+      },
+    });
+    const agent = await composeAgent(container);
+    await agent.start();
+    backends.get('nft')?.kernel.hit('ipv4', '10.244.1.2', '10.96.5.5', 3, 252);
+    await createRunContainer(container, await container.resolve(BackendSelector).select())
+      .resolve(StaleReporter)
+      .report();
+    expect(container.resolve<PodNames>(TOKENS.PodNames)).toBe(NO_POD_NAMES);
+    expect(container.resolve<StaleEventSink>(TOKENS.StaleEvents)).toBe(NO_STALE_EVENTS);
+    await agent.stop('SIGTERM');
+    expect(opened).toBe(0);
   });
 
   it('asks only the sources DISCOVERY_SOURCES enables, in their fixed order, after env', () => {

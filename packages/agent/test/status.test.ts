@@ -126,3 +126,105 @@ describe('route-controller status', () => {
     expect(text).not.toContain('warning');
   });
 });
+
+describe('route-controller status: the stale ClusterIPs being dialled', () => {
+  /** status over memory backends, the nft one holding our rules and these hits; pods named by `pods`. */
+  async function staleStatus(json: boolean, options: { records?: boolean; hits?: boolean } = {}) {
+    const backends = new Map<BackendName, MemoryBackend>();
+    const kernel = new MemoryKernel();
+    kernel.now = () => 10_000;
+    for (const name of ['nft', 'iptables-nft', 'iptables-legacy'] as const) {
+      const capabilities = name === 'nft' ? { records: options.records ?? true } : { records: false };
+      backends.set(name, new MemoryBackend(name === 'nft' ? kernel : new MemoryKernel(), { name, capabilities }));
+    }
+    await install('10.96.0.0/16')(backends.get('nft') as MemoryBackend);
+    if (options.hits !== false) {
+      kernel.now = () => 6_000;
+      kernel.hit('ipv4', '10.244.0.7', '10.96.5.5', 312, 26_208);
+      kernel.hit('ipv4', '10.244.0.8', '10.96.0.99', 2, 168);
+      kernel.now = () => 10_000;
+      kernel.hit('ipv4', '172.18.0.1', '10.96.0.99', 1, 84);
+    }
+    const container = createAgentContainer(loadConfig({ LISTEN_ADDRESS: 'off', SERVICE_CIDRS: '10.96.0.0/16' }), {
+      logger: pino({ level: 'silent' }),
+      oneShot: true,
+      overrides: (c) => {
+        c.register(TOKENS.Backends, { useValue: backends as BackendSet });
+        c.register(TOKENS.NodeNetwork, { useValue: { read: async () => ({ addresses: [], gateways: [] }) } });
+        c.register(TOKENS.PodNames, {
+          useValue: {
+            names: async (addresses: readonly string[]) =>
+              new Map(addresses.flatMap((a) => (a === '10.244.0.7' ? [[a, 'default/web-7f9c4'] as const] : []))),
+          },
+        });
+      },
+    });
+    const out: string[] = [];
+    const code = await statusCommand(composeToolbox(container), { json }, { out: (t) => out.push(t), err: () => {} });
+    return { code, text: out.join('\n') };
+  }
+
+  it('--json lists them under staleDestinations, most packets first, each source with its pod when known', async () => {
+    const { code, text } = await staleStatus(true);
+    expect(code).toBe(0);
+    const parsed = JSON.parse(text) as { staleDestinations: unknown; recording: unknown };
+    expect(parsed.staleDestinations).toEqual([
+      {
+        address: '10.96.5.5',
+        packets: 312,
+        bytes: 26208,
+        lastSeenSecondsAgo: 4,
+        sources: [{ address: '10.244.0.7', packets: 312, pod: 'default/web-7f9c4' }],
+      },
+      {
+        address: '10.96.0.99',
+        packets: 3,
+        bytes: 252,
+        lastSeenSecondsAgo: 0,
+        sources: [
+          { address: '10.244.0.8', packets: 2 },
+          { address: '172.18.0.1', packets: 1 },
+        ],
+      },
+    ]);
+    expect(parsed.recording).toEqual({
+      backend: 'nft',
+      recorded: true,
+      windowSeconds: 600,
+      sets: [
+        { family: 'ipv4', size: 4096, count: 3, full: false, timeoutSeconds: 600 },
+        { family: 'ipv6', size: 4096, count: 0, full: false, timeoutSeconds: 600 },
+      ],
+    });
+  });
+
+  it('shows them to people, most packets first, with their sources', async () => {
+    const { text } = await staleStatus(false);
+    expect(text).toContain(
+      [
+        'Stale ClusterIPs dialled (recorded by nft over the last 10m, most packets first; no Service owns these addresses):',
+        '  10.96.5.5: 312 packets, 26208 bytes, last 4s ago',
+        '    from default/web-7f9c4 (10.244.0.7): 312 packets',
+        '  10.96.0.99: 3 packets, 252 bytes, last 0s ago',
+        '    from 10.244.0.8: 2 packets',
+        '    from 172.18.0.1: 1 packet',
+      ].join('\n'),
+    );
+  });
+
+  it('says when none were dialled, and when the backend in use records none', async () => {
+    expect((await staleStatus(false, { hits: false })).text).toContain(
+      'Stale ClusterIPs dialled: none in the last 10m (recorded by nft)',
+    );
+    const unrecorded = await staleStatus(true, { records: false });
+    const parsed = JSON.parse(unrecorded.text) as { staleDestinations: unknown[]; recording: { reason: string } };
+    expect(parsed.staleDestinations).toEqual([]);
+    expect(parsed.recording).toEqual({
+      backend: 'nft',
+      recorded: false,
+      reason: expect.stringMatching(
+        /^nft keeps no record of who dials stale ClusterIPs here: it needs nftables 1\.0\.6/,
+      ),
+    });
+  });
+});

@@ -43,6 +43,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         counters: true,
         comments: true,
         events: mode === 'nft',
+        records: false,
       });
     });
 

@@ -17,6 +17,7 @@ export {
 } from './kube-proxy.js';
 export {
   DEFAULT_LAYOUT,
+  DEFAULT_RECORDS,
   FAMILY_LAYOUTS,
   type FamilyLayout,
   NFT_CHAIN,
@@ -24,12 +25,24 @@ export {
   NFT_TABLE,
   type NftLayout,
   OWNER_COMMENT,
+  RECORD_SET_SIZE,
+  RECORD_TIMEOUT_SECONDS,
+  type RecordsLayout,
 } from './layout.js';
 export { NFT_CAPABILITIES, NftBackend, type NftBackendOptions } from './nft-backend.js';
 export type * from './nft-json.js';
 export { SUPPORTED_JSON_SCHEMA_VERSION } from './nft-json.js';
-export { parseListing, parseOurTable } from './parse.js';
-export { MIN_NFT_VERSION, NFT_CHECK_FLAG, probeDocument, probeNft } from './probe.js';
+export { flagsOf, parseListing, parseOurTable } from './parse.js';
+export {
+  MIN_NFT_RECORDS_VERSION,
+  MIN_NFT_VERSION,
+  NFT_CHECK_FLAG,
+  type NftProbe,
+  probeDocument,
+  probeNft,
+  probeNftFeatures,
+} from './probe.js';
+export { parseRecords } from './records.js';
 export {
   cidrElement,
   documentArgs,
@@ -40,6 +53,8 @@ export {
   NFT_JSON_FLAG,
   renderElementCommands,
   renderElementTransaction,
+  renderRecordRules,
+  renderRecordSet,
   renderRemoveTransaction,
   renderReplaceTransaction,
   renderRule,

@@ -21,23 +21,67 @@ export interface FamilyLayout {
   readonly protocol: 'ip' | 'ip6';
   /** ICMP flavour for `reject with ... admin-prohibited`. */
   readonly rejectType: 'icmp' | 'icmpv6';
+  /** The dynamic set of (source . destination) pairs that hit the rule (with records on). */
+  readonly recordSet: string;
+  /** The regular chain the rule jumps to (goto) with records on: it records the pair, then blocks. */
+  readonly recordChain: string;
 }
 
 export const FAMILY_LAYOUTS: Readonly<Record<IpFamily, FamilyLayout>> = {
-  ipv4: { family: 'ipv4', set: 'service-cidrs-v4', type: 'ipv4_addr', protocol: 'ip', rejectType: 'icmp' },
-  ipv6: { family: 'ipv6', set: 'service-cidrs-v6', type: 'ipv6_addr', protocol: 'ip6', rejectType: 'icmpv6' },
+  ipv4: {
+    family: 'ipv4',
+    set: 'service-cidrs-v4',
+    type: 'ipv4_addr',
+    protocol: 'ip',
+    rejectType: 'icmp',
+    recordSet: 'stale-v4',
+    recordChain: 'blocked-v4',
+  },
+  ipv6: {
+    family: 'ipv6',
+    set: 'service-cidrs-v6',
+    type: 'ipv6_addr',
+    protocol: 'ip6',
+    rejectType: 'icmpv6',
+    recordSet: 'stale-v6',
+    recordChain: 'blocked-v6',
+  },
 };
+
+/**
+ * The record sets' bound and window. 4,096 pairs per family: about 130 bytes of kernel memory per
+ * pair plus 16 per CPU for its counter (both sets full: about 1.3 MiB on 2 CPUs), and a listing of
+ * both full sets is about 1 MB of JSON that nft 1.0.6 prints in about 0.1 s; a scan of a whole
+ * Service range cannot grow it further. When a set is full, new pairs go unrecorded until older
+ * ones expire; their packets are still blocked and counted. (Without a size the kernel takes 65535.)
+ */
+export const RECORD_SET_SIZE = 4096;
+/** A pair is forgotten this long after its last packet (`update` re-arms the timeout per packet). */
+export const RECORD_TIMEOUT_SECONDS = 600;
+
+export interface RecordsLayout {
+  readonly size: number;
+  readonly timeoutSeconds: number;
+}
 
 /** Everything that decides what our table looks like: its name and the families it serves. */
 export interface NftLayout {
   readonly table: string;
   /** Families that get a set and a rule, in this order. */
   readonly families: readonly IpFamily[];
+  /** Record sets and chains (who hit the rule), or undefined for the plain rule alone. */
+  readonly records?: RecordsLayout | undefined;
 }
+
+export const DEFAULT_RECORDS: RecordsLayout = Object.freeze({
+  size: RECORD_SET_SIZE,
+  timeoutSeconds: RECORD_TIMEOUT_SECONDS,
+});
 
 export const DEFAULT_LAYOUT: NftLayout = Object.freeze({
   table: NFT_TABLE,
   families: Object.freeze(['ipv4', 'ipv6'] as IpFamily[]),
+  records: DEFAULT_RECORDS,
 });
 
 export function familyLayouts(layout: NftLayout): FamilyLayout[] {

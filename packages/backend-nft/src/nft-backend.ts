@@ -14,7 +14,9 @@ import {
   ErrorCodes,
   type FirewallBackend,
   formatCommand,
+  type HitRecords,
   type IpFamily,
+  NO_HIT_RECORDS,
   NOTHING_OBSERVED,
   type ObservedState,
   type Plan,
@@ -31,9 +33,17 @@ import {
 import { classifyNftStderr, nftCommandError, nftUnreadable } from './classify-error.js';
 import { decideTransaction } from './decide.js';
 import { nftMonitorSpec } from './events.js';
-import { DEFAULT_LAYOUT, NFT_FAMILY, NFT_TABLE, type NftLayout } from './layout.js';
+import {
+  DEFAULT_LAYOUT,
+  DEFAULT_RECORDS,
+  NFT_FAMILY,
+  NFT_TABLE,
+  type NftLayout,
+  type RecordsLayout,
+} from './layout.js';
 import { parseOurTable } from './parse.js';
-import { probeNft } from './probe.js';
+import { probeNftFeatures } from './probe.js';
+import { parseRecords } from './records.js';
 import { renderRemoveTransaction, renderWriteCommand } from './render.js';
 
 export interface NftBackendOptions {
@@ -47,6 +57,29 @@ export interface NftBackendOptions {
   readonly tableName?: string;
   /** Families to enforce; default both. A family left out gets no set and no rule. */
   readonly families?: readonly IpFamily[];
+  /**
+   * Hit records (who dials stale ClusterIPs): the record sets' bound and timeout, or false for the
+   * plain rule alone. Default: 4096 pairs per family, 600 s. A probe that finds nft older than
+   * 1.0.6 (or a kernel that refuses the sets) turns them off, with a warning.
+   */
+  readonly records?: Partial<RecordsLayout> | false;
+}
+
+/** The record sets' bound and timeout: the defaults, overridden where given (tests use a short timeout). */
+function recordsLayout(given: Partial<RecordsLayout> | undefined): RecordsLayout {
+  const layout = { ...DEFAULT_RECORDS, ...given };
+  for (const [name, value, max] of [
+    ['size', layout.size, 65_535],
+    ['timeoutSeconds', layout.timeoutSeconds, 86_400],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      throw new RouteControllerError(ErrorCodes.InvalidConfig, `records.${name} ${value} is not usable`, {
+        hint: `Give a whole number from 1 to ${max}; the default is ${DEFAULT_RECORDS[name]}.`,
+        details: { [name]: value },
+      });
+    }
+  }
+  return Object.freeze(layout);
 }
 
 // iptables-nft's tables in the ip/ip6 families: a native table of that name breaks iptables-nft
@@ -73,6 +106,8 @@ export const NFT_CAPABILITIES: BackendCapabilities = Object.freeze({
   comments: true,
   // nft -j monitor ruleset.
   events: true,
+  // Dynamic sets with per-element counters and a timeout (nft >= 1.0.6); off when the probe says not.
+  records: true,
 });
 
 /**
@@ -81,11 +116,11 @@ export const NFT_CAPABILITIES: BackendCapabilities = Object.freeze({
  */
 export class NftBackend implements FirewallBackend {
   readonly name = 'nft';
-  readonly capabilities: BackendCapabilities;
+  #capabilities: BackendCapabilities;
   readonly #runner: CommandRunner;
   readonly #streams: StreamRunner;
   readonly #nft: string;
-  readonly #layout: NftLayout;
+  #layout: NftLayout;
   /** apply and cleanup read our table, then write from what they read: one at a time. */
   readonly #queue = new SerialQueue();
 
@@ -96,19 +131,31 @@ export class NftBackend implements FirewallBackend {
     const families = options.families ?? DEFAULT_LAYOUT.families;
     // Keep the canonical order whatever order the caller gave.
     const ordered = DEFAULT_LAYOUT.families.filter((family) => families.includes(family));
-    this.#layout = Object.freeze({ table: checkTableName(options.tableName ?? NFT_TABLE), families: ordered });
-    this.capabilities =
-      ordered.length === NFT_CAPABILITIES.families.length
+    const records = options.records === false ? undefined : recordsLayout(options.records);
+    this.#layout = Object.freeze({ table: checkTableName(options.tableName ?? NFT_TABLE), families: ordered, records });
+    this.#capabilities =
+      ordered.length === NFT_CAPABILITIES.families.length && records
         ? NFT_CAPABILITIES
-        : Object.freeze({ ...NFT_CAPABILITIES, families: Object.freeze(ordered) });
+        : Object.freeze({ ...NFT_CAPABILITIES, families: Object.freeze(ordered), records: records !== undefined });
+  }
+
+  /** NFT_CAPABILITIES, narrowed by the families option, and by a probe that found records impossible. */
+  get capabilities(): BackendCapabilities {
+    return this.#capabilities;
   }
 
   get tableName(): string {
     return this.#layout.table;
   }
 
-  probe(): Promise<Availability> {
-    return probeNft(this.#runner, this.#nft, this.#layout);
+  async probe(): Promise<Availability> {
+    const { availability, records } = await probeNftFeatures(this.#runner, this.#nft, this.#layout);
+    if (availability.available && !records && this.#layout.records) {
+      // Too old an nft or kernel: the plain rule from now on, and no records claimed.
+      this.#layout = Object.freeze({ ...this.#layout, records: undefined });
+      this.#capabilities = Object.freeze({ ...this.#capabilities, records: false });
+    }
+    return availability;
   }
 
   async plan(desired: DesiredState): Promise<Plan> {
@@ -132,6 +179,16 @@ export class NftBackend implements FirewallBackend {
   async observe(): Promise<ObservedState> {
     const result = await this.#list();
     return result ? parseOurTable(result.stdout, this.#layout) : NOTHING_OBSERVED;
+  }
+
+  /**
+   * The record sets' pairs: one `nft -j list table` of ours (nft 1.0.6 fetches every set's elements
+   * for any listing of the table; only this call parses the records out of it).
+   */
+  async records(): Promise<HitRecords> {
+    if (!this.#layout.records) return NO_HIT_RECORDS;
+    const result = await this.#list();
+    return result ? parseRecords(result.stdout, this.#layout) : NO_HIT_RECORDS;
   }
 
   cleanup(options: WriteOptions = {}): Promise<CleanupResult> {

@@ -40,8 +40,19 @@ export interface NftSet {
   readonly table: string;
   readonly name: string;
   readonly handle?: number;
-  readonly type: string;
+  /** A key type, or the types of a concatenation (`ipv4_addr . ipv4_addr`). */
+  readonly type: string | readonly string[];
+  /**
+   * Never "dynamic" when writing: nft 1.0.6-1.0.8 refuse it in JSON ("Invalid set flag"), and nft
+   * adds it by itself to a set that a rule of the same batch updates.
+   */
   readonly flags?: readonly string[];
+  /** Seconds an element lives (from its last `update`). */
+  readonly timeout?: number;
+  /** At most this many elements. */
+  readonly size?: number;
+  /** Statements every element gets: `[{counter: null}]` is the set's `counter;` (nft >= 1.0.6 in JSON). */
+  readonly stmt?: readonly NftCounter[];
   readonly comment?: string;
   readonly elem?: readonly NftElement[];
 }
@@ -75,7 +86,20 @@ export interface NftReject {
   readonly reject: { readonly type: 'icmp' | 'icmpv6'; readonly expr: 'admin-prohibited' };
 }
 
-export type NftStatement = NftMatch | NftCounter | NftDrop | NftReject;
+/** `update @<set> { <payload> . <payload> }`: adds the packet's key to a dynamic set, or refreshes it. */
+export interface NftSetUpdate {
+  readonly set: {
+    readonly op: 'update';
+    readonly elem: { readonly concat: readonly NftPayload[] };
+    readonly set: string;
+  };
+}
+
+export interface NftGoto {
+  readonly goto: { readonly target: string };
+}
+
+export type NftStatement = NftMatch | NftCounter | NftDrop | NftReject | NftSetUpdate | NftGoto;
 
 export interface NftRule {
   readonly family: NftAddressFamily;

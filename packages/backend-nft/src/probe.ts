@@ -24,6 +24,22 @@ export const MIN_NFT_VERSION = '1.0.1';
 
 const MINIMUM: Version = parseVersion(MIN_NFT_VERSION) ?? [1, 0, 1];
 
+/**
+ * The oldest nft that keeps the record sets' per-element counters: JSON `"stmt"` on a set arrived in
+ * 1.0.6, and older releases drop the key without a word (the sets would count nothing). Older nft
+ * still serves as the backend, without records.
+ */
+export const MIN_NFT_RECORDS_VERSION = '1.0.6';
+
+const RECORDS_MINIMUM: Version = parseVersion(MIN_NFT_RECORDS_VERSION) ?? [1, 0, 6];
+
+/** What the probe found, and whether this nft and kernel can keep hit records. */
+export interface NftProbe {
+  readonly availability: Availability;
+  /** False when the layout asks for records but this nft or kernel cannot keep them (see warnings). */
+  readonly records: boolean;
+}
+
 /** Dry run: the kernel validates the whole batch, then nft aborts it instead of committing. */
 export const NFT_CHECK_FLAG = '--check';
 
@@ -53,18 +69,32 @@ const CHECK_ORDER: readonly CheckName[] = ['binary', 'version', 'json', 'check']
  * path.
  */
 export async function probeNft(runner: CommandRunner, nft: string, layout: NftLayout): Promise<Availability> {
+  return (await probeNftFeatures(runner, nft, layout)).availability;
+}
+
+/**
+ * probeNft, and whether the records the layout asks for can be kept: nft older than 1.0.6, or a
+ * kernel that refuses the record sets (a dry run without them then passes), leaves the backend
+ * usable without records, with a warning saying so.
+ */
+export async function probeNftFeatures(runner: CommandRunner, nft: string, layout: NftLayout): Promise<NftProbe> {
   const checks: ProbeCheck[] = [];
-  const finish = (reason: string, failure?: ErrorCode): Availability => {
+  const warnings: string[] = [];
+  let records = layout.records !== undefined;
+  const finish = (reason: string, failure?: ErrorCode): NftProbe => {
     const failed = checks.some((check) => !check.ok);
     for (const name of CHECK_ORDER.slice(checks.length)) {
       checks.push({ name, ok: false, detail: 'not checked: an earlier check failed' });
     }
     return {
-      available: !failed,
-      reason,
-      checks,
-      warnings: [],
-      ...(failed ? { failure: failure ?? ErrorCodes.FirewallUnsupported } : {}),
+      availability: {
+        available: !failed,
+        reason,
+        checks,
+        warnings,
+        ...(failed ? { failure: failure ?? ErrorCodes.FirewallUnsupported } : {}),
+      },
+      records: records && !failed,
     };
   };
 
@@ -119,6 +149,12 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
     return finish(`nft ${shown} is older than ${MIN_NFT_VERSION}`);
   }
   checks.push({ name: 'version', ok: true, detail: `${shown} >= ${MIN_NFT_VERSION}` });
+  if (records && compareVersions(version, RECORDS_MINIMUM) < 0) {
+    records = false;
+    warnings.push(
+      `nft ${shown} is older than ${MIN_NFT_RECORDS_VERSION}, whose JSON keeps the record sets' counters: who dials stale ClusterIPs is not recorded (the rules work as ever; install nftables ${MIN_NFT_RECORDS_VERSION} or newer to have it)`,
+    );
+  }
 
   // 3. JSON support, from -V's "json:" line, or (older builds) whether `-j --version` is accepted.
   const json = await jsonSupport(runner, nft, longOutput);
@@ -133,11 +169,35 @@ export async function probeNft(runner: CommandRunner, nft: string, layout: NftLa
   }
   if (dry.result.exitCode !== 0) {
     const why = firstErrorLine(dry.result.stderr);
+    // The record sets need more of the kernel (dynamic sets with per-element counters, 5.7+) than
+    // the rule alone: without them the backend may still work.
+    const refusal = classifyNftStderr(dry.result.stderr).code;
+    const plain =
+      layout.records && refusal !== ErrorCodes.FirewallPermission
+        ? await dryRunWithoutRecords(runner, nft, layout)
+        : undefined;
+    if (plain?.exitCode === 0) {
+      records = false;
+      warnings.push(
+        `the kernel refused the record sets (${why}): who dials stale ClusterIPs is not recorded (the rules work as ever)`,
+      );
+      checks.push({
+        name: 'check',
+        ok: true,
+        detail: `a dry run of our table passed without the record sets (${why})`,
+      });
+      return finish(`nft ${shown} with JSON, --check passed`);
+    }
     checks.push({ name: 'check', ok: false, detail: `${nft} -j --check of our table failed: ${why}` });
-    return finish(`nft ${shown} with JSON, but --check failed: ${why}`, classifyNftStderr(dry.result.stderr).code);
+    return finish(`nft ${shown} with JSON, but --check failed: ${why}`, refusal);
   }
   checks.push({ name: 'check', ok: true, detail: 'a dry run of our table passed' });
   return finish(`nft ${shown} with JSON, --check passed`);
+}
+
+async function dryRunWithoutRecords(runner: CommandRunner, nft: string, layout: NftLayout) {
+  const request = renderWriteCommand(probeDocument({ ...layout, records: undefined }), nft, [NFT_CHECK_FLAG]);
+  return runner.run(request).catch(() => undefined);
 }
 
 async function jsonSupport(

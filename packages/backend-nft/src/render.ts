@@ -17,6 +17,7 @@ import {
   NFT_FAMILY,
   type NftLayout,
   OWNER_COMMENT,
+  type RecordsLayout,
 } from './layout.js';
 import type {
   NftCommand,
@@ -65,6 +66,24 @@ export function renderSet(layout: NftLayout, family: FamilyLayout): NftSet {
   };
 }
 
+/**
+ * A family's record set: `type ipv4_addr . ipv4_addr; flags timeout; timeout 10m; size 4096;
+ * counter;`. nft adds the dynamic flag itself, because the record chain updates it in the same batch.
+ */
+export function renderRecordSet(layout: NftLayout, family: FamilyLayout, records: RecordsLayout): NftSet {
+  return {
+    family: NFT_FAMILY,
+    table: layout.table,
+    name: family.recordSet,
+    type: [family.type, family.type],
+    flags: ['timeout'],
+    timeout: records.timeoutSeconds,
+    size: records.size,
+    stmt: [{ counter: null }],
+    comment: OWNER_COMMENT,
+  };
+}
+
 /** `add element` / `delete element` commands for one set, in slices of ELEMENTS_PER_COMMAND. */
 export function renderElementCommands(
   verb: 'add' | 'delete',
@@ -89,7 +108,10 @@ function verdict(family: FamilyLayout, action: BlockAction): NftStatement {
   return action === 'drop' ? { drop: null } : { reject: { type: family.rejectType, expr: 'admin-prohibited' } };
 }
 
-/** `ip daddr @service-cidrs-v4 counter drop` (or `reject with icmp admin-prohibited`). */
+/**
+ * `ip daddr @service-cidrs-v4 counter drop` (or `reject with icmp admin-prohibited`); with records,
+ * `... counter goto blocked-v4` instead, the chain that records the pair and then blocks.
+ */
 export function renderRule(layout: NftLayout, family: FamilyLayout, action: BlockAction): NftRule {
   return {
     family: NFT_FAMILY,
@@ -105,27 +127,60 @@ export function renderRule(layout: NftLayout, family: FamilyLayout, action: Bloc
         },
       },
       { counter: null },
-      verdict(family, action),
+      layout.records ? { goto: { target: family.recordChain } } : verdict(family, action),
     ],
   };
+}
+
+/**
+ * The record chain's two rules: `update @stale-v4 { ip saddr . ip daddr }`, then the verdict. Never
+ * one rule: when the set is full the kernel skips the rest of the rule holding the update, and a
+ * verdict there would be skipped too (the packet accepted). The verdict's own rule always runs.
+ */
+export function renderRecordRules(layout: NftLayout, family: FamilyLayout, action: BlockAction): NftRule[] {
+  const rule = (statement: NftStatement): NftRule => ({
+    family: NFT_FAMILY,
+    table: layout.table,
+    chain: family.recordChain,
+    comment: OWNER_COMMENT,
+    expr: [statement],
+  });
+  const field = (name: 'saddr' | 'daddr') => ({ payload: { protocol: family.protocol, field: name } });
+  return [
+    rule({ set: { op: 'update', elem: { concat: [field('saddr'), field('daddr')] }, set: `@${family.recordSet}` } }),
+    rule(verdict(family, action)),
+  ];
 }
 
 /**
  * Replaces our table from any prior state in one transaction: `add table` makes the `delete`
  * safe when nothing exists, the `delete` drops whatever was there (a half-made run, a namesake
  * chain on the wrong hook), and the rest builds the table afresh. The kernel commits all or nothing.
+ * The record sets start empty again: only an element-only change (decide.ts) keeps them.
  */
 export function renderReplaceTransaction(desired: DesiredState, layout: NftLayout = DEFAULT_LAYOUT): NftDocument {
   const families = familyLayouts(layout);
+  const { records } = layout;
   const commands: NftCommand[] = [
     { add: { table: tableRef(layout) } },
     { delete: { table: tableRef(layout) } },
     { add: { table: { ...tableRef(layout), comment: OWNER_COMMENT } } },
     // Sets before the rules that reference them.
     ...families.map((family) => ({ add: { set: renderSet(layout, family) } })),
+    ...(records ? families.map((family) => ({ add: { set: renderRecordSet(layout, family, records) } })) : []),
     ...families.flatMap((family) =>
       renderElementCommands('add', layout, family.family, cidrsOf(desired.cidrs, family.family)),
     ),
+    // Regular chains before the base chain whose rules name them, and their rules before those.
+    ...(records
+      ? families.map(
+          (family): NftCommand => ({
+            add: {
+              chain: { family: NFT_FAMILY, table: layout.table, name: family.recordChain, comment: OWNER_COMMENT },
+            },
+          }),
+        )
+      : []),
     {
       add: {
         chain: {
@@ -140,6 +195,11 @@ export function renderReplaceTransaction(desired: DesiredState, layout: NftLayou
         },
       },
     },
+    ...(records
+      ? families.flatMap((family) =>
+          renderRecordRules(layout, family, desired.action).map((rule) => ({ add: { rule } })),
+        )
+      : []),
     ...families.map((family) => ({ add: { rule: renderRule(layout, family, desired.action) } })),
   ];
   return { nftables: commands };

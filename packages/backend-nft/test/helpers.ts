@@ -7,7 +7,11 @@ import {
   parseCidrList,
 } from '@route-controller/core';
 import { expect } from 'vitest';
+import { DEFAULT_LAYOUT, type NftLayout } from '../src/layout.js';
 import type { NftDocument } from '../src/nft-json.js';
+
+/** The layout without hit records: what `records: false` (or an nft older than 1.0.6) writes. */
+export const PLAIN_LAYOUT: NftLayout = Object.freeze({ ...DEFAULT_LAYOUT, records: undefined });
 
 /** A real `nft -j list table inet route-controller` output captured from nft 1.0.6 (see fixtures/README.md). */
 export function fixture(name: string): string {

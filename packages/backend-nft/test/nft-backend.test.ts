@@ -3,10 +3,11 @@ import { type CommandResult, ErrorCodes, NOTHING_OBSERVED, parseCidr } from '@ro
 import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
-import { NftBackend } from '../src/nft-backend.js';
+import { NFT_CAPABILITIES, NftBackend } from '../src/nft-backend.js';
 import type { NftDocument } from '../src/nft-json.js';
+import { probeDocument } from '../src/probe.js';
 import { renderRemoveTransaction, renderReplaceTransaction } from '../src/render.js';
-import { documentOf, fixture, want } from './helpers.js';
+import { documentOf, fixture, PLAIN_LAYOUT, want } from './helpers.js';
 
 const LIST = ['-j', 'list', 'table', 'inet', 'route-controller'];
 const ABSENT: Partial<CommandResult> = {
@@ -26,16 +27,17 @@ const anyWrite = (result: Partial<CommandResult> = {}): ScriptedCommand => ({
   result,
 });
 
+/** The backend of the plain layout: the fixtures these tests read predate hit records (see the end). */
 function backend(...script: ScriptedCommand[]) {
   const runner = new FakeCommandRunner(script);
-  return { nft: new NftBackend({ runner }), runner };
+  return { nft: new NftBackend({ runner, records: false }), runner };
 }
 
 const APPLIED = '10.96.0.0/16, 10.100.0.0/24, 10.0.0.1/32, fd00:10:96::/112, fd00::1/128';
 
 describe('NftBackend', () => {
-  it('is named nft and claims both families, both actions, counters and comments', () => {
-    const { nft } = backend();
+  it('is named nft and claims both families, both actions, counters, comments and records', () => {
+    const nft = new NftBackend({ runner: new FakeCommandRunner() });
     expect(nft.name).toBe('nft');
     expect(nft.capabilities).toEqual({
       families: ['ipv4', 'ipv6'],
@@ -43,8 +45,11 @@ describe('NftBackend', () => {
       counters: true,
       comments: true,
       events: true,
+      records: true,
     });
+    expect(nft.capabilities).toBe(NFT_CAPABILITIES);
     expect(nft.tableName).toBe('route-controller');
+    expect(backend().nft.capabilities).toEqual({ ...NFT_CAPABILITIES, records: false });
   });
 
   describe('observe', () => {
@@ -114,11 +119,15 @@ describe('NftBackend', () => {
   describe('plan and apply', () => {
     it('creates the table on a fresh node with exactly the planned command', async () => {
       const desired = want('10.96.0.0/12, fd00:10:96::/108');
-      const { nft, runner } = backend(list(ABSENT), list(ABSENT), write(renderReplaceTransaction(desired)));
+      const { nft, runner } = backend(
+        list(ABSENT),
+        list(ABSENT),
+        write(renderReplaceTransaction(desired, PLAIN_LAYOUT)),
+      );
       const plan = await nft.plan(desired);
       expect(plan.changes).toBe(true);
       expect(plan.commands).toHaveLength(1);
-      expect(documentOf(plan.commands[0])).toEqual(renderReplaceTransaction(desired));
+      expect(documentOf(plan.commands[0])).toEqual(renderReplaceTransaction(desired, PLAIN_LAYOUT));
       const result = await nft.apply(desired);
       expect(result).toEqual({ changed: true, writes: 1, summary: plan.summary });
       runner.assertDone();
@@ -169,7 +178,7 @@ describe('NftBackend', () => {
 
     it('replaces the table from a half-made state', async () => {
       const desired = want('10.96.0.0/16');
-      const { nft, runner } = backend(listing('half-made'), write(renderReplaceTransaction(desired)));
+      const { nft, runner } = backend(listing('half-made'), write(renderReplaceTransaction(desired, PLAIN_LAYOUT)));
       expect((await nft.apply(desired)).summary).toMatch(
         /^replace table inet route-controller \(chain forward has hook "input"/,
       );
@@ -278,5 +287,86 @@ describe('NftBackend', () => {
       );
       await expect(nft.cleanup()).rejects.toMatchObject({ code: ErrorCodes.FirewallPermission });
     });
+  });
+});
+
+describe('NftBackend with hit records (the default)', () => {
+  const recording = (...script: ScriptedCommand[]) => {
+    const runner = new FakeCommandRunner(script);
+    return { nft: new NftBackend({ runner }), runner };
+  };
+
+  it('observes a table with records as in step, and writes nothing for it', async () => {
+    const { nft, runner } = recording(listing('applied-records-hits'), listing('applied-records-hits'));
+    expect((await nft.observe()).problems).toEqual([]);
+    expect(await nft.apply(want(APPLIED))).toMatchObject({ changed: false, writes: 0 });
+    runner.assertDone();
+  });
+
+  it('reads the records with one listing of our table, and none from an absent table', async () => {
+    const { nft, runner } = recording(listing('applied-records-hits'), list(ABSENT));
+    const records = await nft.records();
+    expect(records.records).toHaveLength(6);
+    expect(records.records[0]).toEqual({
+      family: 'ipv4',
+      source: '10.250.0.2',
+      destination: '10.96.5.5',
+      packets: 4,
+      bytes: 336,
+      lastSeenSecondsAgo: 2,
+    });
+    expect(await nft.records()).toEqual({ records: [], sets: [] });
+    runner.assertDone();
+  });
+
+  it('rebuilds a plain table of an older version into the records layout, in one transaction', async () => {
+    const desired = want(APPLIED);
+    const { nft, runner } = recording(listing('applied-dual-stack-drop'), write(renderReplaceTransaction(desired)));
+    expect(await nft.apply(desired)).toMatchObject({ changed: true, writes: 1 });
+    runner.assertDone();
+  });
+
+  it('takes the bound and timeout from its options, and refuses unusable ones', () => {
+    const runner = new FakeCommandRunner();
+    const small = new NftBackend({ runner, records: { size: 8, timeoutSeconds: 2 } });
+    expect(small.capabilities.records).toBe(true);
+    for (const records of [{ size: 0 }, { size: 70_000 }, { timeoutSeconds: 1.5 }, { timeoutSeconds: -1 }]) {
+      expect(() => new NftBackend({ runner, records })).toThrow(
+        expect.objectContaining({ code: ErrorCodes.InvalidConfig, hint: expect.any(String) }),
+      );
+    }
+  });
+
+  it('turns records off after a probe finds nft 1.0.5: capabilities say so, and apply writes the plain layout', async () => {
+    const desired = want('10.96.0.0/12');
+    const { nft, runner } = recording(
+      { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.5 (Lester Gooch #4)\n  json:\t\tyes\n' } },
+      { file: 'nft', args: (args) => args[1] === '--check', result: {} },
+      list(ABSENT),
+      write(renderReplaceTransaction(desired, PLAIN_LAYOUT)),
+    );
+    const availability = await nft.probe();
+    expect(availability.available).toBe(true);
+    expect(availability.warnings).toEqual([expect.stringMatching(/^nft 1\.0\.5 is older than 1\.0\.6.*not recorded/)]);
+    expect(nft.capabilities.records).toBe(false);
+    expect(await nft.records()).toEqual({ records: [], sets: [] });
+    await nft.apply(desired);
+    runner.assertDone();
+  });
+
+  it('keeps records after a probe that finds them possible', async () => {
+    const { nft } = recording(
+      { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.6 (Lester Gooch #5)\n  json:\t\tyes\n' } },
+      {
+        file: 'nft',
+        // The dry run covers the record sets too.
+        args: (args) =>
+          args[1] === '--check' &&
+          isDeepStrictEqual(JSON.parse(args.slice(2).join(' ')), probeDocument(DEFAULT_LAYOUT)),
+        result: {},
+      },
+    );
+    expect((await nft.probe()).warnings).toEqual([]);
+    expect(nft.capabilities.records).toBe(true);
   });
 });

@@ -1,10 +1,11 @@
 import { cidrTexts, ErrorCodes, type ObservedState } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT, type NftLayout } from '../src/layout.js';
-import { parseListing, parseOurTable } from '../src/parse.js';
-import { fixture } from './helpers.js';
+import { flagsOf, parseListing, parseOurTable } from '../src/parse.js';
+import { fixture, PLAIN_LAYOUT } from './helpers.js';
 
-const observe = (name: string, layout: NftLayout = DEFAULT_LAYOUT) => parseOurTable(fixture(name), layout);
+// The fixtures of this first part predate hit records: they are read with the plain layout.
+const observe = (name: string, layout: NftLayout = PLAIN_LAYOUT) => parseOurTable(fixture(name), layout);
 
 /** The observation without Cidr objects, for readable expectations. */
 function summary(observed: ObservedState) {
@@ -134,7 +135,7 @@ describe('parsing our table as nft 1.0.6 lists it', () => {
   });
 
   it('judges against the configured families: an IPv6 set is unexpected in a v4-only layout', () => {
-    const observed = observe('applied-dual-stack-drop', { ...DEFAULT_LAYOUT, families: ['ipv4'] });
+    const observed = observe('applied-dual-stack-drop', { ...PLAIN_LAYOUT, families: ['ipv4'] });
     expect(cidrTexts(observed.ipv6.cidrs)).toEqual([]);
     expect(observed.problems).toEqual([
       expect.stringMatching(/^unexpected set service-cidrs-v6 /),
@@ -155,7 +156,7 @@ describe('schema checks', () => {
   });
 
   it.each([2, '1', null])('refuses json_schema_version %j with ERR_RC_UNEXPECTED_OUTPUT', (version) => {
-    expect(() => parseOurTable(withVersion(version), DEFAULT_LAYOUT)).toThrow(
+    expect(() => parseOurTable(withVersion(version), PLAIN_LAYOUT)).toThrow(
       expect.objectContaining({ code: ErrorCodes.UnexpectedOutput, hint: expect.any(String) }),
     );
   });
@@ -166,7 +167,7 @@ describe('schema checks', () => {
       '{"tables": []}',
       'table inet route-controller {}',
     ]) {
-      expect(() => parseOurTable(text, DEFAULT_LAYOUT)).toThrow(
+      expect(() => parseOurTable(text, PLAIN_LAYOUT)).toThrow(
         expect.objectContaining({ code: ErrorCodes.UnexpectedOutput }),
       );
     }
@@ -178,5 +179,112 @@ describe('schema checks', () => {
       DEFAULT_LAYOUT,
     );
     expect(observed.present).toBe(false);
+  });
+});
+
+describe('parsing our table with hit records (the default layout)', () => {
+  const withRecords = (name: string) => parseOurTable(fixture(name), DEFAULT_LAYOUT);
+
+  it('reads what apply wrote, hits and all, as in step: the records are never drift', () => {
+    expect(summary(withRecords('applied-records-hits'))).toEqual({
+      present: true,
+      action: 'drop',
+      ipv4: ['10.0.0.1/32', '10.96.0.0/16', '10.100.0.0/24'],
+      ipv6: ['fd00::1/128', 'fd00:10:96::/112'],
+      // The rule's counter counts every blocked packet, recorded or not.
+      counters: { ipv4: { packets: 7, bytes: 588 }, ipv6: { packets: 6, bytes: 624 } },
+      problems: [],
+    });
+  });
+
+  it('reads the action from the record chain: reject', () => {
+    expect(summary(withRecords('applied-records-v4-only-reject'))).toMatchObject({
+      action: 'reject',
+      ipv4: ['10.96.0.0/12'],
+      problems: [],
+    });
+  });
+
+  it("reads the research notes' listing (table and sets without comments, as nft 1.0.6 keeps them) as in step", () => {
+    const observed = withRecords('records-research-listing');
+    expect(observed.problems).toEqual([]);
+    expect(cidrTexts(observed.ipv4.cidrs)).toEqual(['10.96.0.0/16']);
+    expect(observed.ipv4.counters).toEqual({ packets: 12, bytes: 1008 });
+  });
+
+  it('takes flags printed as a bare string (nft 1.1.4) or with dynamic (nft 1.0.9+)', () => {
+    expect(withRecords('records-flags-as-printed-later').problems).toEqual([]);
+    expect(observe('applied-dual-stack-drop').problems).toEqual([]);
+    expect(flagsOf('interval')).toEqual(['interval']);
+    expect(flagsOf(['timeout', 'dynamic'])).toEqual(['timeout', 'dynamic']);
+    expect(flagsOf(undefined)).toEqual([]);
+  });
+
+  it('reports record sets without their counter (what nft before 1.0.6 makes of our JSON)', () => {
+    expect(withRecords('records-no-counter').problems).toEqual([
+      'set stale-v4 has statements none, expected one counter per element',
+      'set stale-v6 has statements none, expected one counter per element',
+    ]);
+  });
+
+  it('reports the update inside the blocking rule (which lets packets through when the set is full)', () => {
+    const observed = withRecords('records-same-rule');
+    expect(observed.action).toBeNull();
+    expect(observed.problems).toEqual([
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"update"/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"update"/),
+      'the ipv4 rule is missing',
+      'chain blocked-v4 is missing',
+      'the ipv6 rule is missing',
+      'chain blocked-v6 is missing',
+    ]);
+  });
+
+  it('reports a record set of another bound or timeout, and a record chain that blocks before it records', () => {
+    expect(withRecords('records-wrong-shape').problems).toEqual([
+      'set stale-v4 has size 65535, expected 4096',
+      'set stale-v4 has timeout 3600, expected 600',
+      'chain blocked-v4 holds drop, update, expected update, then drop or reject',
+    ]);
+  });
+
+  it('judges against the configured bound and timeout: the same table is drift for another one', () => {
+    const problems = parseOurTable(fixture('applied-records-hits'), {
+      ...DEFAULT_LAYOUT,
+      records: { size: 8, timeoutSeconds: 2 },
+    }).problems;
+    expect(problems).toEqual([
+      'set stale-v4 has size 4096, expected 8',
+      'set stale-v4 has timeout 600, expected 2',
+      'set stale-v6 has size 4096, expected 8',
+      'set stale-v6 has timeout 600, expected 2',
+    ]);
+  });
+
+  it('a table of the plain layout is drift for the records layout, and the other way round (so apply rebuilds)', () => {
+    expect(parseOurTable(fixture('applied-dual-stack-drop'), DEFAULT_LAYOUT).problems).toEqual([
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"drop"/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"drop"/),
+      'the ipv4 rule is missing',
+      'set stale-v4 is missing',
+      'chain blocked-v4 is missing',
+      'the ipv6 rule is missing',
+      'set stale-v6 is missing',
+      'chain blocked-v6 is missing',
+    ]);
+    expect(observe('applied-records-hits').problems).toEqual([
+      expect.stringMatching(/^unexpected set stale-v4 /),
+      expect.stringMatching(/^unexpected set stale-v6 /),
+      expect.stringMatching(/^unexpected chain blocked-v4 /),
+      expect.stringMatching(/^unexpected chain blocked-v6 /),
+      expect.stringMatching(/^rule \(handle \d+\) in chain blocked-v4 is not one we write/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain blocked-v4 is not one we write/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain blocked-v6 is not one we write/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain blocked-v6 is not one we write/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"goto"/),
+      expect.stringMatching(/^rule \(handle \d+\) in chain forward is not one we write: .*"goto"/),
+      'the ipv4 rule is missing',
+      'the ipv6 rule is missing',
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import { type CommandResult, ErrorCodes, RouteControllerError } from '@route-con
 import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
-import { probeDocument, probeNft } from '../src/probe.js';
+import { probeDocument, probeNft, probeNftFeatures } from '../src/probe.js';
 
 const LONG_VERSION = `nftables v1.0.6 (Lester Gooch #5)
   cli:		editline
@@ -155,6 +155,88 @@ describe('probing nft', () => {
     });
     expect(availability.available).toBe(false);
     expect(availability.reason).toMatch(/--check could not run/);
+  });
+
+  describe('hit records', () => {
+    const plainCheck = (result: Partial<CommandResult> = {}): ScriptedCommand => ({
+      file: 'nft',
+      args: (args) =>
+        args[1] === '--check' &&
+        isDeepStrictEqual(
+          JSON.parse(args.slice(2).join(' ')),
+          probeDocument({ ...DEFAULT_LAYOUT, records: undefined }),
+        ),
+      result,
+    });
+
+    it('keeps them on nft 1.0.6, whose dry run covers the record sets', async () => {
+      expect(JSON.stringify(probeDocument(DEFAULT_LAYOUT))).toContain('"stale-v4"');
+      const runner = new FakeCommandRunner([longVersion({ stdout: LONG_VERSION }), check()]);
+      const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
+      expect(probe).toMatchObject({ records: true, availability: { available: true, warnings: [] } });
+    });
+
+    it("turns them off on nft 1.0.5, whose JSON drops the sets' counters silently, and says so", async () => {
+      const runner = new FakeCommandRunner([
+        longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }),
+        check(),
+      ]);
+      const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
+      expect(probe.records).toBe(false);
+      expect(probe.availability).toMatchObject({ available: true, reason: 'nft 1.0.5 with JSON, --check passed' });
+      expect(probe.availability.warnings).toEqual([
+        "nft 1.0.5 is older than 1.0.6, whose JSON keeps the record sets' counters: who dials stale ClusterIPs is not recorded (the rules work as ever; install nftables 1.0.6 or newer to have it)",
+      ]);
+    });
+
+    it('asks nothing of the version for the plain layout', async () => {
+      const runner = new FakeCommandRunner([
+        longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }),
+        plainCheck(),
+      ]);
+      const probe = await probeNftFeatures(runner, 'nft', { ...DEFAULT_LAYOUT, records: undefined });
+      expect(probe).toMatchObject({ records: false, availability: { available: true, warnings: [] } });
+    });
+
+    it('turns them off when the kernel refuses the record sets but takes the plain rule', async () => {
+      const refused = 'internal:0:0-0: Error: Could not process rule: Operation not supported\n';
+      const runner = new FakeCommandRunner([
+        longVersion({ stdout: LONG_VERSION }),
+        check({ exitCode: 1, stderr: refused }),
+        plainCheck(),
+      ]);
+      const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
+      runner.assertDone();
+      expect(probe.records).toBe(false);
+      expect(probe.availability.available).toBe(true);
+      expect(probe.availability.checks[3]).toEqual({
+        name: 'check',
+        ok: true,
+        detail:
+          'a dry run of our table passed without the record sets (Could not process rule: Operation not supported)',
+      });
+      expect(probe.availability.warnings).toEqual([
+        expect.stringMatching(/^the kernel refused the record sets .*not recorded/),
+      ]);
+    });
+
+    it('says no when the plain rule is refused too, and never retries a refusal for lack of permission', async () => {
+      const refused = 'internal:0:0-0: Error: Could not process rule: Operation not supported\n';
+      const runner = new FakeCommandRunner([
+        longVersion({ stdout: LONG_VERSION }),
+        check({ exitCode: 1, stderr: refused }),
+        plainCheck({ exitCode: 1, stderr: refused }),
+      ]);
+      const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
+      runner.assertDone();
+      expect(probe).toMatchObject({ records: false, availability: { available: false } });
+      const denied = new FakeCommandRunner([
+        longVersion({ stdout: LONG_VERSION }),
+        check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n' }),
+      ]);
+      await probeNftFeatures(denied, 'nft', DEFAULT_LAYOUT);
+      expect(denied.calls).toHaveLength(2);
+    });
   });
 
   it('propagates nothing: a failing runner is a "no", never a throw', async () => {

@@ -1,6 +1,7 @@
 import { ErrorCodes } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT, type NftLayout } from '../src/layout.js';
+import type { NftCommand, NftRule, NftSet } from '../src/nft-json.js';
 import {
   documentArgs,
   ELEMENTS_PER_COMMAND,
@@ -10,7 +11,7 @@ import {
   renderReplaceTransaction,
   renderWriteCommand,
 } from '../src/render.js';
-import { documentOf, expectGolden, want } from './helpers.js';
+import { documentOf, expectGolden, PLAIN_LAYOUT, want } from './helpers.js';
 
 describe('golden payloads', () => {
   it('empty desired state: remove our table, tolerating its absence', () => {
@@ -48,6 +49,11 @@ describe('golden payloads', () => {
     expect(verbs).toEqual(['delete', 'add', 'add']);
     const objects = document.nftables.flatMap((command) => Object.values(command).map((o) => Object.keys(o)));
     expect(objects.flat()).toEqual(['element', 'element', 'element']);
+  });
+
+  it('dual-stack, drop, without hit records (records: false, or nft older than 1.0.6)', () => {
+    const document = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108, 10.100.0.0/24'), PLAIN_LAYOUT);
+    expectGolden('dual-stack-drop-plain', document);
   });
 
   it('a v4-only layout has no IPv6 set or rule', () => {
@@ -118,5 +124,87 @@ describe('the write command', () => {
     expect(() => renderWriteCommand(renderReplaceTransaction(want(cidrs.join(','))))).toThrow(
       expect.objectContaining({ code: ErrorCodes.FirewallUnsupported, hint: expect.any(String) }),
     );
+  });
+});
+
+describe('the hit records in the full transaction', () => {
+  const added = (commands: readonly NftCommand[]) =>
+    commands.flatMap((command) => ('add' in command ? [command.add] : []));
+  const rules = (commands: readonly NftCommand[]): NftRule[] =>
+    added(commands).flatMap((object) => ('rule' in object ? [object.rule] : []));
+  const sets = (commands: readonly NftCommand[]): NftSet[] =>
+    added(commands).flatMap((object) => ('set' in object ? [object.set] : []));
+
+  it('records in a chain of its own: the forward rule jumps there, the update and the verdict are two rules', () => {
+    for (const action of ['drop', 'reject'] as const) {
+      const commands = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108', action)).nftables;
+      const forward = rules(commands).filter((rule) => rule.chain === 'forward');
+      expect(forward.map((rule) => rule.expr.map((statement) => Object.keys(statement)[0]))).toEqual([
+        ['match', 'counter', 'goto'],
+        ['match', 'counter', 'goto'],
+      ]);
+      for (const chain of ['blocked-v4', 'blocked-v6']) {
+        // Never the update and the verdict in one rule: a full set skips the rest of that rule.
+        const steps = rules(commands)
+          .filter((rule) => rule.chain === chain)
+          .map((rule) => rule.expr.map((statement) => Object.keys(statement)[0]));
+        expect(steps).toEqual([['set'], [action]]);
+      }
+    }
+  });
+
+  it('declares bounded record sets with a timeout and a counter per element, and never the dynamic flag', () => {
+    const records = sets(renderReplaceTransaction(want('10.96.0.0/12')).nftables).filter((set) =>
+      set.name.startsWith('stale-'),
+    );
+    expect(
+      records.map(({ name, type, flags, timeout, size, stmt }) => ({ name, type, flags, timeout, size, stmt })),
+    ).toEqual([
+      {
+        name: 'stale-v4',
+        type: ['ipv4_addr', 'ipv4_addr'],
+        flags: ['timeout'],
+        timeout: 600,
+        size: 4096,
+        stmt: [{ counter: null }],
+      },
+      {
+        name: 'stale-v6',
+        type: ['ipv6_addr', 'ipv6_addr'],
+        flags: ['timeout'],
+        timeout: 600,
+        size: 4096,
+        stmt: [{ counter: null }],
+      },
+    ]);
+  });
+
+  it('takes the bound and timeout from the layout', () => {
+    const layout: NftLayout = { ...DEFAULT_LAYOUT, records: { size: 8, timeoutSeconds: 2 } };
+    const [set] = sets(renderReplaceTransaction(want('10.96.0.0/12'), layout).nftables).filter(
+      (s) => s.name === 'stale-v4',
+    );
+    expect(set).toMatchObject({ size: 8, timeout: 2 });
+  });
+
+  it('names each chain and set before the rule that uses it', () => {
+    const commands = renderReplaceTransaction(want('10.96.0.0/12, fd00:10:96::/108')).nftables;
+    const order = added(commands).map((object) => {
+      const [kind, body] = Object.entries(object)[0] as [string, { name?: string; chain?: string }];
+      return kind === 'rule' ? `rule in ${body.chain}` : `${kind} ${body.name}`;
+    });
+    const before = (a: string, b: string) =>
+      expect(order.indexOf(a), `${a} before ${b}`).toBeLessThan(order.indexOf(b));
+    before('set stale-v4', 'rule in blocked-v4');
+    before('chain blocked-v4', 'rule in blocked-v4');
+    before('rule in blocked-v4', 'rule in forward');
+    before('chain blocked-v6', 'rule in forward');
+  });
+
+  it('the element-only change names no record set or chain: the records survive it', () => {
+    const [a] = want('10.97.0.0/16').cidrs.ipv4;
+    if (!a) throw new Error('bad test data');
+    const text = JSON.stringify(renderElementTransaction([{ family: 'ipv4', remove: [], add: [a] }]));
+    expect(text).not.toMatch(/stale-|blocked-/);
   });
 });

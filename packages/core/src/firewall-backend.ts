@@ -2,6 +2,7 @@ import type { Cidr, IpFamily } from './cidr.js';
 import type { BlockAction, DesiredState } from './desired-state.js';
 import { assertValidDesiredState, isEmptyDesiredState } from './desired-state.js';
 import { type ErrorCode, ErrorCodes, RouteControllerError } from './errors.js';
+import type { HitRecords } from './hit-records.js';
 import { sameCidrList } from './service-cidrs.js';
 
 /** What a backend can do; the contract suite runs only the groups a backend claims. */
@@ -18,6 +19,11 @@ export interface BackendCapabilities {
    * is repaired at once. Without events only the resync finds drift (iptables-legacy).
    */
   readonly events: boolean;
+  /**
+   * The kernel records each (source, destination) pair our rule blocks, with counters and a
+   * timeout, and records() reads them: who dials stale ClusterIPs. Bounded; see records().
+   */
+  readonly records: boolean;
 }
 
 /** One check of an availability probe, so the agent can explain its choice. */
@@ -169,6 +175,14 @@ export interface FirewallBackend {
    * Events only say that something may have changed; the caller reads the kernel to know what.
    */
   watchChanges?(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd>;
+  /**
+   * Present when `capabilities.records`: the (source, destination) pairs our rules blocked within
+   * the recording window, as the kernel counted them. Reads only; one kernel read per call, so
+   * callers read it at most once per resync. The records are bounded (see RecordSetStatus), belong
+   * to our objects (cleanup removes them), survive a change of CIDRs alone and start afresh when
+   * apply rebuilds everything. Churn in them is never drift: observe() does not look at them.
+   */
+  records?(): Promise<HitRecords>;
 }
 
 export const NOTHING_OBSERVED: ObservedState = Object.freeze({

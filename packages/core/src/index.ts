@@ -7,6 +7,7 @@ export * from './discovery.js';
 export * from './env-source.js';
 export * from './errors.js';
 export * from './firewall-backend.js';
+export * from './hit-records.js';
 export * from './serial-queue.js';
 export * from './service-cidrs.js';
 export * from './stream-runner.js';

@@ -81,6 +81,10 @@ const mutants: Record<MemoryBackendFlaw, string> = {
   'uncoded-errors': CONTRACT_GROUPS.errors.name,
   'reads-unreadable-as-empty': CONTRACT_GROUPS.unreadable.name,
   'deaf-to-changes': CONTRACT_GROUPS.events.name,
+  'records-reset-on-cidr-change': CONTRACT_GROUPS.records.name,
+  'records-unbounded': CONTRACT_GROUPS.records.name,
+  'records-update-in-blocking-rule': CONTRACT_GROUPS.records.name,
+  'records-churn-as-drift': CONTRACT_GROUPS.records.name,
 };
 
 describe('contract suite self-test', () => {
@@ -163,6 +167,44 @@ describe('contract suite self-test', () => {
     );
     expect(skipped.length).toBeGreaterThan(0);
     expect(skipped.every((t) => t.skipped && /\[skipped: backend lacks change events/.test(t.name))).toBe(true);
+  });
+
+  it('a backend without hit records skips that group visibly; a fixture that claims traffic must be able to send hits', async () => {
+    const plain: BackendCapabilities = { ...MEMORY_CAPABILITIES, records: false };
+    const skipped = collect(plain, async () => memoryFixture(undefined, plain)).filter(
+      (t) => t.group === CONTRACT_GROUPS.records.name,
+    );
+    expect(skipped.length).toBeGreaterThan(0);
+    expect(skipped.every((t) => t.skipped && t.name.endsWith('[skipped: backend lacks hit records]'))).toBe(true);
+    const mute = async () => {
+      const { sendHits: _unused, ...rest } = memoryFixture();
+      return rest;
+    };
+    const claimed = collect(MEMORY_CAPABILITIES, mute).filter((t) => t.group === CONTRACT_GROUPS.records.name);
+    await expect(claimed[0]?.body()).rejects.toThrow(/lacks hitSources, sendHits or observeRecords/);
+  });
+
+  it('each records flaw fails the test written for it', async () => {
+    const failing = async (flaw: MemoryBackendFlaw) => {
+      const tests = collect(MEMORY_CAPABILITIES, async () => memoryFixture(flaw)).filter(
+        (t) => t.group === CONTRACT_GROUPS.records.name,
+      );
+      const failed: string[] = [];
+      for (const test of tests) await test.body().catch(() => failed.push(test.name));
+      return failed;
+    };
+    expect(await failing('records-reset-on-cidr-change')).toEqual([
+      'keeps the records through a change of CIDRs and a re-apply, and never calls them drift',
+    ]);
+    expect(await failing('records-churn-as-drift')).toEqual([
+      'keeps the records through a change of CIDRs and a re-apply, and never calls them drift',
+    ]);
+    expect(await failing('records-unbounded')).toEqual([
+      'at its bound leaves new pairs unrecorded, still blocking and counting every packet',
+    ]);
+    expect(await failing('records-update-in-blocking-rule')).toEqual([
+      'at its bound leaves new pairs unrecorded, still blocking and counting every packet',
+    ]);
   });
 
   it("fails a fixture whose backend's capabilities differ from the manifest", async () => {

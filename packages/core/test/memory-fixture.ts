@@ -30,7 +30,12 @@ export function memoryFixture(
   capabilities?: BackendCapabilities,
 ): ContractFixture<MemoryBackend> {
   const kernel = new MemoryKernel();
-  const backend = new MemoryBackend(kernel, { ...(flaw ? { flaw } : {}), ...(capabilities ? { capabilities } : {}) });
+  // A small bound, so the records group can fill a record set.
+  const backend = new MemoryBackend(kernel, {
+    recordSize: 8,
+    ...(flaw ? { flaw } : {}),
+    ...(capabilities ? { capabilities } : {}),
+  });
   return {
     backend,
     observeKernel: async () => view(kernel),
@@ -65,6 +70,16 @@ export function memoryFixture(
       // The memory kernel itself still sees everything: the independent dump.
       return async () => JSON.stringify([...kernel.objects.entries()]);
     },
+    hitSources: { ipv4: ['10.250.0.2', '10.250.0.3'], ipv6: ['fd00:250::2', 'fd00:250::3'] },
+    sendHits: async (family, source, destination, packets) => {
+      kernel.hit(family, source, destination, packets, packets * (family === 'ipv4' ? 84 : 104));
+    },
+    observeRecords: async () =>
+      [...kernel.objects.entries()]
+        .filter(([key, object]) => ours(key) && object.kind === 'records')
+        .flatMap(([, object]) =>
+          (object.pairs ?? []).map(({ source, destination, packets }) => ({ source, destination, packets })),
+        ),
     dispose: async () => {},
   };
 }

@@ -10,13 +10,18 @@ import { Netns } from './netns.js';
  *
  * A packet from the pod to a stale ClusterIP gets no DNAT, so the node forwards it along its
  * default route to the workstation, which routes it straight back: it bounces until its TTL dies.
+ * With `secondPod`, another pod namespace on the node: a second source of such packets.
  */
 
 export const LAB = {
   serviceCidr: { ipv4: '10.96.0.0/16', ipv6: 'fd00:10:96::/112' },
   liveService: { ipv4: '10.96.0.10', ipv6: 'fd00:10:96::a' },
   staleService: { ipv4: '10.96.0.99', ipv6: 'fd00:10:96::99' },
+  /** A second stale ClusterIP, for who-dials-what: another address no Service owns. */
+  otherStaleService: { ipv4: '10.96.5.5', ipv6: 'fd00:10:96::55' },
   pod: { ipv4: '10.244.1.2', ipv6: 'fd00:244:1::2' },
+  /** The second pod (LoopLabOptions.secondPod), on a pod subnet of its own like a pod of another node's range. */
+  secondPod: { ipv4: '10.244.3.2', ipv6: 'fd00:244:3::2' },
   server: { ipv4: '10.244.2.2', ipv6: 'fd00:244:2::2' },
   node: { ipv4: '172.18.0.2', ipv6: 'fc00:f853:ccd:e793::2' },
   workstation: { ipv4: '172.18.0.1', ipv6: 'fc00:f853:ccd:e793::1' },
@@ -34,6 +39,8 @@ export interface LoopLabOptions {
   readonly podAcceptRule?: 'iptables-nft' | 'iptables-legacy';
   /** Prefix of the namespaces' names (see Netns). */
   readonly prefix?: string;
+  /** Adds a second pod namespace (LAB.secondPod): two sources dialling stale ClusterIPs. */
+  readonly secondPod?: boolean;
 }
 
 export interface PingResult {
@@ -47,15 +54,19 @@ export class LoopLab {
     readonly server: Netns,
     readonly node: Netns,
     readonly workstation: Netns,
+    /** The second pod, with LoopLabOptions.secondPod. */
+    readonly secondPod?: Netns,
   ) {}
 
   static async create(options: LoopLabOptions = {}): Promise<LoopLab> {
     const made: Netns[] = [];
     try {
-      for (const label of ['pod', 'server', 'node', 'ws']) made.push(await Netns.create(label, options.prefix));
-      const [pod, server, node, workstation] = made as [Netns, Netns, Netns, Netns];
-      const lab = new LoopLab(pod, server, node, workstation);
+      const labels = ['pod', 'server', 'node', 'ws', ...(options.secondPod ? ['pod2'] : [])];
+      for (const label of labels) made.push(await Netns.create(label, options.prefix));
+      const [pod, server, node, workstation, secondPod] = made as [Netns, Netns, Netns, Netns, Netns | undefined];
+      const lab = new LoopLab(pod, server, node, workstation, secondPod);
       await lab.#wire();
+      if (secondPod) await lab.#wireSecondPod(secondPod);
       await lab.#kubeProxy(options.kubeProxy ?? 'iptables-nft');
       if (options.podAcceptRule) await lab.#podAccept(options.podAcceptRule);
       await lab.#loopCounters();
@@ -67,7 +78,7 @@ export class LoopLab {
   }
 
   get namespaces(): readonly Netns[] {
-    return [this.pod, this.server, this.node, this.workstation];
+    return [this.pod, this.server, this.node, this.workstation, ...(this.secondPod ? [this.secondPod] : [])];
   }
 
   async destroy(): Promise<void> {
@@ -123,6 +134,20 @@ export class LoopLab {
     };
     await node.sysctl(router);
     await ws.sysctl(router);
+  }
+
+  async #wireSecondPod(pod2: Netns): Promise<void> {
+    const { node } = this;
+    await pod2.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
+    await node.must('ip', ['link', 'add', 'pod1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod2.name]);
+    await node.must('ip', ['link', 'set', 'pod1', 'up']);
+    await pod2.must('ip', ['link', 'set', 'eth0', 'up']);
+    await node.must('ip', ['addr', 'add', '10.244.3.1/24', 'dev', 'pod1']);
+    await node.must('ip', ['addr', 'add', 'fd00:244:3::1/64', 'dev', 'pod1', 'nodad']);
+    await pod2.must('ip', ['addr', 'add', `${LAB.secondPod.ipv4}/24`, 'dev', 'eth0']);
+    await pod2.must('ip', ['addr', 'add', `${LAB.secondPod.ipv6}/64`, 'dev', 'eth0', 'nodad']);
+    await pod2.must('ip', ['route', 'add', 'default', 'via', '10.244.3.1']);
+    await pod2.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:244:3::1']);
   }
 
   async #kubeProxy(mode: KubeProxyMode): Promise<void> {
@@ -183,6 +208,16 @@ export class LoopLab {
     // Let the last bounces finish: a loop lasts a few milliseconds.
     await new Promise((resolve) => setTimeout(resolve, 100));
     return (await this.loopPackets(family)) - before;
+  }
+
+  /**
+   * Pings `address` (a stale ClusterIP, say) from the pod or the second pod and returns the replies:
+   * none while our rule drops them (or while they loop).
+   */
+  dial(from: 'pod' | 'secondPod', address: string, count = 3): Promise<PingResult> {
+    const ns = from === 'pod' ? this.pod : this.secondPod;
+    if (!ns) throw new Error('the lab has no second pod: create it with { secondPod: true }');
+    return ping(ns, address, { count, replyTimeoutSeconds: 0.2 });
   }
 
   /** Pings the live Service's ClusterIP from the pod (DNAT'ed to the server). */
@@ -253,10 +288,12 @@ export class LoopLab {
 export async function ping(
   from: Netns,
   target: string,
-  options: { count?: number; intervalSeconds?: number; replyTimeoutSeconds?: number } = {},
+  options: { count?: number; intervalSeconds?: number; replyTimeoutSeconds?: number; source?: string } = {},
 ): Promise<PingResult> {
   const count = options.count ?? 3;
   const args = ['-n', '-q', '-c', String(count), '-i', String(options.intervalSeconds ?? 0.05)];
+  // -I <address>: from one of the namespace's addresses (a second pod address, say).
+  if (options.source) args.push('-I', options.source);
   args.push('-W', String(options.replyTimeoutSeconds ?? 0.5), target);
   const result = await from.exec('ping', args);
   const match = /(\d+) packets transmitted, (\d+) received/.exec(result.stdout);

@@ -6,6 +6,7 @@ import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
 import { describeDiscovery, discoveryReport, kubeProxyReport, type SourceStatus } from './discovery-report.js';
 import { describeError, json, type Output } from './output.js';
+import { describeStaleReport, staleReport } from './stale-report.js';
 
 interface BackendStatus {
   readonly backend: BackendName;
@@ -64,6 +65,11 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       });
     }
   }
+  // Who dials stale ClusterIPs, from the backend that holds our rules (and records hits).
+  const installed = statuses
+    .filter((s) => s.installed?.present)
+    .map((s) => ({ name: s.backend, backend: backendOf(toolbox.backends, s.backend) }));
+  const stale = await staleReport(installed, toolbox.pods);
   if (options.json) {
     output.out(
       json({
@@ -72,6 +78,8 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
         kubernetes,
         kubeProxy,
         backends: statuses,
+        staleDestinations: stale.staleDestinations,
+        recording: stale.recording,
       }),
     );
     return statuses.some((s) => s.error) ? 1 : 0;
@@ -102,6 +110,7 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       lines.push(`  ${driftRepair(status.backend, status.events)}`);
     }
   }
+  lines.push('', ...describeStaleReport(stale));
   output.out(lines.join('\n'));
   return statuses.some((s) => s.error) ? 1 : 0;
 }

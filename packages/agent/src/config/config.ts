@@ -48,6 +48,10 @@ export interface AgentConfig {
   readonly nodeName: string | undefined;
   /** The agent's namespace (POD_NAMESPACE), for the dry-run source. */
   readonly podNamespace: string | undefined;
+  /** Name the pods behind stale ClusterIP sources (POD_LOOKUP); takes effect with the Kubernetes API. */
+  readonly podLookup: boolean;
+  /** Kubernetes Events for stale ClusterIPs (STALE_CLUSTERIP_EVENTS); needs the Kubernetes API. */
+  readonly staleEvents: boolean;
 }
 
 export const MIN_RESYNC_MS = 100;
@@ -122,7 +126,25 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
     nodeName: checked(undefined, () => kubernetesName('nodeName', origin('nodeName'), 253)),
     podNamespace: checked(undefined, () => kubernetesName('podNamespace', origin('podNamespace'), 63)),
+    podLookup: checked(true, () => bool('podLookup', origin('podLookup'), true)),
+    staleEvents: checked(false, () => bool('staleEvents', origin('staleEvents'), false)),
   };
+  const events = origin('staleEvents');
+  if (config.staleEvents && serviceCidrs && events) {
+    // The agent talks to the Kubernetes API only to discover the Service CIDRs: with SERVICE_CIDRS
+    // set it has no connection (and the chart mounts no token), so no Event could be created.
+    const spec = settingFor('staleEvents');
+    problems.push(
+      new RouteControllerError(
+        ErrorCodes.InvalidConfig,
+        `${nameOf(spec, events)}=${JSON.stringify(events.value)} needs the Kubernetes API, which the agent uses only when ${nameOf(settingFor('serviceCidrs'), serviceCidrs)} is not set`,
+        {
+          hint: `Unset ${nameOf(settingFor('serviceCidrs'), serviceCidrs)} so the agent discovers the Service CIDRs from the cluster, or set ${nameOf(spec, events)}=false.`,
+          details: { variable: spec.env, flag: spec.flag, value: events.value },
+        },
+      ),
+    );
+  }
   if (problems.length > 0) throw new InvalidSettingsError(problems);
   return config;
 }

@@ -47,6 +47,8 @@ export interface RawSettings {
   readonly discoverySources?: string;
   readonly nodeName?: string;
   readonly podNamespace?: string;
+  readonly podLookup?: string;
+  readonly staleEvents?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -142,6 +144,24 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: '--pod-namespace',
     argName: 'namespace',
     description: "the agent's namespace, where the dry-run source sends its dry-run Service (the Helm chart sets it)",
+  },
+  {
+    key: 'podLookup',
+    env: 'POD_LOOKUP',
+    flag: '--pod-lookup',
+    argName: 'bool',
+    description:
+      'name the pod behind each source of packets to a stale ClusterIP, from the pods of this node (needs NODE_NAME, SERVICE_CIDRS unset and get and list on pods; true | false)',
+    defaultText: 'true',
+  },
+  {
+    key: 'staleEvents',
+    env: 'STALE_CLUSTERIP_EVENTS',
+    flag: '--stale-events',
+    argName: 'bool',
+    description:
+      'create a Kubernetes Event (reason StaleClusterIP) on this node when a stale ClusterIP is dialled, one per address per 10 minutes at most (needs NODE_NAME, SERVICE_CIDRS unset and create on events; true | false)',
+    defaultText: 'false',
   },
   {
     key: 'iptablesLockWait',

@@ -19,6 +19,8 @@ export interface KubernetesSourcesOptions {
   readonly podNamespace: string | undefined;
   readonly timings?: Partial<ReflectorTimings>;
   readonly firstListWaitMs?: number;
+  /** The connection to share (stale ClusterIP reporting uses it too); default: one of their own. */
+  readonly connection?: KubernetesConnection;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface KubernetesSourcesOptions {
 export function createKubernetesSources(
   options: KubernetesSourcesOptions,
 ): ReadonlyMap<DiscoverySourceName, ServiceCidrSource & KubernetesSource> {
-  const connection = new KubernetesConnection(options.kubeconfig, options.logger);
+  const connection = options.connection ?? new KubernetesConnection(options.kubeconfig, options.logger);
   const connect = () => connection.connect();
   const common = {
     connect,

@@ -36,6 +36,8 @@ export class AgentMetrics {
     changeStreamUp: false,
     changeStreamRestarts: 0,
     eventRepairPauses: 0,
+    /** Distinct destinations per family in the hit records at their last read; empty while never read. */
+    staleDestinations: {} as Partial<Record<IpFamily, number>>,
   };
   #registry: Promise<Registry> | undefined;
   /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
@@ -72,6 +74,11 @@ export class AgentMetrics {
 
   ready(ready: boolean): void {
     this.#state.ready = ready;
+  }
+
+  /** The hit records' distinct destinations per family, as last read (once per resync, never at scrape time). */
+  staleDestinations(counts: Partial<Record<IpFamily, number>>): void {
+    this.#state.staleDestinations = counts;
   }
 
   /** Exposes a Kubernetes source's connection states (only once that source is loaded). */
@@ -261,6 +268,14 @@ export class AgentMetrics {
       (set) => {
         const status = kubernetes().find((s) => s.source === 'servicecidr');
         if (status) set({}, status.objects);
+      },
+    );
+    gauge(
+      'route_controller_stale_destinations',
+      'Distinct stale ClusterIPs dialled within the recording window, per family (the hit records as last read, once per resync; absent with a backend that records no hits)',
+      ['family'],
+      (set) => {
+        for (const [family, count] of Object.entries(state.staleDestinations)) set({ family }, count);
       },
     );
     return registry;

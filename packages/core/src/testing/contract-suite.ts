@@ -5,6 +5,7 @@ import { desiredState } from '../desired-state.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
 import type { BackendCapabilities, ChangeListener, FirewallBackend } from '../firewall-backend.js';
 import { isInSync } from '../firewall-backend.js';
+import type { HitRecords } from '../hit-records.js';
 import { cidrTexts, normalizeCidrs } from '../service-cidrs.js';
 
 /**
@@ -46,7 +47,23 @@ export interface ContractFixture<B extends FirewallBackend = FirewallBackend> {
    * `unreadable` is true.
    */
   makeFamilyUnreadable?(family: IpFamily): Promise<() => Promise<string>>;
+  /**
+   * Two source addresses per family that sendHits can send from. With sendHits and observeRecords,
+   * required when the suite's `traffic` is true and the backend records hits.
+   */
+  readonly hitSources?: Readonly<Record<IpFamily, readonly [string, string]>>;
+  /** Sends `packets` packets from `source` (one of hitSources) to `destination`, through the node. */
+  sendHits?(family: IpFamily, source: string, destination: string, packets: number): Promise<void>;
+  /** The record sets' pairs as the kernel holds them, read without the backend's code. */
+  observeRecords?(): Promise<readonly KernelRecord[]>;
   dispose(): Promise<void>;
+}
+
+/** One recorded pair as the oracle reads it. */
+export interface KernelRecord {
+  readonly source: string;
+  readonly destination: string;
+  readonly packets: number;
 }
 
 type TestBody = () => Promise<void>;
@@ -116,6 +133,12 @@ export const CONTRACT_GROUPS = {
     name: 'counters with traffic',
     skipReason: (context) =>
       needs('counters', (c) => c.counters)(context) ??
+      (context.traffic ? undefined : 'the fixture sends no traffic (traffic: false)'),
+  },
+  records: {
+    name: 'records hits',
+    skipReason: (context) =>
+      needs('hit records', (c) => c.records)(context) ??
       (context.traffic ? undefined : 'the fixture sends no traffic (traffic: false)'),
   },
   concurrency: { name: 'concurrency', skipReason: always },
@@ -381,6 +404,134 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
         for (const family of families) {
           assert.ok((observed[family].counters?.packets ?? 0) > 0, `${family} packet counter did not grow`);
         }
+      });
+    });
+
+    group(CONTRACT_GROUPS.records, (it) => {
+      // Destinations inside the first sample CIDR of each family (10.96.0.0/16, fd00:10:96::/112).
+      const inSample = (family: IpFamily, n: number) =>
+        family === 'ipv4' ? `10.96.0.${n}` : `fd00:10:96::${n.toString(16)}`;
+      const tools = (f: ContractFixture<B>) => {
+        const { hitSources, observeRecords } = f;
+        const send = f.sendHits?.bind(f);
+        const read = f.backend.records?.bind(f.backend);
+        assert.ok(
+          hitSources && send && observeRecords,
+          'the suite was told the fixture sends traffic, but it lacks hitSources, sendHits or observeRecords',
+        );
+        assert.ok(read, `${f.backend.name} claims records but has no records()`);
+        return { sources: hitSources, send, read, oracle: observeRecords };
+      };
+      const pairs = (records: HitRecords, family?: IpFamily) =>
+        records.records
+          .filter((r) => family === undefined || r.family === family)
+          .map((r) => `${r.source} -> ${r.destination}: ${r.packets}`)
+          .sort();
+
+      it('records each (source, destination) pair it blocks, with counts, as the kernel holds them', async (f) => {
+        const { sources, send, read, oracle } = tools(f);
+        await f.backend.apply(desired(some(1)));
+        const expected: string[] = [];
+        for (const family of families) {
+          const [one, two] = sources[family];
+          const plan: [string, number, number][] = [
+            [one, 1, 3],
+            [two, 1, 2],
+            [one, 2, 1],
+          ];
+          for (const [source, n, packets] of plan) {
+            await send(family, source, inSample(family, n), packets);
+            expected.push(`${source} -> ${inSample(family, n)}: ${packets}`);
+          }
+        }
+        const records = await read();
+        assert.deepEqual(pairs(records), expected.sort(), 'records() does not list each pair with its packets');
+        for (const record of records.records) {
+          assert.ok(record.bytes >= record.packets * 20, `bytes ${record.bytes} too few for ${record.packets} packets`);
+          assert.ok(
+            record.lastSeenSecondsAgo >= 0 && record.lastSeenSecondsAgo <= 60,
+            `lastSeenSecondsAgo ${record.lastSeenSecondsAgo} for a pair seen just now`,
+          );
+        }
+        const kernel = (await oracle()).map((r) => `${r.source} -> ${r.destination}: ${r.packets}`).sort();
+        assert.deepEqual(kernel, expected.sort(), 'the kernel holds other records than records() reports');
+        assert.deepEqual(
+          records.sets.map((set) => [set.family, set.count, set.full]).sort(),
+          families.map((family) => [family, 3, false]).sort(),
+        );
+        for (const set of records.sets) assert.ok(set.size >= 3 && set.timeoutSeconds > 0, JSON.stringify(set));
+      });
+
+      it('keeps the records through a change of CIDRs and a re-apply, and never calls them drift', async (f) => {
+        const { sources, send, read } = tools(f);
+        await f.backend.apply(desired(some(1)));
+        for (const family of families) await send(family, sources[family][0], inSample(family, 7), 2);
+        const before = pairs(await read());
+        assert.equal(before.length, families.length);
+        const want = desired(some(2));
+        assert.equal((await f.backend.apply(want)).changed, true, 'the CIDR change was not applied');
+        assert.deepEqual(pairs(await read()), before, 'a change of CIDRs alone lost or changed the records');
+        const observed = await f.backend.observe();
+        assert.deepEqual(observed.problems, [], 'observe() reports recorded hits as drift');
+        const writes = f.writeCount();
+        assert.equal((await f.backend.apply(want)).changed, false, 'recorded hits make apply rewrite the rules');
+        assert.equal(f.writeCount(), writes, 'recorded hits make apply write');
+        assert.deepEqual(pairs(await read()), before);
+      });
+
+      it('at its bound leaves new pairs unrecorded, still blocking and counting every packet', async (f) => {
+        const { sources, send, read } = tools(f);
+        await f.backend.apply(desired(some(1)));
+        const fresh = await read();
+        for (const family of families) {
+          const size = fresh.sets.find((set) => set.family === family)?.size ?? 0;
+          assert.ok(
+            size > 0 && size <= 64,
+            `the ${family} record set holds ${size} pairs: give the fixture's backend a small bound (<= 64) so a test can fill it`,
+          );
+          const counted = async () => (await f.backend.observe())[family].counters?.packets ?? 0;
+          const before = await counted();
+          for (let n = 1; n <= size + 2; n += 1) await send(family, sources[family][0], inSample(family, n), 1);
+          const records = await read();
+          const set = records.sets.find((s) => s.family === family);
+          assert.equal(set?.count, size, `the ${family} record set holds more pairs than its bound`);
+          assert.equal(set?.full, true, `the ${family} record set is not reported full`);
+          assert.equal(pairs(records, family).length, size);
+          if (capabilities.counters) {
+            assert.equal(
+              (await counted()) - before,
+              size + 2,
+              'packets that found the record set full were not blocked',
+            );
+          }
+          // A pair recorded before the set filled keeps counting.
+          const first = records.records.find((r) => r.family === family && r.destination === inSample(family, 1));
+          assert.ok(first, 'the first pair is not recorded');
+          await send(family, sources[family][0], inSample(family, 1), 1);
+          const again = (await read()).records.find(
+            (r) => r.family === family && r.destination === inSample(family, 1),
+          );
+          assert.equal(again?.packets, first.packets + 1, 'a recorded pair stopped counting once the set was full');
+        }
+      });
+
+      it('cleanup removes the records, and a new apply starts without them', async (f) => {
+        const { sources, send, read, oracle } = tools(f);
+        assert.deepEqual(await read(), { records: [], sets: [] }, 'records() on a fresh node');
+        assert.equal(f.writeCount(), 0, 'records() wrote to the kernel');
+        await f.backend.apply(desired(some(1)));
+        for (const family of families) await send(family, sources[family][1], inSample(family, 9), 1);
+        assert.equal((await read()).records.length, families.length);
+        await f.backend.cleanup();
+        assert.deepEqual(await read(), { records: [], sets: [] }, 'records remain after cleanup');
+        assert.deepEqual(await oracle(), [], 'the kernel holds records after cleanup');
+        await f.backend.apply(desired(some(1)));
+        const again = await read();
+        assert.deepEqual(again.records, []);
+        assert.deepEqual(
+          again.sets.map((set) => set.count),
+          families.map(() => 0),
+        );
       });
     });
 

@@ -1,4 +1,4 @@
-import { type Cidr, IP_FAMILIES, type IpFamily, parseCidr } from '../cidr.js';
+import { type Cidr, cidrContainsAddress, IP_FAMILIES, type IpFamily, parseCidr } from '../cidr.js';
 import type { BlockAction, DesiredState } from '../desired-state.js';
 import { isEmptyDesiredState } from '../desired-state.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
@@ -16,18 +16,37 @@ import type {
   WriteOptions,
 } from '../firewall-backend.js';
 import { assertEnforceable, isInSync, NOTHING_OBSERVED } from '../firewall-backend.js';
+import type { HitRecord, HitRecords } from '../hit-records.js';
 import { SerialQueue } from '../serial-queue.js';
 import { cidrsOf } from '../service-cidrs.js';
 
 /** An object in the in-memory "kernel"; `owner` says which tool made it. */
 export interface MemoryObject {
   readonly owner: string;
-  readonly kind: 'chain' | 'set' | 'rule';
+  readonly kind: 'chain' | 'set' | 'rule' | 'records';
   readonly hook?: string;
   readonly elements?: readonly string[];
   readonly action?: BlockAction;
   readonly packets?: number;
   readonly bytes?: number;
+  /** A record set (kind 'records'): the pairs it holds, its bound (none: unbounded) and timeout. */
+  readonly pairs?: readonly MemoryPair[];
+  readonly size?: number;
+  readonly timeoutSeconds?: number;
+  /**
+   * The record update sits in the blocking rule itself: when the set is full, the rest of that rule
+   * is skipped and the packet goes through, as with nft's dynset (a defect a backend can have).
+   */
+  readonly updateInBlockingRule?: boolean;
+}
+
+/** One (source, destination) pair of a record set, with its counters and the time of its last packet. */
+export interface MemoryPair {
+  readonly source: string;
+  readonly destination: string;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly lastSeenMs: number;
 }
 
 const OWNER = 'route-controller';
@@ -44,6 +63,7 @@ export interface MemoryWatcher {
   /** The stream died (MemoryKernel.endStreams). */
   end(reason: string): void;
 }
+const recordsKey = (family: IpFamily) => `${OWNER}/records/${family}`;
 
 /**
  * A stand-in for the kernel: named objects, changed only by whole transactions, with a write
@@ -62,6 +82,8 @@ export class MemoryKernel {
   /** When set, watchChanges() rejects with it, as a monitor that cannot start. */
   streamFailure: Error | undefined;
   readonly #watchers = new Set<MemoryWatcher>();
+  /** The kernel's clock (milliseconds), for record timeouts; tests move it on. */
+  now: () => number = () => Date.now();
 
   get objects(): ReadonlyMap<string, MemoryObject> {
     return this.#objects;
@@ -106,6 +128,38 @@ export class MemoryKernel {
     for (const watcher of this.#watchers) watcher.change(ours);
   }
 
+  /**
+   * `packets` forwarded packets from `source` to `destination`, as the kernel meets them: when our
+   * rule for the family matches the destination, they are counted, and the pair is recorded in our
+   * record set if there is one and it has room (expired pairs make room; a full set leaves new
+   * pairs unrecorded). Returns how many of them were blocked.
+   */
+  hit(family: IpFamily, source: string, destination: string, packets: number, bytes: number): number {
+    const rule = this.#objects.get(ruleKey(family));
+    const set = this.#objects.get(setKey(family));
+    const matches = (set?.elements ?? []).some((text) => cidrContainsAddress(parseCidr(text).cidr, destination));
+    if (!rule || !matches) return 0;
+    const records = this.#objects.get(recordsKey(family));
+    if (records) {
+      const now = this.now();
+      const live = (records.pairs ?? []).filter((pair) => !expired(pair, records, now));
+      const index = live.findIndex((pair) => pair.source === source && pair.destination === destination);
+      const full = records.size !== undefined && live.length >= records.size;
+      if (index >= 0) {
+        const pair = live[index] as MemoryPair;
+        live[index] = { ...pair, packets: pair.packets + packets, bytes: pair.bytes + bytes, lastSeenMs: now };
+      } else if (!full) {
+        live.push({ source, destination, packets, bytes, lastSeenMs: now });
+      } else if (records.updateInBlockingRule) {
+        this.#objects.set(recordsKey(family), { ...records, pairs: live });
+        return 0; // the rest of the rule (counter and verdict) is skipped: the packets go through
+      }
+      this.#objects.set(recordsKey(family), { ...records, pairs: live });
+    }
+    this.countBlocked(family, packets, bytes);
+    return packets;
+  }
+
   /** Counts traffic against our rule for a family, as the kernel would for dropped packets. */
   countBlocked(family: IpFamily, packets: number, bytes: number): void {
     const rule = this.#objects.get(ruleKey(family));
@@ -136,12 +190,19 @@ export type MemoryBackendFlaw =
   | 'uncoded-errors'
   | 'unserialised'
   | 'reads-unreadable-as-empty'
-  | 'deaf-to-changes';
+  | 'deaf-to-changes'
+  | 'records-reset-on-cidr-change'
+  | 'records-unbounded'
+  | 'records-update-in-blocking-rule'
+  | 'records-churn-as-drift';
 
 export interface MemoryBackendOptions {
   readonly name?: string;
   readonly capabilities?: Partial<BackendCapabilities>;
   readonly flaw?: MemoryBackendFlaw;
+  /** The record sets' bound and timeout (capabilities.records); default 4096 pairs, 600 s. */
+  readonly recordSize?: number;
+  readonly recordTimeoutSeconds?: number;
 }
 
 export const MEMORY_CAPABILITIES: BackendCapabilities = Object.freeze({
@@ -150,6 +211,7 @@ export const MEMORY_CAPABILITIES: BackendCapabilities = Object.freeze({
   counters: true,
   comments: true,
   events: true,
+  records: true,
 });
 
 /** A FirewallBackend over a MemoryKernel, with the same ownership rules a real one follows. */
@@ -158,6 +220,8 @@ export class MemoryBackend implements FirewallBackend {
   readonly capabilities: BackendCapabilities;
   readonly #flaw: MemoryBackendFlaw | undefined;
   readonly #queue = new SerialQueue();
+  readonly #recordSize: number;
+  readonly #recordTimeoutSeconds: number;
 
   constructor(
     readonly kernel: MemoryKernel = new MemoryKernel(),
@@ -166,6 +230,8 @@ export class MemoryBackend implements FirewallBackend {
     this.name = options.name ?? 'memory';
     this.capabilities = { ...MEMORY_CAPABILITIES, ...options.capabilities };
     this.#flaw = options.flaw;
+    this.#recordSize = options.recordSize ?? 4096;
+    this.#recordTimeoutSeconds = options.recordTimeoutSeconds ?? 600;
   }
 
   probe(): Promise<Availability> {
@@ -215,6 +281,9 @@ export class MemoryBackend implements FirewallBackend {
           ) {
             // Like nft, a rule that stays keeps its counters.
             objects.set(key, { ...object, packets: existing.packets ?? 0, bytes: existing.bytes ?? 0 });
+          } else if (object.kind === 'records' && existing?.pairs && this.#keepsRecords(key, target)) {
+            // Like nft's element-only transaction: a change of CIDRs alone keeps the records.
+            objects.set(key, { ...object, pairs: existing.pairs });
           } else if (this.#flaw === 'never-removes-cidrs' && existing?.elements && object.elements) {
             objects.set(key, { ...object, elements: [...new Set([...existing.elements, ...object.elements])] });
           } else {
@@ -257,6 +326,14 @@ export class MemoryBackend implements FirewallBackend {
         rule && this.#flaw !== 'no-counters' ? { packets: rule.packets ?? 0, bytes: rule.bytes ?? 0 } : undefined;
       return counters ? { cidrs, counters } : { cidrs };
     };
+    if (this.capabilities.records) {
+      for (const f of IP_FAMILIES) {
+        const records = objects.get(recordsKey(f));
+        if (!records) problems.push(`our ${f} record set is missing`);
+        else if (this.#flaw === 'records-churn-as-drift' && (records.pairs ?? []).length > 0)
+          problems.push(`our ${f} record set holds pairs`);
+      }
+    }
     const ipv4 = family('ipv4');
     const ipv6 = family('ipv6');
     const action = actions.size === 1 ? ([...actions][0] ?? null) : null;
@@ -265,6 +342,38 @@ export class MemoryBackend implements FirewallBackend {
 
   cleanup(options: WriteOptions = {}): Promise<CleanupResult> {
     return this.#serialised(() => this.#cleanup(options));
+  }
+
+  /** The pairs our record sets hold now (expired ones left out, as the kernel skips them). */
+  records(): Promise<HitRecords> {
+    const now = this.kernel.now();
+    const records: HitRecord[] = [];
+    const sets: HitRecords['sets'][number][] = [];
+    for (const family of this.capabilities.families) {
+      const set = this.kernel.objects.get(recordsKey(family));
+      if (!set) continue;
+      const live = (set.pairs ?? []).filter((pair) => !expired(pair, set, now));
+      const timeoutSeconds = set.timeoutSeconds ?? this.#recordTimeoutSeconds;
+      // Reports the bound it meant to set, whatever the kernel holds (so a flawed set shows).
+      sets.push({
+        family,
+        size: this.#recordSize,
+        count: live.length,
+        full: live.length >= this.#recordSize,
+        timeoutSeconds,
+      });
+      for (const pair of live) {
+        records.push({
+          family,
+          source: pair.source,
+          destination: pair.destination,
+          packets: pair.packets,
+          bytes: pair.bytes,
+          lastSeenSecondsAgo: Math.max(0, Math.floor((now - pair.lastSeenMs) / 1000)),
+        });
+      }
+    }
+    return Promise.resolve({ records, sets });
   }
 
   async #cleanup(options: WriteOptions): Promise<CleanupResult> {
@@ -348,6 +457,15 @@ export class MemoryBackend implements FirewallBackend {
     });
   }
 
+  /** A record set stays when its family's rule stays with the same action (nothing but CIDRs changed). */
+  #keepsRecords(key: string, target: ReadonlyMap<string, MemoryObject>): boolean {
+    if (this.#flaw === 'records-reset-on-cidr-change') return false;
+    const family = IP_FAMILIES.find((f) => key === recordsKey(f));
+    if (!family) return false;
+    const before = this.kernel.objects.get(ruleKey(family));
+    return before !== undefined && before.action === target.get(ruleKey(family))?.action;
+  }
+
   #matches(observed: ObservedState, desired: DesiredState): boolean {
     if (this.#flaw === 'no-repair' && observed.present) return true;
     return isInSync(observed, desired);
@@ -363,12 +481,26 @@ export class MemoryBackend implements FirewallBackend {
       const action: BlockAction = this.#flaw === 'ignores-action' ? 'drop' : desired.action;
       objects.set(setKey(family), { owner: OWNER, kind: 'set', elements: cidrs.map((c) => c.text) });
       objects.set(ruleKey(family), { owner: OWNER, kind: 'rule', action, packets: 0, bytes: 0 });
+      if (this.capabilities.records) {
+        objects.set(recordsKey(family), {
+          owner: OWNER,
+          kind: 'records',
+          pairs: [],
+          timeoutSeconds: this.#recordTimeoutSeconds,
+          ...(this.#flaw === 'records-unbounded' ? {} : { size: this.#recordSize }),
+          ...(this.#flaw === 'records-update-in-blocking-rule' ? { updateInBlockingRule: true } : {}),
+        });
+      }
     }
     return objects;
   }
 }
 
 export const MEMORY_OWNER = OWNER;
+
+function expired(pair: MemoryPair, set: MemoryObject, now: number): boolean {
+  return set.timeoutSeconds !== undefined && now - pair.lastSeenMs >= set.timeoutSeconds * 1000;
+}
 
 /** Like a real command stopped by its signal: nothing is written. */
 function assertNotCanceled(options: WriteOptions): void {

@@ -1,6 +1,14 @@
 import type { IpFamily } from '@route-controller/core';
+import { LAB } from '../loop-lab.js';
 
 export type Families<T> = Readonly<Record<IpFamily, T>>;
+
+/** A stale ClusterIP the agent saw dialled, as `route-controller status --json` lists it. */
+export interface Dialled {
+  readonly address: string;
+  readonly packets: number;
+  readonly sources: readonly { readonly address: string; readonly packets: number; readonly pod?: string }[];
+}
 
 /** One run of the real agent in the lab node, with one backend. */
 export interface DemoRun {
@@ -18,6 +26,10 @@ export interface DemoRun {
   readonly live?: Families<{ readonly fromPod: string; readonly fromNode: string }>;
   /** Drop counters read from the kernel by `route-controller status`. */
   readonly dropped?: Families<{ readonly packets: number; readonly bytes: number }>;
+  /** Who dialled which stale ClusterIP, from `status` (backends that record hits). */
+  readonly dialled?: readonly Dialled[];
+  /** Why `dialled` is missing: the backend keeps no such records. */
+  readonly dialledNote?: string;
   /**
    * `route-controller cleanup` left the node's rules exactly as before the run (empty tables that
    * iptables creates on first use and legacy cannot remove are not rules).
@@ -69,6 +81,21 @@ export function formatDemoReport(report: DemoReport): string {
         `  dropped by the kernel: ${run.dropped.ipv4.packets} packets (IPv4), ${run.dropped.ipv6.packets} (IPv6)`,
       );
     }
+    if (run.dialled) {
+      lines.push('  who dialled what (route-controller status):');
+      for (const destination of run.dialled) {
+        const [only] = destination.sources;
+        const from =
+          destination.sources.length === 1 && only
+            ? `${only.address}${whose(only.address) ? ` (${whose(only.address)})` : ''}`
+            : destination.sources
+                .map((s) => `${s.address} (${whose(s.address) ? `${whose(s.address)}, ` : ''}${s.packets})`)
+                .join(', ');
+        lines.push(`    ${destination.address}: ${destination.packets} packets from ${from}`);
+      }
+    } else if (run.dialledNote) {
+      lines.push(`  who dialled what: not recorded (${run.dialledNote})`);
+    }
     if (run.restored !== undefined) {
       lines.push(
         `  cleanup: ${run.restored ? "the node's rules are exactly as before" : "the node's rules DIFFER from before"}`,
@@ -97,6 +124,13 @@ export function formatDemoReport(report: DemoReport): string {
     report.ok ? 'Every backend ended the loop.' : 'Something went wrong: see above.',
   );
   return lines.join('\n');
+}
+
+/** "the pod" for the lab's pod addresses: the demo runs the agent without Kubernetes, so no pod names. */
+function whose(address: string): string {
+  if (Object.values(LAB.pod).includes(address as never)) return 'the pod';
+  if (Object.values(LAB.secondPod).includes(address as never)) return 'the second pod';
+  return '';
 }
 
 export function allAnswered(live: NonNullable<DemoRun['live']>): boolean {

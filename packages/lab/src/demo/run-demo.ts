@@ -3,12 +3,14 @@ import { ErrorCodes, type IpFamily, RouteControllerError } from '@route-controll
 import { type AgentBin, AgentProcess, runCli } from '../agent-process.js';
 import { LAB, LoopLab, type PingResult } from '../loop-lab.js';
 import { removeLiveNamespacesSync, removeStrayNamespaces } from '../netns.js';
-import type { DemoReport, DemoRun, Families } from './demo-report.js';
+import type { DemoReport, DemoRun, Dialled, Families } from './demo-report.js';
 import { allAnswered } from './demo-report.js';
 
 /** Demo namespaces are named rcdemo-<pid>-...: never the tests' and never the host's. */
 export const DEMO_PREFIX = 'rcdemo';
 const FAMILIES: readonly IpFamily[] = ['ipv4', 'ipv6'];
+/** Pings per family from the second pod to the other stale ClusterIP. */
+export const SECOND_POD_PINGS = 3;
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
 /** The agent's backends, in its order of preference; `route-controller probe` says which work here. */
 export const BACKEND_NAMES = ['nft', 'iptables-nft', 'iptables-legacy'] as const;
@@ -32,6 +34,8 @@ interface StatusJson {
     readonly backend: string;
     readonly installed?: { readonly counters: Partial<Families<{ packets: number; bytes: number }>> };
   }[];
+  readonly staleDestinations?: readonly Dialled[];
+  readonly recording?: { readonly recorded: boolean; readonly reason?: string };
 }
 
 /**
@@ -78,9 +82,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   process.once('SIGTERM', interrupted);
 
   progress('Building the loop lab in throwaway network namespaces (the host network is not touched)...');
-  const lab = await LoopLab.create({ prefix: DEMO_PREFIX, kubeProxy: await kubeProxyFlavour() });
+  // A second pod: two sources dialling stale ClusterIPs, for the who-dialled-what part.
+  const lab = await LoopLab.create({ prefix: DEMO_PREFIX, kubeProxy: await kubeProxyFlavour(), secondPod: true });
   try {
     progress(`  pod ${LAB.pod.ipv4} -> node (forwards; kube-proxy DNAT ${LAB.liveService.ipv4} -> ${LAB.server.ipv4})`);
+    progress(`  a second pod ${LAB.secondPod.ipv4} dials another stale ClusterIP, ${LAB.otherStaleService.ipv4}`);
     progress(`  workstation ${LAB.workstation.ipv4} routes ${SERVICE_CIDRS.replace(',', ' and ')} back to the node`);
     const unprotected = await perFamily((family) => lab.measureLoop(family, options.pings));
     progress(
@@ -153,9 +159,14 @@ async function oneRun(
       fromPod: ratio(await lab.pingLiveServiceFromPod(family)),
       fromNode: ratio(await lab.pingLiveServiceFromNode(family)),
     }));
+    // The second pod dials another stale ClusterIP: status shows who dialled what.
+    for (const family of FAMILIES) await lab.dial('secondPod', LAB.otherStaleService[family], SECOND_POD_PINGS);
     const status = JSON.parse((await runCli(lab.node, ['status', '--json'], {}, bin)).stdout) as StatusJson;
     const counters = status.backends.find((entry) => entry.backend === backend)?.installed?.counters;
     const dropped = await perFamily(async (family) => counters?.[family] ?? { packets: 0, bytes: 0 });
+    const dialled = status.recording?.recorded
+      ? { dialled: status.staleDestinations ?? [] }
+      : { dialledNote: status.recording?.reason ?? 'route-controller status says nothing of it' };
     await agent.stop('SIGTERM');
     const cleanup = await runCli(lab.node, ['cleanup'], {}, bin);
     const restored = cleanup.exitCode === 0 && (await lab.nodeRules()) === before;
@@ -169,6 +180,7 @@ async function oneRun(
       loop,
       live,
       dropped,
+      ...dialled,
       restored,
       ok,
     };
