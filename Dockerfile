@@ -26,12 +26,12 @@ COPY . .
 # and the bin shim; no node_modules, no pnpm store, no TypeScript, no lab.
 RUN pnpm install --frozen-lockfile --offline \
  && mkdir -p /opt/route-controller/bin /opt/route-controller/dist \
- && cp packages/agent/bin/route-controller.js /opt/route-controller/bin/ \
+ && cp packages/agent/bin/route-controller.cjs /opt/route-controller/bin/ \
  && cp -r packages/agent/dist/bundle /opt/route-controller/dist/bundle \
  && node -e 'const p = require("./packages/agent/package.json"); require("fs").writeFileSync("/opt/route-controller/package.json", JSON.stringify({ name: p.name, version: p.version, license: p.license, type: "module", private: true }, null, 2) + "\n")' \
  && cp LICENSE /opt/route-controller/ \
- && chmod 0755 /opt/route-controller/bin/route-controller.js \
- && /opt/route-controller/bin/route-controller.js --version
+ && chmod 0755 /opt/route-controller/bin/route-controller.cjs \
+ && /opt/route-controller/bin/route-controller.cjs --version
 
 FROM ${BASE_IMAGE}
 # Debian's nftables and iptables (iptables brings both the legacy and the nft flavour), without
@@ -46,8 +46,8 @@ COPY --from=build /opt/route-controller /opt/route-controller
 # compiled once with the V8 flags of the bin's shebang (flags that change code generation change the
 # cache's key). At run time the root filesystem is read-only: entries are read, nothing is written.
 ENV NODE_COMPILE_CACHE=/opt/route-controller/.compile-cache
-RUN ln -s /opt/route-controller/bin/route-controller.js /usr/local/bin/route-controller \
- && flags="$(sed -n '1s/^#!.*env -S node//p' /opt/route-controller/bin/route-controller.js)" \
+RUN ln -s /opt/route-controller/bin/route-controller.cjs /usr/local/bin/route-controller \
+ && flags="$(sed -n '1s/^#!.*env -S node//p' /opt/route-controller/bin/route-controller.cjs)" \
  && cd /opt/route-controller/dist/bundle \
  && node $flags --input-type=module \
       -e 'import { readdirSync } from "node:fs"; for (const f of readdirSync("chunks")) if (f.endsWith(".mjs")) await import(`./chunks/${f}`);' \

@@ -1,7 +1,7 @@
 // Bundles the route-controller executable: dist/bundle/route-controller.mjs (the CLI: commander and the
 // settings table) plus chunks that load on demand (a command's code, the iptables backend, prom-client,
 // the Kubernetes client), each minified ESM with a linked source map. Runs after `tsc -b`, which has
-// built the workspace packages this resolves to (their dist/). Usage: node build.mjs [--metafile]
+// built the workspace packages this resolves to (their dist/). Usage: node build.mjs
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { build } from 'esbuild';
 
@@ -35,6 +35,31 @@ const trimKubernetesClient = {
   },
 };
 
+/**
+ * pino without worker-thread transports: the agent logs synchronously to a file descriptor, so the
+ * transport machinery (thread-stream, with node:worker_threads and node:assert, ~5 ms of start-up and
+ * memory of their own) is left out. pino's tools.js asks worker_threads only whether it runs on the
+ * main thread, which the agent always does.
+ */
+const pinoWithoutWorkers = {
+  name: 'pino-without-workers',
+  setup(b) {
+    const fromPino = (importer) => /[\\/]pino[\\/]lib[\\/]/.test(importer);
+    b.onResolve({ filter: /^(thread-stream|worker_threads)$/ }, (args) =>
+      fromPino(args.importer) ? { path: args.path, namespace: 'rc-pino' } : undefined,
+    );
+    b.onLoad({ filter: /^thread-stream$/, namespace: 'rc-pino' }, () => ({
+      contents:
+        "module.exports = class ThreadStream { constructor() { throw new Error('pino transports run in worker threads, which the route-controller bundle leaves out'); } };",
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /^worker_threads$/, namespace: 'rc-pino' }, () => ({
+      contents: 'module.exports = { isMainThread: true };',
+      loader: 'js',
+    }));
+  },
+};
+
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: here.pathname,
@@ -58,11 +83,12 @@ const result = await build({
   banner: {
     js: "import{createRequire as __rcCreateRequire}from'node:module';const require=__rcCreateRequire(import.meta.url);",
   },
-  plugins: [trimKubernetesClient],
+  plugins: [trimKubernetesClient, pinoWithoutWorkers],
   metafile: true,
   logLevel: 'warning',
 });
-if (process.argv.includes('--metafile')) await writeFile(`${outdir}meta.json`, JSON.stringify(result.metafile));
+// What went into each output file: the tests read it to check which packages a command loads.
+await writeFile(new URL('dist/bundle-meta.json', here), JSON.stringify(result.metafile));
 const js = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.mjs'));
 const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
 console.log(`bundle: ${js.length} files, ${kib(js.reduce((sum, [, o]) => sum + o.bytes, 0))} in ${outdir}`);

@@ -113,7 +113,7 @@ describeImage('container image', (engine: ImageEngine) => {
 
     // The agent, on PATH, and both iptables flavours and nft, as Debian ships them.
     expect(readlinkSync(join(root, 'usr/local/bin/route-controller'))).toBe(
-      '/opt/route-controller/bin/route-controller.js',
+      '/opt/route-controller/bin/route-controller.cjs',
     );
     for (const tool of ['nft', 'iptables-legacy', 'iptables-nft', 'ip6tables-legacy', 'ip6tables-nft']) {
       for (const suffix of ['', '-save', '-restore']) {
@@ -124,7 +124,7 @@ describeImage('container image', (engine: ImageEngine) => {
     const app = join(root, 'opt/route-controller');
     // The agent is one bundle (an entry and chunks, with their maps) behind the bin shim: no
     // node_modules at all, no TypeScript output, no build metadata, no lab and no demo.
-    expect(existsSync(join(app, 'bin/route-controller.js'))).toBe(true);
+    expect(existsSync(join(app, 'bin/route-controller.cjs'))).toBe(true);
     expect(existsSync(join(app, 'dist/bundle/route-controller.mjs'))).toBe(true);
     expect(readdirSync(join(app, 'dist/bundle/chunks')).some((file) => file.endsWith('.mjs'))).toBe(true);
     expect(readdirSync(app).sort()).toEqual(['.compile-cache', 'LICENSE', 'bin', 'dist', 'package.json']);

@@ -8,7 +8,7 @@ import { AGENT_TAG_VARIABLE, LabProcess, labSession, type ProcessExit } from './
  * caller does: the agent's own CLI passes its bin, the tests resolve it from the agent's manifest.
  */
 export interface AgentBin {
-  /** The agent's executable script (`bin/route-controller.js`), run with this process's Node. */
+  /** The agent's executable script (`bin/route-controller.cjs`), run with this process's Node. */
   readonly bin: string;
   /**
    * Instead of `bin`: the command that starts the agent, as given (e.g. `chroot <image root>

@@ -35,5 +35,5 @@ function ownBin(): string {
   const require = createRequire(import.meta.url);
   const manifestPath = require.resolve('@route-controller/agent/package.json');
   const manifest = require(manifestPath) as { bin: Record<string, string> };
-  return resolve(dirname(manifestPath), manifest.bin['route-controller'] ?? 'bin/route-controller.js');
+  return resolve(dirname(manifestPath), manifest.bin['route-controller'] ?? 'bin/route-controller.cjs');
 }

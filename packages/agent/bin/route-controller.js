@@ -1,8 +1,0 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-opt=0
-// The route-controller executable: the bundle that `pnpm install` builds (build.mjs). Committed, so
-// pnpm can link the bin before the first build. The V8 flags keep the idle agent small (a smaller
-// young generation; --max-opt=0: the interpreter only, no JIT tiers, which an agent that mostly waits
-// never needs and start-up does not pay for either; --lite-mode measured the same but makes V8 print
-// a warning on stderr): they apply when this file runs as a program (directly, or via pnpm's or
-// npm's bin shim), not as `node <this file>`.
-import '../dist/bundle/route-controller.mjs';

@@ -1,0 +1,47 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { AGENT_BIN } from '../src/agent-bin.js';
+import { LOG_LOADS_ENV, loadedPackages, packageOf, sawBundle } from '../src/bundle-loads.js';
+
+/** What a command's help never needs: running tools, logging, the firewall, metrics, Kubernetes. */
+const NOT_FOR_HELP = [
+  'execa',
+  'pino',
+  'tsyringe',
+  'prom-client',
+  '@kubernetes/client-node',
+  '@route-controller/backend-nft',
+  '@route-controller/backend-iptables',
+];
+
+function helpLoads(args: readonly string[]): Set<string> {
+  const run = spawnSync(AGENT_BIN, [...args, '--help'], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...LOG_LOADS_ENV },
+  });
+  expect(run.status, run.stderr).toBe(0);
+  expect(run.stdout).toContain('Usage: route-controller');
+  expect(sawBundle(run.stderr), 'the load hook saw no bundle file').toBe(true);
+  return loadedPackages(run.stderr);
+}
+
+describe('the bundled agent loads only what a command uses', () => {
+  it('names packages from esbuild input paths', () => {
+    expect(packageOf('../../node_modules/.pnpm/pino@10.4.0/node_modules/pino/pino.js')).toBe('pino');
+    expect(
+      packageOf(
+        '../../node_modules/.pnpm/@kubernetes+client-node@1.4.0/node_modules/@kubernetes/client-node/dist/config.js',
+      ),
+    ).toBe('@kubernetes/client-node');
+    expect(packageOf('../backend-nft/dist/nft-backend.js')).toBe('@route-controller/backend-nft');
+    expect(packageOf('src/cli.ts')).toBe('@route-controller/agent');
+  });
+
+  for (const command of [[], ['run'], ['probe'], ['plan'], ['status'], ['cleanup']]) {
+    it(`\`route-controller ${[...command, '--help'].join(' ')}\` loads the CLI and none of ${NOT_FOR_HELP.join(', ')}`, () => {
+      const packages = helpLoads(command);
+      expect(packages).toContain('commander');
+      expect(NOT_FOR_HELP.filter((name) => packages.has(name))).toEqual([]);
+    });
+  }
+});
