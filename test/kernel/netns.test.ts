@@ -74,7 +74,7 @@ describeKernel('agents the lab starts', () => {
       await agent.waitUntilReady();
       expect(LabProcess.running().map((child) => child.pid)).toContain(agent.pid);
       const found = findSessionAgents().find(({ pid }) => pid === agent.pid);
-      expect(found?.command).toMatch(/route-controller\.js run$/);
+      expect(found?.command).toMatch(/route-controller\.cjs run$/);
       expect(found?.parentPid).toBe(process.pid);
       expect((await agent.stop('SIGTERM')).exitCode).toBe(0);
       expect(LabProcess.running().map((child) => child.pid)).not.toContain(agent.pid);
