@@ -99,13 +99,14 @@ export async function probeNftFeatures(runner: CommandRunner, nft: string, layou
   };
 
   // The dry run (check 4) runs beside `nft -V` (checks 1-3), as the probe sits on the agent's start-up
-  // path; its outcome is only looked at once the earlier checks have passed.
+  // path; its outcome is only looked at once the earlier checks have passed. It is started first: it
+  // takes longer than `nft -V`, and starting a process costs the caller a few milliseconds.
   const request = renderWriteCommand(probeDocument(layout), nft, [NFT_CHECK_FLAG]);
-  const versionRun = runner.run({ file: nft, args: ['-V'] });
   const dryRun = runner.run(request).then(
     (result) => ({ result }),
     (error: unknown) => ({ error }),
   );
+  const versionRun = runner.run({ file: nft, args: ['-V'] });
 
   // 1. The binary runs at all. `nft -V` (nft >= 1.0.4) prints the version and "json: yes|no" in
   //    one go; older builds refuse -V, and are asked `--version` and `-j --version` instead.

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type CommandResult, ErrorCodes, NOTHING_OBSERVED, parseCidr } from '@route-controller/core';
-import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { anyOrder, FakeCommandRunner, type ScriptedCommand, type ScriptStep } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import { NFT_CAPABILITIES, NftBackend } from '../src/nft-backend.js';
@@ -291,7 +291,7 @@ describe('NftBackend', () => {
 });
 
 describe('NftBackend with hit records (the default)', () => {
-  const recording = (...script: ScriptedCommand[]) => {
+  const recording = (...script: ScriptStep[]) => {
     const runner = new FakeCommandRunner(script);
     return { nft: new NftBackend({ runner }), runner };
   };
@@ -340,8 +340,10 @@ describe('NftBackend with hit records (the default)', () => {
   it('turns records off after a probe finds nft 1.0.5: capabilities say so, and apply writes the plain layout', async () => {
     const desired = want('10.96.0.0/12');
     const { nft, runner } = recording(
-      { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.5 (Lester Gooch #4)\n  json:\t\tyes\n' } },
-      { file: 'nft', args: (args) => args[1] === '--check', result: {} },
+      anyOrder(
+        { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.5 (Lester Gooch #4)\n  json:\t\tyes\n' } },
+        { file: 'nft', args: (args) => args[1] === '--check', result: {} },
+      ),
       list(ABSENT),
       write(renderReplaceTransaction(desired, PLAIN_LAYOUT)),
     );
@@ -356,15 +358,17 @@ describe('NftBackend with hit records (the default)', () => {
 
   it('keeps records after a probe that finds them possible', async () => {
     const { nft } = recording(
-      { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.6 (Lester Gooch #5)\n  json:\t\tyes\n' } },
-      {
-        file: 'nft',
-        // The dry run covers the record sets too.
-        args: (args) =>
-          args[1] === '--check' &&
-          isDeepStrictEqual(JSON.parse(args.slice(2).join(' ')), probeDocument(DEFAULT_LAYOUT)),
-        result: {},
-      },
+      anyOrder(
+        { file: 'nft', args: ['-V'], result: { stdout: 'nftables v1.0.6 (Lester Gooch #5)\n  json:\t\tyes\n' } },
+        {
+          file: 'nft',
+          // The dry run covers the record sets too.
+          args: (args) =>
+            args[1] === '--check' &&
+            isDeepStrictEqual(JSON.parse(args.slice(2).join(' ')), probeDocument(DEFAULT_LAYOUT)),
+          result: {},
+        },
+      ),
     );
     expect((await nft.probe()).warnings).toEqual([]);
     expect(nft.capabilities.records).toBe(true);

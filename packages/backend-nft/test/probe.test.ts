@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type CommandResult, ErrorCodes, RouteControllerError } from '@route-controller/core';
-import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { anyOrder, FakeCommandRunner, type ScriptedCommand, type ScriptStep } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import { probeDocument, probeNft, probeNftFeatures } from '../src/probe.js';
@@ -24,7 +24,7 @@ const check = (result: Partial<CommandResult> = {}): ScriptedCommand => ({
   result,
 });
 
-async function probe(...script: ScriptedCommand[]) {
+async function probe(...script: ScriptStep[]) {
   const runner = new FakeCommandRunner(script);
   const availability = await probeNft(runner, 'nft', DEFAULT_LAYOUT);
   runner.assertDone();
@@ -33,7 +33,7 @@ async function probe(...script: ScriptedCommand[]) {
 
 describe('probing nft', () => {
   it('says yes when the binary runs, is new enough, has JSON and the dry run passes', async () => {
-    const { availability, runner } = await probe(longVersion({ stdout: LONG_VERSION }), check());
+    const { availability, runner } = await probe(anyOrder(longVersion({ stdout: LONG_VERSION }), check()));
     expect(availability).toEqual({
       available: true,
       reason: 'nft 1.0.6 with JSON, --check passed',
@@ -106,9 +106,8 @@ describe('probing nft', () => {
 
   it('accepts an older nft without -V when -j works', async () => {
     const { availability } = await probe(
-      longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }),
       // The dry run starts beside -V; the older build's version questions follow.
-      check(),
+      anyOrder(longVersion({ exitCode: 1, stderr: "nft: invalid option -- 'V'\n" }), check()),
       version('nftables v1.0.1 (Fearless Fosdick #3)\n'),
       { file: 'nft', args: ['-j', '--version'], result: { stdout: 'nftables v1.0.1 (Fearless Fosdick #3)\n' } },
     );
@@ -135,8 +134,10 @@ describe('probing nft', () => {
 
   it('says no when the dry run is refused for lack of permission', async () => {
     const { availability } = await probe(
-      longVersion({ stdout: LONG_VERSION }),
-      check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n\n' }),
+      anyOrder(
+        longVersion({ stdout: LONG_VERSION }),
+        check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n\n' }),
+      ),
     );
     expect(availability.available).toBe(false);
     expect(availability.reason).toBe(
@@ -148,11 +149,13 @@ describe('probing nft', () => {
   });
 
   it('says no when the dry run times out', async () => {
-    const { availability } = await probe(longVersion({ stdout: LONG_VERSION }), {
-      file: 'nft',
-      args: (args) => args.includes('--check'),
-      fails: 'timeout',
-    });
+    const { availability } = await probe(
+      anyOrder(longVersion({ stdout: LONG_VERSION }), {
+        file: 'nft',
+        args: (args) => args.includes('--check'),
+        fails: 'timeout',
+      }),
+    );
     expect(availability.available).toBe(false);
     expect(availability.reason).toMatch(/--check could not run/);
   });
@@ -171,15 +174,14 @@ describe('probing nft', () => {
 
     it('keeps them on nft 1.0.6, whose dry run covers the record sets', async () => {
       expect(JSON.stringify(probeDocument(DEFAULT_LAYOUT))).toContain('"stale-v4"');
-      const runner = new FakeCommandRunner([longVersion({ stdout: LONG_VERSION }), check()]);
+      const runner = new FakeCommandRunner([anyOrder(longVersion({ stdout: LONG_VERSION }), check())]);
       const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
       expect(probe).toMatchObject({ records: true, availability: { available: true, warnings: [] } });
     });
 
     it("turns them off on nft 1.0.5, whose JSON drops the sets' counters silently, and says so", async () => {
       const runner = new FakeCommandRunner([
-        longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }),
-        check(),
+        anyOrder(longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }), check()),
       ]);
       const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
       expect(probe.records).toBe(false);
@@ -191,8 +193,7 @@ describe('probing nft', () => {
 
     it('asks nothing of the version for the plain layout', async () => {
       const runner = new FakeCommandRunner([
-        longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }),
-        plainCheck(),
+        anyOrder(longVersion({ stdout: LONG_VERSION.replace('v1.0.6', 'v1.0.5') }), plainCheck()),
       ]);
       const probe = await probeNftFeatures(runner, 'nft', { ...DEFAULT_LAYOUT, records: undefined });
       expect(probe).toMatchObject({ records: false, availability: { available: true, warnings: [] } });
@@ -201,8 +202,7 @@ describe('probing nft', () => {
     it('turns them off when the kernel refuses the record sets but takes the plain rule', async () => {
       const refused = 'internal:0:0-0: Error: Could not process rule: Operation not supported\n';
       const runner = new FakeCommandRunner([
-        longVersion({ stdout: LONG_VERSION }),
-        check({ exitCode: 1, stderr: refused }),
+        anyOrder(longVersion({ stdout: LONG_VERSION }), check({ exitCode: 1, stderr: refused })),
         plainCheck(),
       ]);
       const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
@@ -223,16 +223,17 @@ describe('probing nft', () => {
     it('says no when the plain rule is refused too, and never retries a refusal for lack of permission', async () => {
       const refused = 'internal:0:0-0: Error: Could not process rule: Operation not supported\n';
       const runner = new FakeCommandRunner([
-        longVersion({ stdout: LONG_VERSION }),
-        check({ exitCode: 1, stderr: refused }),
+        anyOrder(longVersion({ stdout: LONG_VERSION }), check({ exitCode: 1, stderr: refused })),
         plainCheck({ exitCode: 1, stderr: refused }),
       ]);
       const probe = await probeNftFeatures(runner, 'nft', DEFAULT_LAYOUT);
       runner.assertDone();
       expect(probe).toMatchObject({ records: false, availability: { available: false } });
       const denied = new FakeCommandRunner([
-        longVersion({ stdout: LONG_VERSION }),
-        check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n' }),
+        anyOrder(
+          longVersion({ stdout: LONG_VERSION }),
+          check({ exitCode: 1, stderr: 'internal:0:0-0: Error: Could not process rule: Operation not permitted\n' }),
+        ),
       ]);
       await probeNftFeatures(denied, 'nft', DEFAULT_LAYOUT);
       expect(denied.calls).toHaveLength(2);
