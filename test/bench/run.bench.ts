@@ -168,31 +168,32 @@ describeKernel('pnpm bench', () => {
 
 /**
  * A partial run (BENCH_SECTIONS) replaces only its sections in the existing report, matched by
- * their "## " heading, adds new ones in report order, and says in the header what was refreshed,
- * when and on what.
+ * their "## " heading, and adds new ones in report order. Each section it writes says under its
+ * heading when, how and on what it was measured, so sections refreshed at different times each
+ * keep their own account; the header stays the whole run's.
  */
 function merge(existing: string, fresh: ReadonlyMap<SectionKey, string>, when: string, machine: string): string {
   const parts = existing.split(/^(?=## )/m);
+  // Reports written before sections carried their own stamp said it once in the header.
   const header = (parts.shift() ?? '')
     .replace(/\n*Sections refreshed by `BENCH_SECTIONS=[^`]*`[^\n]*\n\n?(- .*(\n|$))*/g, '')
     .trimEnd();
   const heading = (text: string) => text.split('\n')[0] ?? '';
   const byHeading = new Map(parts.map((part) => [heading(part), part.trimEnd()]));
+  const on = machine
+    .split('\n')
+    .map((line) => line.replace(/^- /, '').trim())
+    .filter(Boolean)
+    .join('; ');
+  const stamp = `_Refreshed alone by \`BENCH_SECTIONS=${SELECTED?.join(',')}\` on ${when} UTC, medians over ${RUNS} runs unless stated, on: ${on}._`;
   // Existing sections keep their place; sections new to the report follow, in report order.
   for (const key of SECTION_KEYS) {
     const section = fresh.get(key);
-    if (section) byHeading.set(heading(section), section.trimEnd());
+    if (!section) continue;
+    const [title = '', ...body] = section.trimEnd().split('\n');
+    byHeading.set(heading(section), [title, '', stamp, ...body].join('\n'));
   }
-  const refreshed = [...fresh.values()].map((section) => heading(section).replace(/^## /, '')).join('; ');
-  return [
-    header,
-    '',
-    `Sections refreshed by \`BENCH_SECTIONS=${SELECTED?.join(',')}\` on ${when} UTC (${refreshed}), on:`,
-    '',
-    machine,
-    '',
-    ...[...byHeading.values()].map((section) => `${section}\n`),
-  ].join('\n');
+  return [header, '', ...[...byHeading.values()].map((section) => `${section}\n`)].join('\n');
 }
 
 function startupRow(r: StartupResult, target: Target): string {
