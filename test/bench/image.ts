@@ -3,7 +3,7 @@ import { type AgentBin, Netns } from '@route-controller/lab';
 import { imageCacheDir } from '../src/image-base.js';
 import { buildImage } from '../src/image-build.js';
 import { Buildah } from '../src/image-storage.js';
-import { startKubernetesApi } from './kubernetes-harness.js';
+import { startKubernetesApi } from '../src/kubernetes-api.js';
 import { type MemoryResult, measureMemory } from './memory.js';
 import { measureStart, NFT_RULESET, type StartupResult } from './startup.js';
 

@@ -1,10 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AgentProcess, LAB, LoopLab } from '@route-controller/lab';
 import { startAgent } from '../src/agent-bin.js';
-import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
-import { NetnsForward } from '../src/netns-forward.js';
+import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
 import { kernelTestBlocker } from '../src/prerequisites.js';
 import { type Summary, summarise } from './stats.js';
 
@@ -39,7 +35,6 @@ export interface KubernetesLatencyResult extends Summary {
   readonly backend: string;
 }
 
-const API_PORT = 6443;
 const NAME = 'bench';
 
 export async function measureKubernetesLatency(
@@ -51,19 +46,14 @@ export async function measureKubernetesLatency(
   const pauseMs = options.pauseMs ?? 100;
   const log = options.log ?? (() => {});
 
-  const dir = await mkdtemp(join(tmpdir(), 'rc-bench-kube-'));
-  const server = new FakeApiServer();
   let lab: LoopLab | undefined;
-  let forward: NetnsForward | undefined;
+  let api: KubernetesApi | undefined;
   let agent: AgentProcess | undefined;
   try {
     lab = await LoopLab.create();
-    const socketPath = join(dir, 'apiserver.sock');
-    await server.listen({ path: socketPath });
-    forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigFor(forward.url));
-    agent = startAgent(lab.node, { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '10m' });
+    api = await startKubernetesApi(lab.node);
+    const { server } = api;
+    agent = startAgent(lab.node, { KUBECONFIG: api.kubeconfig, RESYNC_INTERVAL: '10m' });
     await agent.waitForMessage('no Service CIDRs found', 20_000);
     const backend = /backend (\S+) chosen/.exec((await agent.waitForMessage(/backend \S+ chosen/)).msg)?.[1] ?? '?';
     log(`agent ready (backend ${backend}); measuring ${cycles} add/remove cycles`);
@@ -107,10 +97,8 @@ export async function measureKubernetesLatency(
     };
   } finally {
     await agent?.stop('SIGKILL');
-    await forward?.stop();
-    await server.close();
+    await api?.close();
     await lab?.destroy();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -1,5 +1,5 @@
 import { LAB, Netns } from '@route-controller/lab';
-import { startKubernetesApi } from './kubernetes-harness.js';
+import { startKubernetesApi } from '../src/kubernetes-api.js';
 import { measureStart, NFT_RULESET, type StartupResult } from './startup.js';
 
 /**

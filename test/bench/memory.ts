@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { type AgentBin, AgentProcess, LAB, Netns } from '@route-controller/lab';
 import { AGENT_BIN } from '../src/agent-bin.js';
-import { startKubernetesApi } from './kubernetes-harness.js';
+import { startKubernetesApi } from '../src/kubernetes-api.js';
 import { BENCH_CIDRS } from './startup.js';
 
 export interface MemoryResult {

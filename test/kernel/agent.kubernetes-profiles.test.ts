@@ -1,6 +1,3 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readKubeProxyDrops } from '../../packages/backend-nft/src/kube-proxy.js';
@@ -18,8 +15,8 @@ import {
   type ProfileRange,
   V1BETA1_132,
 } from '../src/cluster-profiles.js';
-import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
-import { NetnsForward } from '../src/netns-forward.js';
+import { FakeApiServer } from '../src/fake-apiserver.js';
+import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 /**
@@ -34,7 +31,6 @@ import { describeKernel } from '../src/prerequisites.js';
  * probe and status must say kube-proxy already covers the node.
  */
 
-const API_PORT = 6443;
 const AGENT = 'http://127.0.0.1:9773';
 const LAB_RANGE: ProfileRange = { ipv4: LAB.serviceCidr.ipv4, ipv6: LAB.serviceCidr.ipv6 };
 /** With the rules missing, 10 pings to a stale ClusterIP bounce about 31 times each. */
@@ -59,40 +55,29 @@ table ip6 kube-proxy {
 
 describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS', () => {
   let lab: LoopLab;
-  let dir: string;
-  let socketPath: string;
-  let kubeconfig: string;
-  let forward: NetnsForward;
-  let server: FakeApiServer | undefined;
+  let api: KubernetesApi;
   let agent: AgentProcess | undefined;
 
   beforeAll(async () => {
     lab = await LoopLab.create();
     await lab.node.must('nft', ['-f', '-'], KUBE_PROXY);
-    dir = await mkdtemp(join(tmpdir(), 'rc-agent-profiles-'));
-    socketPath = join(dir, 'apiserver.sock');
-    forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
-    kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigFor(forward.url));
+    api = await startKubernetesApi(lab.node);
   });
 
   afterAll(async () => {
     await agent?.stop('SIGKILL');
-    await forward?.stop();
-    await server?.close();
+    await api?.close();
     await lab?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   /** A fresh API server as `profile`, and an agent started against it; returns the agent. */
   async function start(profile: ClusterProfile, range: ProfileRange = LAB_RANGE): Promise<AgentProcess> {
     await stop();
-    await server?.close();
-    server = new FakeApiServer();
+    const server = new FakeApiServer();
     profile.apply(server, range);
-    await server.listen({ path: socketPath });
+    await api.serve(server);
     agent = startAgent(lab.node, {
-      KUBECONFIG: kubeconfig,
+      KUBECONFIG: api.kubeconfig,
       LISTEN_ADDRESS: '127.0.0.1:9773',
       RESYNC_INTERVAL: '30s',
       CLEANUP_ON_EXIT: 'true',
@@ -147,7 +132,7 @@ describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS',
       expect(notice.msg).toContain('every discovered Service CIDR included');
       expect(notice.msg).toContain('route-controller installs its own rules all the same');
 
-      const env = { KUBECONFIG: kubeconfig, ...KIND_132.env };
+      const env = { KUBECONFIG: api.kubeconfig, ...KIND_132.env };
       const probe = await agentCli(lab.node, ['probe'], env);
       expect(probe.exitCode, probe.stderr).toBe(0);
       expect(probe.stdout).toContain(`Service CIDRs: ${DUAL} (from kubeadm:`);

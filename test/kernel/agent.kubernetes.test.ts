@@ -1,11 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../src/agent-bin.js';
-import { FakeApiServer, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
-import { NetnsForward } from '../src/netns-forward.js';
+import { type FakeApiServer, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
+import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 /**
@@ -15,7 +12,6 @@ import { describeKernel } from '../src/prerequisites.js';
  * on a kind node would be. Each step proves its effect with packets, not only with logs.
  */
 
-const API_PORT = 6443;
 const AGENT = 'http://127.0.0.1:9772';
 const LAB_CIDRS = [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6];
 /** With the rules missing, 10 pings to a stale ClusterIP bounce about 31 times each. */
@@ -23,10 +19,8 @@ const LOOPING = 200;
 
 describeKernel('agent with Kubernetes discovery in the loop lab', () => {
   let lab: LoopLab;
-  let dir: string;
+  let api: KubernetesApi;
   let server: FakeApiServer;
-  let socketPath: string;
-  let forward: NetnsForward;
   let agent: AgentProcess;
   let env: Record<string, string>;
 
@@ -41,14 +35,9 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
   beforeAll(async () => {
     lab = await LoopLab.create();
-    dir = await mkdtemp(join(tmpdir(), 'rc-agent-kube-'));
-    socketPath = join(dir, 'apiserver.sock');
-    server = new FakeApiServer();
-    await server.listen({ path: socketPath });
-    forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigFor(forward.url));
-    env = { KUBECONFIG: kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
+    api = await startKubernetesApi(lab.node);
+    server = api.server;
+    env = { KUBECONFIG: api.kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
     // One agent for the whole sequence below, so it is the suite's; it starts while the API fails.
     server.failWith({ code: 500 });
     agent = startAgent(lab.node, env);
@@ -56,16 +45,14 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
   afterAll(async () => {
     await agent?.stop('SIGKILL');
-    await forward?.stop();
-    await server?.close();
+    await api?.close();
     await lab?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
     await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
-    await agent.waitForMessage(`using the Kubernetes API at ${forward.url}`);
-    await agent.waitForMessage(`watching ServiceCIDR objects (networking.k8s.io/v1 servicecidrs) on ${forward.url}`);
+    await agent.waitForMessage(`using the Kubernetes API at ${api.url}`);
+    await agent.waitForMessage(`watching ServiceCIDR objects (networking.k8s.io/v1 servicecidrs) on ${api.url}`);
     await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');
     await agent.waitForMessage('Service CIDR source servicecidr is unavailable');
     expect((await httpGet(lab.node, `${AGENT}/healthz`)).status).toBe(200);
@@ -130,7 +117,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     expect(parsed.source).toBe('servicecidr');
     expect(parsed.discovery).toMatchObject({ ipv4: [LAB.serviceCidr.ipv4], ipv6: [LAB.serviceCidr.ipv6] });
     expect(parsed.kubernetes).toEqual([
-      expect.objectContaining({ source: 'servicecidr', state: 'synced', objects: 1, server: forward.url }),
+      expect.objectContaining({ source: 'servicecidr', state: 'synced', objects: 1, server: api.url }),
     ]);
     expect(parsed.backends.find((b) => b.backend === 'nft')?.installed?.present).toBe(true);
 
@@ -139,7 +126,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
       `Service CIDRs: ${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6} (from servicecidr:`,
     );
     expect(human.stdout).toContain(
-      `Kubernetes API at ${forward.url}, servicecidr networking.k8s.io/v1 servicecidrs: synced (1 object(s)`,
+      `Kubernetes API at ${api.url}, servicecidr networking.k8s.io/v1 servicecidrs: synced (1 object(s)`,
     );
   });
 
@@ -200,7 +187,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
 
     // It comes back with its data: the agent resumes the watch.
     server.failWith(undefined);
-    await server.listen({ path: socketPath });
+    await server.listen({ path: api.socketPath });
     await agent.waitForMessage(/watch of ServiceCIDRs re-established|listed ServiceCIDRs: 1 object/, 20_000, from);
     await expect
       .poll(async () => metrics(), { timeout: 5_000 })

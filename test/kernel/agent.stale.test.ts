@@ -1,11 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../src/agent-bin.js';
-import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
-import { NetnsForward } from '../src/netns-forward.js';
+import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
 import { kernelRecords } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 
@@ -17,7 +13,6 @@ import { describeKernel } from '../src/prerequisites.js';
  */
 
 const NODE = 'lab-node';
-const API_PORT = 6443;
 const AGENT = 'http://127.0.0.1:9773';
 
 interface StatusJson {
@@ -33,9 +28,7 @@ interface StatusJson {
 
 describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods', () => {
   let lab: LoopLab;
-  let dir: string;
-  let server: FakeApiServer;
-  let forward: NetnsForward;
+  let api: KubernetesApi;
   let agent: AgentProcess;
   let cliEnv: Record<string, string>;
 
@@ -51,13 +44,8 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
 
   beforeAll(async () => {
     lab = await LoopLab.create({ secondPod: true });
-    dir = await mkdtemp(join(tmpdir(), 'rc-agent-stale-'));
-    const socketPath = join(dir, 'apiserver.sock');
-    server = new FakeApiServer();
-    await server.listen({ path: socketPath });
-    forward = await NetnsForward.start(lab.node, { socketPath, port: API_PORT });
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigFor(forward.url));
+    api = await startKubernetesApi(lab.node);
+    const { server, kubeconfig } = api;
     server.add('kubernetes', [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6]);
     server.putPod('default', 'web-7f9c4', { nodeName: NODE, ips: [LAB.pod.ipv4, LAB.pod.ipv6] });
     server.putPod('default', 'elsewhere', { nodeName: 'other-node', ips: [LAB.secondPod.ipv4] });
@@ -74,10 +62,8 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
 
   afterAll(async () => {
     await agent?.stop('SIGKILL');
-    await forward?.stop();
-    await server?.close();
+    await api?.close();
     await lab?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('logs each (destination, source) pair once, naming the pod of this node behind a source', async () => {
@@ -167,7 +153,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
     const metrics = (await httpGet(lab.node, `${AGENT}/metrics`)).body;
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv4"} 2');
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv6"} 2');
-    const events = server.events() as unknown as {
+    const events = api.server.events() as unknown as {
       reason: string;
       involvedObject: { name: string };
       message: string;

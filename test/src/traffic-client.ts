@@ -22,17 +22,11 @@ export class TrafficClient {
       for (const ns of [node, client]) {
         await ns.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
       }
-      await node.must('ip', ['link', 'add', 'c0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.name]);
-      await node.must('ip', ['link', 'set', 'c0', 'up']);
-      await client.must('ip', ['link', 'set', 'eth0', 'up']);
-      await node.must('ip', ['addr', 'add', '10.250.0.1/24', 'dev', 'c0']);
-      await node.must('ip', ['addr', 'add', 'fd00:250::1/64', 'dev', 'c0', 'nodad']);
-      for (const address of TrafficClient.SOURCES.ipv4) {
-        await client.must('ip', ['addr', 'add', `${address}/24`, 'dev', 'eth0']);
-      }
-      for (const address of TrafficClient.SOURCES.ipv6) {
-        await client.must('ip', ['addr', 'add', `${address}/64`, 'dev', 'eth0', 'nodad']);
-      }
+      await node.veth('c0', client, 'eth0');
+      await node.addAddress('c0', '10.250.0.1/24');
+      await node.addAddress('c0', 'fd00:250::1/64');
+      for (const address of TrafficClient.SOURCES.ipv4) await client.addAddress('eth0', `${address}/24`);
+      for (const address of TrafficClient.SOURCES.ipv6) await client.addAddress('eth0', `${address}/64`);
       await client.must('ip', ['route', 'add', 'default', 'via', '10.250.0.1']);
       await client.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:250::1']);
       await node.must('ip', ['route', 'add', '10.0.0.0/8', 'via', '10.250.0.2']);

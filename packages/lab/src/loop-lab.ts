@@ -92,28 +92,21 @@ export class LoopLab {
       await ns.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
     }
     // veth pairs are created straight inside the namespaces: the host never sees an interface.
-    const link = async (a: Netns, aName: string, b: Netns, bName: string) => {
-      await a.must('ip', ['link', 'add', aName, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
-      await a.must('ip', ['link', 'set', aName, 'up']);
-      await b.must('ip', ['link', 'set', bName, 'up']);
-    };
-    await link(node, 'pod0', pod, 'eth0');
-    await link(node, 'srv0', server, 'eth0');
-    await link(node, 'eth0', ws, 'eth0');
-    const addr = (ns: Netns, dev: string, cidr: string) =>
-      ns.must('ip', ['addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
-    await addr(pod, 'eth0', '10.244.1.2/24');
-    await addr(pod, 'eth0', 'fd00:244:1::2/64');
-    await addr(server, 'eth0', '10.244.2.2/24');
-    await addr(server, 'eth0', 'fd00:244:2::2/64');
-    await addr(node, 'pod0', '10.244.1.1/24');
-    await addr(node, 'pod0', 'fd00:244:1::1/64');
-    await addr(node, 'srv0', '10.244.2.1/24');
-    await addr(node, 'srv0', 'fd00:244:2::1/64');
-    await addr(node, 'eth0', '172.18.0.2/16');
-    await addr(node, 'eth0', 'fc00:f853:ccd:e793::2/64');
-    await addr(ws, 'eth0', '172.18.0.1/16');
-    await addr(ws, 'eth0', 'fc00:f853:ccd:e793::1/64');
+    await node.veth('pod0', pod, 'eth0');
+    await node.veth('srv0', server, 'eth0');
+    await node.veth('eth0', ws, 'eth0');
+    await pod.addAddress('eth0', '10.244.1.2/24');
+    await pod.addAddress('eth0', 'fd00:244:1::2/64');
+    await server.addAddress('eth0', '10.244.2.2/24');
+    await server.addAddress('eth0', 'fd00:244:2::2/64');
+    await node.addAddress('pod0', '10.244.1.1/24');
+    await node.addAddress('pod0', 'fd00:244:1::1/64');
+    await node.addAddress('srv0', '10.244.2.1/24');
+    await node.addAddress('srv0', 'fd00:244:2::1/64');
+    await node.addAddress('eth0', '172.18.0.2/16');
+    await node.addAddress('eth0', 'fc00:f853:ccd:e793::2/64');
+    await ws.addAddress('eth0', '172.18.0.1/16');
+    await ws.addAddress('eth0', 'fc00:f853:ccd:e793::1/64');
     for (const ns of [pod, server]) {
       await ns.must('ip', ['route', 'add', 'default', 'via', ns === pod ? '10.244.1.1' : '10.244.2.1']);
       await ns.must('ip', ['-6', 'route', 'add', 'default', 'via', ns === pod ? 'fd00:244:1::1' : 'fd00:244:2::1']);
@@ -139,13 +132,11 @@ export class LoopLab {
   async #wireSecondPod(pod2: Netns): Promise<void> {
     const { node } = this;
     await pod2.sysctl({ 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
-    await node.must('ip', ['link', 'add', 'pod1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod2.name]);
-    await node.must('ip', ['link', 'set', 'pod1', 'up']);
-    await pod2.must('ip', ['link', 'set', 'eth0', 'up']);
-    await node.must('ip', ['addr', 'add', '10.244.3.1/24', 'dev', 'pod1']);
-    await node.must('ip', ['addr', 'add', 'fd00:244:3::1/64', 'dev', 'pod1', 'nodad']);
-    await pod2.must('ip', ['addr', 'add', `${LAB.secondPod.ipv4}/24`, 'dev', 'eth0']);
-    await pod2.must('ip', ['addr', 'add', `${LAB.secondPod.ipv6}/64`, 'dev', 'eth0', 'nodad']);
+    await node.veth('pod1', pod2, 'eth0');
+    await node.addAddress('pod1', '10.244.3.1/24');
+    await node.addAddress('pod1', 'fd00:244:3::1/64');
+    await pod2.addAddress('eth0', `${LAB.secondPod.ipv4}/24`);
+    await pod2.addAddress('eth0', `${LAB.secondPod.ipv6}/64`);
     await pod2.must('ip', ['route', 'add', 'default', 'via', '10.244.3.1']);
     await pod2.must('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:244:3::1']);
   }

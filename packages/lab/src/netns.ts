@@ -115,6 +115,18 @@ export class Netns {
     await this.must('sysctl', ['-q', '-w', ...Object.entries(settings).map(([key, value]) => `${key}=${value}`)]);
   }
 
+  /** A veth pair, both ends up: `name` here, `peerName` inside `peer`. */
+  async veth(name: string, peer: Netns, peerName: string): Promise<void> {
+    await this.must('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', peerName, 'netns', peer.name]);
+    await this.must('ip', ['link', 'set', name, 'up']);
+    await peer.must('ip', ['link', 'set', peerName, 'up']);
+  }
+
+  /** Adds `cidr` (address/prefix) to `dev`; IPv6 without duplicate address detection, so usable at once. */
+  async addAddress(dev: string, cidr: string): Promise<void> {
+    await this.must('ip', ['addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+  }
+
   /** The processes inside this namespace now (`ip netns pids`), whoever started them. */
   async pids(): Promise<number[]> {
     const result = await host.run({ file: 'ip', args: ['netns', 'pids', this.name] });
