@@ -3,9 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { AGENT_BIN } from '../src/agent-bin.js';
 import { LOG_LOADS_ENV, loadedPackages, packageOf, sawBundle } from '../src/bundle-loads.js';
 
-/** What a command's help never needs: running tools, logging, the firewall, metrics, Kubernetes. */
+/**
+ * What a command's help never needs: logging, DI, the firewall backends, metrics, Kubernetes. (core
+ * is one chunk since its index names its API export by export, so its command seam, and execa with
+ * it, comes along: about 20 ms on --help, nothing on `run`, which loads it anyway.)
+ */
 const NOT_FOR_HELP = [
-  'execa',
   'pino',
   'tsyringe',
   'prom-client',

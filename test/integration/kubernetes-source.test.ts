@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes, formatServiceCidrs, type SourceReading } from '@route-controller/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KubernetesConnection } from '../../packages/agent/src/kubernetes/connection.js';
-import type { ReflectorTimings } from '../../packages/agent/src/kubernetes/reflector.js';
-import { ServiceCidrApiSource } from '../../packages/agent/src/kubernetes/service-cidr-source.js';
+import { ServiceCidrApiSource } from '../../packages/agent/src/discovery/service-cidr-source.js';
+import { KubernetesConnection } from '../../packages/agent/src/kube-api/connection.js';
+import type { ReflectorTimings } from '../../packages/agent/src/kube-api/reflector.js';
 import { createLogger } from '../../packages/agent/src/observability/logger.js';
 import { FakeApiServer, type IncomingRequest, kubeconfigFor, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
 

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../packages/agent/src/config/config.js';
-import { KubernetesConnection } from '../../packages/agent/src/kubernetes/connection.js';
-import { NodeEvents } from '../../packages/agent/src/kubernetes/node-events.js';
-import { NodePods } from '../../packages/agent/src/kubernetes/pods.js';
+import { KubernetesConnection } from '../../packages/agent/src/kube-api/connection.js';
 import { createLogger } from '../../packages/agent/src/observability/logger.js';
 import { createPodNames, createStaleEvents } from '../../packages/agent/src/stale/kubernetes-features.js';
+import { NodeEvents } from '../../packages/agent/src/stale/node-events.js';
+import { NodePods } from '../../packages/agent/src/stale/pods.js';
 import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
 
 /**

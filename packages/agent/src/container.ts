@@ -3,6 +3,7 @@ import {
   DiscoveryChain,
   EnvServiceCidrSource,
   LazySource,
+  once,
   ProcessCommandRunner,
   ProcessStreamRunner,
   type ServiceCidrSource,
@@ -123,13 +124,10 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
 
 /** The one API connection, its module imported on first use (never with SERVICE_CIDRS alone). */
 function lazyConnection(config: AgentConfig, logger: Logger): ConnectionLoader {
-  let loading: ReturnType<ConnectionLoader> | undefined;
-  return () => {
-    loading ??= import('./kubernetes/connection.js').then(
-      ({ KubernetesConnection }) => new KubernetesConnection(config.kubeconfig, logger),
-    );
-    return loading;
-  };
+  return once(async () => {
+    const { KubernetesConnection } = await import('./kube-api/connection.js');
+    return new KubernetesConnection(config.kubeconfig, logger);
+  });
 }
 
 function sourceLogger(logger: Logger, oneShot = false): Logger {
@@ -149,30 +147,20 @@ function kubernetesSources(
   metrics: AgentMetrics,
   connection: ConnectionLoader,
 ): LazySource[] {
-  let loading: Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> | undefined;
-  const load = () => {
-    loading ??= (async () => {
-      logger.info(
-        { sources: config.discoverySources },
-        `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
-      );
-      const [{ createKubernetesSources }, shared] = await Promise.all([
-        import('./kubernetes/sources.js'),
-        connection(),
-      ]);
-      return createKubernetesSources({
-        kubeconfig: config.kubeconfig,
-        logger,
-        nodeName: config.nodeName,
-        podNamespace: config.podNamespace,
-        connection: shared,
-      });
-    })().catch((error: unknown) => {
-      loading = undefined; // a later read tries again
-      throw error;
+  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> => {
+    logger.info(
+      { sources: config.discoverySources },
+      `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
+    );
+    const [{ createKubernetesSources }, shared] = await Promise.all([import('./discovery/sources.js'), connection()]);
+    return createKubernetesSources({
+      kubeconfig: config.kubeconfig,
+      logger,
+      nodeName: config.nodeName,
+      podNamespace: config.podNamespace,
+      connection: shared,
     });
-    return loading;
-  };
+  });
   return config.discoverySources.map(
     (name) =>
       new LazySource(name, async () => {

@@ -1,4 +1,4 @@
-import { type DiscoveryChain, desiredState, parseCidrList } from '@route-controller/core';
+import { type DiscoveryChain, desiredState, type LazySource, parseCidrList } from '@route-controller/core';
 import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -83,12 +83,9 @@ describe('the composition root', () => {
     const agent = await composeAgent(container);
     await agent.start();
     const discovery = container.resolve<DiscoveryChain>(TOKENS.Discovery);
-    const kubernetes = discovery.sources.filter((source) => source.name !== 'env') as {
-      loaded?: boolean;
-      name: string;
-    }[];
+    const kubernetes = discovery.sources.filter((source) => source.name !== 'env') as LazySource[];
     expect(kubernetes.map((source) => source.name)).toEqual(['servicecidr', 'kubeadm', 'node-args']);
-    expect(kubernetes.map((source) => source.loaded)).toEqual([false, false, false]);
+    expect(kubernetes.map((source) => source.instance)).toEqual([undefined, undefined, undefined]);
     await agent.stop('SIGTERM');
   });
 

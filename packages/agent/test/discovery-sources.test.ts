@@ -1,14 +1,14 @@
 import { formatServiceCidrs, type SourceReading } from '@route-controller/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classifyDryRun, rangeIn } from '../src/kubernetes/dry-run.js';
-import { DryRunSource } from '../src/kubernetes/dry-run-source.js';
-import { kubeadmServiceSubnet } from '../src/kubernetes/kubeadm.js';
-import { KubeadmConfigSource } from '../src/kubernetes/kubeadm-source.js';
-import { primaryFamily, readNodeArgs, serviceCidrFlag } from '../src/kubernetes/node-args.js';
-import { NodeArgsSource } from '../src/kubernetes/node-args-source.js';
-import type { KubeObject } from '../src/kubernetes/reflector.js';
-import { ServiceCidrApiSource } from '../src/kubernetes/service-cidr-source.js';
-import type { KubeRequest, KubeResponse } from '../src/kubernetes/transport.js';
+import { classifyDryRun, rangeIn } from '../src/discovery/dry-run.js';
+import { DryRunSource } from '../src/discovery/dry-run-source.js';
+import { kubeadmServiceSubnet } from '../src/discovery/kubeadm.js';
+import { KubeadmConfigSource } from '../src/discovery/kubeadm-source.js';
+import { primaryFamily, readNodeArgs, serviceCidrFlag } from '../src/discovery/node-args.js';
+import { NodeArgsSource } from '../src/discovery/node-args-source.js';
+import { ServiceCidrApiSource } from '../src/discovery/service-cidr-source.js';
+import type { KubeObject } from '../src/kube-api/reflector.js';
+import type { KubeRequest, KubeResponse } from '../src/kube-api/transport.js';
 import { createLogger } from '../src/observability/logger.js';
 import {
   dryRunInvalid,

@@ -1,4 +1,4 @@
-import type { KubeRequest, KubeResponse, KubeTransport, WatchEvent, WatchStream } from '../src/kubernetes/transport.js';
+import type { KubeRequest, KubeResponse, KubeTransport, WatchEvent, WatchStream } from '../src/kube-api/transport.js';
 
 /**
  * A scripted KubeTransport for unit tests: no network. Requests are answered by `answer`; each watch

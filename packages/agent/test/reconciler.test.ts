@@ -121,7 +121,7 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
-  it('keeps the rules and retries with backoff when apply fails (fail-static)', async () => {
+  it('keeps the rules and retries with a doubling, jittered backoff when apply fails (fail-static)', async () => {
     const t = setup('30s');
     t.source.set('10.96.0.0/16');
     await t.reconciler.start();
@@ -132,14 +132,15 @@ describe('Reconciler', () => {
     expect(t.reconciler.readiness().ready).toBe(false);
     const attempts = () => t.outcomes.filter((o) => !o.ok).length;
     expect(attempts()).toBe(1);
-    await vi.advanceTimersByTimeAsync(499);
+    // Retried after 500 ms less up to 20% jitter (400-500 ms), then after 1 s less jitter (800-1000 ms).
+    await vi.advanceTimersByTimeAsync(399);
     expect(attempts()).toBe(1);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(attempts()).toBe(2); // retried after 500 ms
-    await vi.advanceTimersByTimeAsync(999);
+    await vi.advanceTimersByTimeAsync(101);
     expect(attempts()).toBe(2);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(attempts()).toBe(3); // then after 1 s
+    await vi.advanceTimersByTimeAsync(699); // 1,199 ms: the earliest third attempt is at 400 + 800
+    expect(attempts()).toBe(2);
+    await vi.advanceTimersByTimeAsync(301); // 1,500 ms: the latest is at 500 + 1,000
+    expect(attempts()).toBe(3);
     t.kernel.failure = undefined;
     await vi.advanceTimersByTimeAsync(2000);
     expect(t.kernelCidrs()).toEqual(['10.97.0.0/16']);

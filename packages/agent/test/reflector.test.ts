@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { KubernetesConnection } from '../src/kubernetes/connection.js';
-import { Reflector, type ReflectorOptions, type ReflectorTimings } from '../src/kubernetes/reflector.js';
-import { TransportError } from '../src/kubernetes/transport.js';
+import { KubernetesConnection } from '../src/kube-api/connection.js';
+import { Reflector, type ReflectorOptions, type ReflectorTimings } from '../src/kube-api/reflector.js';
+import { TransportError } from '../src/kube-api/transport.js';
 import { createLogger } from '../src/observability/logger.js';
 import { FakeTransport, list, status, waitFor } from './kube-transport-fake.js';
 

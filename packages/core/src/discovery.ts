@@ -1,4 +1,5 @@
 import { ErrorCodes, RouteControllerError, toRouteControllerError } from './errors.js';
+import { once } from './once.js';
 import { countCidrs, type NormalizationNote, type ServiceCidrs } from './service-cidrs.js';
 
 /** What one source says right now. */
@@ -112,18 +113,31 @@ export class DiscoveryChain {
  * Kubernetes client) costs nothing when an earlier source answers.
  */
 export class LazySource implements ServiceCidrSource {
-  #loaded: Promise<ServiceCidrSource> | undefined;
+  readonly #source: () => Promise<ServiceCidrSource>;
+  /** The latest load, so close() also closes a source still loading. */
+  #loading: Promise<ServiceCidrSource> | undefined;
   #instance: ServiceCidrSource | undefined;
   readonly #listeners = new Set<() => void>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(
     readonly name: string,
-    private readonly load: () => Promise<ServiceCidrSource>,
-  ) {}
-
-  get loaded(): boolean {
-    return this.#loaded !== undefined;
+    load: () => Promise<ServiceCidrSource>,
+  ) {
+    // A failed load is forgotten (once), so a later read tries again.
+    this.#source = once(async () => {
+      let source: ServiceCidrSource;
+      try {
+        source = await load();
+      } catch (error) {
+        throw new RouteControllerError(ErrorCodes.SourceFailed, `could not load the ${name} source`, { cause: error });
+      }
+      this.#instance = source;
+      this.#unsubscribe = source.subscribe?.(() => {
+        for (const listener of this.#listeners) listener();
+      });
+      return source;
+    });
   }
 
   /** The implementation, once a read has loaded it (for status displays); never loads it. */
@@ -132,8 +146,8 @@ export class LazySource implements ServiceCidrSource {
   }
 
   async read(): Promise<SourceReading> {
-    const source = await this.#source();
-    return source.read();
+    this.#loading = this.#source();
+    return (await this.#loading).read();
   }
 
   subscribe(listener: () => void): () => void {
@@ -143,25 +157,7 @@ export class LazySource implements ServiceCidrSource {
 
   async close(): Promise<void> {
     this.#unsubscribe?.();
-    if (this.#loaded) await (await this.#loaded).close?.();
-  }
-
-  #source(): Promise<ServiceCidrSource> {
-    this.#loaded ??= this.load().then(
-      (source) => {
-        this.#instance = source;
-        this.#unsubscribe = source.subscribe?.(() => {
-          for (const listener of this.#listeners) listener();
-        });
-        return source;
-      },
-      (error: unknown) => {
-        this.#loaded = undefined; // let a later read try again
-        throw new RouteControllerError(ErrorCodes.SourceFailed, `could not load the ${this.name} source`, {
-          cause: error,
-        });
-      },
-    );
-    return this.#loaded;
+    const source = await this.#loading?.catch(() => undefined);
+    await source?.close?.();
   }
 }

@@ -3,6 +3,7 @@ import { DiscoveryChain, LazySource, type ServiceCidrSource, type SourceReading 
 import { EnvServiceCidrSource } from '../src/env-source.js';
 import { ErrorCodes, RouteControllerError } from '../src/errors.js';
 import { parseCidrList } from '../src/service-cidrs.js';
+import { codedRejection } from '../src/testing/coded-rejection.js';
 
 const fixed = (name: string, reading: SourceReading): ServiceCidrSource => ({ name, read: async () => reading });
 const cidrs = (text: string): SourceReading => ({ kind: 'cidrs', cidrs: parseCidrList(text).cidrs, detail: text });
@@ -113,12 +114,24 @@ describe('LazySource', () => {
     const chain = new DiscoveryChain([fixed('env', cidrs('10.100.0.0/16')), lazy]);
     await chain.resolve();
     expect(load).not.toHaveBeenCalled();
-    expect(lazy.loaded).toBe(false);
     expect(lazy.instance).toBeUndefined();
     await lazy.read();
     await lazy.read();
     expect(load).toHaveBeenCalledTimes(1);
     expect(lazy.instance?.name).toBe('real');
+  });
+
+  it('tries a failed load again on the next read, as ERR_RC_SOURCE_FAILED with the cause', async () => {
+    const load = vi
+      .fn<() => Promise<ServiceCidrSource>>()
+      .mockRejectedValueOnce(new Error('chunk missing'))
+      .mockResolvedValue(fixed('real', cidrs('10.96.0.0/12')));
+    const lazy = new LazySource('kubernetes', load);
+    const error = await codedRejection(lazy.read());
+    expect(error.code).toBe(ErrorCodes.SourceFailed);
+    expect((error.cause as Error).message).toBe('chunk missing');
+    expect((await lazy.read()).kind).toBe('cidrs');
+    expect(load).toHaveBeenCalledTimes(2);
   });
 
   it('relays change notifications of the loaded source', async () => {

@@ -9,6 +9,7 @@ import {
   ErrorCodes,
   type FirewallBackend,
   type ObservedState,
+  once,
   type Plan,
   RouteControllerError,
   type WriteOptions,
@@ -16,17 +17,22 @@ import {
 
 /**
  * A backend whose module is imported on first use, so a node where nft works never loads the
- * iptables backend before its rules are in place.
+ * iptables backend before its rules are in place. A failed import is tried again on the next call.
  */
 export class LazyBackend implements FirewallBackend {
-  #backend: Promise<FirewallBackend> | undefined;
+  readonly #get: () => Promise<FirewallBackend>;
   #loaded: FirewallBackend | undefined;
 
   constructor(
     readonly name: string,
     private readonly fallbackCapabilities: BackendCapabilities,
-    private readonly load: () => Promise<FirewallBackend>,
-  ) {}
+    load: () => Promise<FirewallBackend>,
+  ) {
+    this.#get = once(async () => {
+      this.#loaded = await load();
+      return this.#loaded;
+    });
+  }
 
   /** The real backend's capabilities once loaded (they can narrow after its probe). */
   get capabilities(): BackendCapabilities {
@@ -61,13 +67,5 @@ export class LazyBackend implements FirewallBackend {
       });
     }
     return backend.watchChanges(listener, signal);
-  }
-
-  #get(): Promise<FirewallBackend> {
-    this.#backend ??= this.load().then((backend) => {
-      this.#loaded = backend;
-      return backend;
-    });
-    return this.#backend;
   }
 }

@@ -1,7 +1,8 @@
 import { backendOf } from '../backends/backend-set.js';
+import { kubeProxyReport } from '../backends/kube-proxy-report.js';
 import { BACKEND_NAMES } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
-import { describeDiscovery, discoveryReport, kubeProxyReport } from './discovery-report.js';
+import { describeDiscovery, discoveryReport } from './discovery-report.js';
 import { json, type Output, table } from './output.js';
 import { driftRepair } from './status.js';
 

@@ -1,10 +1,11 @@
 import { type Availability, ErrorCodes, errorMessage, type ObservedState } from '@route-controller/core';
 import { backendOf } from '../backends/backend-set.js';
+import { kubeProxyReport } from '../backends/kube-proxy-report.js';
 import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
 import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
-import { describeDiscovery, discoveryReport, kubeProxyReport, type SourceStatus } from './discovery-report.js';
+import { describeDiscovery, discoveryReport, type SourceStatus } from './discovery-report.js';
 import { describeError, json, type Output } from './output.js';
 import { describeStaleReport, staleReport } from './stale-report.js';
 

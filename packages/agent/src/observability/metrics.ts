@@ -1,6 +1,6 @@
 import type { FirewallBackend, IpFamily, ObservedState, ServiceCidrs } from '@route-controller/core';
 import type { Registry } from 'prom-client';
-import { API_CONNECTION_STATES } from '../kubernetes/api-state.js';
+import { API_CONNECTION_STATES } from './api-state.js';
 
 /**
  * How long one kernel read serves scrapes: a tight scrape loop (or two Prometheus servers) must not

@@ -12,7 +12,8 @@ import { inject, injectable } from '../di.js';
 import type { Logger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { TOKENS } from '../tokens.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
+import { sleep } from '../util/sleep.js';
 import { type ReconcileOutcome, Reconciler, type ReconcileTrigger } from './reconciler.js';
 
 /** The events of one transaction reach us within about a millisecond: 20 ms after the last, it is over. */
@@ -55,8 +56,8 @@ export interface ReconcileTarget {
 export class ChangeFollower {
   readonly #log: Logger;
   readonly #abort = new AbortController();
-  readonly #restarts = new Backoff(STREAM_RESTART_INITIAL_MS, STREAM_RESTART_MAX_MS);
-  readonly #pauses = new Backoff(EVENT_REPAIR_PAUSE_INITIAL_MS, EVENT_REPAIR_PAUSE_MAX_MS);
+  readonly #restarts = new Backoff({ initialMs: STREAM_RESTART_INITIAL_MS, maxMs: STREAM_RESTART_MAX_MS });
+  readonly #pauses = new Backoff({ initialMs: EVENT_REPAIR_PAUSE_INITIAL_MS, maxMs: EVENT_REPAIR_PAUSE_MAX_MS });
   #running: Promise<void> | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #firstPendingAt: number | undefined;
@@ -230,16 +231,4 @@ export class ChangeFollower {
   #resync(): string {
     return formatDuration(this.config.resyncIntervalMs);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

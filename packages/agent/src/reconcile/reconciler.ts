@@ -23,7 +23,7 @@ import type { Readiness } from '../observability/health-server.js';
 import type { Logger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { TOKENS } from '../tokens.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
 import { desiredFromDiscovery } from './desired-from-discovery.js';
 
 /** Why a reconcile runs: start, a discovery change, the resync timer, a retry, a kernel change event. */
@@ -48,8 +48,13 @@ export interface ReconcileOutcome {
   readonly driftRepaired: boolean;
 }
 
-/** How fast a failed apply is retried: from RETRY_INITIAL_MS, doubling, capped near the resync interval. */
+/**
+ * How fast a failed apply is retried: from RETRY_INITIAL_MS, doubling, capped near the resync
+ * interval, each delay shortened by up to RETRY_JITTER at random so that nodes that failed together
+ * (a kube-proxy restart holding the xtables lock everywhere) do not retry together.
+ */
 export const RETRY_INITIAL_MS = 500;
+export const RETRY_JITTER = 0.2;
 export const retryCapMs = (resyncMs: number): number => Math.min(30_000, Math.max(1_000, resyncMs));
 
 /**
@@ -95,7 +100,11 @@ export class Reconciler {
     this.#log = logger.child({ component: 'reconciler' });
     // A sibling of the reconciler's logger, not its child: one `component` per line.
     this.#discoveryLog = logger.child({ component: 'discovery' });
-    this.#backoff = new Backoff(RETRY_INITIAL_MS, retryCapMs(config.resyncIntervalMs));
+    this.#backoff = new Backoff({
+      initialMs: RETRY_INITIAL_MS,
+      maxMs: retryCapMs(config.resyncIntervalMs),
+      jitter: RETRY_JITTER,
+    });
   }
 
   /** Reconciles once (awaited), then follows discovery changes and resyncs on a timer. */

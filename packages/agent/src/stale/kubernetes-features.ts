@@ -1,5 +1,6 @@
+import { once } from '@route-controller/core';
 import type { AgentConfig } from '../config/config.js';
-import type { KubernetesConnection } from '../kubernetes/connection.js';
+import type { KubernetesConnection } from '../kube-api/connection.js';
 import type { Logger } from '../observability/logger.js';
 
 /*
@@ -48,17 +49,10 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
   const off = podLookupOff(config);
   const nodeName = config.nodeName;
   if (off || !nodeName) return NO_POD_NAMES;
-  let loading: Promise<PodNames> | undefined;
-  const load = () => {
-    loading ??= (async () => {
-      const [{ NodePods }, loaded] = await Promise.all([import('../kubernetes/pods.js'), connection()]);
-      return new NodePods({ connect: () => loaded.connect(), nodeName, logger });
-    })().catch((error: unknown) => {
-      loading = undefined; // a later call tries again
-      throw error;
-    });
-    return loading;
-  };
+  const load = once(async (): Promise<PodNames> => {
+    const [{ NodePods }, loaded] = await Promise.all([import('./pods.js'), connection()]);
+    return new NodePods({ connect: () => loaded.connect(), nodeName, logger });
+  });
   return {
     names: async (addresses) => {
       if (addresses.length === 0) return new Map();
@@ -76,17 +70,10 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
 export function createStaleEvents(config: AgentConfig, connection: ConnectionLoader, logger: Logger): StaleEventSink {
   const nodeName = config.nodeName;
   if (staleEventsOff(config) || !nodeName) return NO_STALE_EVENTS;
-  let loading: Promise<StaleEventSink> | undefined;
-  const load = () => {
-    loading ??= (async () => {
-      const [{ NodeEvents }, loaded] = await Promise.all([import('../kubernetes/node-events.js'), connection()]);
-      return new NodeEvents({ connect: () => loaded.connect(), nodeName, logger });
-    })().catch((error: unknown) => {
-      loading = undefined;
-      throw error;
-    });
-    return loading;
-  };
+  const load = once(async (): Promise<StaleEventSink> => {
+    const [{ NodeEvents }, loaded] = await Promise.all([import('./node-events.js'), connection()]);
+    return new NodeEvents({ connect: () => loaded.connect(), nodeName, logger });
+  });
   return {
     record: async (destination, message) => {
       try {

@@ -28,7 +28,7 @@ export async function preflight(config: AgentConfig, network: NodeNetworkReader)
   }
   if (config.kubeconfig !== undefined) {
     // The Kubernetes client is needed for discovery anyway; load it now to check the file.
-    const { loadKubeconfig } = await import('../kubernetes/kubeconfig.js');
+    const { loadKubeconfig } = await import('../kube-api/kubeconfig.js');
     loadKubeconfig(config.kubeconfig);
   }
 }
@@ -39,7 +39,7 @@ export async function preflight(config: AgentConfig, network: NodeNetworkReader)
  */
 export async function checkOneShotConfig(config: AgentConfig): Promise<void> {
   if (config.serviceCidrs === undefined && config.kubeconfig !== undefined) {
-    const { loadKubeconfig } = await import('../kubernetes/kubeconfig.js');
+    const { loadKubeconfig } = await import('../kube-api/kubeconfig.js');
     loadKubeconfig(config.kubeconfig);
   }
 }

@@ -1,7 +1,7 @@
 import { type CommandRunner, errorMessage } from '@route-controller/core';
 import { BackendSelector, type Selection } from '../backends/backend-selector.js';
 import type { BackendSet } from '../backends/backend-set.js';
-import { kubeProxyReport } from '../commands/discovery-report.js';
+import { kubeProxyReport } from '../backends/kube-proxy-report.js';
 import { inject, injectable } from '../di.js';
 import type { Logger } from '../observability/logger.js';
 import { Reconciler } from '../reconcile/reconciler.js';

@@ -1,4 +1,5 @@
 import { normalizeCidrs, type ServiceCidrSource, type SourceReading } from '@route-controller/core';
+import type { KubeObject } from '../kube-api/reflector.js';
 import type { Logger } from '../observability/logger.js';
 import {
   CONTROL_PLANE_LABEL,
@@ -7,7 +8,6 @@ import {
   readNodeArgs,
   splitUsable,
 } from './node-args.js';
-import type { KubeObject } from './reflector.js';
 import { type SourceCommonOptions, warnOnce } from './service-cidr-source.js';
 import {
   type KubernetesSource,

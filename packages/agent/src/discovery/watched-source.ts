@@ -5,8 +5,8 @@ import {
   type ServiceCidrSource,
   type SourceReading,
 } from '@route-controller/core';
-import type { KubeObject, ReflectorOptions, ReflectorStatus, ReflectorSubject } from './reflector.js';
-import { Reflector } from './reflector.js';
+import type { KubeObject, ReflectorOptions, ReflectorStatus, ReflectorSubject } from '../kube-api/reflector.js';
+import { Reflector } from '../kube-api/reflector.js';
 
 /** One connection's state as status and metrics show it, named by the source (and part) it serves. */
 export interface KubernetesSourceStatus extends ReflectorStatus {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ErrorCodes, errorMessage, RouteControllerError } from '@route-controller/core';
+import { ErrorCodes, errorMessage, firstLine, RouteControllerError } from '@route-controller/core';
 
 /** A loaded, usable connection configuration and where it came from (for the log). */
 export interface LoadedKubeconfig {
@@ -84,8 +84,4 @@ function invalidKubeconfig(file: string, what: string, cause?: unknown): RouteCo
       details: { variable: 'KUBECONFIG', value: file },
     },
   );
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '@route-controller/core';
-import type { KubeObject } from './reflector.js';
+import type { KubeObject } from '../kube-api/reflector.js';
 
 /** Where k3s and RKE2 (which links k3s, as program "rke2") record a node's command line. */
 export const NODE_ARGS_ANNOTATIONS = [

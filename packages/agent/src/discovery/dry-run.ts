@@ -1,6 +1,6 @@
 import { parseCidr } from '@route-controller/core';
-import { failureOf } from './api-failure.js';
-import type { KubeResponse } from './transport.js';
+import { failureOf } from '../kube-api/api-failure.js';
+import type { KubeResponse } from '../kube-api/transport.js';
 
 export const DRY_RUN_SERVICE_NAME = 'route-controller-cidr-probe';
 /** The one stable part of the API server's answer, from 1.23 on: "... The range of valid IPs is <cidr>". */

@@ -7,11 +7,11 @@ import {
   type ServiceCidrs,
   type SourceReading,
 } from '@route-controller/core';
+import type { Connection } from '../kube-api/connection.js';
+import { TransportError } from '../kube-api/transport.js';
+import type { ApiConnectionState } from '../observability/api-state.js';
 import type { Logger } from '../observability/logger.js';
-import type { ApiConnectionState } from './api-state.js';
-import type { Connection } from './connection.js';
 import { classifyDryRun, DRY_RUN_SERVICE_NAME, type DryRunAnswer, type DryRunFamily, probeService } from './dry-run.js';
-import { TransportError } from './transport.js';
 import type { KubernetesSource, KubernetesSourceStatus } from './watched-source.js';
 
 export interface DryRunSourceOptions {

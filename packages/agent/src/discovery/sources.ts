@@ -1,11 +1,11 @@
 import type { ServiceCidrSource } from '@route-controller/core';
 import type { DiscoverySourceName } from '../config/settings.js';
+import { KubernetesConnection } from '../kube-api/connection.js';
+import type { ReflectorTimings } from '../kube-api/reflector.js';
 import type { Logger } from '../observability/logger.js';
-import { KubernetesConnection } from './connection.js';
 import { DryRunSource } from './dry-run-source.js';
 import { KubeadmConfigSource } from './kubeadm-source.js';
 import { NodeArgsSource } from './node-args-source.js';
-import type { ReflectorTimings } from './reflector.js';
 import { ServiceCidrApiSource } from './service-cidr-source.js';
 import type { KubernetesSource } from './watched-source.js';
 

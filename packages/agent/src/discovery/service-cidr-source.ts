@@ -1,9 +1,9 @@
 import { formatServiceCidrs, normalizeCidrs, parseCidr, type SourceReading } from '@route-controller/core';
+import { ApiError, failureOf } from '../kube-api/api-failure.js';
+import type { Connection } from '../kube-api/connection.js';
+import type { KubeObject, ReflectorTimings, Resolution } from '../kube-api/reflector.js';
+import type { KubeTransport } from '../kube-api/transport.js';
 import type { Logger } from '../observability/logger.js';
-import { ApiError, failureOf } from './api-failure.js';
-import type { Connection } from './connection.js';
-import type { KubeObject, ReflectorTimings, Resolution } from './reflector.js';
-import type { KubeTransport } from './transport.js';
 import { type KubernetesSourceStatus, ReflectedSource } from './watched-source.js';
 
 export const SERVICECIDR_GROUP = 'networking.k8s.io';

@@ -1,3 +1,4 @@
+import { firstLine } from '@route-controller/core';
 import type { KubeResponse } from './transport.js';
 
 /** What went wrong talking to the API server, reduced to what a source must decide on. */
@@ -49,8 +50,4 @@ export function toApiFailure(error: unknown): ApiFailure {
 
 export function describeFailure(failure: ApiFailure): string {
   return failure.status === undefined ? failure.message : `HTTP ${failure.status}: ${failure.message}`;
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
 }

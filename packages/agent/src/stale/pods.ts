@@ -1,7 +1,7 @@
+import { describeFailure, failureOf } from '../kube-api/api-failure.js';
+import type { Connection } from '../kube-api/connection.js';
+import { TransportError } from '../kube-api/transport.js';
 import type { Logger } from '../observability/logger.js';
-import { describeFailure, failureOf } from './api-failure.js';
-import type { Connection } from './connection.js';
-import { TransportError } from './transport.js';
 
 export interface NodePodsOptions {
   readonly connect: () => Connection;

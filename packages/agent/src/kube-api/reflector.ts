@@ -1,7 +1,7 @@
 import { errorMessage } from '@route-controller/core';
+import type { ApiConnectionState } from '../observability/api-state.js';
 import type { Logger } from '../observability/logger.js';
 import { ApiError, type ApiFailure, describeFailure, failureOf, toApiFailure } from './api-failure.js';
-import type { ApiConnectionState } from './api-state.js';
 import type { Connection } from './connection.js';
 import { isWatchStream, type KubeTransport, TransportError, type WatchEvent } from './transport.js';
 
