@@ -1,4 +1,11 @@
-import { type BlockAction, type Cidr, cidrsOf, type DesiredState, type IpFamily, type PlannedCommand } from '@route-controller/core';
+import {
+  type BlockAction,
+  type Cidr,
+  cidrsOf,
+  type DesiredState,
+  type IpFamily,
+  type PlannedCommand,
+} from '@route-controller/core';
 import {
   DEFAULT_LAYOUT,
   FAMILY_LAYOUTS,
