@@ -64,8 +64,25 @@ export interface FamilyChainState {
   readonly filter: TableChainState;
 }
 
-/** Where our chain and jump belong in one family: security, or filter where the kernel lacks it. */
+/**
+ * Where a drop belongs in one family: security, or filter where the kernel lacks it. The reject
+ * action always lives in filter (tableFor).
+ */
 export type Placement = IptablesTable;
+
+/** The table our objects belong in for `action`: REJECT is a filter-table target. */
+export function tableFor(action: BlockAction, placement: Placement): IptablesTable {
+  return action === 'reject' ? FILTER_TABLE : placement;
+}
+
+/**
+ * The table a family's objects are judged against when the action is not known (observe): filter
+ * when every rule of ours is a reject, else the drop's placement.
+ */
+export function expectedTable(state: FamilyChainState, placement: Placement): IptablesTable {
+  const rules = [...state.security.rules, ...state.filter.rules];
+  return rules.length > 0 && rules.every((rule) => rule.action === 'reject') ? FILTER_TABLE : placement;
+}
 
 export function otherTable(table: IptablesTable): IptablesTable {
   return table === SECURITY_TABLE ? FILTER_TABLE : SECURITY_TABLE;
@@ -242,17 +259,14 @@ function misplacedProblem(state: TableChainState, chain: string): string[] {
   const why = state.jumps.some((jump) => jump.old)
     ? ": route-controller 0.1.0's layout, which drops before kube-proxy's REJECT"
     : state.table === FILTER_TABLE
-      ? ': the fallback layout, though the security table can be used'
+      ? ': filter FORWARD, though the security table can be used'
       : '';
   return [`${what} in table ${state.table}${why}; the next apply removes it`];
 }
 
-/** Drift the CIDR list and action cannot show, worded for logs and `status`. */
-export function familyProblems(state: FamilyChainState, placement: Placement): string[] {
-  return [
-    ...placedProblems(state[placement], state.chain),
-    ...misplacedProblem(state[otherTable(placement)], state.chain),
-  ];
+/** Drift the CIDR list and action cannot show, worded for logs and `status`, against `table`. */
+export function familyProblems(state: FamilyChainState, table: IptablesTable): string[] {
+  return [...placedProblems(state[table], state.chain), ...misplacedProblem(state[otherTable(table)], state.chain)];
 }
 
 export function sumCounters(rules: readonly OwnRule[]): SaveCounters {
@@ -266,41 +280,51 @@ export function sumCounters(rules: readonly OwnRule[]): SaveCounters {
  * The table whose chain the observation reports: where our objects belong, or, while only the other
  * table holds a chain of ours (0.1.0's, before the first apply), that one, so `status` shows its rules.
  */
-function reportedTable(state: FamilyChainState, placement: Placement): TableChainState {
-  const here = state[placement];
-  const there = state[otherTable(placement)];
+function reportedTable(state: FamilyChainState, table: IptablesTable): TableChainState {
+  const here = state[table];
+  const there = state[otherTable(table)];
   return !here.chainExists && there.chainExists ? there : here;
 }
 
-export function familyObservation(state: FamilyChainState, placement: Placement): FamilyObservation {
-  const table = reportedTable(state, placement);
+export function familyObservation(state: FamilyChainState, expected: IptablesTable): FamilyObservation {
+  const table = reportedTable(state, expected);
   const cidrs = observedCidrs(table);
   return table.rules.length > 0 ? { cidrs, counters: sumCounters(table.rules) } : { cidrs };
 }
 
-/** Both families' states as the backend-neutral ObservedState, judged against each family's placement. */
+/**
+ * Both families' states as the backend-neutral ObservedState, each judged against the table its
+ * rules belong in (expectedTable: the drop's placement, or filter for reject rules).
+ */
 export function observedState(
   ipv4: FamilyChainState,
   ipv6: FamilyChainState,
   placement: Readonly<Record<IpFamily, Placement>>,
 ): ObservedState {
   if (!hasAnythingOfOurs(ipv4) && !hasAnythingOfOurs(ipv6)) return NOTHING_OBSERVED;
-  const rules = [ipv4, ipv6].flatMap((state) => reportedTable(state, placement[state.family]).rules);
+  const expected = {
+    ipv4: expectedTable(ipv4, placement.ipv4),
+    ipv6: expectedTable(ipv6, placement.ipv6),
+  };
+  const rules = [ipv4, ipv6].flatMap((state) => reportedTable(state, expected[state.family]).rules);
   const actions = new Set(rules.map((rule) => rule.action));
   const [action] = actions;
   return {
     present: true,
     action: actions.size === 1 && action !== undefined ? action : null,
-    ipv4: familyObservation(ipv4, placement.ipv4),
-    ipv6: familyObservation(ipv6, placement.ipv6),
+    ipv4: familyObservation(ipv4, expected.ipv4),
+    ipv6: familyObservation(ipv6, expected.ipv6),
     problems: [
-      ...familyProblems(ipv4, placement.ipv4).map((problem) => `ipv4: ${problem}`),
-      ...familyProblems(ipv6, placement.ipv6).map((problem) => `ipv6: ${problem}`),
+      ...familyProblems(ipv4, expected.ipv4).map((problem) => `ipv4: ${problem}`),
+      ...familyProblems(ipv6, expected.ipv6).map((problem) => `ipv6: ${problem}`),
     ],
   };
 }
 
-/** True when the family holds our fallback jump (filter FORWARD, with the fallback comment). */
-export function holdsFallbackJump(state: FamilyChainState): boolean {
-  return state.filter.jumps.some((jump) => jump.ours);
+/**
+ * True when the family holds the fallback layout: our jump in filter FORWARD (its own comment) to a
+ * chain that drops. (Reject rules live in filter whatever the kernel has: they say nothing.)
+ */
+export function holdsFallbackLayout(state: FamilyChainState): boolean {
+  return state.filter.jumps.some((jump) => jump.ours) && state.filter.rules.some((rule) => rule.action === 'drop');
 }

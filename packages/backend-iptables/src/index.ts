@@ -9,13 +9,14 @@ export { IPTABLES_ACTIONS, IPTABLES_CAPABILITIES } from './capabilities.js';
 export {
   absentFamilyState,
   chainMatches,
+  expectedTable,
   type FamilyChainState,
   familyInSync,
   familyObservation,
   familyProblems,
   familyStateFromSave,
   hasAnythingOfOurs,
-  holdsFallbackJump,
+  holdsFallbackLayout,
   type JumpRule,
   jumpsInPlace,
   jumpTokens,
@@ -25,13 +26,14 @@ export {
   type Placement,
   ruleTokens,
   type TableChainState,
+  tableFor,
   tableHasAnythingOfOurs,
 } from './chain-state.js';
 export { classifyIptablesFailure, type IptablesFailure, missingTable } from './classify-error.js';
 export {
   assertValidChainName,
   DEFAULT_LOCK_WAIT_SECONDS,
-  FALLBACK_JUMP_COMMENT,
+  FILTER_JUMP_COMMENT,
   FILTER_TABLE,
   FORWARD_CHAIN,
   IPTABLES_CHAIN,

@@ -34,7 +34,7 @@ import {
   type FamilyChainState,
   familyStateFromSave,
   observedState,
-  type Placement,
+  tableFor,
 } from './chain-state.js';
 import { classifyIptablesFailure, missingTable } from './classify-error.js';
 import { assertValidChainName, DEFAULT_LOCK_WAIT_SECONDS, IPTABLES_CHAIN, SECURITY_TABLE } from './constants.js';
@@ -250,10 +250,10 @@ export class IptablesBackend implements FirewallBackend {
     const writes: FamilyWrite[] = [];
     for (const family of IP_FAMILIES) {
       const target: FamilyTarget = { cidrs: cidrsOf(desired.cidrs, family), action: desired.action };
-      const placement: Placement = placements[family];
-      const payload = renderRestorePayload(states[family], placement, target);
+      const table = tableFor(desired.action, placements[family]);
+      const payload = renderRestorePayload(states[family], table, target);
       if (!payload) continue;
-      const summary = describeChange(states[family], placement, target) ?? family;
+      const summary = describeChange(states[family], table, target) ?? family;
       writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
     }
     const plan: Plan = {
@@ -278,7 +278,7 @@ export class IptablesBackend implements FirewallBackend {
   #securityMissing(error: unknown, placements: Placements): IpFamily | undefined {
     if (!isRouteControllerError(error, ErrorCodes.FirewallUnsupported)) return undefined;
     const family = error.details.family as IpFamily | undefined;
-    if (family === undefined || placements[family] !== 'security') return undefined;
+    if (family === undefined || placements[family] !== SECURITY_TABLE) return undefined;
     return missingTable(String(error.details.stderr ?? '')) === SECURITY_TABLE ? family : undefined;
   }
 

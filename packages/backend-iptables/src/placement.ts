@@ -1,14 +1,15 @@
 import type { IpFamily } from '@route-controller/core';
 import type { IptablesMode } from './binaries.js';
-import { familyStateFromSave, holdsFallbackJump, type Placement } from './chain-state.js';
+import { familyStateFromSave, holdsFallbackLayout, type Placement } from './chain-state.js';
 import { FORWARD_CHAIN, SECURITY_TABLE } from './constants.js';
 import { findTable, type SaveDump } from './parse-save.js';
 
 /**
- * Where our objects go in each family, and how `probe` and `status` say it. The security table is
- * the place; filter FORWARD at position 1 is the fallback for an iptables-legacy kernel without
+ * Where a drop goes in each family, and how `probe` and `status` say it. The security table is the
+ * place; filter FORWARD at position 1 is the fallback for an iptables-legacy kernel without
  * iptable_security (ip6table_security), found out at the first write (the kernel refuses to make the
- * table) and remembered in the kernel by the fallback jump's own comment.
+ * table) and remembered in the kernel by the filter jump's own comment. The reject action lives in
+ * filter FORWARD at position 1 whatever the kernel has: REJECT is a filter-table target.
  */
 
 export const SECURITY_PLACEMENT = `${SECURITY_TABLE} table ${FORWARD_CHAIN} (after filter: kube-proxy's REJECT answers first)`;
@@ -27,7 +28,7 @@ export const SECURITY_EVERYWHERE: Placements = Object.freeze({ ipv4: 'security',
  */
 export function probedPlacement(mode: IptablesMode, dump: SaveDump, chain: string, family: IpFamily): Placement {
   if (mode === 'nft' || findTable(dump, SECURITY_TABLE)) return 'security';
-  return holdsFallbackJump(familyStateFromSave(dump, family, chain)) ? 'filter' : 'security';
+  return holdsFallbackLayout(familyStateFromSave(dump, family, chain)) ? 'filter' : 'security';
 }
 
 /** The probe's `placement` check detail: "security table FORWARD (...)", per family when they differ. */
@@ -38,8 +39,12 @@ export function describePlacements(mode: IptablesMode, placements: Placements, f
     mode === 'legacy' && shown.includes('security')
       ? '; a legacy security table the kernel lacks (no iptable_security) sends our rules to filter FORWARD at the first write, with a warning'
       : '';
-  if (new Set(shown).size <= 1) return `${describe(shown[0] ?? 'security')}${untried}`;
-  return `${families.map((family) => `${family}: ${describe(placements[family])}`).join('; ')}${untried}`;
+  const reject = '; with BLOCK_ACTION=reject: filter FORWARD position 1 (REJECT works in filter only)';
+  const placed =
+    new Set(shown).size <= 1
+      ? describe(shown[0] ?? 'security')
+      : families.map((family) => `${family}: ${describe(placements[family])}`).join('; ');
+  return `${placed}${untried}${reject}`;
 }
 
 /** The warning for a family whose rules sit in filter FORWARD: what it costs, and the way out. */

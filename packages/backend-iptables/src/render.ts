@@ -14,7 +14,6 @@ import {
   jumpsInPlace,
   jumpTokens,
   otherTable,
-  type Placement,
   ruleTokens,
   type TableChainState,
   tableHasAnythingOfOurs,
@@ -136,25 +135,26 @@ function placedLines(family: FamilyChainState, table: IptablesTable, target: Fam
 }
 
 /**
- * The restore payload that takes `state` to `target` with our objects in `placement`, or undefined
- * when it is already there (then apply writes nothing).
+ * The restore payload that takes `state` to `target` with our objects in `table` (tableFor: where
+ * the action and the kernel put them), or undefined when it is already there (then apply writes
+ * nothing).
  */
 export function renderRestorePayload(
   state: FamilyChainState,
-  placement: Placement,
+  table: IptablesTable,
   target: FamilyTarget,
 ): string | undefined {
-  if (familyInSync(state, placement, target.cidrs, target.action)) return undefined;
+  if (familyInSync(state, table, target.cidrs, target.action)) return undefined;
   const sections: [IptablesTable, string[]][] =
     target.cidrs.length === 0
-      ? OUR_TABLES.map((table) => [table, removalLines(state[table], state.chain)])
+      ? OUR_TABLES.map((each) => [each, removalLines(state[each], state.chain)])
       : [
-          [placement, placedLines(state, placement, target)],
-          [otherTable(placement), removalLines(state[otherTable(placement)], state.chain)],
+          [table, placedLines(state, table, target)],
+          [otherTable(table), removalLines(state[otherTable(table)], state.chain)],
         ];
   return sections
     .filter(([, lines]) => lines.length > 0)
-    .flatMap(([table, lines]) => [`*${table}`, ...lines, 'COMMIT'])
+    .flatMap(([each, lines]) => [`*${each}`, ...lines, 'COMMIT'])
     .concat('')
     .join('\n');
 }
@@ -210,7 +210,7 @@ function describeRemoval(state: TableChainState, chain: string): string[] {
  */
 export function describeChange(
   state: FamilyChainState,
-  placement: Placement,
+  placement: IptablesTable,
   target: FamilyTarget,
 ): string | undefined {
   if (familyInSync(state, placement, target.cidrs, target.action)) return undefined;

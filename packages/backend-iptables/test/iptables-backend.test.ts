@@ -94,6 +94,21 @@ for (const mode of ['legacy', 'nft'] as const) {
       expect(result.summary).toContain("remove chain ROUTE-CONTROLLER from filter (route-controller 0.1.0's)");
     });
 
+    it('reject: the chain and its jump go to filter FORWARD, where the REJECT target works', async () => {
+      const { runner, backend } = make([
+        reads(),
+        restoreWrite(mode, 'ipv4', (input) =>
+          /^\*filter\n:ROUTE-CONTROLLER - \[0:0\]\n.* -j REJECT --reject-with icmp-admin-prohibited\n-I FORWARD 1 .*\(filter\)" -j ROUTE-CONTROLLER\nCOMMIT\n$/.test(
+            input ?? '',
+          ),
+        ),
+        reads({ filter: fallbackSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]) }),
+      ]);
+      expect((await backend.apply(desired(['10.96.0.0/16'], 'reject'))).writes).toBe(1);
+      expect(await backend.observe()).toMatchObject({ action: 'reject', problems: [] });
+      runner.assertDone();
+    });
+
     it('reads both families at once, not one after the other', async () => {
       // Each read answers only once both have been asked for: sequential reads would never finish.
       const asked = new Set<string>();
@@ -427,9 +442,7 @@ for (const mode of ['legacy', 'nft'] as const) {
         expect(placement?.detail).toMatch(/^security table FORWARD \(after filter/);
         expect(availability.warnings).toEqual([]);
         expect((await backend.observe()).problems).toEqual([
-          expect.stringMatching(
-            /^ipv4: .* in table filter: the fallback layout, though the security table can be used/,
-          ),
+          expect.stringMatching(/^ipv4: .* in table filter: filter FORWARD, though the security table can be used/),
         ]);
       }
     });

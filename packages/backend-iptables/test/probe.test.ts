@@ -212,6 +212,18 @@ describe('probeIptables', () => {
     ]);
   });
 
+  it('legacy: our filter jump to reject rules says nothing of the kernel (reject always lives in filter)', async () => {
+    const reject = {
+      tables: { filter: fallbackSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]) },
+    };
+    const result = await probe('legacy', [...family('legacy', 'ipv4', reject), ...family('legacy', 'ipv6')]);
+    expect(result.placements).toEqual({ ipv4: 'security', ipv6: 'security' });
+    expect(result.availability.warnings).toEqual([]);
+    expect(result.availability.checks.find((c) => c.name === 'placement')?.detail).toMatch(
+      /with BLOCK_ACTION=reject: filter FORWARD position 1 \(REJECT works in filter only\)$/,
+    );
+  });
+
   it('legacy: our fallback jump beside an existing security table => security placement (the kernel has it now)', async () => {
     const both = { tables: { security: securitySave({}), filter: fallbackSave([RULE('10.96.0.0/16')]) } };
     const result = await probe('legacy', [...family('legacy', 'ipv4', both), ...family('legacy', 'ipv6', both)]);

@@ -8,7 +8,7 @@ import {
 } from '@route-controller/core';
 import { desired } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
-import { absentFamilyState, familyStateFromSave, observedState, type Placement } from '../src/chain-state.js';
+import { absentFamilyState, familyStateFromSave, observedState, type Placement, tableFor } from '../src/chain-state.js';
 import { parseSave } from '../src/parse-save.js';
 import {
   describeChange,
@@ -37,8 +37,10 @@ const stateOf = (save: string, family: IpFamily = 'ipv4') =>
 const target = (texts: string[], action: BlockAction = 'drop') => ({ cidrs: cidrs(...texts), action });
 const fresh = (family: IpFamily = 'ipv4', chain = 'ROUTE-CONTROLLER') => absentFamilyState(family, chain);
 const SECURE = { ipv4: 'security', ipv6: 'security' } as const;
+/** The payload the backend writes: in the drop's placement, or in filter for reject (tableFor). */
 const render = (save: string, want: ReturnType<typeof target>, placement: Placement = 'security') =>
-  renderRestorePayload(stateOf(save), placement, want);
+  renderRestorePayload(stateOf(save), tableFor(want.action, placement), want);
+const FILTER_JUMP_LINE = `-I FORWARD 1 ${'-m comment --comment "route-controller: block forwarded traffic to Service CIDRs (filter)" -j ROUTE-CONTROLLER'}`;
 
 describe('restore payloads (golden)', () => {
   it('fresh install, IPv4, drop: our chain and jump in the security table', () => {
@@ -51,11 +53,11 @@ COMMIT
 `);
   });
 
-  it('fresh install, IPv4, reject with icmp-admin-prohibited', () => {
-    expect(renderRestorePayload(fresh(), 'security', target(['10.96.0.0/16'], 'reject'))).toBe(`*security
+  it('fresh install, IPv4, reject with icmp-admin-prohibited: in filter FORWARD, where the REJECT target works', () => {
+    expect(render(EMPTY_FILTER, target(['10.96.0.0/16'], 'reject'))).toBe(`*filter
 :ROUTE-CONTROLLER - [0:0]
 [0:0] -A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp-admin-prohibited
--I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
+${FILTER_JUMP_LINE}
 COMMIT
 `);
   });
@@ -69,10 +71,10 @@ COMMIT
 -I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
 COMMIT
 `);
-    expect(renderRestorePayload(state, 'security', target(['fd00:10:96::/112'], 'reject'))).toBe(`*security
+    expect(renderRestorePayload(state, 'filter', target(['fd00:10:96::/112'], 'reject'))).toBe(`*filter
 :ROUTE-CONTROLLER - [0:0]
 [0:0] -A ROUTE-CONTROLLER -d fd00:10:96::/112 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp6-adm-prohibited
--I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
+${FILTER_JUMP_LINE}
 COMMIT
 `);
   });
@@ -81,7 +83,7 @@ COMMIT
     expect(renderRestorePayload(fresh(), 'filter', target(['10.96.0.0/16']))).toBe(`*filter
 :ROUTE-CONTROLLER - [0:0]
 [0:0] -A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
--I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs (fallback)" -j ROUTE-CONTROLLER
+-I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs (filter)" -j ROUTE-CONTROLLER
 COMMIT
 `);
   });
@@ -105,7 +107,7 @@ COMMIT
     const old = oldLayoutSave([`[7:420] ${RULE('10.96.0.0/16')}`]);
     expect(render(old, target(['10.96.0.0/16']), 'filter')).toBe(`*filter
 -D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
--I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs (fallback)" -j ROUTE-CONTROLLER
+-I FORWARD 1 -m comment --comment "route-controller: block forwarded traffic to Service CIDRs (filter)" -j ROUTE-CONTROLLER
 COMMIT
 `);
   });
@@ -145,10 +147,23 @@ COMMIT
       forward: [`-A FORWARD ${JUMP}`],
       ours: [`[9:540] -A ROUTE-CONTROLLER ${RULE('10.96.0.0/16')}`],
     });
-    expect(render(save, target(['10.96.0.0/16', '10.97.0.0/16'], 'reject'))).toBe(`*security
+    expect(render(save, target(['10.97.0.0/16', '10.200.0.0/16']))).toBe(`*security
+:ROUTE-CONTROLLER - [0:0]
+[0:0] -A ROUTE-CONTROLLER -d 10.97.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
+[0:0] -A ROUTE-CONTROLLER -d 10.200.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
+COMMIT
+`);
+    // A switch to reject moves the chain to filter, the counters with it.
+    expect(render(save, target(['10.96.0.0/16', '10.97.0.0/16'], 'reject'))).toBe(`*filter
 :ROUTE-CONTROLLER - [0:0]
 [9:540] -A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp-admin-prohibited
 [0:0] -A ROUTE-CONTROLLER -d 10.97.0.0/16 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp-admin-prohibited
+${FILTER_JUMP_LINE}
+COMMIT
+*security
+-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
+-F ROUTE-CONTROLLER
+-X ROUTE-CONTROLLER
 COMMIT
 `);
     expect(render(save, target(['10.200.0.0/16']))).toBe(`*security
@@ -201,8 +216,9 @@ COMMIT
 `);
   });
 
-  it('switches the action by rewriting the chain, leaving a correct jump alone', () => {
-    expect(render(installedSave([RULE('10.96.0.0/16')]), target(['10.96.0.0/16'], 'reject'))).toBe(`*security
+  it('switches the action in filter (the fallback) by rewriting the chain, leaving a correct jump alone', () => {
+    const fallback = fallbackSave([RULE('10.96.0.0/16')]);
+    expect(render(fallback, target(['10.96.0.0/16'], 'reject'), 'filter')).toBe(`*filter
 :ROUTE-CONTROLLER - [0:0]
 [0:0] -A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp-admin-prohibited
 COMMIT
@@ -289,8 +305,10 @@ describe('restore command', () => {
       'ipv4: update chain ROUTE-CONTROLLER in security: add 1 rule, delete 1; replace 2 jumps with one at position 1 of security FORWARD',
     );
     expect(
-      describeChange(stateOf(installedSave([RULE('10.96.0.0/16')])), 'security', target(['10.96.0.0/16'], 'reject')),
-    ).toBe('ipv4: rewrite chain ROUTE-CONTROLLER in security with 1 CIDR (reject)');
+      describeChange(stateOf(installedSave([RULE('10.96.0.0/16')])), 'filter', target(['10.96.0.0/16'], 'reject')),
+    ).toBe(
+      'ipv4: create chain ROUTE-CONTROLLER in filter with 1 CIDR (reject); insert the jump at position 1 of filter FORWARD; remove chain ROUTE-CONTROLLER from security; delete 1 jump to it from security',
+    );
     expect(describeChange(stateOf(BUSY_NODE_SECURITY), 'security', target([]))).toBe(
       'ipv4: remove chain ROUTE-CONTROLLER from security; delete 2 jumps to it from security',
     );
@@ -328,7 +346,7 @@ describe('drift problems and sync decisions', () => {
     const state = stateOf(fallbackSave([RULE('10.96.0.0/16')]));
     expect(observedState(state, fresh('ipv6'), { ipv4: 'filter', ipv6: 'security' }).problems).toEqual([]);
     expect(observedState(state, fresh('ipv6'), SECURE).problems).toEqual([
-      'ipv4: chain ROUTE-CONTROLLER, a jump to it at position 1 of FORWARD in table filter: the fallback layout, though the security table can be used; the next apply removes it',
+      'ipv4: chain ROUTE-CONTROLLER, a jump to it at position 1 of FORWARD in table filter: filter FORWARD, though the security table can be used; the next apply removes it',
     ]);
   });
 
@@ -379,7 +397,9 @@ describe('drift problems and sync decisions', () => {
     nothing: EMPTY_FILTER,
     installed: installedSave([RULE('10.96.0.0/16')]),
     installedTwo: installedSave([RULE('10.96.0.0/16'), RULE('10.100.0.0/24')]),
-    installedReject: installedSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]),
+    // Reject rules in security: what no apply writes (the kernel refuses REJECT there), as drift.
+    rejectInSecurity: installedSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]),
+    installedReject: fallbackSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]),
     busy: BUSY_NODE_SECURITY,
     old: oldLayoutSave([RULE('10.96.0.0/16')]),
     installedAndOld: `${installedSave([RULE('10.96.0.0/16')])}${oldLayoutSave([RULE('10.96.0.0/16')])}`,
@@ -415,8 +435,14 @@ describe('drift problems and sync decisions', () => {
           const observed = observedState(v4, v6, placement);
           for (const want of wants) {
             const writes = [
-              renderRestorePayload(v4, placement.ipv4, { cidrs: want.cidrs.ipv4, action: want.action }),
-              renderRestorePayload(v6, placement.ipv6, { cidrs: want.cidrs.ipv6, action: want.action }),
+              renderRestorePayload(v4, tableFor(want.action, placement.ipv4), {
+                cidrs: want.cidrs.ipv4,
+                action: want.action,
+              }),
+              renderRestorePayload(v6, tableFor(want.action, placement.ipv6), {
+                cidrs: want.cidrs.ipv6,
+                action: want.action,
+              }),
             ].filter((payload) => payload !== undefined);
             expect(writes.length === 0, `${name}: ${JSON.stringify(want.cidrs.ipv4.map((c) => c.text))}`).toBe(
               isInSync(observed, want),

@@ -11,7 +11,7 @@ export const JUMP =
   '-m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER';
 /** Our jump in filter FORWARD where the kernel has no security table. */
 export const FALLBACK_JUMP =
-  '-m comment --comment "route-controller: block forwarded traffic to Service CIDRs (fallback)" -j ROUTE-CONTROLLER';
+  '-m comment --comment "route-controller: block forwarded traffic to Service CIDRs (filter)" -j ROUTE-CONTROLLER';
 export const RULE = (cidr: string, target = '-j DROP') =>
   `-d ${cidr} -m comment --comment "route-controller: Service CIDR" ${target}`;
 
