@@ -69,6 +69,8 @@ export interface ConnectResult {
 }
 
 export class LoopLab {
+  #options: LoopLabOptions = {};
+
   private constructor(
     readonly pod: Netns,
     readonly server: Netns,
@@ -85,6 +87,7 @@ export class LoopLab {
       for (const label of labels) made.push(await Netns.create(label, options.prefix));
       const [pod, server, node, workstation, secondPod] = made as [Netns, Netns, Netns, Netns, Netns | undefined];
       const lab = new LoopLab(pod, server, node, workstation, secondPod);
+      lab.#options = options;
       await lab.#wire();
       if (secondPod) await lab.#wireSecondPod(secondPod);
       await lab.#kubeProxy(options.kubeProxy ?? 'iptables-nft');
@@ -171,8 +174,31 @@ export class LoopLab {
     const flavour = mode === 'iptables-nft' ? 'nft' : 'legacy';
     for (const family of ['ipv4', 'ipv6'] as const) {
       const bin = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${flavour}-restore`;
-      await this.node.must(bin, ['--noflush'], kubeProxyIptablesRules(family));
+      await this.node.must(bin, ['--noflush'], `${kubeProxyNatRules(family)}${kubeProxyFilterRules(family)}`);
     }
+  }
+
+  /**
+   * kube-proxy restarting on a node that already holds other rules: its filter rules made anew (and
+   * the CNI's ACCEPT beside them), so its chains now come after every chain of the forward hook made
+   * before them. Netfilter runs chains of equal priority in the order they were made: a drop at
+   * priority filter made earlier would now run before kube-proxy's REJECT. iptables-nft and nft
+   * modes (legacy tables live as long as the namespace, and keep their place).
+   */
+  async restartKubeProxy(): Promise<void> {
+    const mode = this.#options.kubeProxy ?? 'iptables-nft';
+    if (mode === 'nft') {
+      for (const family of ['ip', 'ip6']) await this.node.must('nft', ['delete', 'table', family, 'kube-proxy']);
+      await this.node.must('nft', ['-f', '-'], kubeProxyNftRuleset());
+      return;
+    }
+    if (mode !== 'iptables-nft') throw new Error(`kube-proxy in ${mode} mode cannot be restarted in the lab`);
+    for (const family of ['ip', 'ip6']) await this.node.must('nft', ['delete', 'table', family, 'filter']);
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const bin = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-nft-restore`;
+      await this.node.must(bin, ['--noflush'], kubeProxyFilterRules(family));
+    }
+    if (this.#options.podAcceptRule === 'iptables-nft') await this.#podAccept('iptables-nft');
   }
 
   async #podAccept(flavour: 'iptables-nft' | 'iptables-legacy'): Promise<void> {
@@ -349,23 +375,27 @@ socket.on('connect', () => done('connected'));
 socket.on('error', (error) => done(error.code === 'ECONNREFUSED' ? 'refused' : 'error', error.code));
 `;
 
-/**
- * kube-proxy's iptables mode, as its proxier writes it (pkg/proxy/iptables): the live Service's
- * DNAT in nat, and in filter the REJECT of new connections to a Service without endpoints, reached
- * from FORWARD (pods) and OUTPUT (the node) through KUBE-SERVICES; kube-proxy puts its jumps first.
- */
-function kubeProxyIptablesRules(family: IpFamily): string {
-  const live = LAB.liveService[family];
-  const backend = LAB.server[family];
+/** kube-proxy's iptables mode, as its proxier writes it (pkg/proxy/iptables): the live Service's DNAT. */
+function kubeProxyNatRules(family: IpFamily): string {
   const prefix = family === 'ipv4' ? '32' : '128';
-  const rejectWith = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
   return `*nat
 :KUBE-SERVICES - [0:0]
 -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A KUBE-SERVICES -d ${live}/${prefix} -m comment --comment "default/live cluster IP" -j DNAT --to-destination ${backend}
+-A KUBE-SERVICES -d ${LAB.liveService[family]}/${prefix} -m comment --comment "default/live cluster IP" -j DNAT --to-destination ${LAB.server[family]}
 COMMIT
-*filter
+`;
+}
+
+/**
+ * kube-proxy's iptables mode in filter: the REJECT of new connections to a Service without
+ * endpoints, reached from FORWARD (pods) and OUTPUT (the node) through KUBE-SERVICES; kube-proxy
+ * puts its jumps first.
+ */
+function kubeProxyFilterRules(family: IpFamily): string {
+  const prefix = family === 'ipv4' ? '32' : '128';
+  const rejectWith = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+  return `*filter
 :KUBE-SERVICES - [0:0]
 -I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -I OUTPUT 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
