@@ -50,5 +50,5 @@ export function describePlacements(mode: IptablesMode, placements: Placements, f
 /** The warning for a family whose rules sit in filter FORWARD: what it costs, and the way out. */
 export function fallbackWarning(family: IpFamily): string {
   const modules = family === 'ipv4' ? 'iptable_security' : 'ip6table_security';
-  return `the kernel has no ${family} security table for iptables-legacy (no ${modules}), so route-controller's ${family} rules sit at position 1 of filter FORWARD instead, before kube-proxy's REJECT: a connection to a Service with no endpoints hangs instead of being refused at once. Load ${modules} and run route-controller cleanup, or use the nft backend (FIREWALL_BACKEND=nft), to have them after filter`;
+  return `the kernel has no ${family} security table for iptables-legacy (no ${modules}), so route-controller's ${family} rules sit at position 1 of filter FORWARD instead, before kube-proxy's REJECT: a connection to a Service with no endpoints hangs instead of being refused at once. To have them after filter, load ${modules} and restart the agent (it tries the security table again at start), or use the nft backend (FIREWALL_BACKEND=nft)`;
 }
