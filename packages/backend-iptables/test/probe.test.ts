@@ -50,7 +50,10 @@ function family(
   if (allPresent) {
     const read = overrides.read;
     const reads = familyReads(mode, fam, overrides.tables).map((command) =>
-      read && typeof read === 'object' && !('code' in read) && (mode === 'legacy' || command.args.includes('filter'))
+      read &&
+      typeof read === 'object' &&
+      !('code' in read) &&
+      (mode === 'legacy' || (Array.isArray(command.args) && command.args.includes('filter')))
         ? { ...command, result: { exitCode: 0, stdout: '', stderr: '', ...read } }
         : command,
     );
