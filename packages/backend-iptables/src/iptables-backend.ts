@@ -37,7 +37,13 @@ import {
   tableFor,
 } from './chain-state.js';
 import { classifyIptablesFailure, missingTable } from './classify-error.js';
-import { assertValidChainName, DEFAULT_LOCK_WAIT_SECONDS, IPTABLES_CHAIN, SECURITY_TABLE } from './constants.js';
+import {
+  assertValidChainName,
+  DEFAULT_LOCK_WAIT_SECONDS,
+  IPTABLES_CHAIN,
+  type IptablesTable,
+  SECURITY_TABLE,
+} from './constants.js';
 import { isIptablesLine } from './events.js';
 import { readFamily } from './family-read.js';
 import { fallbackWarning, type Placements, SECURITY_EVERYWHERE } from './placement.js';
@@ -100,6 +106,8 @@ export class IptablesBackend implements FirewallBackend {
    * the security table once more, so a kernel that gained it (a module loaded since) is used.
    */
   readonly #retrySecurity = new Set<IpFamily>();
+  /** The tables our objects live in since the last apply (filter for reject): what change events watch. */
+  #tables: readonly IptablesTable[] = [SECURITY_TABLE];
   /** apply and cleanup run one at a time: each reads, then writes from what it read. */
   readonly #queue = new SerialQueue();
   #capabilities: BackendCapabilities;
@@ -185,6 +193,7 @@ export class IptablesBackend implements FirewallBackend {
           continue;
         }
         this.#placements = placements;
+        this.#tables = [...new Set(IP_FAMILIES.map((family) => tableFor(desired.action, placements[family])))];
         this.#retrySecurity.clear();
         const result = plan.changes
           ? { changed: true, writes: writes.length, summary: plan.summary }
@@ -231,7 +240,7 @@ export class IptablesBackend implements FirewallBackend {
         ),
       );
     }
-    const tables = () => [...new Set(Object.values(this.#placements))];
+    const tables = () => this.#tables;
     return runChangeStream(
       this.#streams,
       nftMonitorSpec(this.#nft, isIptablesLine(this.chain, tables)),

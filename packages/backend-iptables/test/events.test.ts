@@ -104,6 +104,23 @@ describe('IptablesBackend.watchChanges', () => {
     expect(seen).toEqual(['other', 'insert rule ip filter FORWARD']);
   });
 
+  it('with the reject action, whose rules live in filter, filter FORWARD is ours', async () => {
+    const streams = new FakeStreamRunner();
+    const runner = new FakeCommandRunner([
+      anyOrder(...familyReads('nft', 'ipv4'), ...familyReads('nft', 'ipv6')),
+      restoreWrite('nft', 'ipv4', (input) => input?.startsWith('*filter') === true),
+    ]);
+    const backend = new IptablesBackend({ mode: 'nft', runner, streams });
+    const seen: string[] = [];
+    const watching = backend.watchChanges(listener(seen), new AbortController().signal);
+    await backend.apply(desired(['10.96.0.0/16'], 'reject'));
+    runner.assertDone();
+    streams.current?.emit(about('filter')[0] as string, about('security')[0] as string);
+    streams.current?.end({ exitCode: 0 });
+    await watching;
+    expect(seen).toEqual(['insert rule ip filter FORWARD', 'other']);
+  });
+
   it('legacy mode: refuses, as legacy changes notify nobody', async () => {
     const streams = new FakeStreamRunner();
     const backend = new IptablesBackend({ mode: 'legacy', runner: new FakeCommandRunner(), streams });
