@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { MAX_CIDRS_PER_FAMILY } from '@route-controller/core';
 import { it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 import { type ApplyCostRow, measureApplyCost } from './apply-cost.js';
@@ -37,6 +38,8 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const IMAGE = process.env.BENCH_IMAGE !== '0';
 /** Rounds of the forwarding section (each runs every configuration for 2 s). */
 const FORWARDING_ROUNDS = Number(process.env.BENCH_FORWARDING_ROUNDS ?? 5);
+/** CIDR counts of the apply-cost section, both families together: up to the cap, MAX_CIDRS_PER_FAMILY each. */
+const APPLY_COUNTS = [1, 2, 16, 2 * MAX_CIDRS_PER_FAMILY];
 
 /** Issue 12's targets: ratios to the floor measured in the same run, and resident memory. */
 const NFT_START_TARGET: Target = { atMost: 1.8, unit: '×' };
@@ -105,7 +108,7 @@ describeKernel('pnpm bench', () => {
     if (want('apply')) {
       const apply: ApplyCostRow[] = [];
       for (const backend of BACKENDS)
-        apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
+        apply.push(...(await measureApplyCost(backend, APPLY_COUNTS, Math.max(3, RUNS / 2))));
       sections.set('apply', applyTable(apply));
     }
 
@@ -120,12 +123,13 @@ describeKernel('pnpm bench', () => {
           // The plain drop, and the default layout that records who hits it (a goto to a record chain).
           { rules: 'nft', cidrs: 1, records: false },
           { rules: 'nft', cidrs: 1, records: true },
-          { rules: 'nft', cidrs: 256, records: false },
-          { rules: 'nft', cidrs: 256, records: true },
+          // The most a node can hold: MAX_CIDRS_PER_FAMILY in each family.
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: false },
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: true },
           { rules: 'iptables-nft', cidrs: 1 },
-          { rules: 'iptables-nft', cidrs: 256 },
+          { rules: 'iptables-nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
           { rules: 'iptables-legacy', cidrs: 1 },
-          { rules: 'iptables-legacy', cidrs: 256 },
+          { rules: 'iptables-legacy', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
         ],
         2,
         FORWARDING_ROUNDS,
@@ -279,7 +283,7 @@ function applyTable(rows: readonly ApplyCostRow[]): string {
   return [
     '## Apply cost as the CIDR count grows',
     '',
-    'One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing).',
+    `One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing). CIDRs are split between the families, up to ${2 * MAX_CIDRS_PER_FAMILY}: the cap of ${MAX_CIDRS_PER_FAMILY} per family, beyond which desiredState refuses (ERR_RC_TOO_MANY_CIDRS).`,
     '',
     '| backend | CIDRs | apply | commands (writes) | no-op resync | commands (writes) |',
     '|---|---|---|---|---|---|',
