@@ -182,10 +182,10 @@ describe('the test API server, as kubectl sees it', () => {
     expect(listed.stdout.split('\n')).toContain('servicecidr.networking.k8s.io/extra');
 
     // A plain delete waits for the object to be gone, through a watch on metadata.name.
+    const waitWatch = server.requests.length; // (requests are logged as they arrive)
     const waiting = kubectlStream(['delete', 'servicecidr', 'extra']);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(waiting.result.exitCode).toBeNull(); // still waiting
-    const waitWatch = server.requests.length; // (the watch is recorded when it ends)
     server.remove('extra');
     const done = await waiting.result;
     expect(done.exitCode, waiting.stderr()).toBe(0);
