@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, isIP, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /**
  * A test Kubernetes API server for what route-controller reads, speaking the real conventions over
@@ -251,7 +252,14 @@ export class FakeApiServer {
     };
     const tls = target.tls;
     const server = tls
-      ? createTlsServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca, requestCert: true } : {}) }, handler)
+      ? createTlsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}),
+          },
+          handler,
+        )
       : createServer(handler);
     // No Keep-Alive header and no idle close by node: the idle timeout is kept below, as Go's server keeps it.
     server.keepAliveTimeout = 0;
@@ -606,7 +614,10 @@ export class FakeApiServer {
     const connection = this.#sockets.get(socket);
     const discovery = this.#discovery(path);
     const token = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-    const user = this.authenticate(token);
+    // A client certificate signed by the server's CA authenticates its CN, as kube-apiserver's x509 authenticator does.
+    const certificate = (socket as TLSSocket).getPeerCertificate?.();
+    const commonName = (socket as TLSSocket).authorized ? String(certificate?.subject?.CN ?? '') : '';
+    const user = token === undefined && commonName ? commonName : this.authenticate(token);
     const record: RequestRecord = {
       method,
       path,
@@ -1560,21 +1571,50 @@ function readBody(request: IncomingMessage): Promise<string> {
   });
 }
 
+/** How a kubeconfig authenticates to the test API server (none by default). */
+export interface KubeconfigOptions {
+  /** A bearer token (the request log's user). */
+  readonly token?: string;
+  /** An exec credential plugin: client-node runs it, and again when its credential expires. */
+  readonly exec?: { readonly command: string; readonly args: readonly string[] };
+  /** For an HTTPS server: its CA, and a client certificate to authenticate with. */
+  readonly tls?: { readonly ca: string; readonly clientCert?: string; readonly clientKey?: string };
+}
+
 /**
- * A kubeconfig that points at `server` (plain HTTP, no auth), for kubectl and client-node.
- * client-node 1.4 refuses an http:// server unless insecure-skip-tls-verify is set (kubectl does not care).
+ * A kubeconfig that points at `server`, for kubectl and client-node. client-node 1.4 refuses an
+ * http:// server unless insecure-skip-tls-verify is set (kubectl does not care).
  */
-export function kubeconfigFor(server: string): string {
+export function kubeconfigFor(server: string, options: KubeconfigOptions = {}): string {
+  const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+  const cluster = options.tls
+    ? `    certificate-authority-data: ${b64(options.tls.ca)}`
+    : '    insecure-skip-tls-verify: true';
+  const user: string[] = [];
+  if (options.token) user.push(`    token: ${options.token}`);
+  if (options.tls?.clientCert && options.tls.clientKey) {
+    user.push(`    client-certificate-data: ${b64(options.tls.clientCert)}`);
+    user.push(`    client-key-data: ${b64(options.tls.clientKey)}`);
+  }
+  if (options.exec) {
+    user.push(
+      '    exec:',
+      '      apiVersion: client.authentication.k8s.io/v1',
+      `      command: ${JSON.stringify(options.exec.command)}`,
+      `      args: ${JSON.stringify(options.exec.args)}`,
+      '      interactiveMode: Never',
+    );
+  }
   return `apiVersion: v1
 kind: Config
 clusters:
 - name: fake
   cluster:
     server: ${server}
-    insecure-skip-tls-verify: true
+${cluster}
 users:
 - name: fake
-  user: {}
+  user:${user.length > 0 ? `\n${user.join('\n')}` : ' {}'}
 contexts:
 - name: fake
   context:
