@@ -613,6 +613,7 @@ export class FakeApiServer {
     const socket = request.socket;
     const connection = this.#sockets.get(socket);
     const discovery = this.#discovery(path);
+    const route = discovery ? undefined : this.#route(path);
     const token = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
     // A client certificate signed by the server's CA authenticates its CN, as kube-apiserver's x509 authenticator does.
     const certificate = (socket as TLSSocket).getPeerCertificate?.();
@@ -625,7 +626,7 @@ export class FakeApiServer {
       watch: isWatch,
       connection: connection?.record.id ?? 0,
       user: user ?? `unauthenticated (${token ?? 'no token'})`,
-      read: method !== 'GET' || discovery ? undefined : isWatch || query.resourceVersion ? 'cache' : 'etcd',
+      read: method !== 'GET' || !route ? undefined : isWatch || query.resourceVersion ? 'cache' : 'etcd',
       at: Date.now(),
       status: 0,
       bytes: 0,
@@ -671,7 +672,6 @@ export class FakeApiServer {
       return json(response, 200, discovery);
     }
 
-    const route = this.#route(path);
     if (!route) return this.#status(response, 404, 'NotFound', 'the server could not find the requested resource', {});
     const verb = verbOf(method, route.name, isWatch);
     if (failure && failed(route.resource)) return this.#injected(response, failure, verb, route, isWatch);
