@@ -20,7 +20,8 @@ import {
   type ProfileRange,
   V1BETA1_132,
 } from '../src/cluster-profiles.js';
-import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
+import { FakeApiServer, kubeconfigFor, type RbacGrant } from '../src/fake-apiserver.js';
+import { helmTemplate } from '../src/helm.js';
 
 /**
  * The agent's discovery chain, as its composition root builds it (no SERVICE_CIDRS: every
@@ -200,6 +201,67 @@ describe('each 403, skipped with its reason', () => {
     expect(await chain.resolve()).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
     const configmaps = server.requests.filter((r) => r.path.includes('/configmaps'));
     expect(configmaps.map((r) => [r.method, r.status, r.watch])).toEqual([['GET', 200, false]]);
+  });
+});
+
+describe("the chart's RBAC, and nothing more", () => {
+  /** The rules the chart renders (default values, or these sources), as the test API server enforces them. */
+  async function chartGrants(sources?: string[]): Promise<RbacGrant[]> {
+    const values = { routeController: sources ? { discovery: { sources } } : {} };
+    const { result, manifests } = await helmTemplate(values, { namespace: 'route-controller' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    return manifests
+      .filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole')
+      .flatMap((m) =>
+        (m.rules as Omit<RbacGrant, 'namespace'>[]).map((rule) => ({
+          ...rule,
+          ...(m.kind === 'Role' ? { namespace: m.metadata.namespace } : {}),
+        })),
+      );
+  }
+
+  it('is all the agent needs in every profile: no request is refused, and only ServiceCIDRs are watched', async () => {
+    const defaults = await chartGrants();
+    for (const profile of [KIND_134, KIND_132, MINIKUBE_127, V1BETA1_132, k3sServer(true), k3sAgent(true), NONE_130]) {
+      await Promise.all(chains.splice(0).map((chain) => chain.close()));
+      await server.close();
+      server = new FakeApiServer();
+      await writeFile(kubeconfig, kubeconfigFor(await server.listen()));
+      server.rbac = defaults;
+      const discovery = await discover(profile);
+      expect(discovery.kind === 'cidrs' ? discovery.source : 'none', profile.name).toBe(profile.answers);
+      expect(
+        server.requests.filter((r) => r.status === 403),
+        profile.name,
+      ).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(
+        server.requests.filter((r) => r.watch && !r.path.endsWith('/servicecidrs')),
+        profile.name,
+      ).toEqual([]);
+    }
+  });
+
+  it('with the opt-in dry-run source, its Role is enough too', async () => {
+    server.rbac = await chartGrants(['servicecidr', 'kubeadm', 'node-args', 'dry-run']);
+    const discovery = await discover(NONE_130, RANGE, { DISCOVERY_SOURCES: ALL_SOURCES });
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'dry-run' });
+    expect(server.requests.filter((r) => r.status === 403)).toEqual([]);
+  });
+
+  it('refuses what the chart does not grant (the check itself): a watch of Nodes or of kubeadm-config is 403', async () => {
+    server.rbac = await chartGrants();
+    const url = (await server.listen()) as string;
+    const watchNodes = await fetch(
+      `${url}/api/v1/nodes?watch=true&labelSelector=node-role.kubernetes.io/control-plane`,
+    );
+    expect(watchNodes.status).toBe(403);
+    const watchConfig = await fetch(
+      `${url}/api/v1/namespaces/kube-system/configmaps?watch=true&fieldSelector=metadata.name%3Dkubeadm-config`,
+    );
+    expect(watchConfig.status).toBe(403);
+    const getConfig = await fetch(`${url}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?resourceVersion=0`);
+    expect(getConfig.status).toBe(404);
   });
 });
 

@@ -146,6 +146,15 @@ export interface ConnectionRecord {
 export const SERVICE_CIDR_FINALIZER = 'networking.k8s.io/service-cidr-finalizer';
 export const SERVICE_ACCOUNT = 'system:serviceaccount:route-controller:route-controller';
 
+/** One RBAC rule, as a Role (in `namespace`) or a ClusterRole (no namespace) grants it. */
+export interface RbacGrant {
+  readonly namespace?: string;
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly resourceNames?: readonly string[];
+  readonly verbs: readonly string[];
+}
+
 /** A request as the hook given to `onRequest` sees it, before it is answered. */
 export interface IncomingRequest {
   readonly method: string;
@@ -229,6 +238,13 @@ export class FakeApiServer {
    * (401). By default every request is let in, as the token's holder or "anonymous".
    */
   authenticate: (token: string | undefined) => string | undefined = (token) => token ?? 'anonymous';
+  /**
+   * RBAC as rules grant it (say, the chart's Roles): a request for a resource is allowed only when a
+   * rule names its group, resource and verb (and namespace, and name when the rule has
+   * resourceNames: a get of it, or a list or watch with its metadata.name field selector); else 403.
+   * Discovery is always allowed. Undefined: no RBAC.
+   */
+  rbac: readonly RbacGrant[] | undefined;
   /** Which versions serve ServiceCIDRs: ['v1'] is 1.33+, ['v1beta1'] 1.31-1.32 with the beta API, [] older. */
   serviceCidrVersions: ServiceCidrVersion[] = ['v1'];
   /** networking.k8s.io/v1beta1 served with Ingresses only (Kubernetes 1.19-1.21): present, but no ServiceCIDRs. */
@@ -675,7 +691,9 @@ export class FakeApiServer {
     if (!route) return this.#status(response, 404, 'NotFound', 'the server could not find the requested resource', {});
     const verb = verbOf(method, route.name, isWatch);
     if (failure && failed(route.resource)) return this.#injected(response, failure, verb, route, isWatch);
-    if (this.#forbidden.has(route.resource)) return this.#injected(response, { code: 403 }, verb, route, isWatch);
+    if (this.#forbidden.has(route.resource) || !granted(this.rbac, route, verb, query)) {
+      return this.#injected(response, { code: 403 }, verb, route, isWatch);
+    }
     const onlyNames = this.#onlyNames.get(route.resource);
     if (onlyNames) {
       const named = route.name ?? /^metadata\.name==?(.*)$/.exec(query.fieldSelector ?? '')?.[1];
@@ -1400,6 +1418,26 @@ function openApiCoreV1(): unknown {
       },
     },
   };
+}
+
+/** Whether `rbac` lets `verb` on `route` through (see FakeApiServer.rbac). */
+function granted(
+  rbac: readonly RbacGrant[] | undefined,
+  route: Route,
+  verb: string,
+  query: Record<string, string>,
+): boolean {
+  if (!rbac) return true;
+  const group = route.resource === 'servicecidrs' ? GROUP : '';
+  const name = route.name ?? /^metadata\.name==?(.*)$/.exec(query.fieldSelector ?? '')?.[1];
+  return rbac.some(
+    (rule) =>
+      (rule.namespace === undefined || rule.namespace === route.namespace) &&
+      rule.apiGroups.includes(group) &&
+      rule.resources.includes(route.resource) &&
+      rule.verbs.includes(verb) &&
+      (!rule.resourceNames || (name !== undefined && rule.resourceNames.includes(name))),
+  );
 }
 
 /** The verb RBAC would check for this request (and the real server names in a 403). */
