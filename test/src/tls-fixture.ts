@@ -17,42 +17,21 @@ export async function makeTlsFixture(clientName = 'route-controller'): Promise<T
   const dir = await mkdtemp(join(tmpdir(), 'rc-tls-'));
   const at = (file: string) => join(dir, file);
   const openssl = (args: string[]) => execa('openssl', args, { cwd: dir });
-  try {
-    await openssl([
+  /** A new P-256 key for `name`, and a request (`-x509`: a self-signed certificate) for `subject`. */
+  const newKey = (name: string, subject: string, out: string, selfSigned = false) =>
+    openssl([
       'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      at('ca.key'),
-      '-out',
-      at('ca.crt'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=test-apiserver-ca',
+      ...(selfSigned ? ['-x509', '-days', '1'] : []),
+      ...['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+      ...['-keyout', at(`${name}.key`), '-out', at(out), '-subj', subject],
     ]);
+  try {
+    await newKey('ca', '/CN=test-apiserver-ca', 'ca.crt', true);
     for (const [name, subject, extension] of [
       ['server', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
       ['client', `/CN=${clientName}`, 'extendedKeyUsage=clientAuth'],
     ] as const) {
-      await openssl([
-        'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        at(`${name}.key`),
-        '-out',
-        at(`${name}.csr`),
-        '-subj',
-        subject,
-      ]);
+      await newKey(name, subject, `${name}.csr`);
       await writeFile(at(`${name}.ext`), `${extension}\n`);
       await openssl([
         'x509',
