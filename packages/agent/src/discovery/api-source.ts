@@ -28,11 +28,11 @@ export interface KubernetesSource {
 }
 
 /** The fix to suggest while a source's API cannot be reached. */
-export const UNREACHABLE_HINT =
+const UNREACHABLE_HINT =
   'Check that the API server is reachable from the node, or set SERVICE_CIDRS (Helm: routeController.serviceCIDRs).';
 
 /** Listeners told only when what read() would answer has changed. */
-export class ReadingListeners {
+class ReadingListeners {
   readonly #listeners = new Set<() => void>();
   #lastKey = '';
 
@@ -56,7 +56,7 @@ export class ReadingListeners {
  * reason) when there is no configuration, the API is not served, or the source is not allowed;
  * 'unavailable' (the chain stops, rules in place stay) while the API cannot be reached.
  */
-export function unsyncedReading(loop: ApiLoop, subject: ApiSubject): SourceReading {
+function unsyncedReading(loop: ApiLoop, subject: ApiSubject): SourceReading {
   const { state } = loop.status();
   const why = loop.lastFailure?.message;
   switch (state) {
@@ -81,13 +81,13 @@ export function unsyncedReading(loop: ApiLoop, subject: ApiSubject): SourceReadi
 }
 
 /** The note added to a kept answer while the API is failing: the last answer is what counts. */
-export function staleNote(loop: ApiLoop): string {
+function staleNote(loop: ApiLoop): string {
   const { state, lastError } = loop.status();
   if (state === 'synced' || state === 'stopped' || !lastError) return '';
   return `; API ${state} (${lastError}), keeping the last answer`;
 }
 
-export function withDetail(reading: SourceReading, suffix: string): SourceReading {
+function withDetail(reading: SourceReading, suffix: string): SourceReading {
   return suffix ? { ...reading, detail: `${reading.detail}${suffix}` } : reading;
 }
 

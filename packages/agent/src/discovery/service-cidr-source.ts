@@ -9,9 +9,9 @@ import type { Logger } from '../observability/logger.js';
 import { SaidOnce } from '../util/said-once.js';
 import { type KubernetesSourceStatus, LoopSource } from './api-source.js';
 
-export const SERVICECIDR_GROUP = 'networking.k8s.io';
+const SERVICECIDR_GROUP = 'networking.k8s.io';
 /** Newest first: v1 (GA in 1.33) wins; v1beta1 (1.31-1.32 with the beta API on) otherwise. */
-export const SERVICECIDR_VERSIONS = ['v1', 'v1beta1'] as const;
+const SERVICECIDR_VERSIONS = ['v1', 'v1beta1'] as const;
 
 const SUBJECT: ApiSubject = {
   noun: 'ServiceCIDRs',
@@ -34,7 +34,7 @@ export interface SourceCommonOptions {
  * Where ServiceCIDRs are served, decided by the APIResourceList of each version (not by the
  * group-version existing: networking.k8s.io/v1beta1 was also Ingress's, without servicecidrs).
  */
-export async function resolveServiceCidrs(transport: KubeTransport, signal: AbortSignal): Promise<Resolution> {
+async function resolveServiceCidrs(transport: KubeTransport, signal: AbortSignal): Promise<Resolution> {
   for (const version of SERVICECIDR_VERSIONS) {
     const response = await transport.request({ method: 'GET', path: `/apis/${SERVICECIDR_GROUP}/${version}`, signal });
     if (response.status === 404) continue;

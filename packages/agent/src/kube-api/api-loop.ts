@@ -33,7 +33,7 @@ export interface LoopTimings {
   readonly requestTimeoutMs: number;
 }
 
-export const LOOP_TIMINGS: LoopTimings = {
+const LOOP_TIMINGS: LoopTimings = {
   backoffInitialMs: 800,
   backoffMaxMs: 30_000,
   jitter: 0.5,

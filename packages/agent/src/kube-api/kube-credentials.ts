@@ -7,9 +7,9 @@ import { once } from '@route-controller/core';
  * How long an idle kept-alive connection is kept: under kube-apiserver's own idle timeout (90 s), so
  * the agent closes it first and never sends a request on a connection the server is closing.
  */
-export const IDLE_CONNECTION_MS = 60_000;
+const IDLE_CONNECTION_MS = 60_000;
 /** One connection for requests, one for the watch: more would only mean more connections per node. */
-export const MAX_CONNECTIONS = 2;
+const MAX_CONNECTIONS = 2;
 
 /** What one request is sent with. */
 export interface RequestCredentials {

@@ -370,7 +370,7 @@ function refusal(failure: ApiFailure): WatchEnd {
 }
 
 /** namespace/name, or name for cluster-scoped objects. */
-export function keyOf(object: KubeObject): string | undefined {
+function keyOf(object: KubeObject): string | undefined {
   const name = object.metadata?.name;
   if (typeof name !== 'string' || name === '') return undefined;
   return object.metadata?.namespace ? `${object.metadata.namespace}/${name}` : name;
