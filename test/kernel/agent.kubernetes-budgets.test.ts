@@ -2,7 +2,7 @@ import { type AgentProcess, Netns } from '@route-controller/lab';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAgent } from '../src/agent-bin.js';
 import { type ClusterProfile, KIND_134, k3sAgent, type ProfileRange } from '../src/cluster-profiles.js';
-import { type FakeApiServer, type RequestRecord, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
+import { FakeApiServer, type RequestRecord, SERVICECIDRS_PATH } from '../src/fake-apiserver.js';
 import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
 import { describeKernel } from '../src/prerequisites.js';
 
