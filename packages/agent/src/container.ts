@@ -15,6 +15,7 @@ import { type BackendSet, backendOf, createBackendSet } from './backends/backend
 import type { AgentConfig } from './config/config.js';
 import type { DiscoverySourceName } from './config/settings.js';
 import { container, type DependencyContainer, instanceCachingFactory } from './di.js';
+import type { KubernetesSource } from './discovery/sources.js';
 import { type NodeNetworkReader, ProcNodeNetworkReader } from './node/node-network.js';
 import type { ReadinessProbe } from './observability/health-server.js';
 import { HealthServer } from './observability/health-server.js';
@@ -147,7 +148,7 @@ function kubernetesSources(
   metrics: AgentMetrics,
   connection: ConnectionLoader,
 ): LazySource[] {
-  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> => {
+  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource & KubernetesSource>> => {
     logger.info(
       { sources: config.discoverySources },
       `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
@@ -166,17 +167,13 @@ function kubernetesSources(
       new LazySource(name, async () => {
         const source = (await load()).get(name);
         if (!source) throw new Error(`no Kubernetes source ${name}`);
-        if (hasStatuses(source)) metrics.kubernetesSource(name, () => source.statuses());
+        metrics.kubernetesSource(name, () => source.statuses());
+        // Started when the chain first reaches it: a source the chain never needs never asks the API.
+        source.start();
         return source;
       }),
   );
 }
-
-function hasStatuses(source: ServiceCidrSource): source is ServiceCidrSource & { statuses(): KubernetesStatuses } {
-  return typeof (source as { statuses?: unknown }).statuses === 'function';
-}
-
-type KubernetesStatuses = ReturnType<Parameters<AgentMetrics['kubernetesSource']>[1]>;
 
 /** The run container: a child of the node container, made once the backend is chosen. */
 export function createRunContainer(node: DependencyContainer, selection: Selection): DependencyContainer {
