@@ -25,7 +25,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A real Prometheus (Debian's `prometheus`, not its service) inside a namespace, listening on that
- * namespace's loopback only, scraping every second; started as a lab process, so it ends with its
+ * namespace's loopback only, scraping every 2 seconds; started as a lab process, so it ends with its
  * test. Its HTTP API is asked from inside the namespace.
  */
 export class PrometheusServer {
@@ -43,7 +43,9 @@ export class PrometheusServer {
   static async start(ns: Netns, options: PrometheusOptions): Promise<PrometheusServer> {
     const dir = await mkdtemp(join(tmpdir(), 'rc-prometheus-'));
     const config = {
-      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+      // Every 2 s, each scrape allowed the whole interval: a scrape that times out on a busy machine
+      // marks every series of the target stale until the next one.
+      global: { scrape_interval: '2s', scrape_timeout: '2s', evaluation_interval: '2s' },
       ...(options.rules === undefined ? {} : { rule_files: [join(dir, 'rules.yaml')] }),
       scrape_configs: [
         { job_name: options.job, static_configs: [{ targets: [...options.targets], labels: { ...options.labels } }] },
