@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { MAX_CIDRS_PER_FAMILY } from '@route-controller/core';
 import { it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 import { type ApplyCostRow, measureApplyCost } from './apply-cost.js';
@@ -24,6 +25,7 @@ import { type MemoryResult, measureMemory } from './memory.js';
 import { BACKENDS, measureStartup, type StartupResult } from './startup.js';
 import { ms, summarise } from './stats.js';
 import { formatFigure, type Target, verdict } from './targets.js';
+import { benefit, measureTricks, type TrickRow, type TricksResult } from './tricks.js';
 
 /**
  * `pnpm bench`: every figure is a median over repeated runs, next to its floor measured in the
@@ -36,6 +38,8 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const IMAGE = process.env.BENCH_IMAGE !== '0';
 /** Rounds of the forwarding section (each runs every configuration for 2 s). */
 const FORWARDING_ROUNDS = Number(process.env.BENCH_FORWARDING_ROUNDS ?? 5);
+/** CIDR counts of the apply-cost section, both families together: up to the cap, MAX_CIDRS_PER_FAMILY each. */
+const APPLY_COUNTS = [1, 2, 16, 2 * MAX_CIDRS_PER_FAMILY];
 
 /** Issue 12's targets: ratios to the floor measured in the same run, and resident memory. */
 const NFT_START_TARGET: Target = { atMost: 1.8, unit: '×' };
@@ -61,6 +65,7 @@ const SECTION_KEYS = [
   'events',
   'churn',
   'scrapes',
+  'tricks',
 ] as const;
 type SectionKey = (typeof SECTION_KEYS)[number];
 const SELECTED = process.env.BENCH_SECTIONS?.split(',')
@@ -103,7 +108,7 @@ describeKernel('pnpm bench', () => {
     if (want('apply')) {
       const apply: ApplyCostRow[] = [];
       for (const backend of BACKENDS)
-        apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
+        apply.push(...(await measureApplyCost(backend, APPLY_COUNTS, Math.max(3, RUNS / 2))));
       sections.set('apply', applyTable(apply));
     }
 
@@ -118,12 +123,13 @@ describeKernel('pnpm bench', () => {
           // The plain drop, and the default layout that records who hits it (a goto to a record chain).
           { rules: 'nft', cidrs: 1, records: false },
           { rules: 'nft', cidrs: 1, records: true },
-          { rules: 'nft', cidrs: 256, records: false },
-          { rules: 'nft', cidrs: 256, records: true },
+          // The most a node can hold: MAX_CIDRS_PER_FAMILY in each family.
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: false },
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: true },
           { rules: 'iptables-nft', cidrs: 1 },
-          { rules: 'iptables-nft', cidrs: 256 },
+          { rules: 'iptables-nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
           { rules: 'iptables-legacy', cidrs: 1 },
-          { rules: 'iptables-legacy', cidrs: 256 },
+          { rules: 'iptables-legacy', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
         ],
         2,
         FORWARDING_ROUNDS,
@@ -146,6 +152,8 @@ describeKernel('pnpm bench', () => {
     }
 
     if (want('scrapes')) sections.set('scrapes', scrapeTable(await measureScrapes(SCRAPE_SECONDS)));
+
+    if (want('tricks')) sections.set('tricks', tricksTable(await measureTricks(RUNS, Math.min(IDLE_SECONDS, 15))));
 
     const when = started.toISOString().slice(0, 16).replace('T', ' ');
     const report = SELECTED
@@ -275,7 +283,7 @@ function applyTable(rows: readonly ApplyCostRow[]): string {
   return [
     '## Apply cost as the CIDR count grows',
     '',
-    'One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing).',
+    `One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing). CIDRs are split between the families, up to ${2 * MAX_CIDRS_PER_FAMILY}: the cap of ${MAX_CIDRS_PER_FAMILY} per family, beyond which desiredState refuses (ERR_RC_TOO_MANY_CIDRS).`,
     '',
     '| backend | CIDRs | apply | commands (writes) | no-op resync | commands (writes) |',
     '|---|---|---|---|---|---|',
@@ -399,6 +407,41 @@ function scrapeTable(result: ScrapeResult): string {
     '| scrapes answered | over | reads of our table | reads per second | target |',
     '|---|---|---|---|---|',
     `| ${result.scrapes} | ${result.seconds.toFixed(1)} s | ${result.reads} | ${result.readsPerSecond.toFixed(2)} | ≤ 1 |`,
+    '',
+  ].join('\n');
+}
+
+function savedCell(row: TrickRow, key: keyof TrickRow['figures'], unit: (value: number) => string): string {
+  const saved = row.saved?.[key];
+  if (!saved) return '';
+  return describeBenefit(benefit(saved), unit);
+}
+
+function describeBenefit({ median, verdict }: ReturnType<typeof benefit>, unit: (value: number) => string): string {
+  if (verdict === 'saves') return `saves ${unit(median)} (every round)`;
+  if (verdict === 'costs') return `**costs** ${unit(-median)} (every round)`;
+  return `within noise (${unit(median)})`;
+}
+
+function tricksTable(result: TricksResult): string {
+  const mib = (value: number) => `${value.toFixed(1)} MiB`;
+  const figure = (summary: { median: number; min: number; max: number }, unit: (value: number) => string) =>
+    `${unit(summary.median)} (${unit(summary.min)}–${unit(summary.max)})`;
+  return [
+    '## Start-up tricks and what each buys',
+    '',
+    `The shipped agent next to builds of it without one trick each (test/bench/tricks.ts), interleaved over ${result.rounds} rounds: spawn to "rules applied" with \`SERVICE_CIDRS\` (nft) and following one ServiceCIDR of the test API server; VmRSS after ${result.idleSeconds} s idle (all variants idling side by side, scraped once). "Saved" is the median of the per-round differences, variant less shipped: a trick buys more than the noise only when it saves in every round, and costs when it loses in every round.`,
+    '',
+    '| variant | start | saved | start, Kubernetes source | saved | idle RSS | saved | idle RSS, Kubernetes source | saved |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...result.rows.map(
+      (row) =>
+        `| ${row.variant.label} | ${figure(row.figures.start, ms)} | ${savedCell(row, 'start', ms)} | ${figure(row.figures.kubernetesStart, ms)} | ${savedCell(row, 'kubernetesStart', ms)} | ${figure(row.figures.idleMib, mib)} | ${savedCell(row, 'idleMib', mib)} | ${figure(row.figures.kubernetesIdleMib, mib)} | ${savedCell(row, 'kubernetesIdleMib', mib)} |`,
+    ),
+    '',
+    '| `route-controller --version` | answered by the CommonJS bin | through the ESM bundle | saved |',
+    '|---|---|---|---|',
+    `| median (min–max) | ${figure(result.version.bin, ms)} | ${figure(result.version.bundle, ms)} | ${describeBenefit(benefit(result.version.saved), ms)} |`,
     '',
   ].join('\n');
 }
