@@ -18,6 +18,7 @@ export type EventBackend = 'nft' | 'iptables-nft';
 export const EVENT_BACKENDS: readonly EventBackend[] = ['nft', 'iptables-nft'];
 export const RESYNC = '1h';
 const LISTEN = '127.0.0.1:9771';
+const METRICS_LISTEN = '127.0.0.1:9772';
 /**
  * Between two drifts: longer than the agent's loop cap allows for a fight (10 repairs from events
  * within 10 s pause them), since here one process does undo every repair, on purpose.
@@ -79,6 +80,7 @@ async function startWithEvents(
     FIREWALL_BACKEND: backend,
     RESYNC_INTERVAL: RESYNC,
     LISTEN_ADDRESS: LISTEN,
+    METRICS_LISTEN_ADDRESS: METRICS_LISTEN,
     ...env,
   });
   await agent.waitUntilReady(20_000);
@@ -157,7 +159,7 @@ function churnPayload(rules: number, round: number): string {
 }
 
 async function metrics(ns: Netns): Promise<string> {
-  return (await httpGet(ns, `http://${LISTEN}/metrics`)).body;
+  return (await httpGet(ns, `http://${METRICS_LISTEN}/metrics`)).body;
 }
 
 function value(text: string, name: string): number {
@@ -336,7 +338,7 @@ export async function measureScrapes(seconds: number, rate = 20): Promise<Scrape
   try {
     await sleep(1_500); // past the last read of start-up and of the stream's first reconcile
     const client = `
-      const url = 'http://${LISTEN}/metrics';
+      const url = 'http://${METRICS_LISTEN}/metrics';
       let done = 0;
       const started = Date.now();
       const timer = setInterval(() => {

@@ -241,10 +241,10 @@ describe('the chart refuses exactly what the agent refuses', () => {
     }
   });
 
-  it('routeController.metrics.listenAddress (METRICS_LISTEN_ADDRESS): host:port or off; empty: with health', async () => {
+  it("metrics.listenAddress (METRICS_LISTEN_ADDRESS): host:port or off; empty: the agent's 127.0.0.1:9772", async () => {
     await agree({
-      path: 'routeController.metrics.listenAddress',
-      values: (listenAddress: string) => ({ routeController: { metrics: { listenAddress } } }),
+      path: 'metrics.listenAddress',
+      values: (listenAddress: string) => ({ metrics: { listenAddress } }),
       agentEnv: (value) => ({ METRICS_LISTEN_ADDRESS: value }),
       good: [
         '',

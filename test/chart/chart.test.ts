@@ -96,11 +96,41 @@ describe('helm chart charts/route-controller', () => {
     await helmBinary();
   }, 600_000);
 
-  it('passes helm lint, with its defaults and with explicit Service CIDRs', async () => {
-    for (const args of [[], ['--set', 'routeController.serviceCIDRs={10.96.0.0/12}']]) {
+  it('passes helm lint --strict, with its defaults, with explicit Service CIDRs and with every monitoring object', async () => {
+    const monitoring = ['serviceMonitor', 'prometheusRule', 'dashboard'].flatMap((name) => [
+      '--set',
+      `metrics.${name}.enabled=true`,
+    ]);
+    for (const args of [[], ['--set', 'routeController.serviceCIDRs={10.96.0.0/12}'], monitoring]) {
       const result = await helm(['lint', '--strict', CHART_DIR, ...args]);
       expect(result.exitCode, result.stdout + result.stderr).toBe(0);
       expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    }
+  });
+
+  it('carries Artifact Hub annotations: the license, the image at appVersion, links and changes', () => {
+    const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as {
+      appVersion: string;
+      annotations: Record<string, string>;
+    };
+    const root = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { license: string };
+    const annotations = chart.annotations;
+    expect(annotations['artifacthub.io/license']).toBe(root.license);
+    expect(parse(annotations['artifacthub.io/images'] ?? '')).toEqual([
+      { name: 'route-controller', image: `local/route-controller:${chart.appVersion}`, whitelisted: true },
+    ]);
+    const links = parse(annotations['artifacthub.io/links'] ?? '') as { name: string; url: string }[];
+    expect(links.length).toBeGreaterThan(0);
+    for (const link of links) {
+      expect(link.name).toBeTruthy();
+      expect(() => new URL(link.url)).not.toThrow();
+      expect(link.url).toMatch(/^https:\/\//);
+    }
+    const changes = parse(annotations['artifacthub.io/changes'] ?? '') as { kind: string; description: string }[];
+    expect(changes.length).toBeGreaterThan(0);
+    for (const change of changes) {
+      expect(['added', 'changed', 'deprecated', 'removed', 'fixed', 'security']).toContain(change.kind);
+      expect(change.description.length).toBeGreaterThan(10);
     }
   });
 
@@ -223,9 +253,9 @@ describe('helm chart charts/route-controller', () => {
           iptablesLockWait: '30s',
           cleanupOnExit: true,
           port: 9999,
-          metrics: { listenAddress: '127.0.0.1:9772' },
           logLevel: 'trace',
         },
+        metrics: { listenAddress: '0.0.0.0:9773' },
       });
       expect(env).toEqual({
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
@@ -235,7 +265,7 @@ describe('helm chart charts/route-controller', () => {
         IPTABLES_LOCK_WAIT: '30s',
         CLEANUP_ON_EXIT: 'true',
         LISTEN_ADDRESS: '0.0.0.0:9999',
-        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+        METRICS_LISTEN_ADDRESS: '0.0.0.0:9773',
         LOG_LEVEL: 'trace',
         POD_LOOKUP: 'true',
         STALE_CLUSTERIP_EVENTS: 'false',
@@ -249,7 +279,7 @@ describe('helm chart charts/route-controller', () => {
         logLevel: 'trace',
         cleanupOnExit: true,
         listen: { host: '0.0.0.0', port: 9999 },
-        metricsListen: { host: '127.0.0.1', port: 9772 },
+        metricsListen: { host: '0.0.0.0', port: 9773 },
         iptablesLockWaitSeconds: 30,
       });
       // Explicit CIDRs need no API access.
@@ -265,6 +295,7 @@ describe('helm chart charts/route-controller', () => {
         RESYNC_INTERVAL: '30s',
         CLEANUP_ON_EXIT: 'false',
         LISTEN_ADDRESS: '0.0.0.0:9771',
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         IPTABLES_LOCK_WAIT: '5s',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
         POD_LOOKUP: 'true',
@@ -278,7 +309,7 @@ describe('helm chart charts/route-controller', () => {
         resyncIntervalMs: 30_000,
         cleanupOnExit: false,
         listen: { host: '0.0.0.0', port: 9771 },
-        metricsListen: 'health',
+        metricsListen: { host: '127.0.0.1', port: 9772 },
         iptablesLockWaitSeconds: 5,
       });
     });
@@ -291,8 +322,8 @@ describe('helm chart charts/route-controller', () => {
           blockAction: '',
           resyncInterval: '',
           iptablesLockWait: '',
-          metrics: { listenAddress: ' off ' },
         },
+        metrics: { listenAddress: ' off ' },
       });
       expect(env).toEqual({
         LOG_LEVEL: 'info',
@@ -309,23 +340,21 @@ describe('helm chart charts/route-controller', () => {
         action: 'drop',
         resyncIntervalMs: 30_000,
         iptablesLockWaitSeconds: 5,
-        metricsListen: 'off',
+        metricsListen: undefined,
       });
     });
     it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
-      const nulls = [
-        'cleanupOnExit',
-        'firewallBackend',
-        'resyncInterval',
-        'iptablesLockWait',
-        'metrics',
-        'staleClusterIPs',
-      ];
-      const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
+      const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'staleClusterIPs'];
+      const { env } = await daemonSet(
+        {},
+        { set: [...nulls.map((key) => `routeController.${key}=null`), 'metrics=null'] },
+      );
       expect(env).toEqual({
         LOG_LEVEL: 'info',
         BLOCK_ACTION: 'drop',
         LISTEN_ADDRESS: '0.0.0.0:9771',
+        // The agent's own default, written out: where /metrics is served is the chart's to say.
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
       });
       expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
@@ -334,35 +363,45 @@ describe('helm chart charts/route-controller', () => {
     });
   });
 
-  describe('metrics: with the health probes by default, or on an address of their own', () => {
-    it('by default serves /metrics on the health port: one port, named http', async () => {
+  describe('metrics: apart from the health probes, on loopback unless Prometheus must reach them', () => {
+    const HTTP = { name: 'http', containerPort: 9771, protocol: 'TCP' };
+
+    it('by default serves /metrics on 127.0.0.1:9772 (the node alone, as kube-proxy), the probes on every address', async () => {
       const { container, env } = await daemonSet();
-      expect(env.METRICS_LISTEN_ADDRESS).toBeUndefined();
-      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+      expect(env.METRICS_LISTEN_ADDRESS).toBe('127.0.0.1:9772');
+      expect(env.LISTEN_ADDRESS).toBe('0.0.0.0:9771');
+      expect(container.ports).toEqual([HTTP, { name: 'metrics', containerPort: 9772, protocol: 'TCP' }]);
+      expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
     });
 
-    it('declares a metrics port for an address of its own, so two pods on a node cannot both take it', async () => {
+    it('declares the metrics port of the address given, so two pods on a node cannot both take it', async () => {
       for (const [listenAddress, port] of [
         ['127.0.0.1:9772', 9772],
         ['0.0.0.0:19772', 19772],
         ['[::1]:9773', 9773],
         [':9774', 9774],
       ] as const) {
-        const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress } } });
+        const { container, env } = await daemonSet({ metrics: { listenAddress } });
         expect(env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
-        expect(container.ports).toEqual([
-          { name: 'http', containerPort: 9771, protocol: 'TCP' },
-          { name: 'metrics', containerPort: port, protocol: 'TCP' },
-        ]);
+        expect(container.ports).toEqual([HTTP, { name: 'metrics', containerPort: port, protocol: 'TCP' }]);
         // The probes stay on the node address, where the kubelet reaches them.
         expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
       }
     });
 
     it('declares no metrics port when metrics are off', async () => {
-      const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress: 'off' } } });
+      const { container, env } = await daemonSet({ metrics: { listenAddress: 'off' } });
       expect(env.METRICS_LISTEN_ADDRESS).toBe('off');
-      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+      expect(container.ports).toEqual([HTTP]);
+    });
+
+    it('with the ServiceMonitor, serves /metrics on every node address (0.0.0.0:9772) unless an address is given', async () => {
+      const monitored = await daemonSet({ metrics: { serviceMonitor: { enabled: true } } });
+      expect(monitored.env.METRICS_LISTEN_ADDRESS).toBe('0.0.0.0:9772');
+      expect(loadConfig(monitored.env).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
+      const own = await daemonSet({ metrics: { listenAddress: '[::]:19772', serviceMonitor: { enabled: true } } });
+      expect(own.env.METRICS_LISTEN_ADDRESS).toBe('[::]:19772');
+      expect(own.container.ports).toContainEqual({ name: 'metrics', containerPort: 19772, protocol: 'TCP' });
     });
   });
 
@@ -504,7 +543,7 @@ describe('helm chart charts/route-controller', () => {
   it("probes readiness on /readyz and liveness on /healthz, at the agent's port", async () => {
     for (const port of [9771, 19000]) {
       const { container, env } = await daemonSet({ routeController: { port } });
-      expect(container.ports).toEqual([{ name: 'http', containerPort: port, protocol: 'TCP' }]);
+      expect(container.ports).toContainEqual({ name: 'http', containerPort: port, protocol: 'TCP' });
       expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
       expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
       expect(env.LISTEN_ADDRESS).toBe(`0.0.0.0:${port}`);

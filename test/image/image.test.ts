@@ -14,19 +14,25 @@ import { Buildah } from '../src/image-storage.js';
 const repoRoot = process.env.RC_IMAGE_TEST_CONTEXT ?? fileURLToPath(new URL('../..', import.meta.url));
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
 const PORT = 9771;
+/** The image's default METRICS_LISTEN_ADDRESS is 127.0.0.1:9772: reachable from inside the node only. */
+const METRICS_PORT = 9772;
 
 function log(line: string): void {
   console.log(`[image] ${line}`);
 }
 
-/** GET on the agent's health endpoint, from inside the node's network namespace. */
-async function httpGet(netns: string, path: string): Promise<{ status: number; body: string } | { error: string }> {
+/** GET on the agent's health (or metrics) endpoint, from inside the node's network namespace. */
+async function httpGet(
+  netns: string,
+  path: string,
+  port = PORT,
+): Promise<{ status: number; body: string } | { error: string }> {
   const script = `fetch(process.argv[1], { signal: AbortSignal.timeout(2000) })
   .then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })))
   .catch((e) => console.log(JSON.stringify({ error: String(e) })))`;
   const result = await must(
     'ip',
-    ['netns', 'exec', netns, process.execPath, '-e', script, `http://127.0.0.1:${PORT}${path}`],
+    ['netns', 'exec', netns, process.execPath, '-e', script, `http://127.0.0.1:${port}${path}`],
     {
       timeoutMs: 10_000,
     },
@@ -220,7 +226,7 @@ describeImage('container image', (engine: ImageEngine) => {
     expect(ready, agent.output).toMatchObject({ status: 200 });
     log(`agent ready ${((performance.now() - runStart) / 1000).toFixed(1)} s after the container started`);
     expect(await httpGet(lab.node.name, '/healthz')).toMatchObject({ status: 200 });
-    const metrics = await httpGet(lab.node.name, '/metrics');
+    const metrics = await httpGet(lab.node.name, '/metrics', METRICS_PORT);
     expect(metrics).toMatchObject({ status: 200 });
     expect('body' in metrics && metrics.body.includes('# TYPE')).toBe(true);
 

@@ -79,6 +79,7 @@ describeKernel('agent in the loop lab, per backend', () => {
           FIREWALL_BACKEND: testCase.requested,
           RESYNC_INTERVAL: '1s',
           LISTEN_ADDRESS: '127.0.0.1:9771',
+          METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         });
       });
       afterAll(async () => {
@@ -112,7 +113,7 @@ describeKernel('agent in the loop lab, per backend', () => {
         const ready = await httpGet(lab.node, 'http://127.0.0.1:9771/readyz');
         expect(ready.status).toBe(200);
         expect(ready.body).toContain('in step');
-        const metrics = (await httpGet(lab.node, 'http://127.0.0.1:9771/metrics')).body;
+        const metrics = (await httpGet(lab.node, 'http://127.0.0.1:9772/metrics')).body;
         expect(metrics).toContain(`route_controller_backend_info{backend="${testCase.expected}"} 1`);
         expect(metrics).toMatch(/route_controller_service_cidrs\{family="ipv4"\} 1/);
         const blocked = /route_controller_blocked_packets_total\{family="ipv4"\} (\d+)/.exec(metrics);

@@ -10,6 +10,7 @@ import { describeKernel } from '../src/prerequisites.js';
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
 const DESIRED = desiredState(parseCidrList(SERVICE_CIDRS).cidrs);
 const LISTEN_ADDRESS = '127.0.0.1:9771';
+const METRICS_LISTEN_ADDRESS = '127.0.0.1:9772';
 /** Generous: a repair from an event takes tens of milliseconds; only a hang (or no event) reaches this. */
 const REPAIR_WAIT_MS = 10_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -78,7 +79,7 @@ function backendFor(name: 'nft' | 'iptables-nft', ns: Netns): FirewallBackend {
 }
 
 async function metric(ns: Netns, name: string): Promise<number | undefined> {
-  const text = (await httpGet(ns, `http://${LISTEN_ADDRESS}/metrics`)).body;
+  const text = (await httpGet(ns, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
@@ -145,6 +146,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
           FIREWALL_BACKEND: backend,
           RESYNC_INTERVAL: '1h',
           LISTEN_ADDRESS,
+          METRICS_LISTEN_ADDRESS,
         });
         await agent.waitUntilReady(15_000);
         await agent.waitForMessage('following kernel change events', 15_000);
@@ -181,7 +183,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         await sleep(1_500);
         expect(await metric(lab.node, 'route_controller_applies_total')).toBe(applies);
         expect(agent.logs.slice(logged).filter((line) => line.level !== 'debug')).toEqual([]);
-        const text = (await httpGet(lab.node, `http://${LISTEN_ADDRESS}/metrics`)).body;
+        const text = (await httpGet(lab.node, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
         expect(Number(/route_controller_change_events_total\{scope="ours"\} (\d+)/.exec(text)?.[1])).toBeGreaterThan(0);
       });
     });
@@ -250,6 +252,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         FIREWALL_BACKEND: 'iptables-legacy',
         RESYNC_INTERVAL: '1s',
         LISTEN_ADDRESS,
+        METRICS_LISTEN_ADDRESS,
       });
       await agent.waitUntilReady(15_000);
     });

@@ -12,7 +12,8 @@ import { describeKernel } from '../src/prerequisites.js';
  * on a kind node would be. Each step proves its effect with packets, not only with logs.
  */
 
-const AGENT = 'http://127.0.0.1:9772';
+const AGENT = 'http://127.0.0.1:9771';
+const METRICS = 'http://127.0.0.1:9772';
 const LAB_CIDRS = [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6];
 /** With the rules missing, 10 pings to a stale ClusterIP bounce about 31 times each. */
 const LOOPING = 200;
@@ -25,7 +26,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
   let env: Record<string, string>;
 
   const lists = () => server.requests.filter((r) => r.path === SERVICECIDRS_PATH && r.query.watch === undefined);
-  const metrics = async () => (await httpGet(lab.node, `${AGENT}/metrics`)).body;
+  const metrics = async () => (await httpGet(lab.node, `${METRICS}/metrics`)).body;
 
   /** Waits for the next "rules applied" after log line `from`; returns ms from `since` to its timestamp. */
   async function applied(from: number, since: number, timeoutMs = 5_000): Promise<{ msg: string; ms: number }> {
@@ -37,7 +38,12 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
     lab = await LoopLab.create();
     api = await startKubernetesApi(lab.node);
     server = api.server;
-    env = { KUBECONFIG: api.kubeconfig, RESYNC_INTERVAL: '30s', LISTEN_ADDRESS: '127.0.0.1:9772' };
+    env = {
+      KUBECONFIG: api.kubeconfig,
+      RESYNC_INTERVAL: '30s',
+      LISTEN_ADDRESS: '127.0.0.1:9771',
+      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+    };
     // One agent for the whole sequence below, so it is the suite's; it starts while the API fails.
     server.failWith({ code: 500 });
     agent = startAgent(lab.node, env);

@@ -13,7 +13,7 @@ import { describeKernel } from '../src/prerequisites.js';
  */
 
 const NODE = 'lab-node';
-const AGENT = 'http://127.0.0.1:9773';
+const METRICS = 'http://127.0.0.1:9772';
 
 interface StatusJson {
   staleDestinations: {
@@ -53,7 +53,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
     agent = startAgent(lab.node, {
       ...cliEnv,
       RESYNC_INTERVAL: '1s',
-      LISTEN_ADDRESS: '127.0.0.1:9773',
+      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
       STALE_CLUSTERIP_EVENTS: 'true',
     });
     await agent.waitForMessage('rules applied', 20_000);
@@ -150,7 +150,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
   });
 
   it('/metrics counts the distinct stale destinations per family, and one Event per destination went to the Node', async () => {
-    const metrics = (await httpGet(lab.node, `${AGENT}/metrics`)).body;
+    const metrics = (await httpGet(lab.node, `${METRICS}/metrics`)).body;
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv4"} 2');
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv6"} 2');
     const events = api.server.events() as unknown as {

@@ -66,26 +66,22 @@ export class Agent {
     await this.chores.afterRules();
   }
 
-  /** /healthz and /readyz, and /metrics with them or on an address of its own. */
+  /**
+   * /healthz and /readyz on LISTEN_ADDRESS, where the kubelet probes them; /metrics always on an
+   * address of its own (METRICS_LISTEN_ADDRESS, loopback by default), as kube-proxy splits them.
+   */
   async #listen(): Promise<void> {
     const { listen, metricsListen } = this.config;
     if (listen) {
-      const withMetrics = metricsListen === 'health';
-      this.#address = await this.server.listen(
-        { ...listen, variable: 'LISTEN_ADDRESS' },
-        new Set(withMetrics ? (['health', 'metrics'] as const) : (['health'] as const)),
-      );
-      this.#log.info(
-        { address: this.#address },
-        `serving /healthz, /readyz${withMetrics ? ' and /metrics' : ''} on ${listen.host}:${this.#address.port}`,
-      );
+      this.#address = await this.server.listen({ ...listen, variable: 'LISTEN_ADDRESS' }, new Set(['health'] as const));
+      this.#log.info({ address: this.#address, paths: ['/healthz', '/readyz'] }, 'serving health endpoints');
     }
-    if (typeof metricsListen === 'object') {
+    if (metricsListen) {
       const address = await this.server.listen(
         { ...metricsListen, variable: 'METRICS_LISTEN_ADDRESS' },
         new Set(['metrics'] as const),
       );
-      this.#log.info({ address }, `serving /metrics on ${metricsListen.host}:${address.port}`);
+      this.#log.info({ address, paths: ['/metrics'] }, 'serving metrics');
     }
   }
 

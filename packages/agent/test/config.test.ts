@@ -30,7 +30,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       cleanupOnExit: false,
       listen: { host: '0.0.0.0', port: 9771 },
-      metricsListen: 'health',
+      // As kube-proxy: health on every address for the kubelet, metrics on loopback only.
+      metricsListen: { host: '127.0.0.1', port: 9772 },
       kubeconfig: undefined,
       iptablesLockWaitSeconds: 5,
       discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
@@ -52,7 +53,7 @@ describe('loadConfig', () => {
       LISTEN_ADDRESS: '127.0.0.1:9000',
       KUBECONFIG: '/etc/kube/config',
       IPTABLES_LOCK_WAIT: '30s',
-      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+      METRICS_LISTEN_ADDRESS: '0.0.0.0:9773',
       DISCOVERY_SOURCES: 'dry-run,servicecidr',
       NODE_NAME: 'kind-worker2',
       POD_NAMESPACE: 'route-controller',
@@ -66,7 +67,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       cleanupOnExit: true,
       listen: { host: '127.0.0.1', port: 9000 },
-      metricsListen: { host: '127.0.0.1', port: 9772 },
+      metricsListen: { host: '0.0.0.0', port: 9773 },
       kubeconfig: '/etc/kube/config',
       iptablesLockWaitSeconds: 30,
       // Always in their fixed order, whatever the order written.
@@ -91,7 +92,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ LISTEN_ADDRESS: ':8080' }).listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: '[::1]:8080' }).listen).toEqual({ host: '::1', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: 'off' }).listen).toBeUndefined();
-    expect(loadConfig({ METRICS_LISTEN_ADDRESS: 'off' }).metricsListen).toBe('off');
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: 'off' }).metricsListen).toBeUndefined();
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: ':9772' }).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
   });
 
   const bad: [string, Record<string, string>, string, string][] = [

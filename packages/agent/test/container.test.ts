@@ -26,7 +26,8 @@ function compose(env: Record<string, string>) {
     backends.set(name, new MemoryBackend(kernel, { name }));
   }
   const network: NodeNetworkReader = { read: async () => ({ addresses: [], gateways: [] }) };
-  const container = createAgentContainer(loadConfig({ LISTEN_ADDRESS: 'off', ...env }), {
+  // Nothing listens: the test runs in this machine's own network namespace.
+  const container = createAgentContainer(loadConfig({ LISTEN_ADDRESS: 'off', METRICS_LISTEN_ADDRESS: 'off', ...env }), {
     logger: pino({ level: 'silent' }),
     overrides: (c) => {
       c.register(TOKENS.Backends, { useValue: backends as BackendSet });

@@ -13,6 +13,7 @@ import {
   type BackendChoice,
   DEFAULT_DISCOVERY_SOURCES,
   DEFAULT_LISTEN,
+  DEFAULT_METRICS_LISTEN,
   DISCOVERY_SOURCE_NAMES,
   type DiscoverySourceName,
   LOG_LEVELS,
@@ -36,10 +37,10 @@ export interface AgentConfig {
   readonly resyncIntervalMs: number;
   readonly logLevel: LogLevel;
   readonly cleanupOnExit: boolean;
-  /** Address of /healthz and /readyz (and /metrics, unless metrics has its own); undefined: disabled. */
+  /** Address of /healthz and /readyz; undefined: disabled. */
   readonly listen: ListenAddress | undefined;
-  /** Where /metrics is served: with health ('health'), on its own address, or nowhere ('off'). */
-  readonly metricsListen: ListenAddress | 'health' | 'off';
+  /** Address of /metrics, always apart from health (as kube-proxy's); undefined: disabled. */
+  readonly metricsListen: ListenAddress | undefined;
   readonly kubeconfig: string | undefined;
   /** Seconds iptables-restore waits for the xtables lock (`-w`). */
   readonly iptablesLockWaitSeconds: number;
@@ -118,10 +119,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     logLevel: checked('info', () => choice('logLevel', origin('logLevel'), LOG_LEVELS, 'info')),
     cleanupOnExit: checked(false, () => bool('cleanupOnExit', origin('cleanupOnExit'), false)),
     listen: checked(undefined, () => listen('listen', origin('listen'), DEFAULT_LISTEN)),
-    metricsListen: checked<ListenAddress | 'health' | 'off'>('health', () => {
-      const given = origin('metricsListen');
-      return given ? (listen('metricsListen', given, DEFAULT_LISTEN) ?? 'off') : 'health';
-    }),
+    metricsListen: checked(undefined, () => listen('metricsListen', origin('metricsListen'), DEFAULT_METRICS_LISTEN)),
     kubeconfig: origin('kubeconfig')?.value,
     iptablesLockWaitSeconds: checked(DEFAULT_LOCK_WAIT_SECONDS, () => lockWait(origin('iptablesLockWait'))),
     discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
@@ -301,7 +299,7 @@ function listen(
     throw invalid(
       spec,
       origin ?? { value: text, via: spec.env },
-      'host:port such as 0.0.0.0:9771, [::]:9771 or :9771, or off',
+      `host:port such as ${fallback} ([::1]:<port> for IPv6, :<port> for every address), or off`,
     );
   }
   const host = match.groups?.v6 ?? (match.groups?.host || '0.0.0.0');
