@@ -121,6 +121,76 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
+  /** Makes every apply from now on hang until the returned function lets them go. */
+  function hangApplies(t: ReturnType<typeof setup>): () => void {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const apply = t.backend.apply.bind(t.backend);
+    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
+      await held;
+      return apply(desired, options);
+    });
+    return release;
+  }
+
+  it('is alive while attempts complete, and not once none has for 3 resync intervals (kube-proxy healthz)', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(t.reconciler.liveness()).toEqual({ alive: true, reason: 'ok' });
+    const release = hangApplies(t);
+    // The next resync's attempt hangs: 3 s after the last completed attempt the loop counts as stuck.
+    await vi.advanceTimersByTimeAsync(2_900);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.liveness()).toEqual({
+      alive: false,
+      reason: expect.stringContaining('waits on the memory commands'),
+    });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    await t.reconciler.stop();
+  });
+
+  it('counts failed attempts as attempts: a firewall that always times out is alive, and not ready, saying why', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    vi.spyOn(t.backend, 'apply').mockRejectedValue(
+      new RouteControllerError(ErrorCodes.CommandTimeout, 'nft -j list table inet route-controller did not finish'),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringContaining(`apply with memory failed: ${ErrorCodes.CommandTimeout}`),
+    });
+    await t.reconciler.stop();
+  });
+
+  it('is not ready while an attempt runs longer than a resync: the rules are not verified meanwhile', async () => {
+    const t = setup('2s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    expect(t.reconciler.readiness().ready).toBe(true);
+    const release = hangApplies(t);
+    await vi.advanceTimersByTimeAsync(2_000 + 1_900);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: 'cannot verify the rules: a reconcile has been waiting on the memory commands for 2s',
+    });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await t.reconciler.stop();
+  });
+
   it('keeps the rules and retries with a doubling, jittered backoff when apply fails (fail-static)', async () => {
     const t = setup('30s');
     t.source.set('10.96.0.0/16');
