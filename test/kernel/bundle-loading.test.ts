@@ -43,7 +43,7 @@ describeKernel('the bundled agent, with SERVICE_CIDRS, loads no Kubernetes clien
     const agent = startAgent(ns, { SERVICE_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771', ...LOG_LOADS_ENV });
     try {
       await agent.waitForMessage(ENFORCED, 15_000);
-      await agent.waitForMessage('serving /healthz', 15_000);
+      await agent.waitForLog((line) => line.msg === 'serving' && String(line.routes).includes('health'), 15_000);
       expect((await httpGet(ns, 'http://127.0.0.1:9771/metrics')).body).toContain('route_controller_ready 1');
     } finally {
       await agent.stop('SIGTERM');
