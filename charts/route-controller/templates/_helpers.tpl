@@ -78,7 +78,12 @@ bad values before.
   value: {{ quote . }}
 {{- end -}}
 {{- end }}
-{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source). */}}
+{{- if include "route-controller.cleanupOnUninstall" . }}
+{{- /* The uninstall check: the DaemonSet this pod belongs to, in POD_NAMESPACE. */}}
+- name: DAEMONSET_NAME
+  value: "route-controller"
+{{- end }}
+{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source, uninstall check). */}}
 - name: NODE_NAME
   valueFrom:
     fieldRef:
@@ -119,4 +124,9 @@ default). (list $rc "podLookup")
 {{- if and $address (ne $address "off") -}}
 {{- atoi (regexFind `[0-9]+$` $address) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Whether the agents remove their rules when the release is uninstalled: on unless set to false. */}}
+{{- define "route-controller.cleanupOnUninstall" -}}
+{{- if ne (toString .Values.routeController.cleanupOnUninstall) "false" -}}true{{- end -}}
 {{- end -}}
