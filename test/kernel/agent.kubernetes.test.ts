@@ -50,7 +50,7 @@ describeKernel('agent with Kubernetes discovery in the loop lab', () => {
   });
 
   it('starts while the API server fails: loads the Kubernetes client, serves health, is not ready', async () => {
-    await agent.waitForMessage('SERVICE_CIDRS is not set: loading the Kubernetes client');
+    await agent.waitForMessage('loading the kubernetes client for discovery');
     await agent.waitForMessage(`using the Kubernetes API at ${api.url}`);
     await agent.waitForMessage(`watching ServiceCIDR objects (networking.k8s.io/v1 servicecidrs) on ${api.url}`);
     await agent.waitForMessage('cannot reach the API server for ServiceCIDRs (HTTP 500');

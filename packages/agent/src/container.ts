@@ -170,8 +170,8 @@ function kubernetesSources(
 ): LazySource[] {
   const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> => {
     logger.info(
-      { sources: config.discoverySources },
-      `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
+      { sources: config.discoverySources, why: 'SERVICE_CIDRS is not set' },
+      'loading the kubernetes client for discovery',
     );
     const [{ createKubernetesSources }, shared] = await Promise.all([import('./discovery/sources.js'), connection()]);
     return createKubernetesSources({
