@@ -49,26 +49,11 @@ const UNREADABLE: Availability = {
 
 describe('route-controller cleanup', () => {
   it('leaves a backend whose tables it cannot read as it is, says so, and fails; the others are cleaned', async () => {
-    const backends = new Map<BackendName, MemoryBackend>();
-    for (const name of ['nft', 'iptables-nft', 'iptables-legacy'] as const) {
-      const backend = new MemoryBackend(new MemoryKernel(), { name });
-      await backend.apply(desiredState(parseCidrList('10.96.0.0/16').cidrs));
-      backends.set(name, backend);
-    }
+    const { backends, cleanup: run, out, err } = await installed();
     const unreadable = backends.get('iptables-nft') as MemoryBackend;
     vi.spyOn(unreadable, 'probe').mockResolvedValue(UNREADABLE);
     const cleanup = vi.spyOn(unreadable, 'cleanup');
-    const container = createAgentContainer(loadConfig({ LISTEN_ADDRESS: 'off', SERVICE_CIDRS: '10.96.0.0/16' }), {
-      logger: pino({ level: 'silent' }),
-      oneShot: true,
-      overrides: (c) => {
-        c.register(TOKENS.Backends, { useValue: backends as BackendSet });
-        c.register(TOKENS.AgentSocketName, { useValue: SOCKET });
-      },
-    });
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await cleanupCommand(composeToolbox(container), { out: (t) => out.push(t), err: (t) => err.push(t) });
+    const code = await run();
     expect(code).toBe(1);
     expect(cleanup).not.toHaveBeenCalled();
     expect(unreadable.kernel.writes).toBe(1);

@@ -135,15 +135,24 @@ describe('Reconciler', () => {
     return release;
   }
 
-  it('is alive while attempts complete, and not once none has for 3 resync intervals (kube-proxy healthz)', async () => {
+  it('while an attempt hangs: not ready past a resync (unverified), not alive past 3 (kube-proxy healthz); both again once it ends', async () => {
     const t = setup('1s');
     t.source.set('10.96.0.0/16');
     await t.reconciler.start();
     await vi.advanceTimersByTimeAsync(5_000);
+    expect(t.reconciler.readiness().ready).toBe(true);
     expect(t.reconciler.liveness()).toEqual({ alive: true, reason: 'ok' });
     const release = hangApplies(t);
-    // The next resync's attempt hangs: 3 s after the last completed attempt the loop counts as stuck.
-    await vi.advanceTimersByTimeAsync(2_900);
+    // The next resync's attempt (at 6 s) hangs.
+    await vi.advanceTimersByTimeAsync(1_900);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: 'cannot verify the rules: a reconcile has been waiting on the memory commands for 1s',
+    });
+    // 3 s after the last attempt that completed (at 5 s), the loop counts as stuck.
+    await vi.advanceTimersByTimeAsync(800);
     expect(t.reconciler.liveness().alive).toBe(true);
     await vi.advanceTimersByTimeAsync(200);
     expect(t.reconciler.liveness()).toEqual({
@@ -153,6 +162,7 @@ describe('Reconciler', () => {
     release();
     await vi.advanceTimersByTimeAsync(0);
     expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness().ready).toBe(true);
     await t.reconciler.stop();
   });
 
@@ -169,25 +179,6 @@ describe('Reconciler', () => {
       ready: false,
       reason: expect.stringContaining(`apply with memory failed: ${ErrorCodes.CommandTimeout}`),
     });
-    await t.reconciler.stop();
-  });
-
-  it('is not ready while an attempt runs longer than a resync: the rules are not verified meanwhile', async () => {
-    const t = setup('2s');
-    t.source.set('10.96.0.0/16');
-    await t.reconciler.start();
-    expect(t.reconciler.readiness().ready).toBe(true);
-    const release = hangApplies(t);
-    await vi.advanceTimersByTimeAsync(2_000 + 1_900);
-    expect(t.reconciler.readiness().ready).toBe(true);
-    await vi.advanceTimersByTimeAsync(200);
-    expect(t.reconciler.readiness()).toEqual({
-      ready: false,
-      reason: 'cannot verify the rules: a reconcile has been waiting on the memory commands for 2s',
-    });
-    release();
-    await vi.advanceTimersByTimeAsync(0);
-    expect(t.reconciler.readiness().ready).toBe(true);
     await t.reconciler.stop();
   });
 
