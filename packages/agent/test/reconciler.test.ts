@@ -2,6 +2,20 @@ import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setup } from './reconcile-helpers.js';
 
+/** Makes every apply from now on hang until the returned function lets them go. */
+function hangApplies(t: ReturnType<typeof setup>): () => void {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const apply = t.backend.apply.bind(t.backend);
+  vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
+    await held;
+    return apply(desired, options);
+  });
+  return release;
+}
+
 describe('Reconciler', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -120,20 +134,6 @@ describe('Reconciler', () => {
     expect(t.kernel.writes).toBe(0);
     await t.reconciler.stop();
   });
-
-  /** Makes every apply from now on hang until the returned function lets them go. */
-  function hangApplies(t: ReturnType<typeof setup>): () => void {
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const apply = t.backend.apply.bind(t.backend);
-    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
-      await held;
-      return apply(desired, options);
-    });
-    return release;
-  }
 
   it('while an attempt hangs: not ready past a resync (unverified), not alive past 3 (kube-proxy healthz); both again once it ends', async () => {
     const t = setup('1s');
@@ -300,15 +300,7 @@ describe('Reconciler', () => {
     t.source.set('10.96.0.0/16');
     vi.useRealTimers();
     // An apply that blocks until the test releases it: a run is in progress when stop() is called.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const apply = t.backend.apply.bind(t.backend);
-    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
-      await held;
-      return apply(desired, options);
-    });
+    const release = hangApplies(t);
     const closed = vi.spyOn(t.source, 'close');
     const started = t.reconciler.start();
     await new Promise((resolve) => setImmediate(resolve));
