@@ -220,7 +220,7 @@ describe('the composition root', () => {
       container.register(TOKENS.KubernetesConnection, { useValue: api.loader });
       const agent = await composeAgent(container);
       await agent.start();
-      await vi.waitFor(() => expect(api.transport.requests).toHaveLength(1));
+      await vi.waitFor(() => expect(api.transport.requests).toHaveLength(1), { timeout: 5_000 });
       answer = atStop;
       await agent.stop('SIGTERM');
       expect(elements('nft')).toEqual(kept ? ['10.96.0.0/16'] : []);
