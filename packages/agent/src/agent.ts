@@ -87,7 +87,7 @@ export class Agent {
       this.uninstall.start();
       await this.chores.afterRules();
     } catch (error) {
-      await this.#shutDown();
+      await this.#shutDown().catch((undo: unknown) => this.#log.error({ err: undo }, 'could not undo a failed start'));
       throw error;
     }
     this.#state = 'running';

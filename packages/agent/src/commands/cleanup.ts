@@ -2,7 +2,7 @@ import { ErrorCodes, RouteControllerError } from '@route-controller/core';
 import { backendOf } from '../backends/backend-set.js';
 import { BACKEND_NAMES } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
-import { type AgentPresence, describeAgent } from '../lifecycle/agent-socket.js';
+import { type AgentPresence, agentRuns, describeAgent } from '../lifecycle/agent-socket.js';
 import { describeError, type Output } from './output.js';
 
 const UNREADABLE_HINT =
@@ -58,7 +58,7 @@ export async function cleanupCommand(
 
 /** The refusal when a running (or starting) agent would undo the cleanup at once. */
 function agentInTheWay(presence: AgentPresence): RouteControllerError | undefined {
-  if (presence.kind !== 'agent' || presence.identity.state === 'stopping') return undefined;
+  if (!agentRuns(presence)) return undefined;
   return new RouteControllerError(
     ErrorCodes.AgentRunning,
     `an agent runs on this node, ${describeAgent(presence.identity)}: it would put the rules back at once`,

@@ -74,7 +74,6 @@ function exitSoon(code: number, log: Logger): void {
 }
 
 export interface StopOptions {
-  readonly deadlineMs?: number;
   /** Ends the process when even the deadline's abort does not end the stop. */
   readonly exit?: (code: number) => void;
 }
@@ -90,15 +89,15 @@ export async function stopWithin(
   log: Logger,
   options: StopOptions = {},
 ): Promise<number> {
-  const { deadlineMs = STOP_DEADLINE_MS, exit = (code: number) => process.exit(code) } = options;
+  const { exit = (code: number) => process.exit(code) } = options;
   const deadline = new AbortController();
   let last: NodeJS.Timeout | undefined;
   const timer = setTimeout(() => {
-    log.error({ deadlineMs }, 'stop deadline passed');
+    log.error({ deadlineMs: STOP_DEADLINE_MS }, 'stop deadline passed');
     deadline.abort();
     last = setTimeout(() => exit(EXIT_RUNTIME_FAILURE), AFTER_DEADLINE_MS);
     last.unref();
-  }, deadlineMs);
+  }, STOP_DEADLINE_MS);
   timer.unref();
   try {
     await agent.stop(signal, deadline.signal);

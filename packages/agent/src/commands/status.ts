@@ -3,7 +3,7 @@ import { backendOf } from '../backends/backend-set.js';
 import { kubeProxyReport } from '../backends/kube-proxy-report.js';
 import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
-import { type AgentPresence, describeAgent } from '../lifecycle/agent-socket.js';
+import { type AgentPresence, agentRuns, describeAgent } from '../lifecycle/agent-socket.js';
 import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
 import { describeDiscovery, discoveryReport, type SourceStatus } from './discovery-report.js';
@@ -41,7 +41,7 @@ interface BackendStatus {
 export async function statusCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
   // First: whether an agent runs here at all, before anything is said about what it will do.
   const presence = await toolbox.agent();
-  const running = presence.kind === 'agent' && presence.identity.state !== 'stopping';
+  const running = agentRuns(presence);
   const report = await discoveryReport(toolbox.discovery);
   const { source, kubernetes } = report;
   const kubeProxy = await kubeProxyReport(toolbox.runner, source.kind === 'cidrs' ? source : undefined);
@@ -136,7 +136,7 @@ function describePresence(presence: AgentPresence): string {
 }
 
 function agentJson(presence: AgentPresence): Record<string, unknown> {
-  if (presence.kind === 'agent') return { running: presence.identity.state !== 'stopping', ...presence.identity };
+  if (presence.kind === 'agent') return { running: agentRuns(presence), ...presence.identity };
   return { running: false, ...(presence.kind === 'unknown' ? { unknown: presence.detail } : {}) };
 }
 
@@ -165,7 +165,7 @@ function installedWarnings(
   observed: ObservedState,
   source: SourceStatus,
   network: NodeNetwork | undefined,
-  agentRuns: boolean,
+  repairing: boolean,
 ): string[] {
   const warnings: string[] = [];
   const installed = { ipv4: observed.ipv4.cidrs, ipv6: observed.ipv6.cidrs };
@@ -182,7 +182,7 @@ function installedWarnings(
   const want = [...source.ipv4, ...source.ipv6].join(', ');
   if (source.kind === 'cidrs' && have !== '' && have !== want) {
     warnings.push(
-      agentRuns
+      repairing
         ? `installed ${have}, but ${source.source} says ${want}: the running agent will replace them at its next resync`
         : `installed ${have}, but ${source.source} says ${want}: no agent runs on this node to replace them`,
     );

@@ -43,6 +43,11 @@ const ANSWER_TIMEOUT_MS = 1_000;
 /** An identity is a few dozen bytes; more is not an agent talking. */
 const MAX_ANSWER_BYTES = 4_096;
 
+/** Whether an agent holds this node and still keeps its rules in step (it repairs what others undo). */
+export function agentRuns(presence: AgentPresence): presence is { kind: 'agent'; identity: AgentIdentity } {
+  return presence.kind === 'agent' && presence.identity.state !== 'stopping';
+}
+
 /** "route-controller 0.1.0 (pid 42, backend nft, running)". */
 export function describeAgent(identity: AgentIdentity): string {
   const backend = identity.backend ? `, backend ${identity.backend}` : '';
