@@ -58,6 +58,15 @@ describe('the agent socket', () => {
     expect(await findAgent(name)).toEqual({ kind: 'agent', identity: identity('starting') });
   });
 
+  it('waits for a holder that cuts the connection without an answer (one going away mid-answer)', async () => {
+    const name = uniqueName();
+    const going = createServer((connection) => connection.destroy());
+    await new Promise<void>((resolve) => going.listen({ path: `\0${name}` }, resolve));
+    setTimeout(() => going.close(), 300);
+    await socket(name).bind(() => identity('starting'));
+    expect(await findAgent(name)).toEqual({ kind: 'agent', identity: identity('starting') });
+  });
+
   it('refuses one that stays in "stopping" past the wait', async () => {
     const name = uniqueName();
     await socket(name).bind(() => identity('stopping'));
@@ -75,13 +84,13 @@ describe('the agent socket', () => {
     await socket(name).bind(() => identity());
   });
 
-  it('does not take a squatter that answers nonsense for an agent, and refuses to start beside it', async () => {
+  it('does not take a squatter that answers nonsense for an agent, and refuses to start beside it once it stays', async () => {
     const name = uniqueName();
     const squatter = createServer((connection) => connection.end('hello\n'));
     await new Promise<void>((resolve) => squatter.listen({ path: `\0${name}` }, resolve));
     try {
       expect(await findAgent(name)).toEqual({ kind: 'unknown', detail: 'an answer that is no identity' });
-      await expect(socket(name).bind(() => identity())).rejects.toMatchObject({ code: 'ERR_RC_AGENT_RUNNING' });
+      await expect(socket(name, 300).bind(() => identity())).rejects.toMatchObject({ code: 'ERR_RC_AGENT_RUNNING' });
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
     }

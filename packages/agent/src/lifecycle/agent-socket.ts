@@ -82,10 +82,9 @@ export class AgentSocket {
       }
       const holder = await findAgent(this.name);
       const stopping = holder.kind === 'agent' && holder.identity.state === 'stopping';
-      // A holder that is stopping (or already gone) is waited for; any other is refused at once.
-      if (!(stopping || holder.kind === 'none') || performance.now() > until || signal?.aborted) {
-        throw agentRunning(holder, this.name);
-      }
+      // An agent that runs is refused at once. One that is stopping is waited for, and so, for a
+      // while, is a holder that does not answer as an agent: it may be one going away mid-answer.
+      if (agentRuns(holder) || performance.now() > until || signal?.aborted) throw agentRunning(holder, this.name);
       if (stopping && !waited) {
         waited = true;
         this.logger.info({ holder: holder.identity }, 'waiting for the stopping agent to exit');
