@@ -31,7 +31,7 @@ interface Drift {
   readonly commands: readonly { readonly file: string; readonly args: readonly string[] }[];
 }
 
-/** The four drift kinds. For nft, "FORWARD" is our own base chain on the forward hook. */
+/** The four drift kinds. For nft, "FORWARD" is our own base chain on the forward hook; for iptables-nft, the security table's. */
 export const DRIFTS: Readonly<Record<EventBackend, readonly Drift[]>> = {
   nft: [
     { what: 'ruleset flushed', commands: [{ file: 'nft', args: ['flush', 'ruleset'] }] },
@@ -45,14 +45,18 @@ export const DRIFTS: Readonly<Record<EventBackend, readonly Drift[]>> = {
       commands: [{ file: 'nft', args: ['flush', 'chain', 'inet', 'route-controller', 'forward'] }],
     },
   ],
+  // Our chain and jump live in the security table: its FORWARD is the one an ACCEPT can undo.
   'iptables-nft': [
     { what: 'ruleset flushed', commands: [{ file: 'nft', args: ['flush', 'ruleset'] }] },
-    { what: 'table ip filter deleted', commands: [{ file: 'nft', args: ['delete', 'table', 'ip', 'filter'] }] },
+    { what: 'table ip security deleted', commands: [{ file: 'nft', args: ['delete', 'table', 'ip', 'security'] }] },
     {
-      what: 'ACCEPT inserted at the top of FORWARD',
-      commands: [{ file: 'iptables-nft', args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'] }],
+      what: 'ACCEPT inserted at the top of security FORWARD',
+      commands: [{ file: 'iptables-nft', args: ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT'] }],
     },
-    { what: 'FORWARD flushed', commands: [{ file: 'iptables-nft', args: ['-w', '-F', 'FORWARD'] }] },
+    {
+      what: 'security FORWARD flushed',
+      commands: [{ file: 'iptables-nft', args: ['-w', '-t', 'security', '-F', 'FORWARD'] }],
+    },
   ],
 };
 

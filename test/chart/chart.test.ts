@@ -409,12 +409,13 @@ describe('helm chart charts/route-controller', () => {
       resources: ['servicecidrs'],
       verbs: ['get', 'list', 'watch'],
     };
-    const NODES: Rule = { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] };
+    // Nothing but ServiceCIDRs is watched: Nodes and kubeadm-config are read (issue 22).
+    const NODES: Rule = { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] };
     const KUBEADM: Rule = {
       apiGroups: [''],
       resources: ['configmaps'],
       resourceNames: ['kubeadm-config'],
-      verbs: ['get', 'list', 'watch'],
+      verbs: ['get'],
     };
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
     const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] };

@@ -7,12 +7,17 @@ describe('NOTES.txt', () => {
     await helmBinary();
   }, 600_000);
 
-  it('tells how to verify: DaemonSet status, the logs by label, the table on a kind node', async () => {
+  it('tells how to verify: DaemonSet status, the logs by label, the rules of every backend from inside the pod', async () => {
     const notes = await helmNotes({}, { namespace: 'net-tools' });
     expect(notes).toContain('kubectl -n net-tools rollout status daemonset/route-controller');
     expect(notes).toContain('kubectl -n net-tools get daemonset route-controller');
     expect(notes).toContain('kubectl -n net-tools logs -l app=route-controller');
-    expect(notes).toContain('docker exec <kind-node> nft list table inet route-controller');
+    expect(notes).toContain(
+      'kubectl -n net-tools exec daemonset/route-controller -- nft list table inet route-controller',
+    );
+    expect(notes).toContain('kubectl -n net-tools exec daemonset/route-controller -- iptables-nft-save -t security');
+    expect(notes).toContain('kubectl -n net-tools exec daemonset/route-controller -- iptables-legacy-save');
+    expect(notes).not.toContain('iptables -L FORWARD');
     expect(notes).toContain('local/route-controller:0.1.0');
     expect(notes).not.toContain('is disabled');
   });

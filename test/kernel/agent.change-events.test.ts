@@ -25,8 +25,9 @@ interface Drift {
 /**
  * The drift kinds of the issue, per backend: the ruleset flushed (last: it also takes the lab's
  * kube-proxy and pod rules), our table or chain deleted, an ACCEPT above our drop, the chain we
- * drop from flushed. For nft, "FORWARD" is our own base chain on the forward hook: an ACCEPT in
- * another table's chain cannot undo an nft drop, so only one in ours is drift.
+ * drop from flushed. For nft, "FORWARD" is our own base chain on the forward hook, and for
+ * iptables-nft the security table's FORWARD: an ACCEPT in another chain of the hook (filter's)
+ * cannot undo a drop that runs later, so only one in ours is drift.
  */
 const DRIFTS: Record<'nft' | 'iptables-nft', Drift[]> = {
   nft: [
@@ -45,22 +46,27 @@ const DRIFTS: Record<'nft' | 'iptables-nft', Drift[]> = {
     },
     { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
   ],
+  // Our chain and jump live in the security table: its FORWARD is the one an ACCEPT can undo.
   'iptables-nft': [
     {
-      what: 'an ACCEPT inserted at the top of FORWARD',
+      what: 'an ACCEPT inserted at the top of security FORWARD',
       file: 'iptables-nft',
-      args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
+      args: ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
     },
-    { what: 'FORWARD flushed', file: 'iptables-nft', args: ['-w', '-F', 'FORWARD'] },
-    { what: 'our chain flushed (IPv6)', file: 'ip6tables-nft', args: ['-w', '-F', 'ROUTE-CONTROLLER'] },
+    { what: 'security FORWARD flushed', file: 'iptables-nft', args: ['-w', '-t', 'security', '-F', 'FORWARD'] },
+    {
+      what: 'our chain flushed (IPv6)',
+      file: 'ip6tables-nft',
+      args: ['-w', '-t', 'security', '-F', 'ROUTE-CONTROLLER'],
+    },
     {
       what: 'our chain deleted',
       file: 'iptables-nft-restore',
       args: ['--noflush'],
       input:
-        '*filter\n-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n',
+        '*security\n-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n',
     },
-    { what: 'the filter table deleted', file: 'nft', args: ['delete', 'table', 'ip', 'filter'] },
+    { what: 'the security table deleted', file: 'nft', args: ['delete', 'table', 'ip', 'security'] },
     { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
   ],
 };
@@ -259,10 +265,10 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
       expect(children(agent.pid ?? 0, 'nft')).toEqual([]);
       expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
       const from = agent.logs.length;
-      await lab.node.must('iptables-legacy', ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
+      await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
       await agent.waitForMessage('drift repaired by the resync', REPAIR_WAIT_MS, from);
       expect(await lab.measureLoop('ipv4', 3)).toBe(0);
-      await lab.node.must('iptables-legacy', ['-w', '-D', 'FORWARD', '-j', 'ACCEPT']);
+      await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-D', 'FORWARD', '-j', 'ACCEPT']);
     });
   });
 });

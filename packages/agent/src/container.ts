@@ -16,6 +16,7 @@ import { type FirewallCommands, SerialCommandRunner } from './backends/serial-co
 import type { AgentConfig } from './config/config.js';
 import type { BackendName, DiscoverySourceName } from './config/settings.js';
 import { container, type DependencyContainer, instanceCachingFactory } from './di.js';
+import type { KubernetesSource } from './discovery/sources.js';
 import { AGENT_SOCKET_NAME, type AgentPresence, AgentSocket, findAgent } from './lifecycle/agent-socket.js';
 import { UninstallCheck } from './lifecycle/uninstall-check.js';
 import { type NodeNetworkReader, ProcNodeNetworkReader } from './node/node-network.js';
@@ -168,7 +169,7 @@ function kubernetesSources(
   metrics: AgentMetrics,
   connection: ConnectionLoader,
 ): LazySource[] {
-  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> => {
+  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource & KubernetesSource>> => {
     logger.info(
       { sources: config.discoverySources, why: 'SERVICE_CIDRS is not set' },
       'loading the kubernetes client for discovery',
@@ -187,17 +188,13 @@ function kubernetesSources(
       new LazySource(name, async () => {
         const source = (await load()).get(name);
         if (!source) throw new Error(`no Kubernetes source ${name}`);
-        if (hasStatuses(source)) metrics.kubernetesSource(name, () => source.statuses());
+        metrics.kubernetesSource(name, () => source.statuses());
+        // Started when the chain first reaches it: a source the chain never needs never asks the API.
+        source.start();
         return source;
       }),
   );
 }
-
-function hasStatuses(source: ServiceCidrSource): source is ServiceCidrSource & { statuses(): KubernetesStatuses } {
-  return typeof (source as { statuses?: unknown }).statuses === 'function';
-}
-
-type KubernetesStatuses = ReturnType<Parameters<AgentMetrics['kubernetesSource']>[1]>;
 
 /** The run container: a child of the node container, made once the backend is chosen. */
 export function createRunContainer(node: DependencyContainer, selection: Selection): DependencyContainer {

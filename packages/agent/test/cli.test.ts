@@ -1,3 +1,4 @@
+import { MAX_CIDRS_PER_FAMILY } from '@route-controller/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 
@@ -73,6 +74,21 @@ describe('the command line', () => {
         ['ERR_RC_INVALID_CONFIG', 'CLEANUP_ON_EXIT'],
       ]);
       expect(stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('refuses SERVICE_CIDRS over the per-family cap as a bad setting: exit 2, ERR_RC_TOO_MANY_CIDRS', async () => {
+    const saved = { ...process.env };
+    try {
+      const many = Array.from({ length: MAX_CIDRS_PER_FAMILY + 1 }, (_, i) => `fd00:1::${i.toString(16)}:0/112`);
+      Object.assign(process.env, { SERVICE_CIDRS: many.join(',') });
+      const { code, stderr } = await cli('plan');
+      expect(code).toBe(2);
+      expect(stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^error ERR_RC_TOO_MANY_CIDRS: SERVICE_CIDRS is invalid: /),
+      ]);
     } finally {
       process.env = saved;
     }

@@ -1,4 +1,4 @@
-import { ErrorCodes, type RouteControllerError } from '@route-controller/core';
+import { ErrorCodes, MAX_CIDRS_PER_FAMILY, type RouteControllerError } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
 import { InvalidSettingsError, loadConfig } from '../src/config/config.js';
 import { formatDuration, parseDuration } from '../src/config/duration.js';
@@ -209,6 +209,18 @@ describe('loadConfig', () => {
       expect(error.details).toMatchObject({ variable, value });
     });
   }
+
+  it(`refuses more than ${MAX_CIDRS_PER_FAMILY} SERVICE_CIDRS in a family with ERR_RC_TOO_MANY_CIDRS, naming the variable and the fix`, () => {
+    const many = Array.from({ length: MAX_CIDRS_PER_FAMILY + 1 }, (_, i) => `10.${64 + (i >> 8)}.${i % 256}.0/24`);
+    const error = configError({ SERVICE_CIDRS: many.join(',') });
+    expect(error.code).toBe(ErrorCodes.TooManyCidrs);
+    expect(error.message).toMatch(/^SERVICE_CIDRS is invalid: /);
+    expect(error.hint).toMatch(/^[A-Z].*\.$/);
+    expect(error.details).toMatchObject({ variable: 'SERVICE_CIDRS', family: 'ipv4', limit: MAX_CIDRS_PER_FAMILY });
+    // At the cap itself, and with the cap in each family, the value is accepted.
+    const v6 = Array.from({ length: MAX_CIDRS_PER_FAMILY }, (_, i) => `fd00:1::${i.toString(16)}:0/112`);
+    expect(loadConfig({ SERVICE_CIDRS: [...many.slice(1), ...v6].join(',') }).serviceCidrs).toBeDefined();
+  });
 
   it('writes every hint as whole sentences, composed once', () => {
     for (const [, env] of bad) {

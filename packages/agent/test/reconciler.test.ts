@@ -70,6 +70,20 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
+  it("logs each warning an apply reports (the iptables fallback), once, with the backend's text in a field", async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    const apply = t.backend.apply.bind(t.backend);
+    vi.spyOn(t.backend, 'apply')
+      .mockImplementationOnce(async (desired: DesiredState) => ({ ...(await apply(desired)), warnings: ['fell back'] }))
+      .mockImplementation(apply);
+    await t.reconciler.start();
+    await t.reconciler.trigger('resync');
+    const warnings = t.logs.filter((line) => line.msg === 'apply warning');
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, warning: 'fell back', backend: t.backend.name })]);
+    await t.reconciler.stop();
+  });
+
   it('writes nothing on a resync when the kernel matches', async () => {
     const t = setup('1s');
     t.source.set('10.96.0.0/16');

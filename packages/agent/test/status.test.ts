@@ -177,6 +177,38 @@ describe('route-controller status', () => {
     );
   });
 
+  it("shows where an installed backend's rules sit, and its probe's warnings (the iptables fallback)", async () => {
+    const fallback =
+      'the kernel has no ipv4 security table for iptables-legacy (...): a connection to a Service with no endpoints hangs';
+    const { text } = await status(
+      { SERVICE_CIDRS: '10.96.0.0/16' },
+      async () => {},
+      undefined,
+      async (backends) => {
+        const legacy = backends.get('iptables-legacy') as MemoryBackend;
+        await legacy.apply(desiredState(parseCidrList('10.96.0.0/16').cidrs));
+        vi.spyOn(legacy, 'probe').mockResolvedValue({
+          available: true,
+          reason: 'iptables-legacy 1.8.9 (legacy): binaries present, tables readable for IPv4 and IPv6',
+          checks: [{ name: 'placement', ok: true, detail: 'ipv4: filter FORWARD position 1 (fallback: ...)' }],
+          warnings: [fallback],
+        });
+        vi.spyOn(backends.get('iptables-nft') as MemoryBackend, 'probe').mockResolvedValue({
+          available: true,
+          reason: 'iptables-nft 1.8.9 (nf_tables)',
+          checks: [{ name: 'placement', ok: true, detail: 'security table FORWARD (after filter)' }],
+          warnings: [],
+        });
+      },
+    );
+    expect(text).toMatch(
+      /^iptables-legacy: drop forwarded packets to 10\.96\.0\.0\/16\n {2}placement: ipv4: filter FORWARD position 1 \(fallback: \.\.\.\)\n {2}warning: the kernel has no ipv4 security table/m,
+    );
+    // Nothing installed there: no placement to speak of.
+    expect(text).toMatch(/^iptables-nft: nothing installed$/m);
+    expect(text).not.toContain('placement: security table');
+  });
+
   it('has no warnings when the installed rules are what discovery says', async () => {
     const { code, text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16'));
     expect(code).toBe(0);

@@ -8,6 +8,8 @@ export const ErrorCodes = {
   InvalidCidr: 'ERR_RC_INVALID_CIDR',
   /** A CIDR is valid but far wider than any Service range can be. */
   CidrTooBroad: 'ERR_RC_CIDR_TOO_BROAD',
+  /** More Service CIDRs in one family than any cluster has (MAX_CIDRS_PER_FAMILY). */
+  TooManyCidrs: 'ERR_RC_TOO_MANY_CIDRS',
   /** A desired state handed to a backend breaks its invariants (overlap, wrong family, bad action). */
   InvalidDesiredState: 'ERR_RC_INVALID_DESIRED_STATE',
   /** A configuration value (environment variable or flag) is invalid. */

@@ -18,6 +18,10 @@ interface BackendStatus {
   readonly events: boolean;
   /** Why it is not usable, as a code (ERR_RC_FIREWALL_UNREADABLE: its tables cannot be read in full). */
   readonly failure?: string;
+  /** Where its rules sit on the forward hook, from its probe's `placement` check. */
+  readonly placement?: string;
+  /** What its probe says the user should know (the iptables fallback and its cost). */
+  readonly warnings?: readonly string[];
   readonly installed?: {
     readonly present: boolean;
     readonly action: string | null;
@@ -56,10 +60,12 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       statuses.push({ backend: name, available: false, reason: availability.reason, events, ...failure });
       continue;
     }
+    const placement = availability.checks.find((check) => check.name === 'placement')?.detail;
+    const probed = { ...(placement ? { placement } : {}), warnings: availability.warnings };
     try {
       const observed = await backend.observe();
       const installed = summarise(observed, installedWarnings(observed, source, network, running));
-      statuses.push({ backend: name, available: true, reason: availability.reason, events, installed });
+      statuses.push({ backend: name, available: true, reason: availability.reason, events, ...probed, installed });
     } catch (error) {
       statuses.push({
         backend: name,
@@ -107,6 +113,8 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
     } else {
       const i = status.installed;
       lines.push(`${status.backend}: ${describeInstalled(i)}`);
+      if (status.placement) lines.push(`  placement: ${status.placement}`);
+      for (const warning of status.warnings ?? []) lines.push(`  warning: ${warning}`);
       for (const family of ['ipv4', 'ipv6'] as const) {
         const c = i.counters[family];
         if (c) lines.push(`  ${family}: ${c.packets} packets, ${c.bytes} bytes blocked`);

@@ -1,6 +1,7 @@
 import {
   BLOCK_ACTIONS,
   type BlockAction,
+  desiredState,
   ErrorCodes,
   parseCidr,
   parseCidrList,
@@ -196,7 +197,21 @@ function cidrProblems(origin: Origin): RouteControllerError[] {
       );
     }
   }
-  if (problems.length === 0) parseCidrList(origin.value); // normalisation itself cannot fail once each entry parses
+  if (problems.length > 0) return problems;
+  try {
+    // Normalisation cannot fail once each entry parses; the cap on CIDRs per family can.
+    desiredState(parseCidrList(origin.value).cidrs);
+  } catch (error) {
+    if (!(error instanceof RouteControllerError)) throw error;
+    // The value itself is left out of the message: it is the long list being refused.
+    problems.push(
+      new RouteControllerError(error.code, `${name} is invalid: ${error.message}`, {
+        hint: error.hint,
+        cause: error,
+        details: { variable: spec.env, flag: spec.flag, ...error.details },
+      }),
+    );
+  }
   return problems;
 }
 

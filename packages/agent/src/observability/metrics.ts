@@ -8,9 +8,9 @@ import { API_CONNECTION_STATES } from './api-state.js';
  */
 export const OBSERVATION_TTL_MS = 1_000;
 
-/** One Kubernetes API connection of a discovery source (a source may hold two: node-args). */
+/** The API loop of a Kubernetes discovery source (its watch or its periodic read). */
 interface KubernetesStatus {
-  /** servicecidr, kubeadm, node-args, node-args-servers, dry-run. */
+  /** servicecidr, kubeadm, node-args, dry-run. */
   readonly source: string;
   readonly state: string;
   readonly objects: number;

@@ -246,6 +246,9 @@ export class Reconciler {
     try {
       if (this.#attempt) this.#attempt.waitingOn = `the ${this.backend.name} commands`;
       const result = await this.backend.apply(desired, { signal: this.#abort.signal });
+      // Said once by the backend, when it finds out (the iptables fallback to filter FORWARD).
+      for (const warning of result.warnings ?? [])
+        this.#log.warn({ backend: this.backend.name, warning }, 'apply warning');
       // Whatever noticed it (the resync, a change event, a retry): the kernel no longer held what we
       // had applied, and we had not asked for anything new.
       const driftRepaired = result.changed && this.#applied !== undefined && sameDesiredState(this.#applied, desired);
