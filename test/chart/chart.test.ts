@@ -87,7 +87,9 @@ async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
   const downward = Object.fromEntries(
     container.env.flatMap((e) => (e.valueFrom ? [[e.name, e.valueFrom.fieldRef.fieldPath]] : [])),
   );
-  return { ds, pod: ds.spec.template.spec, container, env, downward };
+  // What the agent runs with in a pod: the kubelet fills in the downward API's values.
+  const agentEnv = { ...env, NODE_NAME: 'kind-worker', POD_NAMESPACE: ds.metadata.namespace ?? 'default' };
+  return { ds, pod: ds.spec.template.spec, container, env, downward, agentEnv };
 }
 
 describe('helm chart charts/route-controller', () => {
@@ -151,7 +153,9 @@ describe('helm chart charts/route-controller', () => {
       'ClusterRoleBinding (cluster)',
       'DaemonSet net-tools',
       'Role kube-system',
+      'Role net-tools',
       'RoleBinding kube-system',
+      'RoleBinding net-tools',
       'ServiceAccount net-tools',
     ]);
     expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
@@ -244,7 +248,7 @@ describe('helm chart charts/route-controller', () => {
 
   describe("the agent's environment", () => {
     it('passes serviceCIDRs as SERVICE_CIDRS, and the agent accepts what the chart sets', async () => {
-      const { env, pod } = await daemonSet({
+      const { env, pod, agentEnv } = await daemonSet({
         routeController: {
           serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'],
           firewallBackend: 'iptables-legacy',
@@ -269,9 +273,10 @@ describe('helm chart charts/route-controller', () => {
         LOG_LEVEL: 'trace',
         POD_LOOKUP: 'true',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
       // The agent's own parser: this is exactly what it will run with.
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         serviceCidrs: '10.96.0.0/12,fd00:10:96::/108',
         backend: 'iptables-legacy',
         action: 'reject',
@@ -282,12 +287,13 @@ describe('helm chart charts/route-controller', () => {
         metricsListen: { host: '0.0.0.0', port: 9773 },
         iptablesLockWaitSeconds: 30,
       });
-      // Explicit CIDRs need no API access.
-      expect(pod.automountServiceAccountToken).toBe(false);
+      // Explicit CIDRs need no API access for discovery; the uninstall check still reads its DaemonSet.
+      expect(pod.automountServiceAccountToken).toBe(true);
+      expect(loadConfig(agentEnv).daemonSet).toEqual({ namespace: agentEnv.POD_NAMESPACE, name: 'route-controller' });
     });
 
     it('without serviceCIDRs sets no SERVICE_CIDRS, so the agent discovers them with its ServiceAccount', async () => {
-      const { env, pod } = await daemonSet();
+      const { env, pod, agentEnv } = await daemonSet();
       expect(env).toEqual({
         LOG_LEVEL: 'info',
         FIREWALL_BACKEND: 'auto',
@@ -300,9 +306,10 @@ describe('helm chart charts/route-controller', () => {
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
         POD_LOOKUP: 'true',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
       expect(pod.automountServiceAccountToken).toBe(true);
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         serviceCidrs: undefined,
         backend: 'auto',
         action: 'drop',
@@ -315,7 +322,7 @@ describe('helm chart charts/route-controller', () => {
     });
 
     it('passes trimmed values, and leaves out empty ones so the agent keeps its own default', async () => {
-      const { env } = await daemonSet({
+      const { env, agentEnv } = await daemonSet({
         routeController: {
           serviceCIDRs: [' 10.96.0.0/12', 'fd00:10:96::/108 '],
           firewallBackend: ' nft ',
@@ -334,8 +341,9 @@ describe('helm chart charts/route-controller', () => {
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
         POD_LOOKUP: 'true',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         backend: 'nft',
         action: 'drop',
         resyncIntervalMs: 30_000,
@@ -344,8 +352,15 @@ describe('helm chart charts/route-controller', () => {
       });
     });
     it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
-      const nulls = ['cleanupOnExit', 'firewallBackend', 'resyncInterval', 'iptablesLockWait', 'staleClusterIPs'];
-      const { env } = await daemonSet(
+      const nulls = [
+        'cleanupOnExit',
+        'firewallBackend',
+        'resyncInterval',
+        'iptablesLockWait',
+        'staleClusterIPs',
+        'cleanupOnUninstall',
+      ];
+      const { env, agentEnv } = await daemonSet(
         {},
         { set: [...nulls.map((key) => `routeController.${key}=null`), 'metrics=null'] },
       );
@@ -356,8 +371,10 @@ describe('helm chart charts/route-controller', () => {
         // The agent's own default, written out: where /metrics is served is the chart's to say.
         METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
+        // null is the default: on.
+        DAEMONSET_NAME: 'route-controller',
       });
-      expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
+      expect(loadConfig(agentEnv)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
       const { result } = await helmTemplate({}, { set: ['routeController.port=null'] });
       expect(refusal(result)).toContain("at '/routeController': missing property 'port'");
     });
@@ -389,6 +406,29 @@ describe('helm chart charts/route-controller', () => {
       }
     });
 
+    it("refuses an address naming one node's IP or name: on every other node the DaemonSet's pod could not bind it", async () => {
+      for (const listenAddress of ['172.18.0.2:9772', '[fd00:10::2]:9772', 'kind-worker:9772', ' 10.0.0.1:9772 ']) {
+        const { result } = await helmTemplate({ metrics: { listenAddress } });
+        expect(result.exitCode, listenAddress).not.toBe(0);
+        expect(refusal(result)).toContain(
+          `metrics.listenAddress ${JSON.stringify(listenAddress)} names one node's address`,
+        );
+        // The agent alone takes it: on the one node that has the address, it can be bound.
+        expect(loadConfig({ METRICS_LISTEN_ADDRESS: listenAddress }).metricsListen).toMatchObject({ port: 9772 });
+      }
+      // Each node's loopback, or every address: bound alike on every node.
+      for (const listenAddress of [
+        '127.0.0.1:9772',
+        '127.0.0.2:9772',
+        '[::1]:9772',
+        'localhost:9772',
+        '[::]:9772',
+        ':9772',
+      ]) {
+        expect((await daemonSet({ metrics: { listenAddress } })).env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
+      }
+    });
+
     it('declares no metrics port when metrics are off', async () => {
       const { container, env } = await daemonSet({ metrics: { listenAddress: 'off' } });
       expect(env.METRICS_LISTEN_ADDRESS).toBe('off');
@@ -398,7 +438,7 @@ describe('helm chart charts/route-controller', () => {
     it('with the ServiceMonitor, serves /metrics on every node address (0.0.0.0:9772) unless an address is given', async () => {
       const monitored = await daemonSet({ metrics: { serviceMonitor: { enabled: true } } });
       expect(monitored.env.METRICS_LISTEN_ADDRESS).toBe('0.0.0.0:9772');
-      expect(loadConfig(monitored.env).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
+      expect(loadConfig(monitored.agentEnv).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
       const own = await daemonSet({ metrics: { listenAddress: '[::]:19772', serviceMonitor: { enabled: true } } });
       expect(own.env.METRICS_LISTEN_ADDRESS).toBe('[::]:19772');
       expect(own.container.ports).toContainEqual({ name: 'metrics', containerPort: 19772, protocol: 'TCP' });
@@ -423,8 +463,13 @@ describe('helm chart charts/route-controller', () => {
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
     const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] };
     const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create'] };
-    /** The sources' grants alone, without the pod lookup's (on by default). */
-    const noLookup = { staleClusterIPs: { podLookup: false } };
+    /** The uninstall check's (routeController.cleanupOnUninstall, on by default): its own DaemonSet, by name. */
+    const OWN_DAEMONSET = {
+      where: 'net-tools',
+      rules: [{ apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: ['route-controller'], verbs: ['get'] }],
+    };
+    /** The sources' grants alone, without the pod lookup's and the uninstall check's (on by default). */
+    const noLookup = { staleClusterIPs: { podLookup: false }, cleanupOnUninstall: false };
 
     /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
     async function grants(sources: string[] | undefined, extra: Record<string, unknown> = {}) {
@@ -455,6 +500,7 @@ describe('helm chart charts/route-controller', () => {
     it('by default: servicecidrs, nodes and (pod lookup) read-only pods cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
       expect(await grants(undefined)).toEqual([
         { where: 'cluster', rules: [SERVICECIDRS, NODES, PODS] },
+        OWN_DAEMONSET,
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
       // An empty list is the agent's default too.
@@ -473,22 +519,32 @@ describe('helm chart charts/route-controller', () => {
       ]);
     });
 
-    it('with serviceCIDRs set: no RBAC at all (the agent never asks the API)', async () => {
-      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([]);
+    it('with serviceCIDRs set: only get on its own DaemonSet, for the uninstall check; with that off, no RBAC and no token', async () => {
+      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([OWN_DAEMONSET]);
+      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'], cleanupOnUninstall: false })).toEqual([]);
+      const { pod, env } = await daemonSet({
+        routeController: { serviceCIDRs: ['10.96.0.0/12'], cleanupOnUninstall: false },
+      });
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(env.DAEMONSET_NAME).toBeUndefined();
     });
 
     it('stale ClusterIPs: get and list on pods for the pod lookup (switchable off), create on events in default only when asked', async () => {
-      expect(await grants(['kubeadm'])).toEqual([
+      expect(await grants(['kubeadm'], { cleanupOnUninstall: false })).toEqual([
         { where: 'cluster', rules: [PODS] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
-      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true } })).toEqual([
+      expect(
+        await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true }, cleanupOnUninstall: false }),
+      ).toEqual([
         { where: 'kube-system', rules: [KUBEADM] },
         { where: 'default', rules: [EVENTS] },
       ]);
-      const { env } = await daemonSet({ routeController: { staleClusterIPs: { podLookup: false, events: true } } });
+      const { env, agentEnv } = await daemonSet({
+        routeController: { staleClusterIPs: { podLookup: false, events: true } },
+      });
       expect(env).toMatchObject({ POD_LOOKUP: 'false', STALE_CLUSTERIP_EVENTS: 'true' });
-      expect(loadConfig({ ...env, NODE_NAME: 'kind-worker' })).toMatchObject({ podLookup: false, staleEvents: true });
+      expect(loadConfig(agentEnv)).toMatchObject({ podLookup: false, staleEvents: true });
     });
 
     it('passes the sources as DISCOVERY_SOURCES, and NODE_NAME and POD_NAMESPACE from the downward API', async () => {
@@ -505,13 +561,17 @@ describe('helm chart charts/route-controller', () => {
     });
 
     it('cluster-scoped and kube-system names carry the release namespace: two releases do not collide', async () => {
-      const one = await render({}, { namespace: 'net-tools' });
-      const other = await render({}, { namespace: 'other' });
+      // Roles in the release namespace (the uninstall check's) cannot collide; the others are compared.
+      const elsewhere = (manifests: Manifest[]) =>
+        manifests.filter((m) => m.metadata.namespace === undefined || m.metadata.namespace === 'kube-system');
+      const one = elsewhere(await render({}, { namespace: 'net-tools' }));
+      const other = elsewhere(await render({}, { namespace: 'other' }));
       for (const kind of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']) {
         expect(find(other, kind).metadata.name).not.toBe(find(one, kind).metadata.name);
       }
-      const account = find(one, 'ServiceAccount');
-      expect(find<DaemonSet>(one, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
+      const all = await render({}, { namespace: 'net-tools' });
+      const account = find(all, 'ServiceAccount');
+      expect(find<DaemonSet>(all, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
     });
   });
 

@@ -70,7 +70,10 @@ describe('monitoring objects: a ServiceMonitor, a PrometheusRule, a Grafana dash
       'ClusterRole',
       'ClusterRoleBinding',
       'DaemonSet',
+      // kubeadm-config's, and the uninstall check's (get on its own DaemonSet).
       'Role',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'ServiceAccount',
     ]);

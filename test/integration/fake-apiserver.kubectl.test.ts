@@ -560,6 +560,38 @@ describe('the test API server, as kubectl sees it', () => {
     expect((await kubectl(['get', 'nodes'])).exitCode).toBe(0);
   });
 
+  it('serves a DaemonSet by name, its foreground deletion, and the NotFound and 403 a real server gives', async () => {
+    const ns = ['-n', 'route-controller'];
+    server.putDaemonSet('route-controller', 'route-controller');
+    const got = await kubectl(['get', 'daemonset', 'route-controller', ...ns, '-o', 'json']);
+    expect(got.exitCode, got.stderr).toBe(0);
+    expect(JSON.parse(got.stdout)).toMatchObject({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'route-controller', namespace: 'route-controller' },
+    });
+    server.deleteDaemonSet('route-controller', 'route-controller', 'Foreground');
+    const deleting = await kubectl(['get', 'ds', 'route-controller', ...ns, '-o', 'json']);
+    expect(JSON.parse(deleting.stdout).metadata).toMatchObject({
+      deletionTimestamp: expect.any(String),
+      finalizers: ['foregroundDeletion'],
+    });
+    server.deleteDaemonSet('route-controller', 'route-controller');
+    // --raw: `get ds` would go on to ask for the namespace, which this server does not serve.
+    const gone = await kubectl([
+      'get',
+      '--raw',
+      '/apis/apps/v1/namespaces/route-controller/daemonsets/route-controller',
+    ]);
+    expect(gone.exitCode).toBe(1);
+    expect(gone.stderr.trim()).toBe('Error from server (NotFound): daemonsets.apps "route-controller" not found');
+    server.allowOnlyNames('daemonsets', 'another');
+    const forbidden = await kubectl(['get', 'ds', 'route-controller', ...ns]);
+    expect(forbidden.stderr.trim()).toBe(
+      'Error from server (Forbidden): daemonsets.apps "route-controller" is forbidden: User "system:serviceaccount:route-controller:route-controller" cannot get resource "daemonsets" in API group "apps" in the namespace "route-controller"',
+    );
+  });
+
   it('a dry-run Service create with an invalid clusterIP gets the 422 of the version imitated', async () => {
     // From a manifest: kubectl sends JSON (`kubectl create service` would send protobuf, which this
     // server does not speak); without client-side validation, which would need the core OpenAPI schema.

@@ -216,7 +216,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         agent.signal('SIGTERM');
         const exit = await agent.exitWithin(10_000);
         expect(exit).toEqual({ exitCode: 0, signal: undefined });
-        expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+        expect(agent.logs.some((line) => line.msg === 'stopping' && line.signal === 'SIGTERM')).toBe(true);
         expect(children(pid, 'nft')).toEqual([]);
       }
     });

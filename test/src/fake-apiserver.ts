@@ -22,7 +22,9 @@ import type { TLSSocket } from 'node:tls';
  * Resources: ServiceCIDRs (networking.k8s.io v1 and/or v1beta1, as `serviceCidrVersions` says),
  * ConfigMaps, Nodes, and Services, of which only create is served: with dryRun=All it answers an
  * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`). Pods
- * (list and watch, with the field selector spec.nodeName) and Events (create, list).
+ * (list and watch, with the field selector spec.nodeName) and Events (create, list). DaemonSets
+ * (apps/v1: get, list, watch), deleted in the background or in the foreground as the garbage
+ * collector's two propagation policies show it.
  * RBAC is imitated per resource with forbid(); authentication with `authenticate`; faults with
  * failWith() and closeWatchesAtOnce. Every request is in `requests` (method, path, query, status,
  * connection, user, bytes), every TCP connection in `connections`: that is what tests count.
@@ -34,7 +36,7 @@ export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
 export const SERVICECIDRS_V1BETA1_PATH = '/apis/networking.k8s.io/v1beta1/servicecidrs';
 const GROUP = 'networking.k8s.io';
 
-export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services' | 'pods' | 'events';
+export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services' | 'pods' | 'events' | 'daemonsets';
 export type ServiceCidrVersion = 'v1' | 'v1beta1';
 
 export interface ObjectMeta {
@@ -144,6 +146,30 @@ export interface ConnectionRecord {
 }
 
 export const SERVICE_CIDR_FINALIZER = 'networking.k8s.io/service-cidr-finalizer';
+
+/** Discovery of apps/v1, reduced to DaemonSets. */
+const APPS_GROUP = {
+  name: 'apps',
+  versions: [{ groupVersion: 'apps/v1', version: 'v1' }],
+  preferredVersion: { groupVersion: 'apps/v1', version: 'v1' },
+};
+const APPS_V1_RESOURCES = {
+  kind: 'APIResourceList',
+  apiVersion: 'v1',
+  groupVersion: 'apps/v1',
+  resources: [
+    {
+      name: 'daemonsets',
+      singularName: 'daemonset',
+      namespaced: true,
+      kind: 'DaemonSet',
+      verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+      shortNames: ['ds'],
+      categories: ['all'],
+      storageVersionHash: 'dd7pWHUlMKQ=',
+    },
+  ],
+};
 export const SERVICE_ACCOUNT = 'system:serviceaccount:route-controller:route-controller';
 
 /** One RBAC rule, as a Role (in `namespace`) or a ClusterRole (no namespace) grants it. */
@@ -179,6 +205,7 @@ const KINDS: Record<ResourceName, string> = {
   services: 'Service',
   pods: 'Pod',
   events: 'Event',
+  daemonsets: 'DaemonSet',
 };
 
 /** Where and how the server listens: TCP on loopback, or a Unix socket (reachable from other namespaces). */
@@ -204,6 +231,7 @@ export class FakeApiServer {
     services: new Map(),
     pods: new Map(),
     events: new Map(),
+    daemonsets: new Map(),
   };
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
@@ -450,6 +478,37 @@ export class FakeApiServer {
   /** The Events created so far, oldest first. */
   events(): StoredObject[] {
     return [...this.#objects.events.values()];
+  }
+
+  // ---- test controls: DaemonSets -----------------------------------------------------------------
+
+  /** Creates a DaemonSet (its spec left out: nothing here reads it). */
+  putDaemonSet(namespace: string, name: string): StoredObject {
+    return this.#create('daemonsets', {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { ...this.#meta(name), namespace, generation: 1 },
+      spec: {},
+      status: {},
+    });
+  }
+
+  /**
+   * Deletes a DaemonSet as `kubectl delete` does with each propagation policy: Background (helm
+   * uninstall's) removes it at once and leaves its pods to the garbage collector; Foreground keeps
+   * it, terminating (deletionTimestamp and the foregroundDeletion finalizer), until its pods are gone.
+   */
+  deleteDaemonSet(namespace: string, name: string, propagation: 'Background' | 'Foreground' = 'Background'): void {
+    const key = `${namespace}/${name}`;
+    if (propagation === 'Background') {
+      this.#delete('daemonsets', key);
+      return;
+    }
+    this.#update('daemonsets', key, (object) => {
+      object.metadata.deletionTimestamp = timestamp();
+      object.metadata.deletionGracePeriodSeconds = 0;
+      object.metadata.finalizers = ['foregroundDeletion'];
+    });
   }
 
   // ---- test controls: the server ----------------------------------------------------------------
@@ -767,6 +826,15 @@ export class FakeApiServer {
     const nodes = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
     if (nodes)
       return { resource: 'nodes', apiVersion: 'v1', ...(nodes[1] ? { name: decodeURIComponent(nodes[1]) } : {}) };
+    const daemonsets = /^\/apis\/apps\/v1\/(?:namespaces\/([^/]+)\/)?daemonsets(?:\/([^/]+))?$/.exec(path);
+    if (daemonsets && (daemonsets[1] || !daemonsets[2])) {
+      return {
+        resource: 'daemonsets',
+        apiVersion: 'apps/v1',
+        ...(daemonsets[1] ? { namespace: decodeURIComponent(daemonsets[1]) } : {}),
+        ...(daemonsets[2] ? { name: decodeURIComponent(daemonsets[2]) } : {}),
+      };
+    }
     const all = /^\/api\/v1\/(configmaps|services|pods|events)$/.exec(path);
     if (all) return { resource: all[1] as ResourceName, apiVersion: 'v1' };
     const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|services|pods|events)(?:\/([^/]+))?$/.exec(path);
@@ -1088,7 +1156,7 @@ export class FakeApiServer {
       return;
     }
     const resourceName = route?.resource ?? 'servicecidrs';
-    const group = resourceName === 'servicecidrs' ? GROUP : '';
+    const group = route ? groupOf(route) : GROUP;
     const qualified = group ? `${resourceName}.${group}` : resourceName;
     const subject = route?.name ? `${qualified} "${route.name}"` : qualified;
     const scope = route?.namespace ? `in the namespace "${route.namespace}"` : 'at the cluster scope';
@@ -1119,7 +1187,7 @@ export class FakeApiServer {
   }
 
   #notFound(response: ServerResponse, route: Route, name: string): void {
-    const group = route.resource === 'servicecidrs' ? GROUP : '';
+    const group = groupOf(route);
     this.#status(
       response,
       404,
@@ -1167,9 +1235,11 @@ export class FakeApiServer {
       return {
         kind: 'APIGroupList',
         apiVersion: 'v1',
-        groups: [{ name: GROUP, versions, preferredVersion: versions[0] }],
+        groups: [{ name: GROUP, versions, preferredVersion: versions[0] }, APPS_GROUP],
       };
     }
+    if (path === '/apis/apps') return { kind: 'APIGroup', apiVersion: 'v1', ...APPS_GROUP };
+    if (path === '/apis/apps/v1') return APPS_V1_RESOURCES;
     if (path === `/apis/${GROUP}`) {
       const versions = networkingVersions.map((version) => ({ groupVersion: `${GROUP}/${version}`, version }));
       return { kind: 'APIGroup', apiVersion: 'v1', name: GROUP, versions, preferredVersion: versions[0] };
@@ -1296,6 +1366,12 @@ export class FakeApiServer {
     }
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${GROUP}/${version}`, resources };
   }
+}
+
+/** The API group a route's resource belongs to: "" for the core group. */
+function groupOf(route: Route): string {
+  const slash = route.apiVersion.indexOf('/');
+  return slash < 0 ? '' : route.apiVersion.slice(0, slash);
 }
 
 /** An object as served in `apiVersion` (ServiceCIDRs are stored once and served in either version). */

@@ -78,7 +78,12 @@ bad values before.
   value: {{ quote . }}
 {{- end -}}
 {{- end }}
-{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source). */}}
+{{- if include "route-controller.cleanupOnUninstall" . }}
+{{- /* The uninstall check: the DaemonSet this pod belongs to, in POD_NAMESPACE. */}}
+- name: DAEMONSET_NAME
+  value: "route-controller"
+{{- end }}
+{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source, uninstall check). */}}
 - name: NODE_NAME
   valueFrom:
     fieldRef:
@@ -180,4 +185,9 @@ _validate.tpl has refused overrides of alerts the chart does not have.
 app.kubernetes.io/name: route-controller
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: metrics
+{{- end -}}
+
+{{/* Whether the agents remove their rules when the release is uninstalled: on unless set to false. */}}
+{{- define "route-controller.cleanupOnUninstall" -}}
+{{- if ne (toString .Values.routeController.cleanupOnUninstall) "false" -}}true{{- end -}}
 {{- end -}}

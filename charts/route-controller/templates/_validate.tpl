@@ -114,6 +114,16 @@ is not an address: write host:port such as 127.0.0.1:9772, [::1]:9772 or :9772, 
 {{- end -}}
 
 {{/*
+Whether a listen address (host:port, checked before) can be bound on every node: every address
+(empty, 0.0.0.0, [::]) or the loopback (127.0.0.0/8, [::1], localhost). Any other host names one
+node's address, which no other node has.
+*/}}
+{{- define "route-controller.onEveryNode" -}}
+{{- $host := regexReplaceAll `:[0-9]{1,5}$` . "" -}}
+{{- if or (has $host (list "" "0.0.0.0" "[::]" "[::1]" "localhost")) (regexMatch `^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$` $host) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 Checks one choice the agent takes only as written (lowercase, no case folding); "" is the agent's
 default. Appends a sentence to $.problems when the value is refused.
 */}}
@@ -218,6 +228,9 @@ default. Appends a sentence to $.problems when the value is refused.
 {{- else if ne $address "off" -}}
 {{- if eq (atoi (regexFind `[0-9]+$` $address)) (int $rc.port) -}}
 {{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.listenAddress %s takes port %d, which routeController.port already takes for /healthz and /readyz on every node address: give one of them another port, such as routeController.port=9771 or metrics.listenAddress=127.0.0.1:9773." $shownAddress (int $rc.port))) -}}
+{{- end -}}
+{{- if and (ne $address "off") (not (include "route-controller.onEveryNode" $address)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.listenAddress %s names one node's address: the DaemonSet runs on every node, and on the others that address cannot be bound. Use each node's loopback (127.0.0.1:%s or [::1]:%s) or every address (0.0.0.0:%s or :%s)." (include "route-controller.shown" $given) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address))) -}}
 {{- end -}}
 {{- end -}}
 {{- if $sm.enabled -}}

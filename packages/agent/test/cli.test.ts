@@ -42,6 +42,21 @@ describe('the command line', () => {
     expect(help.stdout).toContain('Exit codes: 0 success, 1 a failure at run time, 2 a bad setting');
   });
 
+  it('`help` and `help <command>` print the help on stdout with exit 0', async () => {
+    const help = await cli('help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain('Usage: route-controller [options] [command]');
+    const status = await cli('help', 'status');
+    expect(status).toMatchObject({ code: 0, stderr: '' });
+    expect(status.stdout).toContain('Usage: route-controller status [options]');
+  });
+
+  it('`help frob` is a usage error: exit 2, naming the unknown command', async () => {
+    const { code, stderr } = await cli('help', 'frob');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^error ERR_RC_USAGE: unknown command 'frob'/m);
+  });
+
   it('shows --pings default as a number', async () => {
     expect((await cli('demo', '--help')).stdout).toContain('(default: 10)');
   });

@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       podNamespace: undefined,
       podLookup: true,
       staleEvents: false,
+      daemonSet: undefined,
     });
   });
 
@@ -58,6 +59,7 @@ describe('loadConfig', () => {
       NODE_NAME: 'kind-worker2',
       POD_NAMESPACE: 'route-controller',
       POD_LOOKUP: 'false',
+      DAEMONSET_NAME: 'route-controller',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -76,8 +78,23 @@ describe('loadConfig', () => {
       podNamespace: 'route-controller',
       podLookup: false,
       staleEvents: false,
+      daemonSet: { namespace: 'route-controller', name: 'route-controller' },
     });
     expect(loadConfig({ STALE_CLUSTERIP_EVENTS: 'true', NODE_NAME: 'kind-worker2' }).staleEvents).toBe(true);
+  });
+
+  it('takes health and metrics on one port when they cannot collide: distinct hosts, or one of them off', () => {
+    expect(
+      loadConfig({ LISTEN_ADDRESS: '127.0.0.1:9771', METRICS_LISTEN_ADDRESS: '127.0.0.2:9771' }).metricsListen,
+    ).toEqual({ host: '127.0.0.2', port: 9771 });
+    expect(loadConfig({ LISTEN_ADDRESS: 'off', METRICS_LISTEN_ADDRESS: ':9771' }).metricsListen).toEqual({
+      host: '0.0.0.0',
+      port: 9771,
+    });
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: '127.0.0.1:9772' }).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9772,
+    });
   });
 
   it('lets flags win over the environment', () => {
@@ -151,6 +168,40 @@ describe('loadConfig', () => {
     ['POD_NAMESPACE', { POD_NAMESPACE: 'a.b' }, ErrorCodes.InvalidConfig, 'metadata.namespace'],
     ['POD_LOOKUP', { POD_LOOKUP: 'on' }, ErrorCodes.InvalidConfig, 'true or false'],
     ['STALE_CLUSTERIP_EVENTS', { STALE_CLUSTERIP_EVENTS: 'yes' }, ErrorCodes.InvalidConfig, 'true or false'],
+    [
+      'DAEMONSET_NAME',
+      { DAEMONSET_NAME: 'Route_Controller', POD_NAMESPACE: 'route-controller' },
+      ErrorCodes.InvalidConfig,
+      'a DaemonSet name',
+    ],
+    ['DAEMONSET_NAME', { DAEMONSET_NAME: 'route-controller' }, ErrorCodes.InvalidConfig, 'Set POD_NAMESPACE'],
+    // Both listeners on one port: the second could not bind, found before anything is probed.
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '0.0.0.0:9771' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '127.0.0.1:9771' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '127.0.0.1:9000', LISTEN_ADDRESS: '127.0.0.1:9000' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '[::1]:9000', LISTEN_ADDRESS: '[::]:9000' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    // LISTEN_ADDRESS on the default metrics address (127.0.0.1:9772): the health listener is the one named.
+    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: '0.0.0.0:9772' }, ErrorCodes.InvalidConfig, 'another port'],
   ];
   for (const [variable, env, code, expected] of bad) {
     const value = Object.values(env)[0];

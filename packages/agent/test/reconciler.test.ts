@@ -2,6 +2,20 @@ import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { setup } from './reconcile-helpers.js';
 
+/** Makes every apply from now on hang until the returned function lets them go. */
+function hangApplies(t: ReturnType<typeof setup>): () => void {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const apply = t.backend.apply.bind(t.backend);
+  vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
+    await held;
+    return apply(desired, options);
+  });
+  return release;
+}
+
 describe('Reconciler', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -135,6 +149,53 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
+  it('while an attempt hangs: not ready past a resync (unverified), not alive past 3 (kube-proxy healthz); both again once it ends', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    expect(t.reconciler.liveness()).toEqual({ alive: true, reason: 'ok' });
+    const release = hangApplies(t);
+    // The next resync's attempt (at 6 s) hangs.
+    await vi.advanceTimersByTimeAsync(1_900);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: 'cannot verify the rules: a reconcile has been waiting on the memory commands for 1s',
+    });
+    // 3 s after the last attempt that completed (at 5 s), the loop counts as stuck.
+    await vi.advanceTimersByTimeAsync(800);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.liveness()).toEqual({
+      alive: false,
+      reason: expect.stringContaining('waits on the memory commands'),
+    });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await t.reconciler.stop();
+  });
+
+  it('counts failed attempts as attempts: a firewall that always times out is alive, and not ready, saying why', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    vi.spyOn(t.backend, 'apply').mockRejectedValue(
+      new RouteControllerError(ErrorCodes.CommandTimeout, 'nft -j list table inet route-controller did not finish'),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringContaining(`apply with memory failed: ${ErrorCodes.CommandTimeout}`),
+    });
+    await t.reconciler.stop();
+  });
+
   it('keeps the rules and retries with a doubling, jittered backoff when apply fails (fail-static)', async () => {
     const t = setup('30s');
     t.source.set('10.96.0.0/16');
@@ -253,15 +314,7 @@ describe('Reconciler', () => {
     t.source.set('10.96.0.0/16');
     vi.useRealTimers();
     // An apply that blocks until the test releases it: a run is in progress when stop() is called.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const apply = t.backend.apply.bind(t.backend);
-    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
-      await held;
-      return apply(desired, options);
-    });
+    const release = hangApplies(t);
     const closed = vi.spyOn(t.source, 'close');
     const started = t.reconciler.start();
     await new Promise((resolve) => setImmediate(resolve));

@@ -54,6 +54,11 @@ export const ErrorCodes = {
   BackendUnavailable: 'ERR_RC_BACKEND_UNAVAILABLE',
   /** A Service CIDR source failed to answer. */
   SourceFailed: 'ERR_RC_SOURCE_FAILED',
+  /**
+   * A route-controller agent already runs in this network namespace (on this node): a second one
+   * refuses to start, and `cleanup` refuses to remove rules that agent would put back at once.
+   */
+  AgentRunning: 'ERR_RC_AGENT_RUNNING',
   /** A scripted fake received a call it was not told to expect (tests only). */
   FakeUnexpectedCall: 'ERR_RC_FAKE_UNEXPECTED_CALL',
 } as const;

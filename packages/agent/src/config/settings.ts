@@ -51,6 +51,7 @@ export interface RawSettings {
   readonly podNamespace?: string;
   readonly podLookup?: string;
   readonly staleEvents?: string;
+  readonly daemonSetName?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -165,6 +166,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     description:
       'create a Kubernetes Event (reason StaleClusterIP) on this node when a stale ClusterIP is dialled, one per address per 10 minutes at most (needs NODE_NAME, SERVICE_CIDRS unset and create on events; true | false)',
     defaultText: 'false',
+  },
+  {
+    key: 'daemonSetName',
+    env: 'DAEMONSET_NAME',
+    flag: '--daemonset-name',
+    argName: 'name',
+    description:
+      "the agent's own DaemonSet, in POD_NAMESPACE: at SIGTERM the agent reads it and removes its rules when it is gone or being deleted (an uninstall), and keeps them otherwise (a rolling update); needs get on that DaemonSet (the Helm chart sets it with routeController.cleanupOnUninstall)",
   },
   {
     key: 'iptablesLockWait',
