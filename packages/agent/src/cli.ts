@@ -1,5 +1,5 @@
 import { ErrorCodes, RouteControllerError } from '@route-controller/core';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import {
   describeError,
   EXIT_CONFIGURATION,
@@ -52,14 +52,6 @@ export function usageError(error: CommanderError, command: string): RouteControl
     hint: `Run ${command} --help for the usage.`,
     details: { commanderCode: error.code },
   });
-}
-
-function pingsOption(value: string): number {
-  const pings = Number(value);
-  if (!/^\d+$/.test(value.trim()) || pings < 1 || pings > 1000) {
-    throw new InvalidArgumentError('Expected a whole number from 1 to 1000');
-  }
-  return pings;
 }
 
 /** Builds the CLI; `exit` receives each command's exit code. */
@@ -192,19 +184,6 @@ export function buildProgram(
       }),
     );
   });
-
-  program
-    .command('demo')
-    .description(
-      'show the loop and its end (root, from a source checkout): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
-    )
-    .option('--json', 'print one JSON object instead of the report')
-    .option('--pings <count>', 'pings per measurement, 1 to 1000', pingsOption, 10)
-    .action(async (flags: { json?: boolean; pings: number }) => {
-      await guard(async () =>
-        (await import('./commands/demo.js')).demoCommand({ json: flags.json === true, pings: flags.pings }, output),
-      );
-    });
 
   return program;
 }
