@@ -20,7 +20,13 @@ const run = promisify(execFile);
  */
 
 /** A trick of the shipped agent that a variant leaves out. */
-export type Trick = 'v8-flags' | 'trim-kubernetes-client' | 'pino-without-workers';
+export type Trick = 'max-opt' | 'max-semi-space-size' | 'trim-kubernetes-client' | 'pino-without-workers';
+
+/** The tricks that are V8 flags in the bin's shebang, and the flag each is. */
+const SHEBANG_FLAGS: Partial<Record<Trick, RegExp>> = {
+  'max-opt': / --max-opt=\S+/,
+  'max-semi-space-size': / --max-semi-space-size=\S+/,
+};
 
 export interface TrickVariant {
   readonly label: string;
@@ -35,10 +41,16 @@ async function buildVariant(without: Trick | undefined, into: string): Promise<A
   await mkdir(join(into, 'bin'), { recursive: true });
   await copyFile(join(AGENT_ROOT, 'package.json'), join(into, 'package.json'));
   let bin = await readFile(AGENT_BIN, 'utf8');
-  if (without === 'v8-flags') bin = bin.replace(/^#!.*\n/, '#!/usr/bin/env node\n');
+  const flag = without === undefined ? undefined : SHEBANG_FLAGS[without];
+  if (flag) {
+    const [shebang = '', ...rest] = bin.split('\n');
+    if (!flag.test(shebang)) throw new Error(`the bin's shebang has no ${without} flag: ${shebang}`);
+    // Without any flag left, `env -S node` is plain `env node`.
+    bin = [shebang.replace(flag, '').replace(/ -S node$/, ' node'), ...rest].join('\n');
+  }
   const binPath = join(into, 'bin', 'route-controller.cjs');
   await writeFile(binPath, bin, { mode: 0o755 });
-  const plugin = without === 'v8-flags' || without === undefined ? [] : ['--without', without];
+  const plugin = without === undefined || flag ? [] : ['--without', without];
   await run(process.execPath, [BUILD, '--outdir', join(into, 'dist', 'bundle'), ...plugin], { cwd: AGENT_ROOT });
   return { bin: binPath };
 }
@@ -70,7 +82,8 @@ export interface TricksResult {
 
 export const TRICK_VARIANTS: readonly TrickVariant[] = [
   { label: 'as shipped' },
-  { label: 'without the V8 flags of the shebang', without: 'v8-flags' },
+  { label: 'without --max-opt=0 (the shebang)', without: 'max-opt' },
+  { label: 'without --max-semi-space-size=1 (the shebang)', without: 'max-semi-space-size' },
   { label: 'without the client-node trim plugin', without: 'trim-kubernetes-client' },
   { label: "without the stubs for pino's worker transports", without: 'pino-without-workers' },
 ];
