@@ -9,6 +9,7 @@ import {
   EVENT_REPAIR_PAUSE_INITIAL_MS,
   STREAM_RESTART_INITIAL_MS,
 } from '../src/reconcile/change-follower.js';
+import { scrape } from './metrics-text.js';
 import { setup } from './reconcile-helpers.js';
 
 const RULE = 'route-controller/rule/ipv4';
@@ -41,7 +42,7 @@ describe('ChangeFollower', () => {
     expect(t.messages()).toContain(
       'following kernel change events: drift is repaired as it happens (the resync, every 1h, stays as a safety net)',
     );
-    expect(await t.metrics.value('route_controller_change_events_up')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_change_events_up')).toBe(1);
     const writes = t.kernel.writes;
     drift(t.kernel);
     expect(t.kernel.objects.has(RULE)).toBe(false);
@@ -54,8 +55,8 @@ describe('ChangeFollower', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect(t.kernel.writes).toBe(writes + 1);
     expect(t.events().filter((o) => o.driftRepaired)).toHaveLength(1);
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
-    expect(await t.metrics.value('route_controller_change_events_total', 'scope="ours"')).toBe(2);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_change_events_total', 'scope="ours"')).toBe(2);
     await t.follower.stop();
     await t.reconciler.stop();
   });
@@ -96,7 +97,7 @@ describe('ChangeFollower', () => {
       t.kernel.seed((objects) => objects.set(`kube-proxy/${i}`, { owner: 'kube-proxy', kind: 'rule' }));
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.outcomes).toHaveLength(runs);
-    expect(await t.metrics.value('route_controller_change_events_total', 'scope="other"')).toBe(50);
+    expect(await scrape(t.metrics, 'route_controller_change_events_total', 'scope="other"')).toBe(50);
     await t.follower.stop();
     await t.reconciler.stop();
   });
@@ -106,7 +107,7 @@ describe('ChangeFollower', () => {
     expect(t.watch).toHaveBeenCalledTimes(1);
     // Changes made while nobody listens are found by the reconcile that follows the restart.
     t.kernel.endStreams('nft -j monitor ruleset exited with code 134');
-    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_change_events_up')).toBe(0);
     drift(t.kernel);
     await vi.advanceTimersByTimeAsync(STREAM_RESTART_INITIAL_MS - 1);
     expect(t.watch).toHaveBeenCalledTimes(1);
@@ -114,14 +115,14 @@ describe('ChangeFollower', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(t.watch).toHaveBeenCalledTimes(2);
     expect(t.kernel.objects.has(RULE)).toBe(true);
-    expect(await t.metrics.value('route_controller_change_events_up')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_change_events_up')).toBe(1);
     // It ends again at once: the next restart waits twice as long.
     t.kernel.endStreams('again');
     await vi.advanceTimersByTimeAsync(2 * STREAM_RESTART_INITIAL_MS - 1);
     expect(t.watch).toHaveBeenCalledTimes(2);
     await vi.advanceTimersByTimeAsync(1);
     expect(t.watch).toHaveBeenCalledTimes(3);
-    expect(await t.metrics.value('route_controller_change_events_restarts_total')).toBe(2);
+    expect(await scrape(t.metrics, 'route_controller_change_events_restarts_total')).toBe(2);
     expect(t.messages().filter((m) => m.startsWith('kernel change events stopped'))).toEqual([
       `kernel change events stopped (nft -j monitor ruleset exited with code 134); restarting in ${STREAM_RESTART_INITIAL_MS} ms, the resync repairs drift meanwhile`,
       `kernel change events stopped (again); restarting in ${2 * STREAM_RESTART_INITIAL_MS} ms, the resync repairs drift meanwhile`,
@@ -158,7 +159,7 @@ describe('ChangeFollower', () => {
     expect(watch).toHaveBeenCalledTimes(1);
     const warning = t.logs.find((line) => String(line.msg).startsWith('no kernel change events'));
     expect(warning).toMatchObject({ code: ErrorCodes.CommandNotFound, msg: expect.stringContaining('every 30s') });
-    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_change_events_up')).toBe(0);
     await follower.stop();
   });
 
@@ -197,7 +198,7 @@ describe('ChangeFollower', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     const repairs = t.kernel.writes - writes;
     expect(repairs).toBe(EVENT_REPAIR_LIMIT + 1);
-    expect(await t.metrics.value('route_controller_change_event_repairs_paused_total')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_change_event_repairs_paused_total')).toBe(1);
     const warning = t.logs.find((line) =>
       String(line.msg).startsWith('our rules were changed again after each repair'),
     );
@@ -225,7 +226,7 @@ describe('ChangeFollower', () => {
     drift(t.kernel);
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.outcomes).toHaveLength(runs);
-    expect(await t.metrics.value('route_controller_change_events_up')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_change_events_up')).toBe(0);
     await t.reconciler.stop();
   });
 

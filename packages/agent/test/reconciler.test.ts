@@ -1,5 +1,6 @@
 import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions } from '@route-controller/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { scrape } from './metrics-text.js';
 import { setup } from './reconcile-helpers.js';
 
 describe('Reconciler', () => {
@@ -75,7 +76,7 @@ describe('Reconciler', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'resync', changed: true, driftRepaired: true });
     expect(t.kernel.objects.has('route-controller/rule/ipv4')).toBe(true);
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(1);
     await t.reconciler.stop();
   });
 
@@ -93,7 +94,7 @@ describe('Reconciler', () => {
     t.kernel.failure = undefined;
     await vi.advanceTimersByTimeAsync(500);
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'retry', changed: true, driftRepaired: true });
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(2);
     expect(t.logs.filter((line) => String(line.msg).startsWith('drift repaired')).map((line) => line.msg)).toEqual([
       expect.stringMatching(/^drift repaired from a kernel change event: /),
       expect.stringMatching(/^drift repaired on a retry: /),
@@ -104,7 +105,7 @@ describe('Reconciler', () => {
     expect(t.outcomes.slice(before).filter((o) => o.changed)).toEqual([
       { trigger: 'change', ok: true, changed: true, driftRepaired: false },
     ]);
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(2);
     await t.reconciler.stop();
   });
 
@@ -145,7 +146,7 @@ describe('Reconciler', () => {
     await vi.advanceTimersByTimeAsync(2000);
     expect(t.kernelCidrs()).toEqual(['10.97.0.0/16']);
     expect(t.reconciler.readiness().ready).toBe(true);
-    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(3);
+    expect(await scrape(t.metrics, 'route_controller_apply_failures_total')).toBe(3);
     await t.reconciler.stop();
   });
 
@@ -175,11 +176,11 @@ describe('Reconciler', () => {
         /^not protecting this node: no Service CIDRs found \(scripted: nothing yet\)\. Set SERVICE_CIDRS/,
       ),
     });
-    expect(await t.metrics.value('route_controller_ready')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_ready')).toBe(0);
     t.source.set('10.96.0.0/16');
     await t.reconciler.trigger('change');
     expect(t.reconciler.readiness().ready).toBe(true);
-    expect(await t.metrics.value('route_controller_ready')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_ready')).toBe(1);
     await t.reconciler.stop();
   });
 
@@ -263,7 +264,7 @@ describe('Reconciler', () => {
     // The apply saw its signal aborted and wrote nothing; no failure was counted, no retry planned.
     expect(t.kernel.writes).toBe(0);
     expect(t.outcomes).toEqual([{ trigger: 'start', ok: false, changed: false, driftRepaired: false }]);
-    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_apply_failures_total')).toBe(0);
     expect(closed).toHaveBeenCalledOnce();
     const count = t.outcomes.length;
     await t.reconciler.trigger('change');

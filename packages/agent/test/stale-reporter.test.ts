@@ -7,6 +7,7 @@ import type { Logger } from '../src/observability/logger.js';
 import { AgentMetrics } from '../src/observability/metrics.js';
 import type { PodNames, StaleEventSink } from '../src/stale/kubernetes-features.js';
 import { StaleReporter } from '../src/stale/stale-reporter.js';
+import { scrape } from './metrics-text.js';
 
 const SECOND = 1_000;
 
@@ -37,7 +38,8 @@ async function setup(env: Record<string, string> = {}, options: { records?: bool
   const events: { destination: string; message: string }[] = [];
   const sink: StaleEventSink = { record: async (destination, message) => void events.push({ destination, message }) };
   const { logger, lines } = captureLogs();
-  const metrics = new AgentMetrics('test');
+  // No spacing between kernel reads: these tests scrape back to back.
+  const metrics = new AgentMetrics('test', 0);
   const config = loadConfig({ LISTEN_ADDRESS: 'off', NODE_NAME: 'kind-worker', ...env });
   const reporter = new StaleReporter(config, backend, metrics, pods, sink, logger);
   const hit = (source: string, destination: string, packets: number) =>
@@ -91,15 +93,15 @@ describe('StaleReporter', () => {
       reads += 1;
       return records();
     };
-    expect(await metrics.value('route_controller_stale_destinations', 'family="ipv4"')).toBeUndefined();
+    expect(await scrape(metrics, 'route_controller_stale_destinations', 'family="ipv4"')).toBeUndefined();
     hit('10.244.1.2', '10.96.5.5', 3);
     hit('10.244.1.3', '10.96.5.5', 3);
     hit('10.244.1.2', '10.96.0.99', 3);
     await read(0);
     expect(reads).toBe(1);
-    for (let scrape = 0; scrape < 3; scrape += 1) {
-      expect(await metrics.value('route_controller_stale_destinations', 'family="ipv4"')).toBe(2);
-      expect(await metrics.value('route_controller_stale_destinations', 'family="ipv6"')).toBe(0);
+    for (let round = 0; round < 3; round += 1) {
+      expect(await scrape(metrics, 'route_controller_stale_destinations', 'family="ipv4"')).toBe(2);
+      expect(await scrape(metrics, 'route_controller_stale_destinations', 'family="ipv6"')).toBe(0);
     }
     expect(reads).toBe(1);
   });

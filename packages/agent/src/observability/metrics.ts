@@ -1,12 +1,13 @@
 import type { FirewallBackend, IpFamily, ObservedState, ServiceCidrs } from '@route-controller/core';
 import type { Registry } from 'prom-client';
 import { API_CONNECTION_STATES } from './api-state.js';
+import { FreshReads } from './fresh-reads.js';
 
 /**
- * How long one kernel read serves scrapes: a tight scrape loop (or two Prometheus servers) must not
- * make the agent fork nft or *-save in a storm.
+ * Kernel reads for scrapes start at most this often: a tight scrape loop (or two Prometheus servers)
+ * waits for the next read, it never makes the agent fork nft or *-save in a storm.
  */
-export const OBSERVATION_TTL_MS = 1_000;
+export const KERNEL_READ_INTERVAL_MS = 1_000;
 
 /** One Kubernetes API connection of a discovery source (a source may hold two: node-args). */
 interface KubernetesStatus {
@@ -40,15 +41,21 @@ export class AgentMetrics {
     staleDestinations: {} as Partial<Record<IpFamily, number>>,
   };
   #registry: Promise<Registry> | undefined;
-  /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
-  #observation: { readonly at: number; readonly value: Promise<ObservedState | undefined> } | undefined;
-  /** Kernel reads made for scrapes, for the bench and tests. */
-  kernelReads = 0;
+  /**
+   * Our objects as the kernel holds them, for the drop counters: each scrape gets a read that
+   * started after it came in, shared with the scrapes waiting beside it (see FreshReads).
+   */
+  readonly #kernel: FreshReads<ObservedState | undefined>;
 
   constructor(
     private readonly version: string,
-    private readonly observationTtlMs = OBSERVATION_TTL_MS,
-  ) {}
+    kernelReadIntervalMs = KERNEL_READ_INTERVAL_MS,
+  ) {
+    this.#kernel = new FreshReads(
+      () => this.#state.backend?.observe().catch(() => undefined) ?? Promise.resolve(undefined),
+      kernelReadIntervalMs,
+    );
+  }
 
   backendChosen(backend: FirewallBackend): void {
     this.#state.backend = backend;
@@ -110,50 +117,29 @@ export class AgentMetrics {
     return { contentType: registry.contentType, text: await registry.metrics() };
   }
 
-  /** One value of a metric as rendered, for tests: `value('route_controller_applies_total')`. */
-  async value(name: string, labels = ''): Promise<number | undefined> {
-    const { text } = await this.render();
-    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-    return line === undefined ? undefined : Number(line.split(' ').at(-1));
-  }
-
-  /**
-   * Our objects as the kernel holds them, read at most once per OBSERVATION_TTL_MS: concurrent
-   * scrapes share the read in flight (single-flight), later ones reuse it until it is stale.
-   */
-  #observed(): Promise<ObservedState | undefined> {
-    const now = performance.now();
-    const cached = this.#observation;
-    if (cached && now - cached.at < this.observationTtlMs) return cached.value;
-    const backend = this.#state.backend;
-    if (!backend) return Promise.resolve(undefined);
-    this.kernelReads += 1;
-    const value = backend.observe().catch(() => undefined);
-    this.#observation = { at: now, value };
-    return value;
-  }
-
   async #createRegistry(): Promise<Registry> {
     // `.default`: prom-client is CommonJS, and a bundle's dynamic import of it has no named exports.
     const { Counter, Gauge, Registry } = (await import('prom-client')).default;
     const state = this.#state;
     const registry = new Registry();
     const registers = [registry];
-    // Every metric reads the recorded state when scraped.
+    // Every metric reads the recorded state when scraped. Concurrent scrapes share the metric
+    // objects: each collect() replaces their values in one synchronous step (reset, then set), never
+    // across an await, or overlapping scrapes would see each other's half-done values.
     const gauge = <L extends string>(
       name: string,
       help: string,
       labelNames: readonly L[],
-      read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void | Promise<void>,
+      read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void,
     ) => {
       const metric = new Gauge<L>({
         name,
         help,
         labelNames,
         registers,
-        async collect() {
+        collect() {
           metric.reset();
-          await read((labels, value) => metric.set(labels, value));
+          read((labels, value) => metric.set(labels, value));
         },
       });
     };
@@ -240,8 +226,8 @@ export class AgentMetrics {
         labelNames: ['family'],
         registers,
         collect: async () => {
+          const observed = await this.#kernel.get();
           metric.reset();
-          const observed = await this.#observed();
           for (const family of ['ipv4', 'ipv6'] as const) {
             const counters = observed?.[family].counters;
             if (counters) metric.inc({ family }, counters[unit]);
