@@ -237,7 +237,7 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9999',
         METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         LOG_LEVEL: 'trace',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
       });
       // The agent's own parser: this is exactly what it will run with.
@@ -267,7 +267,7 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9771',
         IPTABLES_LOCK_WAIT: '5s',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
       });
       expect(pod.automountServiceAccountToken).toBe(true);
@@ -301,7 +301,7 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9771',
         METRICS_LISTEN_ADDRESS: 'off',
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
       });
       expect(loadConfig(env)).toMatchObject({
@@ -381,9 +381,9 @@ describe('helm chart charts/route-controller', () => {
       verbs: ['get', 'list', 'watch'],
     };
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
-    const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] };
-    const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create'] };
-    /** The sources' grants alone, without the pod lookup's (on by default). */
+    const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['list'] };
+    const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] };
+    /** The sources' grants alone: the pod lookup off, as by default, said explicitly. */
     const noLookup = { staleClusterIPs: { podLookup: false } };
 
     /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
@@ -412,9 +412,9 @@ describe('helm chart charts/route-controller', () => {
       return roles.map((role) => ({ where: role.metadata.namespace ?? 'cluster', rules: role.rules }));
     }
 
-    it('by default: servicecidrs, nodes and (pod lookup) read-only pods cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
+    it('by default: servicecidrs and nodes cluster-wide, the kubeadm-config ConfigMap alone in kube-system, and no read of pods', async () => {
       expect(await grants(undefined)).toEqual([
-        { where: 'cluster', rules: [SERVICECIDRS, NODES, PODS] },
+        { where: 'cluster', rules: [SERVICECIDRS, NODES] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
       // An empty list is the agent's default too.
@@ -437,11 +437,14 @@ describe('helm chart charts/route-controller', () => {
       expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([]);
     });
 
-    it('stale ClusterIPs: get and list on pods for the pod lookup (switchable off), create on events in default only when asked', async () => {
-      expect(await grants(['kubeadm'])).toEqual([
+    it('stale ClusterIPs: list on pods only when the pod lookup is asked for, create and patch on events in default only when asked', async () => {
+      expect(await grants(['kubeadm'])).toEqual([{ where: 'kube-system', rules: [KUBEADM] }]);
+      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: true } })).toEqual([
         { where: 'cluster', rules: [PODS] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
+      const lookup = await daemonSet({ routeController: { staleClusterIPs: { podLookup: true } } });
+      expect(lookup.env).toMatchObject({ POD_LOOKUP: 'true' });
       expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true } })).toEqual([
         { where: 'kube-system', rules: [KUBEADM] },
         { where: 'default', rules: [EVENTS] },

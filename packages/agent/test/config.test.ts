@@ -36,7 +36,7 @@ describe('loadConfig', () => {
       discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
       nodeName: undefined,
       podNamespace: undefined,
-      podLookup: true,
+      podLookup: false,
       staleEvents: false,
     });
   });

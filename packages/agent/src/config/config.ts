@@ -126,7 +126,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
     nodeName: checked(undefined, () => kubernetesName('nodeName', origin('nodeName'), 253)),
     podNamespace: checked(undefined, () => kubernetesName('podNamespace', origin('podNamespace'), 63)),
-    podLookup: checked(true, () => bool('podLookup', origin('podLookup'), true)),
+    podLookup: checked(false, () => bool('podLookup', origin('podLookup'), false)),
     staleEvents: checked(false, () => bool('staleEvents', origin('staleEvents'), false)),
   };
   const events = origin('staleEvents');

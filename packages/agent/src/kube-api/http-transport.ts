@@ -45,7 +45,10 @@ export class HttpKubeTransport implements KubeTransport {
     const options: https.RequestOptions = { method: request.method, headers: { Accept: 'application/json' } };
     await this.config.applyToHTTPSOptions(options);
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-    if (body !== undefined) options.headers = { ...options.headers, 'Content-Type': 'application/json' };
+    if (body !== undefined) {
+      const type = request.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
+      options.headers = { ...options.headers, 'Content-Type': type };
+    }
     const client = url.protocol === 'https:' ? https : http;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const outgoing = client.request(url, { ...options, signal: request.signal }, resolve);
