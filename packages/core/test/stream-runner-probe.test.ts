@@ -25,9 +25,13 @@ describe('ProcessStreamRunner: probing setpriv', () => {
     // A setpriv first on PATH that logs each run, then runs the real one.
     dir = await mkdtemp(join(tmpdir(), 'rc-setpriv-'));
     const real = childProcess.execFileSync('sh', ['-c', 'command -v setpriv'], { encoding: 'utf8' }).trim();
-    await writeFile(join(dir, 'setpriv'), `#!/bin/sh\nprintf '%s\\n' "$*" >> ${join(dir, 'calls')}\nexec ${real} "$@"\n`, {
-      mode: 0o755,
-    });
+    await writeFile(
+      join(dir, 'setpriv'),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> ${join(dir, 'calls')}\nexec ${real} "$@"\n`,
+      {
+        mode: 0o755,
+      },
+    );
     path = process.env.PATH;
     process.env.PATH = `${dir}:${path ?? ''}`;
     vi.mocked(childProcess.execFileSync).mockClear();
