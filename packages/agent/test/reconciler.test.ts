@@ -1,4 +1,5 @@
 import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions } from '@route-controller/core';
+import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { scrape } from './metrics-text.js';
 import { setup } from './reconcile-helpers.js';
@@ -95,9 +96,9 @@ describe('Reconciler', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'retry', changed: true, driftRepaired: true });
     expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(2);
-    expect(t.logs.filter((line) => String(line.msg).startsWith('drift repaired')).map((line) => line.msg)).toEqual([
-      expect.stringMatching(/^drift repaired from a kernel change event: /),
-      expect.stringMatching(/^drift repaired on a retry: /),
+    expect(t.logs.filter((line) => line.msg === 'drift repaired').map((line) => line.noticed)).toEqual([
+      'from a kernel change event',
+      'on a retry',
     ]);
     const before = t.outcomes.length;
     t.source.set('10.97.0.0/16');
@@ -218,6 +219,53 @@ describe('Reconciler', () => {
     t.source.reading = { kind: 'none', detail: 'all ServiceCIDRs deleted' };
     await t.reconciler.trigger('change');
     expect(t.kernel.objects.size).toBe(0);
+    await t.reconciler.stop();
+  });
+
+  it('sets route_controller_service_cidrs only once a safe set is applied, never for one refused or failed', async () => {
+    const t = setup();
+    const enforced = async () => [
+      await scrape(t.metrics, 'route_controller_service_cidrs', 'family="ipv4"'),
+      await scrape(t.metrics, 'route_controller_service_cidrs', 'family="ipv6"'),
+    ];
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    expect(await enforced()).toEqual([1, 0]);
+    // Refused by the safety check (it holds a node address): what is enforced is still the old set.
+    t.source.set('10.96.0.0/16,172.18.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    expect(t.reconciler.readiness().ready).toBe(false);
+    expect(await enforced()).toEqual([1, 0]);
+    // A safe set whose apply fails: still the old one.
+    const apply = vi
+      .spyOn(t.backend, 'apply')
+      .mockRejectedValue(new RouteControllerError(ErrorCodes.CommandFailed, 'nft -f failed'));
+    t.source.set('10.96.0.0/16,10.97.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    expect(apply).toHaveBeenCalled();
+    expect(await enforced()).toEqual([1, 0]);
+    apply.mockRestore();
+    // Applied: now it says so.
+    await t.reconciler.trigger('retry');
+    expect(await enforced()).toEqual([2, 1]);
+    await t.reconciler.stop();
+  });
+
+  it('warns once that a family the backend cannot enforce is ignored, and again only when that changes', async () => {
+    const kernel = new MemoryKernel();
+    const t = setup('30s', kernel, new MemoryBackend(kernel, { capabilities: { families: ['ipv4'] } }));
+    const warnings = () => t.logs.filter((line) => line.families !== undefined).map((line) => line.families);
+    t.source.set('10.96.0.0/16,fd00:10:96::/112');
+    await t.reconciler.start();
+    for (let resync = 0; resync < 5; resync += 1) await t.reconciler.trigger('resync');
+    expect(warnings()).toEqual([['ipv6']]);
+    expect(t.logs.find((line) => line.families)).toMatchObject({ level: 40, backend: 'memory' });
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.trigger('change');
+    t.source.set('10.96.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    await t.reconciler.trigger('resync');
+    expect(warnings()).toEqual([['ipv6'], ['ipv6']]);
     await t.reconciler.stop();
   });
 

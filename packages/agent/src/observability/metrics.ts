@@ -36,6 +36,9 @@ export class AgentMetrics {
     changeEvents: { ours: 0, other: 0 },
     changeStreamUp: false,
     changeStreamRestarts: 0,
+    /** How drift is noticed while the backend has change events; undefined until the follower starts. */
+    followMode: undefined as 'events' | 'polling' | undefined,
+    churnPauses: 0,
     eventRepairPauses: 0,
     /** Distinct destinations per family in the hit records at their last read; empty while never read. */
     staleDestinations: {} as Partial<Record<IpFamily, number>>,
@@ -104,6 +107,12 @@ export class AgentMetrics {
 
   changeStreamRestarted(): void {
     this.#state.changeStreamRestarts += 1;
+  }
+
+  /** Following change events, or polling our table because another tool's churn made them too costly. */
+  changeFollowMode(mode: 'events' | 'polling'): void {
+    if (mode === 'polling' && this.#state.followMode !== 'polling') this.#state.churnPauses += 1;
+    this.#state.followMode = mode;
   }
 
   eventRepairsPaused(): void {
@@ -204,7 +213,7 @@ export class AgentMetrics {
     });
     gauge(
       'route_controller_change_events_up',
-      '1 while the kernel change event stream is connected; 0 while it restarts, or where the backend has none (iptables-legacy: the resync finds drift)',
+      '1 while the kernel change event stream is connected; 0 while it restarts, while it is paused for foreign churn (route_controller_change_follow_mode), or where the backend has none (iptables-legacy: the resync finds drift)',
       [],
       (set) => set({}, state.changeStreamUp ? 1 : 0),
     );
@@ -212,6 +221,21 @@ export class AgentMetrics {
       'route_controller_change_events_restarts_total',
       'Times the kernel change event stream ended by itself and was started again',
       () => state.changeStreamRestarts,
+    );
+    gauge(
+      'route_controller_change_follow_mode',
+      'How drift is noticed (1 for the current mode): "events" follows kernel change events, "polling" reads our table about once a second while another tool changes the ruleset too often to follow (absent without change events)',
+      ['mode'],
+      (set) => {
+        const mode = state.followMode;
+        if (mode === undefined) return;
+        for (const name of ['events', 'polling'] as const) set({ mode: name }, name === mode ? 1 : 0);
+      },
+    );
+    counter(
+      'route_controller_change_events_churn_pauses_total',
+      "Times change events were paused for another tool's churn, and our table polled instead",
+      () => state.churnPauses,
     );
     counter(
       'route_controller_change_event_repairs_paused_total',
