@@ -1,9 +1,8 @@
-import { NFT_TABLE } from '@route-controller/backend-nft';
-import { type AgentProcess, httpGet, LAB, LoopLab, type Netns } from '@route-controller/lab';
+import { type AgentProcess, httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../src/agent-bin.js';
 import { type KubernetesApi, startKubernetesApi } from '../src/kubernetes-api.js';
-import { kernelRecords } from '../src/nft-fixture.js';
+import { kernelDropCounter, kernelRecords } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 /**
@@ -19,21 +18,6 @@ const AGENT = 'http://127.0.0.1:9773';
 
 /** Destinations the sweep dials, one UDP packet each: more than a read may log, fewer than the set holds. */
 const SWEEP = 300;
-
-/** The kernel's own counter of our IPv4 drop rule, read with nft (not through the agent). */
-async function kernelDropCounter(ns: Netns): Promise<number> {
-  const { stdout } = await ns.must('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE]);
-  type Expr = { match?: { left?: { payload?: { protocol?: string; field?: string } } }; counter?: { packets: number } };
-  const rules = (JSON.parse(stdout) as { nftables: { rule?: { expr: Expr[] } }[] }).nftables.flatMap((entry) =>
-    entry.rule ? [entry.rule] : [],
-  );
-  const rule = rules.find((r) => {
-    const payload = r.expr[0]?.match?.left?.payload;
-    return payload?.protocol === 'ip' && payload.field === 'daddr' && r.expr[1]?.counter !== undefined;
-  });
-  if (!rule) throw new Error(`no IPv4 drop rule with a counter in ${stdout}`);
-  return rule.expr[1]?.counter?.packets ?? Number.NaN;
-}
 
 interface StatusJson {
   staleDestinations: {

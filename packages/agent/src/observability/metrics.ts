@@ -224,7 +224,7 @@ export class AgentMetrics {
     );
     gauge(
       'route_controller_change_follow_mode',
-      'How drift is noticed (1 for the current mode): "events" follows kernel change events, "polling" reads our table about once a second while another tool changes the ruleset too often to follow (absent without change events)',
+      'How drift is noticed (1 for the current mode): "events" follows kernel change events, "polling" reads our table every 0.7 s while another tool changes the ruleset too often to follow (absent without change events)',
       ['mode'],
       (set) => {
         const mode = state.followMode;

@@ -45,7 +45,7 @@ export const DIAGNOSTIC_LOG_INTERVAL_MS = 60_000;
  */
 export const CHURN_EVENTS = 100;
 export const CHURN_WINDOW_MS = 1_000;
-export const POLL_INTERVAL_MS = 800;
+export const POLL_INTERVAL_MS = 700;
 /**
  * While polling, the monitor is started again now and then to see whether the churn is over: first
  * after CHURN_SAMPLE_INITIAL_MS, backing off to CHURN_SAMPLE_MAX_MS while it goes on. A sample ends
