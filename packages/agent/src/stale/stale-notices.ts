@@ -98,8 +98,9 @@ export class StaleNotices {
 }
 
 /**
- * The log line: `stale ClusterIP 10.96.5.5 dialled by 10.244.0.7 (312 packets in the last minute):
- * no Service owns this address`. `name` turns a source address into what to print for it.
+ * The message of a StaleClusterIP Event, for people (the log has the same in fields): `stale
+ * ClusterIP 10.96.5.5 dialled by 10.244.0.7 (312 packets in the last minute): no Service owns this
+ * address`. `name` turns a source address into what to print for it.
  */
 export function formatNotice(notice: StaleNotice, name: (address: string) => string = (a) => a): string {
   const who = notice.sources.map((source) => name(source.address)).join(', ');
