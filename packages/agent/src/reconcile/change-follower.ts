@@ -154,6 +154,8 @@ export class ChangeFollower {
       } finally {
         signal.removeEventListener('abort', stopRun);
         this.#run = undefined;
+        // A sample that ended, whyever, is no sign that the churn is over.
+        clearTimeout(this.#quietTimer);
       }
       this.metrics.changeStream(false);
       if (signal.aborted) return;
@@ -204,7 +206,12 @@ export class ChangeFollower {
       window.events = 0;
     }
     window.events += 1;
-    if (window.events > CHURN_EVENTS && this.#run && !this.#run.signal.aborted) this.#churning(now - window.startedAt);
+    if (window.events > CHURN_EVENTS && this.#live()) this.#churning(now - window.startedAt);
+  }
+
+  /** Whether a run of the stream is up and not being ended. */
+  #live(): boolean {
+    return this.#run !== undefined && !this.#run.signal.aborted;
   }
 
   /** Stops the stream for churn (at once, or again after a sample), and polls our table meanwhile. */
@@ -228,7 +235,7 @@ export class ChangeFollower {
 
   /** A sample of the stream that stayed quiet for a whole window: back to events. */
   #quiet(): void {
-    if (this.#mode !== 'polling') return;
+    if (this.#mode !== 'polling' || !this.#live()) return;
     this.#samples.reset();
     this.#log.info(
       { backend: this.backend.name, pausedMs: Date.now() - this.#pausedAt },
@@ -250,7 +257,7 @@ export class ChangeFollower {
       if (this.#mode === 'polling') {
         // A sample: back to events if it stays quiet for a window, else #churning ends it again.
         clearTimeout(this.#quietTimer);
-        this.#quietTimer = setTimeout(() => this.#quiet(), CHURN_WINDOW_MS);
+        if (this.#live()) this.#quietTimer = setTimeout(() => this.#quiet(), CHURN_WINDOW_MS);
       } else if (this.#subscribedBefore) {
         this.#log.info({ backend: this.backend.name }, 'kernel change events resumed; reconciling for what was missed');
       } else {
