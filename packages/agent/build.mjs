@@ -1,13 +1,22 @@
 // Bundles the route-controller executable: dist/bundle/route-controller.mjs (the CLI: commander and the
 // settings table) plus chunks that load on demand (a command's code, the iptables backend, prom-client,
 // the Kubernetes client), each minified ESM with a linked source map. Runs after `tsc -b`, which has
-// built the workspace packages this resolves to (their dist/). Usage: node build.mjs
+// built the workspace packages this resolves to (their dist/).
+//
+// Usage: node build.mjs [--outdir DIR] [--without PLUGIN,...]
+// The options exist for the bench's "start-up tricks" section (test/bench/tricks.ts), which builds the
+// bundle without each plugin in turn to measure what it buys.
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
 const here = new URL('.', import.meta.url);
 const pkg = JSON.parse(await readFile(new URL('package.json', here), 'utf8'));
-const outdir = new URL('dist/bundle/', here).pathname;
+const { values: options } = parseArgs({
+  options: { outdir: { type: 'string' }, without: { type: 'string', default: '' } },
+});
+const outdir = options.outdir ?? new URL('dist/bundle/', here).pathname;
+const without = new Set(options.without.split(',').filter(Boolean));
 
 /** Keeps the Kubernetes chunk to what the agent uses (1068 KiB -> 682 KiB, ~2 MiB less heap). */
 const trimKubernetesClient = {
@@ -60,6 +69,11 @@ const pinoWithoutWorkers = {
   },
 };
 
+const plugins = [trimKubernetesClient, pinoWithoutWorkers];
+for (const name of without) {
+  if (!plugins.some((plugin) => plugin.name === name)) throw new Error(`--without: no plugin ${name}`);
+}
+
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: here.pathname,
@@ -83,12 +97,12 @@ const result = await build({
   banner: {
     js: "import{createRequire as __rcCreateRequire}from'node:module';const require=__rcCreateRequire(import.meta.url);",
   },
-  plugins: [trimKubernetesClient, pinoWithoutWorkers],
+  plugins: plugins.filter((plugin) => !without.has(plugin.name)),
   metafile: true,
   logLevel: 'warning',
 });
 // What went into each output file: the tests read it to check which packages a command loads.
-await writeFile(new URL('dist/bundle-meta.json', here), JSON.stringify(result.metafile));
+if (!options.outdir) await writeFile(new URL('dist/bundle-meta.json', here), JSON.stringify(result.metafile));
 const js = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.mjs'));
 const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
 console.log(`bundle: ${js.length} files, ${kib(js.reduce((sum, [, o]) => sum + o.bytes, 0))} in ${outdir}`);

@@ -54,26 +54,6 @@ function invalid(input: string, reason: string, cause?: unknown): RouteControlle
  */
 export function parseCidr(entry: string): ParsedCidr {
   const input = entry.trim();
-  // Every resync re-reads the kernel's CIDRs, and ip-cidr is slow (~0.1 ms a parse): remember.
-  const cached = parsed.get(input);
-  if (cached) return cached;
-  const result = parseUncached(input);
-  if (parsed.size >= PARSE_CACHE_SIZE) parsed.clear();
-  parsed.set(input, result);
-  return result;
-}
-
-const PARSE_CACHE_SIZE = 20_000;
-const parsed = new Map<string, ParsedCidr>();
-/** Cidr objects made by parseCidr: known canonical without parsing again. */
-const canonical = new WeakSet<Cidr>();
-
-/** True for a Cidr produced by parseCidr (not one built or altered by hand). */
-export function isParsedCidr(cidr: Cidr): boolean {
-  return canonical.has(cidr);
-}
-
-function parseUncached(input: string): ParsedCidr {
   const shape = CIDR_SHAPE.exec(input);
   if (!shape?.groups) {
     const reason = input.includes('/') ? 'unexpected characters' : 'no "/prefix" part';
@@ -120,9 +100,7 @@ function toBigInt(value: unknown): bigint {
 }
 
 function makeCidr(family: IpFamily, address: string, prefix: number, first: bigint, last: bigint): Cidr {
-  const cidr: Cidr = Object.freeze({ family, address, prefix, text: `${address}/${prefix}`, first, last });
-  canonical.add(cidr);
-  return cidr;
+  return Object.freeze({ family, address, prefix, text: `${address}/${prefix}`, first, last });
 }
 
 /** True when `outer` contains every address of `inner`. */

@@ -1,5 +1,5 @@
 import { BLOCK_ACTIONS, type BlockAction, DEFAULT_BLOCK_ACTION } from './block-action.js';
-import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, isParsedCidr, parseCidr } from './cidr.js';
+import { type Cidr, cidrsOverlap, compareCidrs, IP_FAMILIES, parseCidr } from './cidr.js';
 import { ErrorCodes, RouteControllerError } from './errors.js';
 import { cidrsOf, formatServiceCidrs, NO_SERVICE_CIDRS, type ServiceCidrs, sameServiceCidrs } from './service-cidrs.js';
 
@@ -66,7 +66,6 @@ export function assertValidDesiredState(desired: DesiredState): void {
 }
 
 function isCanonical(cidr: Cidr): boolean {
-  if (isParsedCidr(cidr)) return true;
   try {
     const parsed = parseCidr(cidr.text);
     return (

@@ -1,0 +1,238 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { type AgentBin, AgentProcess, LAB, Netns } from '@route-controller/lab';
+import { AGENT_BIN } from '../src/agent-bin.js';
+import { startKubernetesApi } from '../src/kubernetes-api.js';
+import { memoryMib } from './memory.js';
+import { BENCH_CIDRS, timed } from './startup.js';
+import { type Summary, summarise } from './stats.js';
+
+const run = promisify(execFile);
+
+/**
+ * What each start-up trick of the shipped agent buys, measured by building the agent without it:
+ * the same bin and bundle, less one trick, run side by side with the shipped one in interleaved
+ * rounds (so the machine's load hits all variants alike). A trick stays only while it buys more than
+ * the noise; this section is how anyone can check that it still does.
+ */
+
+/** A trick of the shipped agent that a variant leaves out. */
+export type Trick = 'v8-flags' | 'trim-kubernetes-client' | 'pino-without-workers';
+
+export interface TrickVariant {
+  readonly label: string;
+  readonly without?: Trick;
+}
+
+const AGENT_ROOT = dirname(dirname(AGENT_BIN));
+const BUILD = join(AGENT_ROOT, 'build.mjs');
+
+/** The shipped agent's bin, bundle and manifest, rebuilt without `trick`, in a directory of its own. */
+async function buildVariant(without: Trick | undefined, into: string): Promise<AgentBin> {
+  await mkdir(join(into, 'bin'), { recursive: true });
+  await copyFile(join(AGENT_ROOT, 'package.json'), join(into, 'package.json'));
+  let bin = await readFile(AGENT_BIN, 'utf8');
+  if (without === 'v8-flags') bin = bin.replace(/^#!.*\n/, '#!/usr/bin/env node\n');
+  const binPath = join(into, 'bin', 'route-controller.cjs');
+  await writeFile(binPath, bin, { mode: 0o755 });
+  const plugin = without === 'v8-flags' || without === undefined ? [] : ['--without', without];
+  await run(process.execPath, [BUILD, '--outdir', join(into, 'dist', 'bundle'), ...plugin], { cwd: AGENT_ROOT });
+  return { bin: binPath };
+}
+
+export interface TrickFigures {
+  /** Spawn to "rules applied", nft, SERVICE_CIDRS. */
+  readonly start: Summary;
+  /** Spawn to "rules applied", following one ServiceCIDR of the test API server. */
+  readonly kubernetesStart: Summary;
+  /** VmRSS after the idle period, SERVICE_CIDRS, and with the Kubernetes source. */
+  readonly idleMib: Summary;
+  readonly kubernetesIdleMib: Summary;
+}
+
+export interface TrickRow {
+  readonly variant: TrickVariant;
+  readonly figures: TrickFigures;
+  /** Per round, this variant's figure less the shipped one's (positive: the trick saves that much). */
+  readonly saved?: { readonly [K in keyof TrickFigures]: readonly number[] };
+}
+
+export interface TricksResult {
+  readonly rows: readonly TrickRow[];
+  readonly rounds: number;
+  readonly idleSeconds: number;
+  /** `route-controller --version` as shipped (answered by the CommonJS bin) and through the ESM bundle. */
+  readonly version: { readonly bin: Summary; readonly bundle: Summary; readonly saved: readonly number[] };
+}
+
+export const TRICK_VARIANTS: readonly TrickVariant[] = [
+  { label: 'as shipped' },
+  { label: 'without the V8 flags of the shebang', without: 'v8-flags' },
+  { label: 'without the client-node trim plugin', without: 'trim-kubernetes-client' },
+  { label: "without the stubs for pino's worker transports", without: 'pino-without-workers' },
+];
+
+async function startTime(ns: Netns, env: Record<string, string>, agent: AgentBin): Promise<number> {
+  const started = AgentProcess.start(ns, env, [], agent);
+  try {
+    return started.elapsedAt(await started.waitForMessage('rules applied', 30_000));
+  } finally {
+    await started.stop('SIGKILL');
+    await ns.exec('nft', ['delete', 'table', 'inet', 'route-controller']);
+  }
+}
+
+/** Each variant's agent in a namespace of its own, all idling at once; VmRSS after `seconds`. */
+async function idleMemory(agents: readonly AgentBin[], seconds: number, kubernetes: boolean): Promise<number[]> {
+  const namespaces = await Promise.all(agents.map(() => Netns.create('bench-trick')));
+  const apis: Awaited<ReturnType<typeof startKubernetesApi>>[] = [];
+  const running: AgentProcess[] = [];
+  try {
+    for (const [index, agent] of agents.entries()) {
+      const ns = namespaces[index] as Netns;
+      let env: Record<string, string> = { SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' };
+      if (kubernetes) {
+        const api = await startKubernetesApi(ns);
+        apis.push(api);
+        api.server.add('kubernetes', [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6]);
+        env = { KUBECONFIG: api.kubeconfig, LISTEN_ADDRESS: '127.0.0.1:9771', HOME: '/nonexistent' };
+      }
+      running.push(AgentProcess.start(ns, env, [], agent));
+    }
+    for (const agent of running) {
+      await agent.waitForMessage('rules applied', 30_000);
+      // One scrape, as Prometheus would do, so the metrics code is loaded as in production.
+      await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
+    }
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    return await Promise.all(
+      running.map((agent) => {
+        if (agent.pid === undefined) throw new Error('an agent has no pid');
+        return memoryMib(agent.pid, 'VmRSS');
+      }),
+    );
+  } finally {
+    await Promise.all(running.map((agent) => agent.stop('SIGTERM')));
+    await Promise.all(apis.map((api) => api.close()));
+    await Promise.all(namespaces.map((ns) => ns.delete()));
+  }
+}
+
+export async function measureTricks(rounds: number, idleSeconds: number): Promise<TricksResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'rc-tricks-'));
+  try {
+    const agents: AgentBin[] = [];
+    for (const [index, variant] of TRICK_VARIANTS.entries()) {
+      agents.push(
+        variant.without === undefined
+          ? { bin: AGENT_BIN }
+          : await buildVariant(variant.without, join(dir, `variant-${index}`)),
+      );
+    }
+    const samples = TRICK_VARIANTS.map(() => ({
+      start: [] as number[],
+      kubernetesStart: [] as number[],
+      idleMib: [] as number[],
+      kubernetesIdleMib: [] as number[],
+    }));
+    const ns = await Netns.create('bench-tricks');
+    const api = await startKubernetesApi(ns);
+    try {
+      api.server.add('kubernetes', [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6]);
+      const kubeEnv = { KUBECONFIG: api.kubeconfig, LISTEN_ADDRESS: 'off', HOME: '/nonexistent' };
+      const envEnv = { SERVICE_CIDRS: BENCH_CIDRS, FIREWALL_BACKEND: 'nft', LISTEN_ADDRESS: 'off' };
+      for (let round = -1; round < rounds; round += 1) {
+        // A different variant goes first in each round: none always starts on a cold page cache.
+        const order = TRICK_VARIANTS.map((_, index) => (index + Math.max(round, 0)) % TRICK_VARIANTS.length);
+        const start: number[] = [];
+        const kube: number[] = [];
+        for (const index of order) {
+          start[index] = await startTime(ns, envEnv, agents[index] as AgentBin);
+          kube[index] = await startTime(ns, kubeEnv, agents[index] as AgentBin);
+        }
+        if (round < 0) continue; // warms the page cache and the kernel's modules
+        for (const index of order) {
+          samples[index]?.start.push(start[index] as number);
+          samples[index]?.kubernetesStart.push(kube[index] as number);
+        }
+      }
+    } finally {
+      await api.close();
+      await ns.delete();
+    }
+    for (let round = 0; round < rounds; round += 1) {
+      const idle = await idleMemory(agents, idleSeconds, false);
+      const kubeIdle = await idleMemory(agents, idleSeconds, true);
+      for (const index of TRICK_VARIANTS.keys()) {
+        samples[index]?.idleMib.push(idle[index] as number);
+        samples[index]?.kubernetesIdleMib.push(kubeIdle[index] as number);
+      }
+    }
+    const shipped = samples[0];
+    if (!shipped) throw new Error('no shipped variant');
+    const rows = TRICK_VARIANTS.map((variant, index): TrickRow => {
+      const own = samples[index] ?? shipped;
+      const less = (key: keyof TrickFigures) => own[key].map((value, i) => value - (shipped[key][i] as number));
+      return {
+        variant,
+        figures: {
+          start: summarise(own.start),
+          kubernetesStart: summarise(own.kubernetesStart),
+          idleMib: summarise(own.idleMib),
+          kubernetesIdleMib: summarise(own.kubernetesIdleMib),
+        },
+        ...(index === 0
+          ? {}
+          : {
+              saved: {
+                start: less('start'),
+                kubernetesStart: less('kubernetesStart'),
+                idleMib: less('idleMib'),
+                kubernetesIdleMib: less('kubernetesIdleMib'),
+              },
+            }),
+      };
+    });
+    return { rows, rounds, idleSeconds, version: await measureVersion(rounds * 4) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--version` answered by the CommonJS bin, and by the ESM bundle (what the bin would be without it). */
+async function measureVersion(runs: number): Promise<TricksResult['version']> {
+  const bundle = join(AGENT_ROOT, 'dist', 'bundle', 'route-controller.mjs');
+  const flags = /^#!\S*\/env\s+-S\s+node((?:\s+--?[\w-]+(?:=\S+)?)*)/
+    .exec(await readFile(AGENT_BIN, 'utf8'))?.[1]
+    ?.trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  const bin: number[] = [];
+  const esm: number[] = [];
+  for (let round = -1; round < runs; round += 1) {
+    const b = await timed(() => run(AGENT_BIN, ['--version']));
+    const e = await timed(() => run(process.execPath, [...(flags ?? []), bundle, '--version']));
+    if (round < 0) continue;
+    bin.push(b);
+    esm.push(e);
+  }
+  return { bin: summarise(bin), bundle: summarise(esm), saved: esm.map((value, i) => value - (bin[i] as number)) };
+}
+
+/**
+ * Whether a trick buys more than the noise: in every round the variant without it did worse than the
+ * shipped agent (a sign test: with 10 rounds, chance alone does that once in 1,024), or better in
+ * every round (the trick costs), or neither (within noise); and by how much (the median of the
+ * per-round differences).
+ */
+export function benefit(saved: readonly number[]): { readonly median: number; readonly verdict: TrickVerdict } {
+  const median = summarise(saved).median;
+  if (saved.every((value) => value > 0)) return { median, verdict: 'saves' };
+  if (saved.every((value) => value < 0)) return { median, verdict: 'costs' };
+  return { median, verdict: 'noise' };
+}
+
+export type TrickVerdict = 'saves' | 'costs' | 'noise';
