@@ -39,7 +39,10 @@ const drift = (kernel: MemoryKernel) => kernel.seed((objects) => objects.delete(
 
 describe('ChangeFollower', () => {
   beforeEach(() => vi.useFakeTimers());
-  afterEach(() => vi.useRealTimers());
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
 
   it('repairs drift from a change event, without waiting for the resync, and counts it', async () => {
     const t = await follow();
@@ -284,6 +287,8 @@ describe('ChangeFollower', () => {
     });
 
     it('samples the stream again with backoff while the churn goes on, and goes back to events once a sample is quiet', async () => {
+      // No jitter: each sample starts exactly when its backoff says.
+      vi.spyOn(Math, 'random').mockReturnValue(0);
       const t = await follow();
       await churn(t, CHURN_EVENTS + 1, CHURN_WINDOW_MS / 2);
       expect(t.watch).toHaveBeenCalledTimes(1);
@@ -292,10 +297,10 @@ describe('ChangeFollower', () => {
       expect(t.watch).toHaveBeenCalledTimes(2);
       await churn(t, CHURN_EVENTS + 1, CHURN_WINDOW_MS / 2);
       expect(await mode(t)).toBe('polling');
-      // The next sample waits twice as long (less up to a fifth of jitter): not within the first delay.
-      await vi.advanceTimersByTimeAsync(CHURN_SAMPLE_INITIAL_MS);
+      // The next sample waits twice as long.
+      await vi.advanceTimersByTimeAsync(2 * CHURN_SAMPLE_INITIAL_MS - CHURN_WINDOW_MS);
       expect(t.watch).toHaveBeenCalledTimes(2);
-      await vi.advanceTimersByTimeAsync(CHURN_SAMPLE_INITIAL_MS);
+      await vi.advanceTimersByTimeAsync(CHURN_WINDOW_MS);
       expect(t.watch).toHaveBeenCalledTimes(3);
       // Quiet now: after a whole window of the sample, events again, and no more polls.
       await vi.advanceTimersByTimeAsync(CHURN_WINDOW_MS);

@@ -124,19 +124,22 @@ describe('StaleReporter', () => {
   });
 
   it('a sweep that goes on: at most one line a minute per destination, about 60 a minute in all', async () => {
-    const { hit, read, dialled, summaries, lines } = await setup({ RESYNC_INTERVAL: '1s' });
+    const { hit, read, dialled, summaries, lines } = await setup({ RESYNC_INTERVAL: '1s' }, { recordSize: 10_000 });
     await read(0);
     const perDestination = new Map<string, number[]>();
-    // Five minutes of reads every second, 200 destinations dialled between every two reads: far more
-    // due each minute than the budget lets through.
-    for (let second = 1; second <= 300; second += 1) {
-      for (let n = 0; n < 200; n += 1) hit('10.244.1.2', `10.96.0.${n}`, 1);
+    // Two minutes of reads every second: 50 destinations dialled between every two reads, and 20 new
+    // sources each time (new pairs are said at once): far more than the budget lets through.
+    let source = 0;
+    for (let second = 1; second <= 120; second += 1) {
+      for (let n = 0; n < 50; n += 1) hit('10.244.1.2', `10.96.0.${n}`, 1);
+      for (let n = 0; n < 20; n += 1, source += 1)
+        hit(`10.244.${10 + Math.floor(source / 250)}.${source % 250}`, '10.96.1.1', 1);
       await read(second * SECOND);
     }
     const stale = lines.filter((line) => line.component === 'stale');
     expect(stale).toHaveLength(dialled().length + summaries().length);
     // Every minute of it, summaries included: the budget is 60 a minute plus one read's burst.
-    for (let minute = 0; minute < 5; minute += 1) {
+    for (let minute = 0; minute < 2; minute += 1) {
       const inMinute = stale.filter((line) => Math.floor(Number(line.time) / 60_000) === minute);
       expect(inMinute.length, `minute ${minute}`).toBeLessThanOrEqual(60 + 11);
     }
@@ -151,7 +154,7 @@ describe('StaleReporter', () => {
         expect((times[i] ?? 0) - (times[i - 1] ?? 0), destination).toBeGreaterThanOrEqual(60 * SECOND);
       }
     }
-  });
+  }, 30_000); // two minutes of reads, each a whole read of the memory kernel's records
 
   it('keeps the stale-destinations gauge from its reads, never reading the records at scrape time', async () => {
     const { backend, metrics, hit, read } = await setup();
