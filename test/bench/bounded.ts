@@ -21,7 +21,8 @@ import { type Summary, summarise } from './stats.js';
  */
 
 const NODE = 'lab-node';
-const AGENT = 'http://127.0.0.1:9773';
+const HEALTH = '127.0.0.1:9773';
+const METRICS = '127.0.0.1:9774';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The destinations of a sweep of the Service range: `count` addresses in 10.96.100.0 and up. */
@@ -75,7 +76,8 @@ export async function measureSweep(count: number, minutes: number): Promise<Swee
     agent = startAgent(lab.node, {
       ...env,
       RESYNC_INTERVAL: resync,
-      LISTEN_ADDRESS: AGENT.replace('http://', ''),
+      LISTEN_ADDRESS: HEALTH,
+      METRICS_LISTEN_ADDRESS: METRICS,
       STALE_CLUSTERIP_EVENTS: 'true',
     });
     const started = agent;
@@ -102,7 +104,7 @@ export async function measureSweep(count: number, minutes: number): Promise<Swee
     const recorded = (JSON.parse(status.stdout) as { staleDestinations: unknown[] }).staleDestinations.length;
     const metric = Number(
       /^route_controller_stale_destinations\{family="ipv4"\} (\d+)$/m.exec(
-        (await httpGet(lab.node, `${AGENT}/metrics`)).body,
+        (await httpGet(lab.node, `http://${METRICS}/metrics`)).body,
       )?.[1],
     );
 
@@ -164,7 +166,8 @@ export async function measureScrapeAnswers(rounds: number, concurrency = 8): Pro
   const agent = startAgent(lab.node, {
     SERVICE_CIDRS: `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`,
     RESYNC_INTERVAL: '1h',
-    LISTEN_ADDRESS: AGENT.replace('http://', ''),
+    LISTEN_ADDRESS: HEALTH,
+    METRICS_LISTEN_ADDRESS: METRICS,
   });
   try {
     await agent.waitUntilReady(20_000);
@@ -174,7 +177,7 @@ export async function measureScrapeAnswers(rounds: number, concurrency = 8): Pro
       const answers = [];
       (async () => {
         for (let round = 0; round < ${rounds}; round += 1) {
-          const texts = await Promise.all(Array.from({ length: ${concurrency} }, () => fetch('${AGENT}/metrics').then((r) => r.text())));
+          const texts = await Promise.all(Array.from({ length: ${concurrency} }, () => fetch('http://${METRICS}/metrics').then((r) => r.text())));
           for (const text of texts) answers.push(Number(/^route_controller_blocked_packets_total\\{family="ipv4"\\} (\\d+)$/m.exec(text)?.[1]));
         }
         process.stdout.write(JSON.stringify(answers));

@@ -17,6 +17,7 @@ export type EventBackend = 'nft' | 'iptables-nft';
 export const EVENT_BACKENDS: readonly EventBackend[] = ['nft', 'iptables-nft'];
 export const RESYNC = '1h';
 const LISTEN = '127.0.0.1:9771';
+const METRICS_LISTEN = '127.0.0.1:9772';
 /**
  * Between two drifts: longer than the agent's loop cap allows for a fight (10 repairs from events
  * within 10 s pause them), since here one process does undo every repair, on purpose.
@@ -30,7 +31,7 @@ interface Drift {
   readonly commands: readonly { readonly file: string; readonly args: readonly string[] }[];
 }
 
-/** The issue's four drift kinds. For nft, "FORWARD" is our own base chain on the forward hook. */
+/** The issue's four drift kinds. For nft, "FORWARD" is our own base chain on the forward hook; for iptables-nft, the security table's. */
 export const DRIFTS: Readonly<Record<EventBackend, readonly Drift[]>> = {
   nft: [
     { what: 'ruleset flushed', commands: [{ file: 'nft', args: ['flush', 'ruleset'] }] },
@@ -44,14 +45,18 @@ export const DRIFTS: Readonly<Record<EventBackend, readonly Drift[]>> = {
       commands: [{ file: 'nft', args: ['flush', 'chain', 'inet', 'route-controller', 'forward'] }],
     },
   ],
+  // Our chain and jump live in the security table: its FORWARD is the one an ACCEPT can undo.
   'iptables-nft': [
     { what: 'ruleset flushed', commands: [{ file: 'nft', args: ['flush', 'ruleset'] }] },
-    { what: 'table ip filter deleted', commands: [{ file: 'nft', args: ['delete', 'table', 'ip', 'filter'] }] },
+    { what: 'table ip security deleted', commands: [{ file: 'nft', args: ['delete', 'table', 'ip', 'security'] }] },
     {
-      what: 'ACCEPT inserted at the top of FORWARD',
-      commands: [{ file: 'iptables-nft', args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'] }],
+      what: 'ACCEPT inserted at the top of security FORWARD',
+      commands: [{ file: 'iptables-nft', args: ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT'] }],
     },
-    { what: 'FORWARD flushed', commands: [{ file: 'iptables-nft', args: ['-w', '-F', 'FORWARD'] }] },
+    {
+      what: 'security FORWARD flushed',
+      commands: [{ file: 'iptables-nft', args: ['-w', '-t', 'security', '-F', 'FORWARD'] }],
+    },
   ],
 };
 
@@ -74,6 +79,7 @@ export async function startWithEvents(
     FIREWALL_BACKEND: backend,
     RESYNC_INTERVAL: RESYNC,
     LISTEN_ADDRESS: LISTEN,
+    METRICS_LISTEN_ADDRESS: METRICS_LISTEN,
     ...env,
   });
   await agent.waitUntilReady(20_000);
@@ -181,7 +187,7 @@ export function churnPayload(rules: number, round: number): string {
 }
 
 export async function metrics(ns: Netns): Promise<string> {
-  return (await httpGet(ns, `http://${LISTEN}/metrics`)).body;
+  return (await httpGet(ns, `http://${METRICS_LISTEN}/metrics`)).body;
 }
 
 export function value(text: string, name: string): number {
@@ -382,7 +388,7 @@ export async function measureScrapes(seconds: number, rate = 20): Promise<Scrape
   try {
     await sleep(1_500); // past the last read of start-up and of the stream's first reconcile
     const client = `
-      const url = 'http://${LISTEN}/metrics';
+      const url = 'http://${METRICS_LISTEN}/metrics';
       let done = 0;
       const started = Date.now();
       const timer = setInterval(() => {

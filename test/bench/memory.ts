@@ -58,7 +58,7 @@ export async function memoryMib(pid: number, key: 'VmRSS' | 'VmHWM'): Promise<nu
 export async function watchAgent(agent: AgentProcess, label: string, seconds: number): Promise<MemoryResult> {
   await agent.waitForMessage('rules applied', 30_000);
   // One scrape, as Prometheus would do, so the metrics code is loaded as it is in production.
-  await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
+  await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9772/metrics").then((r) => r.text())']);
   const pid = agent.pid;
   if (pid === undefined) throw new Error('the agent has no pid');
   await agent.waitForMessage('following kernel change events', 5_000).catch(() => undefined);
@@ -105,7 +105,12 @@ export async function measureMemory(options: MemoryOptions): Promise<MemoryResul
   try {
     const withEnv = AgentProcess.start(
       ns,
-      { ...env, SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' },
+      {
+        ...env,
+        SERVICE_CIDRS: BENCH_CIDRS,
+        LISTEN_ADDRESS: '127.0.0.1:9771',
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+      },
       [],
       agentBin,
     );
@@ -121,7 +126,13 @@ export async function measureMemory(options: MemoryOptions): Promise<MemoryResul
       const kubeconfig = options.root ? await api.kubeconfigUnder(options.root) : api.kubeconfig;
       const following = AgentProcess.start(
         ns,
-        { ...env, KUBECONFIG: kubeconfig, LISTEN_ADDRESS: '127.0.0.1:9771', HOME: '/nonexistent' },
+        {
+          ...env,
+          KUBECONFIG: kubeconfig,
+          LISTEN_ADDRESS: '127.0.0.1:9771',
+          METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+          HOME: '/nonexistent',
+        },
         [],
         agentBin,
       );

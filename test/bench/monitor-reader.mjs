@@ -1,8 +1,9 @@
 // A change event monitor alone, for `pnpm bench`: node reads `nft <args...>` as the agent does
-// (ProcessStreamRunner + runChangeStream with the nft backend's line filter) for <seconds>, then
+// (ProcessStreamRunner + runChangeStream with the shared monitor's sorting and the nft backend's line test) for <seconds>, then
 // prints its own CPU and the child's, in % of one core. Run it inside the namespace under test.
 import { readFileSync } from 'node:fs';
-import { classifyNftMonitorLine } from '@route-controller/backend-nft';
+import { isOurTableLine } from '@route-controller/backend-nft';
+import { classifyMonitorLine } from '@route-controller/backend-nft/monitor';
 import { ProcessStreamRunner, runChangeStream } from '@route-controller/core';
 
 const [seconds, ...args] = process.argv.slice(2);
@@ -11,7 +12,7 @@ const cpu = (pid) => {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
-const classify = classifyNftMonitorLine('route-controller');
+const classify = classifyMonitorLine(isOurTableLine('route-controller'));
 let lines = 0;
 let pid;
 const controller = new AbortController();

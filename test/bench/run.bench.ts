@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { MAX_CIDRS_PER_FAMILY } from '@route-controller/core';
 import { it } from 'vitest';
 import { describeKernel } from '../src/prerequisites.js';
 import { type ApplyCostRow, measureApplyCost } from './apply-cost.js';
@@ -26,6 +27,7 @@ import {
   type ScrapeResult,
 } from './change-events.js';
 import { type CliStartResult, measureCliStart } from './cli-start.js';
+import { type FleetProfileName, type FleetResult, KUBE_PROXY, measureFleet } from './fleet.js';
 import { type ForwardingRow, measureForwarding } from './forwarding.js';
 import { type ImageBenchResult, measureImage } from './image.js';
 import { type KubernetesLatencyResult, measureKubernetesLatency } from './kubernetes-latency.js';
@@ -48,6 +50,8 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 const IMAGE = process.env.BENCH_IMAGE !== '0';
 /** Rounds of the forwarding section (each runs every configuration for 2 s). */
 const FORWARDING_ROUNDS = Number(process.env.BENCH_FORWARDING_ROUNDS ?? 5);
+/** CIDR counts of the apply-cost section, both families together: up to the cap, MAX_CIDRS_PER_FAMILY each. */
+const APPLY_COUNTS = [1, 2, 16, 2 * MAX_CIDRS_PER_FAMILY];
 
 /** Issue 12's targets: ratios to the floor measured in the same run, and resident memory. */
 const NFT_START_TARGET: Target = { atMost: 1.8, unit: '×' };
@@ -75,6 +79,7 @@ const SECTION_KEYS = [
   'scrapes',
   'bounded',
   'tricks',
+  'fleet',
 ] as const;
 type SectionKey = (typeof SECTION_KEYS)[number];
 const SELECTED = process.env.BENCH_SECTIONS?.split(',')
@@ -88,6 +93,13 @@ const BOUNDED_SECONDS = Number(process.env.BENCH_BOUNDED_SECONDS ?? 20);
 const BOUNDED_MINUTES = Number(process.env.BENCH_BOUNDED_MINUTES ?? 2);
 const SWEEP_ADDRESSES = 2_000;
 const RESULTS = new URL('../../bench/RESULTS.md', import.meta.url);
+/** The fleet: agents, minutes counted per profile (at least 10 for the report), the profiles, the restart's downtime. */
+const FLEET_AGENTS = Number(process.env.BENCH_FLEET_AGENTS ?? 50);
+const FLEET_MINUTES = Number(process.env.BENCH_FLEET_MINUTES ?? 10);
+const FLEET_PROFILES = (process.env.BENCH_FLEET_PROFILES ?? 'servicecidr,k3s-agent,kubeadm')
+  .split(',')
+  .map((name) => name.trim()) as FleetProfileName[];
+const FLEET_DOWN_SECONDS = Number(process.env.BENCH_FLEET_DOWN_SECONDS ?? 10);
 
 describeKernel('pnpm bench', () => {
   it('measures and writes bench/RESULTS.md', async () => {
@@ -121,7 +133,7 @@ describeKernel('pnpm bench', () => {
     if (want('apply')) {
       const apply: ApplyCostRow[] = [];
       for (const backend of BACKENDS)
-        apply.push(...(await measureApplyCost(backend, [1, 10, 100, 1000], Math.max(3, RUNS / 2))));
+        apply.push(...(await measureApplyCost(backend, APPLY_COUNTS, Math.max(3, RUNS / 2))));
       sections.set('apply', applyTable(apply));
     }
 
@@ -136,12 +148,13 @@ describeKernel('pnpm bench', () => {
           // The plain drop, and the default layout that records who hits it (a goto to a record chain).
           { rules: 'nft', cidrs: 1, records: false },
           { rules: 'nft', cidrs: 1, records: true },
-          { rules: 'nft', cidrs: 256, records: false },
-          { rules: 'nft', cidrs: 256, records: true },
+          // The most a node can hold: MAX_CIDRS_PER_FAMILY in each family.
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: false },
+          { rules: 'nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY, records: true },
           { rules: 'iptables-nft', cidrs: 1 },
-          { rules: 'iptables-nft', cidrs: 256 },
+          { rules: 'iptables-nft', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
           { rules: 'iptables-legacy', cidrs: 1 },
-          { rules: 'iptables-legacy', cidrs: 256 },
+          { rules: 'iptables-legacy', cidrs: 2 * MAX_CIDRS_PER_FAMILY },
         ],
         2,
         FORWARDING_ROUNDS,
@@ -177,6 +190,22 @@ describeKernel('pnpm bench', () => {
     }
 
     if (want('tricks')) sections.set('tricks', tricksTable(await measureTricks(RUNS, Math.min(IDLE_SECONDS, 15))));
+    if (want('fleet')) {
+      const rows: FleetResult[] = [];
+      for (const profile of FLEET_PROFILES) {
+        rows.push(
+          await measureFleet({
+            profile,
+            agents: FLEET_AGENTS,
+            minutes: FLEET_MINUTES,
+            downSeconds: FLEET_DOWN_SECONDS,
+            afterRestartSeconds: 60,
+            log: (line) => console.log(`[fleet] ${line}`),
+          }),
+        );
+      }
+      sections.set('fleet', fleetTable(rows));
+    }
 
     const when = started.toISOString().slice(0, 16).replace('T', ' ');
     const report = SELECTED
@@ -306,7 +335,7 @@ function applyTable(rows: readonly ApplyCostRow[]): string {
   return [
     '## Apply cost as the CIDR count grows',
     '',
-    'One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing).',
+    `One apply onto a node without our rules (reads + write transactions), then the resync that follows (same state again: must write nothing). CIDRs are split between the families, up to ${2 * MAX_CIDRS_PER_FAMILY}: the cap of ${MAX_CIDRS_PER_FAMILY} per family, beyond which desiredState refuses (ERR_RC_TOO_MANY_CIDRS).`,
     '',
     '| backend | CIDRs | apply | commands (writes) | no-op resync | commands (writes) |',
     '|---|---|---|---|---|---|',
@@ -524,6 +553,59 @@ function tricksTable(result: TricksResult): string {
     '| `route-controller --version` | answered by the CommonJS bin | through the ESM bundle | saved |',
     '|---|---|---|---|',
     `| median (min–max) | ${figure(result.version.bin, ms)} | ${figure(result.version.bundle, ms)} | ${describeBenefit(benefit(result.version.saved), ms)} |`,
+    '',
+  ].join('\n');
+}
+
+const kib = (bytes: number) =>
+  bytes >= 10 * 1024 * 1024
+    ? `${(bytes / 1024 / 1024).toFixed(0)} MiB`
+    : `${(bytes / 1024).toFixed(bytes < 10_240 ? 1 : 0)} KiB`;
+const fixed = (value: number, digits = 1) => value.toFixed(digits);
+const perSecond = (perHour: number, nodes: number) => fixed((perHour * nodes) / 3600, 2);
+
+function fleetTable(rows: readonly FleetResult[]): string {
+  const first = rows[0];
+  const kubeProxyBytes = KUBE_PROXY.bookmarkBytesPerHour + KUBE_PROXY.nodeBytesPerHour;
+  const sliceChurn = KUBE_PROXY.endpointSliceBytes * 3600;
+  return [
+    '## API server load of a fleet',
+    '',
+    `${first?.agents ?? '?'} real agents, each in a network namespace of its own with its health endpoint off, against one test API server (test/bench/fleet.ts): started 200 ms apart, then counted on the server's own log for ${first ? fixed(first.minutes, 1) : '?'} minutes once every agent had its rules (requests, response body bytes, TCP connections opened, watches open sampled every second), then the API server restarts: every connection dropped, down ${first?.restart.downSeconds ?? '?'} s, back with its watch cache started afresh (every older resourceVersion gone), followed for 60 s. Issue 22's targets: a ServiceCIDR cluster's agent, at most 5 requests on 2 connections in its first 2 minutes; a k3s agent node's, at most 10 on 3, and no label-selected watch. A window shorter than 10 minutes misses the watch re-opened every 5 to 10 minutes and the reads every ~10 minutes: its hourly figures are low.`,
+    '',
+    '| cluster | requests / agent / h | bytes / agent / h | connections / agent / h | watches open / agent | requests by kind (window, all agents) | first 2 min per agent: requests, connections (median / max) |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${fixed(r.perAgentHour.requests)} | ${kib(r.perAgentHour.bytes)} | ${fixed(r.perAgentHour.connections)} | ${fixed(r.watchesPerAgent, 2)} | ${
+          Object.entries(r.byKind)
+            .map(([kind, n]) => `${kind} ${n}`)
+            .join(', ') || 'none'
+        } | ${r.start.requests.median} / ${r.start.requests.max}, ${r.start.connections.median} / ${r.start.connections.max} |`,
+    ),
+    '',
+    'After the API server restart (every watch dropped at once): how many agents listed again, and how the re-lists spread once it was back.',
+    '',
+    '| cluster | requests / agent, restart + 60 s (median / max) | agents that re-listed | re-list after the server was back: min / median / p90 / max | peak requests in one second |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => {
+      const d = r.restart.relistDelayMs;
+      const spread = d
+        ? `${ms(d.min)} / ${ms(d.median)} / ${ms(d.p90)} / ${ms(d.max)}`
+        : 'none (nothing watched: nothing to re-list)';
+      return `| ${r.label} | ${r.restart.requestsPerAgent.median} / ${r.restart.requestsPerAgent.max} | ${r.restart.relisted} of ${r.agents} | ${spread} | ${r.restart.peakPerSecond} |`;
+    }),
+    '',
+    `Extrapolated to 1,000 and 5,000 nodes (the per-agent figures above times the node count), next to kube-proxy on every node. kube-proxy's figures are not measured here but follow from its conventions: 3 client-go informers (Services, EndpointSlices, its own Node), so 3 watches, each re-opened at a timeout drawn from 5 to 10 minutes (${KUBE_PROXY.requestsPerHour} requests an hour), each with a bookmark a minute; its own Node object (10-30 KB) at least every 5 minutes (nodeStatusReportFrequency); and every Service and EndpointSlice change in the cluster, an EndpointSlice of 100 endpoints being about 10 KB (KEP-752, sample case 1): one change a second somewhere in the cluster is ${kib(sliceChurn)} an hour to every node.`,
+    '',
+    '| per node | requests / s at 1,000 nodes | at 5,000 nodes | bytes / h per node | watches open at 5,000 nodes |',
+    '|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| route-controller, ${r.label} | ${perSecond(r.perAgentHour.requests, 1000)} | ${perSecond(r.perAgentHour.requests, 5000)} | ${kib(r.perAgentHour.bytes)} | ${Math.round(r.watchesPerAgent * 5000).toLocaleString('en-US')} |`,
+    ),
+    `| kube-proxy, no endpoint churn | ${perSecond(KUBE_PROXY.requestsPerHour, 1000)} | ${perSecond(KUBE_PROXY.requestsPerHour, 5000)} | ${kib(kubeProxyBytes)} | ${(KUBE_PROXY.watches * 5000).toLocaleString('en-US')} |`,
+    `| kube-proxy, one EndpointSlice change a second in the cluster | ${perSecond(KUBE_PROXY.requestsPerHour, 1000)} | ${perSecond(KUBE_PROXY.requestsPerHour, 5000)} | ${kib(kubeProxyBytes + sliceChurn)} | ${(KUBE_PROXY.watches * 5000).toLocaleString('en-US')} |`,
     '',
   ].join('\n');
 }

@@ -93,19 +93,20 @@ async function idleMemory(agents: readonly AgentBin[], seconds: number, kubernet
   try {
     for (const [index, agent] of agents.entries()) {
       const ns = namespaces[index] as Netns;
-      let env: Record<string, string> = { SERVICE_CIDRS: BENCH_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771' };
+      const listen = { LISTEN_ADDRESS: '127.0.0.1:9771', METRICS_LISTEN_ADDRESS: '127.0.0.1:9772' };
+      let env: Record<string, string> = { SERVICE_CIDRS: BENCH_CIDRS, ...listen };
       if (kubernetes) {
         const api = await startKubernetesApi(ns);
         apis.push(api);
         api.server.add('kubernetes', [LAB.serviceCidr.ipv4, LAB.serviceCidr.ipv6]);
-        env = { KUBECONFIG: api.kubeconfig, LISTEN_ADDRESS: '127.0.0.1:9771', HOME: '/nonexistent' };
+        env = { KUBECONFIG: api.kubeconfig, ...listen, HOME: '/nonexistent' };
       }
       running.push(AgentProcess.start(ns, env, [], agent));
     }
     for (const agent of running) {
       await agent.waitForMessage('rules applied', 30_000);
       // One scrape, as Prometheus would do, so the metrics code is loaded as in production.
-      await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9771/metrics").then((r) => r.text())']);
+      await agent.ns.must(process.execPath, ['-e', 'fetch("http://127.0.0.1:9772/metrics").then((r) => r.text())']);
     }
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     return await Promise.all(

@@ -38,10 +38,11 @@ async function render(values: unknown): Promise<Rendered> {
   const ds = manifests.find((m) => m.kind === 'DaemonSet') as
     | (Manifest & { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } })
     | undefined;
-  // The variables with a value (NODE_NAME and POD_NAMESPACE come from the downward API, not from values).
+  // The variables with a value (NODE_NAME and POD_NAMESPACE come from the downward API, not from
+  // values), but DAEMONSET_NAME: the uninstall check's, which the agent has no default for.
   const env = Object.fromEntries(
     (ds?.spec.template.spec.containers[0]?.env ?? []).flatMap((e) =>
-      e.value === undefined ? [] : [[e.name, e.value]],
+      e.value === undefined || e.name === 'DAEMONSET_NAME' ? [] : [[e.name, e.value]],
     ),
   );
   return { accepted: true, env, message: '' };
@@ -241,10 +242,10 @@ describe('the chart refuses exactly what the agent refuses', () => {
     }
   });
 
-  it('routeController.metrics.listenAddress (METRICS_LISTEN_ADDRESS): host:port or off; empty: with health', async () => {
+  it("metrics.listenAddress (METRICS_LISTEN_ADDRESS): host:port or off; empty: the agent's 127.0.0.1:9772", async () => {
     await agree({
-      path: 'routeController.metrics.listenAddress',
-      values: (listenAddress: string) => ({ routeController: { metrics: { listenAddress } } }),
+      path: 'metrics.listenAddress',
+      values: (listenAddress: string) => ({ metrics: { listenAddress } }),
       agentEnv: (value) => ({ METRICS_LISTEN_ADDRESS: value }),
       good: [
         '',
@@ -362,6 +363,31 @@ describe('the chart refuses exactly what the agent refuses', () => {
       const chart = await render({ routeController: { staleClusterIPs: { podLookup } } });
       expect(chart.accepted, String(podLookup)).toBe(false);
       expect(chart.message).toMatch(/routeController\/staleClusterIPs\/podLookup'?: got (string|number), want boolean/);
+    }
+  });
+
+  it("routeController.cleanupOnUninstall (DAEMONSET_NAME): a YAML boolean or null (on); on, the DaemonSet's name the agent takes", async () => {
+    for (const [cleanupOnUninstall, on] of [
+      [true, true],
+      [null, true],
+      [false, false],
+    ] as const) {
+      const { result, manifests } = await helmTemplate({ routeController: { cleanupOnUninstall } });
+      expect(result.exitCode, result.stderr).toBe(0);
+      const ds = manifests.find((m) => m.kind === 'DaemonSet') as Manifest & {
+        metadata: { name: string; namespace: string };
+        spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+      };
+      const name = ds.spec.template.spec.containers[0]?.env.find((e) => e.name === 'DAEMONSET_NAME')?.value;
+      // It names the DaemonSet the chart renders, in the namespace the downward API gives the pod.
+      expect(name, String(cleanupOnUninstall)).toBe(on ? ds.metadata.name : undefined);
+      const env: Env = { POD_NAMESPACE: ds.metadata.namespace, ...(name ? { DAEMONSET_NAME: name } : {}) };
+      expect(loadConfig(env).daemonSet).toEqual(on ? { namespace: ds.metadata.namespace, name } : undefined);
+    }
+    for (const cleanupOnUninstall of ['yes', 'true', 1]) {
+      const chart = await render({ routeController: { cleanupOnUninstall } });
+      expect(chart.accepted, String(cleanupOnUninstall)).toBe(false);
+      expect(chart.message).toMatch(/routeController\/cleanupOnUninstall'?: got (string|number), want (boolean|null)/);
     }
   });
 

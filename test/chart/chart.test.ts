@@ -87,7 +87,9 @@ async function daemonSet(values: unknown = {}, options: RenderOptions = {}) {
   const downward = Object.fromEntries(
     container.env.flatMap((e) => (e.valueFrom ? [[e.name, e.valueFrom.fieldRef.fieldPath]] : [])),
   );
-  return { ds, pod: ds.spec.template.spec, container, env, downward };
+  // What the agent runs with in a pod: the kubelet fills in the downward API's values.
+  const agentEnv = { ...env, NODE_NAME: 'kind-worker', POD_NAMESPACE: ds.metadata.namespace ?? 'default' };
+  return { ds, pod: ds.spec.template.spec, container, env, downward, agentEnv };
 }
 
 describe('helm chart charts/route-controller', () => {
@@ -96,11 +98,41 @@ describe('helm chart charts/route-controller', () => {
     await helmBinary();
   }, 600_000);
 
-  it('passes helm lint, with its defaults and with explicit Service CIDRs', async () => {
-    for (const args of [[], ['--set', 'routeController.serviceCIDRs={10.96.0.0/12}']]) {
+  it('passes helm lint --strict, with its defaults, with explicit Service CIDRs and with every monitoring object', async () => {
+    const monitoring = ['serviceMonitor', 'prometheusRule', 'dashboard'].flatMap((name) => [
+      '--set',
+      `metrics.${name}.enabled=true`,
+    ]);
+    for (const args of [[], ['--set', 'routeController.serviceCIDRs={10.96.0.0/12}'], monitoring]) {
       const result = await helm(['lint', '--strict', CHART_DIR, ...args]);
       expect(result.exitCode, result.stdout + result.stderr).toBe(0);
       expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    }
+  });
+
+  it('carries Artifact Hub annotations: the license, the image at appVersion, links and changes', () => {
+    const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as {
+      appVersion: string;
+      annotations: Record<string, string>;
+    };
+    const root = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { license: string };
+    const annotations = chart.annotations;
+    expect(annotations['artifacthub.io/license']).toBe(root.license);
+    expect(parse(annotations['artifacthub.io/images'] ?? '')).toEqual([
+      { name: 'route-controller', image: `local/route-controller:${chart.appVersion}`, whitelisted: true },
+    ]);
+    const links = parse(annotations['artifacthub.io/links'] ?? '') as { name: string; url: string }[];
+    expect(links.length).toBeGreaterThan(0);
+    for (const link of links) {
+      expect(link.name).toBeTruthy();
+      expect(() => new URL(link.url)).not.toThrow();
+      expect(link.url).toMatch(/^https:\/\//);
+    }
+    const changes = parse(annotations['artifacthub.io/changes'] ?? '') as { kind: string; description: string }[];
+    expect(changes.length).toBeGreaterThan(0);
+    for (const change of changes) {
+      expect(['added', 'changed', 'deprecated', 'removed', 'fixed', 'security']).toContain(change.kind);
+      expect(change.description.length).toBeGreaterThan(10);
     }
   });
 
@@ -121,7 +153,9 @@ describe('helm chart charts/route-controller', () => {
       'ClusterRoleBinding (cluster)',
       'DaemonSet net-tools',
       'Role kube-system',
+      'Role net-tools',
       'RoleBinding kube-system',
+      'RoleBinding net-tools',
       'ServiceAccount net-tools',
     ]);
     expect(find(manifests, 'DaemonSet').metadata.name).toBe('route-controller');
@@ -214,7 +248,7 @@ describe('helm chart charts/route-controller', () => {
 
   describe("the agent's environment", () => {
     it('passes serviceCIDRs as SERVICE_CIDRS, and the agent accepts what the chart sets', async () => {
-      const { env, pod } = await daemonSet({
+      const { env, pod, agentEnv } = await daemonSet({
         routeController: {
           serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/108'],
           firewallBackend: 'iptables-legacy',
@@ -223,9 +257,9 @@ describe('helm chart charts/route-controller', () => {
           iptablesLockWait: '30s',
           cleanupOnExit: true,
           port: 9999,
-          metrics: { listenAddress: '127.0.0.1:9772' },
           logLevel: 'trace',
         },
+        metrics: { listenAddress: '0.0.0.0:9773' },
       });
       expect(env).toEqual({
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
@@ -235,13 +269,14 @@ describe('helm chart charts/route-controller', () => {
         IPTABLES_LOCK_WAIT: '30s',
         CLEANUP_ON_EXIT: 'true',
         LISTEN_ADDRESS: '0.0.0.0:9999',
-        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+        METRICS_LISTEN_ADDRESS: '0.0.0.0:9773',
         LOG_LEVEL: 'trace',
         POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
       // The agent's own parser: this is exactly what it will run with.
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         serviceCidrs: '10.96.0.0/12,fd00:10:96::/108',
         backend: 'iptables-legacy',
         action: 'reject',
@@ -249,15 +284,16 @@ describe('helm chart charts/route-controller', () => {
         logLevel: 'trace',
         cleanupOnExit: true,
         listen: { host: '0.0.0.0', port: 9999 },
-        metricsListen: { host: '127.0.0.1', port: 9772 },
+        metricsListen: { host: '0.0.0.0', port: 9773 },
         iptablesLockWaitSeconds: 30,
       });
-      // Explicit CIDRs need no API access.
-      expect(pod.automountServiceAccountToken).toBe(false);
+      // Explicit CIDRs need no API access for discovery; the uninstall check still reads its DaemonSet.
+      expect(pod.automountServiceAccountToken).toBe(true);
+      expect(loadConfig(agentEnv).daemonSet).toEqual({ namespace: agentEnv.POD_NAMESPACE, name: 'route-controller' });
     });
 
     it('without serviceCIDRs sets no SERVICE_CIDRS, so the agent discovers them with its ServiceAccount', async () => {
-      const { env, pod } = await daemonSet();
+      const { env, pod, agentEnv } = await daemonSet();
       expect(env).toEqual({
         LOG_LEVEL: 'info',
         FIREWALL_BACKEND: 'auto',
@@ -265,34 +301,36 @@ describe('helm chart charts/route-controller', () => {
         RESYNC_INTERVAL: '30s',
         CLEANUP_ON_EXIT: 'false',
         LISTEN_ADDRESS: '0.0.0.0:9771',
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         IPTABLES_LOCK_WAIT: '5s',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
         POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
       expect(pod.automountServiceAccountToken).toBe(true);
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         serviceCidrs: undefined,
         backend: 'auto',
         action: 'drop',
         resyncIntervalMs: 30_000,
         cleanupOnExit: false,
         listen: { host: '0.0.0.0', port: 9771 },
-        metricsListen: 'health',
+        metricsListen: { host: '127.0.0.1', port: 9772 },
         iptablesLockWaitSeconds: 5,
       });
     });
 
     it('passes trimmed values, and leaves out empty ones so the agent keeps its own default', async () => {
-      const { env } = await daemonSet({
+      const { env, agentEnv } = await daemonSet({
         routeController: {
           serviceCIDRs: [' 10.96.0.0/12', 'fd00:10:96::/108 '],
           firewallBackend: ' nft ',
           blockAction: '',
           resyncInterval: '',
           iptablesLockWait: '',
-          metrics: { listenAddress: ' off ' },
         },
+        metrics: { listenAddress: ' off ' },
       });
       expect(env).toEqual({
         LOG_LEVEL: 'info',
@@ -303,13 +341,14 @@ describe('helm chart charts/route-controller', () => {
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
         POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
+        DAEMONSET_NAME: 'route-controller',
       });
-      expect(loadConfig(env)).toMatchObject({
+      expect(loadConfig(agentEnv)).toMatchObject({
         backend: 'nft',
         action: 'drop',
         resyncIntervalMs: 30_000,
         iptablesLockWaitSeconds: 5,
-        metricsListen: 'off',
+        metricsListen: undefined,
       });
     });
     it('leaves out a value set to null, so the agent keeps its default; the port cannot be null', async () => {
@@ -318,51 +357,91 @@ describe('helm chart charts/route-controller', () => {
         'firewallBackend',
         'resyncInterval',
         'iptablesLockWait',
-        'metrics',
         'staleClusterIPs',
+        'cleanupOnUninstall',
       ];
-      const { env } = await daemonSet({}, { set: nulls.map((key) => `routeController.${key}=null`) });
+      const { env, agentEnv } = await daemonSet(
+        {},
+        { set: [...nulls.map((key) => `routeController.${key}=null`), 'metrics=null'] },
+      );
       expect(env).toEqual({
         LOG_LEVEL: 'info',
         BLOCK_ACTION: 'drop',
         LISTEN_ADDRESS: '0.0.0.0:9771',
+        // The agent's own default, written out: where /metrics is served is the chart's to say.
+        METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
+        // null is the default: on.
+        DAEMONSET_NAME: 'route-controller',
       });
-      expect(loadConfig(env)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
+      expect(loadConfig(agentEnv)).toMatchObject({ cleanupOnExit: false, backend: 'auto', iptablesLockWaitSeconds: 5 });
       const { result } = await helmTemplate({}, { set: ['routeController.port=null'] });
       expect(refusal(result)).toContain("at '/routeController': missing property 'port'");
     });
   });
 
-  describe('metrics: with the health probes by default, or on an address of their own', () => {
-    it('by default serves /metrics on the health port: one port, named http', async () => {
+  describe('metrics: apart from the health probes, on loopback unless Prometheus must reach them', () => {
+    const HTTP = { name: 'http', containerPort: 9771, protocol: 'TCP' };
+
+    it('by default serves /metrics on 127.0.0.1:9772 (the node alone, as kube-proxy), the probes on every address', async () => {
       const { container, env } = await daemonSet();
-      expect(env.METRICS_LISTEN_ADDRESS).toBeUndefined();
-      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+      expect(env.METRICS_LISTEN_ADDRESS).toBe('127.0.0.1:9772');
+      expect(env.LISTEN_ADDRESS).toBe('0.0.0.0:9771');
+      expect(container.ports).toEqual([HTTP, { name: 'metrics', containerPort: 9772, protocol: 'TCP' }]);
+      expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
     });
 
-    it('declares a metrics port for an address of its own, so two pods on a node cannot both take it', async () => {
+    it('declares the metrics port of the address given, so two pods on a node cannot both take it', async () => {
       for (const [listenAddress, port] of [
         ['127.0.0.1:9772', 9772],
         ['0.0.0.0:19772', 19772],
         ['[::1]:9773', 9773],
         [':9774', 9774],
       ] as const) {
-        const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress } } });
+        const { container, env } = await daemonSet({ metrics: { listenAddress } });
         expect(env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
-        expect(container.ports).toEqual([
-          { name: 'http', containerPort: 9771, protocol: 'TCP' },
-          { name: 'metrics', containerPort: port, protocol: 'TCP' },
-        ]);
+        expect(container.ports).toEqual([HTTP, { name: 'metrics', containerPort: port, protocol: 'TCP' }]);
         // The probes stay on the node address, where the kubelet reaches them.
         expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
       }
     });
 
+    it("refuses an address naming one node's IP or name: on every other node the DaemonSet's pod could not bind it", async () => {
+      for (const listenAddress of ['172.18.0.2:9772', '[fd00:10::2]:9772', 'kind-worker:9772', ' 10.0.0.1:9772 ']) {
+        const { result } = await helmTemplate({ metrics: { listenAddress } });
+        expect(result.exitCode, listenAddress).not.toBe(0);
+        expect(refusal(result)).toContain(
+          `metrics.listenAddress ${JSON.stringify(listenAddress)} names one node's address`,
+        );
+        // The agent alone takes it: on the one node that has the address, it can be bound.
+        expect(loadConfig({ METRICS_LISTEN_ADDRESS: listenAddress }).metricsListen).toMatchObject({ port: 9772 });
+      }
+      // Each node's loopback, or every address: bound alike on every node.
+      for (const listenAddress of [
+        '127.0.0.1:9772',
+        '127.0.0.2:9772',
+        '[::1]:9772',
+        'localhost:9772',
+        '[::]:9772',
+        ':9772',
+      ]) {
+        expect((await daemonSet({ metrics: { listenAddress } })).env.METRICS_LISTEN_ADDRESS).toBe(listenAddress);
+      }
+    });
+
     it('declares no metrics port when metrics are off', async () => {
-      const { container, env } = await daemonSet({ routeController: { metrics: { listenAddress: 'off' } } });
+      const { container, env } = await daemonSet({ metrics: { listenAddress: 'off' } });
       expect(env.METRICS_LISTEN_ADDRESS).toBe('off');
-      expect(container.ports).toEqual([{ name: 'http', containerPort: 9771, protocol: 'TCP' }]);
+      expect(container.ports).toEqual([HTTP]);
+    });
+
+    it('with the ServiceMonitor, serves /metrics on every node address (0.0.0.0:9772) unless an address is given', async () => {
+      const monitored = await daemonSet({ metrics: { serviceMonitor: { enabled: true } } });
+      expect(monitored.env.METRICS_LISTEN_ADDRESS).toBe('0.0.0.0:9772');
+      expect(loadConfig(monitored.agentEnv).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
+      const own = await daemonSet({ metrics: { listenAddress: '[::]:19772', serviceMonitor: { enabled: true } } });
+      expect(own.env.METRICS_LISTEN_ADDRESS).toBe('[::]:19772');
+      expect(own.container.ports).toContainEqual({ name: 'metrics', containerPort: 19772, protocol: 'TCP' });
     });
   });
 
@@ -373,18 +452,24 @@ describe('helm chart charts/route-controller', () => {
       resources: ['servicecidrs'],
       verbs: ['get', 'list', 'watch'],
     };
-    const NODES: Rule = { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] };
+    // Nothing but ServiceCIDRs is watched: Nodes and kubeadm-config are read (issue 22).
+    const NODES: Rule = { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list'] };
     const KUBEADM: Rule = {
       apiGroups: [''],
       resources: ['configmaps'],
       resourceNames: ['kubeadm-config'],
-      verbs: ['get', 'list', 'watch'],
+      verbs: ['get'],
     };
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
     const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['list'] };
     const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] };
-    /** The sources' grants alone: the pod lookup off, as by default, said explicitly. */
-    const noLookup = { staleClusterIPs: { podLookup: false } };
+    /** The uninstall check's (routeController.cleanupOnUninstall, on by default): its own DaemonSet, by name. */
+    const OWN_DAEMONSET = {
+      where: 'net-tools',
+      rules: [{ apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: ['route-controller'], verbs: ['get'] }],
+    };
+    /** The sources' grants alone: the pod lookup off (as by default, said explicitly), no uninstall check. */
+    const noLookup = { staleClusterIPs: { podLookup: false }, cleanupOnUninstall: false };
 
     /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
     async function grants(sources: string[] | undefined, extra: Record<string, unknown> = {}) {
@@ -415,6 +500,7 @@ describe('helm chart charts/route-controller', () => {
     it('by default: servicecidrs and nodes cluster-wide, the kubeadm-config ConfigMap alone in kube-system, and no read of pods', async () => {
       expect(await grants(undefined)).toEqual([
         { where: 'cluster', rules: [SERVICECIDRS, NODES] },
+        OWN_DAEMONSET,
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
       // An empty list is the agent's default too.
@@ -433,25 +519,37 @@ describe('helm chart charts/route-controller', () => {
       ]);
     });
 
-    it('with serviceCIDRs set: no RBAC at all (the agent never asks the API)', async () => {
-      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([]);
+    it('with serviceCIDRs set: only get on its own DaemonSet, for the uninstall check; with that off, no RBAC and no token', async () => {
+      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'] })).toEqual([OWN_DAEMONSET]);
+      expect(await grants(undefined, { serviceCIDRs: ['10.96.0.0/12'], cleanupOnUninstall: false })).toEqual([]);
+      const { pod, env } = await daemonSet({
+        routeController: { serviceCIDRs: ['10.96.0.0/12'], cleanupOnUninstall: false },
+      });
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(env.DAEMONSET_NAME).toBeUndefined();
     });
 
     it('stale ClusterIPs: list on pods only when the pod lookup is asked for, create and patch on events in default only when asked', async () => {
-      expect(await grants(['kubeadm'])).toEqual([{ where: 'kube-system', rules: [KUBEADM] }]);
-      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: true } })).toEqual([
+      expect(await grants(['kubeadm'], { cleanupOnUninstall: false })).toEqual([
+        { where: 'kube-system', rules: [KUBEADM] },
+      ]);
+      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: true }, cleanupOnUninstall: false })).toEqual([
         { where: 'cluster', rules: [PODS] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
       const lookup = await daemonSet({ routeController: { staleClusterIPs: { podLookup: true } } });
       expect(lookup.env).toMatchObject({ POD_LOOKUP: 'true' });
-      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true } })).toEqual([
+      expect(
+        await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true }, cleanupOnUninstall: false }),
+      ).toEqual([
         { where: 'kube-system', rules: [KUBEADM] },
         { where: 'default', rules: [EVENTS] },
       ]);
-      const { env } = await daemonSet({ routeController: { staleClusterIPs: { podLookup: false, events: true } } });
+      const { env, agentEnv } = await daemonSet({
+        routeController: { staleClusterIPs: { podLookup: false, events: true } },
+      });
       expect(env).toMatchObject({ POD_LOOKUP: 'false', STALE_CLUSTERIP_EVENTS: 'true' });
-      expect(loadConfig({ ...env, NODE_NAME: 'kind-worker' })).toMatchObject({ podLookup: false, staleEvents: true });
+      expect(loadConfig(agentEnv)).toMatchObject({ podLookup: false, staleEvents: true });
     });
 
     it('passes the sources as DISCOVERY_SOURCES, and NODE_NAME and POD_NAMESPACE from the downward API', async () => {
@@ -468,13 +566,17 @@ describe('helm chart charts/route-controller', () => {
     });
 
     it('cluster-scoped and kube-system names carry the release namespace: two releases do not collide', async () => {
-      const one = await render({}, { namespace: 'net-tools' });
-      const other = await render({}, { namespace: 'other' });
+      // Roles in the release namespace (the uninstall check's) cannot collide; the others are compared.
+      const elsewhere = (manifests: Manifest[]) =>
+        manifests.filter((m) => m.metadata.namespace === undefined || m.metadata.namespace === 'kube-system');
+      const one = elsewhere(await render({}, { namespace: 'net-tools' }));
+      const other = elsewhere(await render({}, { namespace: 'other' }));
       for (const kind of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']) {
         expect(find(other, kind).metadata.name).not.toBe(find(one, kind).metadata.name);
       }
-      const account = find(one, 'ServiceAccount');
-      expect(find<DaemonSet>(one, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
+      const all = await render({}, { namespace: 'net-tools' });
+      const account = find(all, 'ServiceAccount');
+      expect(find<DaemonSet>(all, 'DaemonSet').spec.template.spec.serviceAccountName).toBe(account.metadata.name);
     });
   });
 
@@ -506,7 +608,7 @@ describe('helm chart charts/route-controller', () => {
   it("probes readiness on /readyz and liveness on /healthz, at the agent's port", async () => {
     for (const port of [9771, 19000]) {
       const { container, env } = await daemonSet({ routeController: { port } });
-      expect(container.ports).toEqual([{ name: 'http', containerPort: port, protocol: 'TCP' }]);
+      expect(container.ports).toContainEqual({ name: 'http', containerPort: port, protocol: 'TCP' });
       expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
       expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
       expect(env.LISTEN_ADDRESS).toBe(`0.0.0.0:${port}`);

@@ -7,12 +7,17 @@ describe('NOTES.txt', () => {
     await helmBinary();
   }, 600_000);
 
-  it('tells how to verify: DaemonSet status, the logs by label, the table on a kind node', async () => {
+  it('tells how to verify: DaemonSet status, the logs by label, the rules of every backend from inside the pod', async () => {
     const notes = await helmNotes({}, { namespace: 'net-tools' });
     expect(notes).toContain('kubectl -n net-tools rollout status daemonset/route-controller');
     expect(notes).toContain('kubectl -n net-tools get daemonset route-controller');
     expect(notes).toContain('kubectl -n net-tools logs -l app=route-controller');
-    expect(notes).toContain('docker exec <kind-node> nft list table inet route-controller');
+    expect(notes).toContain(
+      'kubectl -n net-tools exec daemonset/route-controller -- nft list table inet route-controller',
+    );
+    expect(notes).toContain('kubectl -n net-tools exec daemonset/route-controller -- iptables-nft-save -t security');
+    expect(notes).toContain('kubectl -n net-tools exec daemonset/route-controller -- iptables-legacy-save');
+    expect(notes).not.toContain('iptables -L FORWARD');
     expect(notes).toContain('local/route-controller:0.1.0');
     expect(notes).not.toContain('is disabled');
   });
@@ -45,16 +50,37 @@ describe('NOTES.txt', () => {
     );
   });
 
-  it('says where /metrics is served, and who can read it', async () => {
-    const shared = await helmNotes();
-    expect(shared).toContain('Every node serves /healthz and /readyz on port 9771 of all its addresses');
-    expect(shared).toContain('/metrics is served there too, unauthenticated');
-    expect(shared).toContain('routeController.metrics.listenAddress=127.0.0.1:9772');
-    const own = await helmNotes({ routeController: { port: 19771, metrics: { listenAddress: '127.0.0.1:9772' } } });
-    expect(own).toContain('on port 19771 of all its addresses');
-    expect(own).toContain('/metrics is served on 127.0.0.1:9772 of each node');
-    expect(own).not.toContain('unauthenticated');
-    const off = await helmNotes({ routeController: { metrics: { listenAddress: 'off' } } });
+  it('says where /metrics is served, who can read it, and how to read it from loopback', async () => {
+    const local = await helmNotes({}, { namespace: 'net-tools' });
+    expect(local).toContain('Every node serves /healthz and /readyz on port 9771 of all its addresses');
+    expect(local).toContain('/metrics is served on 127.0.0.1:9772 of each node: only the node itself can scrape it');
+    expect(local).toContain('kubectl -n net-tools port-forward <pod> 9772');
+    expect(local).toContain('metrics.serviceMonitor.enabled=true');
+    expect(local).not.toContain('unauthenticated');
+    const everywhere = await helmNotes({ routeController: { port: 19771 }, metrics: { listenAddress: ':19772' } });
+    expect(everywhere).toContain('on port 19771 of all its addresses');
+    expect(everywhere).toContain('/metrics is served on :19772 of each node, unauthenticated');
+    expect(everywhere).not.toContain('port-forward');
+    const off = await helmNotes({ metrics: { listenAddress: 'off' } });
     expect(off).toContain('/metrics is off');
+  });
+
+  it('names the monitoring objects that are switched on, and nothing when none is', async () => {
+    const none = await helmNotes({}, { namespace: 'net-tools' });
+    expect(none).not.toMatch(/ServiceMonitor |PrometheusRule |Grafana dashboard/);
+    const all = await helmNotes(
+      {
+        metrics: {
+          serviceMonitor: { enabled: true },
+          prometheusRule: { enabled: true },
+          dashboard: { enabled: true, namespace: 'monitoring' },
+        },
+      },
+      { namespace: 'net-tools' },
+    );
+    expect(all).toContain('/metrics is served on 0.0.0.0:9772 of each node, unauthenticated');
+    expect(all).toContain('the ServiceMonitor net-tools/route-controller (job="route-controller")');
+    expect(all).toContain('the PrometheusRule net-tools/route-controller');
+    expect(all).toContain('the ConfigMap monitoring/route-controller-dashboard');
   });
 });

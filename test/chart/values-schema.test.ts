@@ -100,13 +100,63 @@ const REFUSED: [what: string, values: unknown, mustName: string[]][] = [
   ],
   [
     'a metrics address without a port',
-    { routeController: { metrics: { listenAddress: '127.0.0.1' } } },
-    ['routeController.metrics.listenAddress "127.0.0.1" is not an address', '127.0.0.1:9772'],
+    { metrics: { listenAddress: '127.0.0.1' } },
+    ['metrics.listenAddress "127.0.0.1" is not an address', '127.0.0.1:9772'],
   ],
   [
     "a metrics address on the health port: the agent's second listener could not bind",
-    { routeController: { port: 9800, metrics: { listenAddress: '127.0.0.1:9800' } } },
-    ['routeController.metrics.listenAddress "127.0.0.1:9800" takes port 9800', 'routeController.port'],
+    { routeController: { port: 9800 }, metrics: { listenAddress: '127.0.0.1:9800' } },
+    ['metrics.listenAddress "127.0.0.1:9800" takes port 9800', 'routeController.port'],
+  ],
+  [
+    "the health port on the default metrics port: the agent's second listener could not bind",
+    { routeController: { port: 9772 } },
+    ['metrics.listenAddress (empty: 127.0.0.1:9772) takes port 9772', 'routeController.port'],
+  ],
+  [
+    'a ServiceMonitor of metrics that are off',
+    { metrics: { listenAddress: 'off', serviceMonitor: { enabled: true } } },
+    ['metrics.serviceMonitor.enabled true needs /metrics', 'metrics.listenAddress is off'],
+  ],
+  [
+    'a ServiceMonitor of metrics on loopback, which Prometheus cannot reach',
+    { metrics: { listenAddress: '127.0.0.1:9772', serviceMonitor: { enabled: true } } },
+    ['metrics.listenAddress "127.0.0.1:9772" is loopback', '0.0.0.0:<port>'],
+  ],
+  [
+    'a scrape interval without a unit',
+    { metrics: { serviceMonitor: { enabled: true, interval: '30' } } },
+    ['metrics.serviceMonitor.interval "30" is not a Prometheus duration', 'such as 30s'],
+  ],
+  [
+    'an override of an alert the chart does not have',
+    { metrics: { prometheusRule: { alerts: { RouteControllerStaleClusterIPDialed: { for: '30m' } } } } },
+    ['metrics.prometheusRule.alerts.RouteControllerStaleClusterIPDialed is not one of the chart', 'additionalRules'],
+  ],
+  [
+    "an alert's for that is not a duration",
+    { metrics: { prometheusRule: { alerts: { RouteControllerAgentDown: { for: 'soon' } } } } },
+    ['metrics.prometheusRule.alerts.RouteControllerAgentDown.for "soon" is not a Prometheus duration'],
+  ],
+  [
+    'an additional rule without an expression',
+    { metrics: { prometheusRule: { additionalRules: [{ alert: 'Mine' }] } } },
+    ['metrics.prometheusRule.additionalRules[0] is not a rule', 'expr: <PromQL>'],
+  ],
+  [
+    'an additional rule that is both an alert and a recording rule',
+    { metrics: { prometheusRule: { additionalRules: [{ alert: 'Mine', record: 'mine:sum', expr: 'up' }] } } },
+    ['metrics.prometheusRule.additionalRules[0] is not a rule', 'one of the two'],
+  ],
+  [
+    'a runbook URL that is not one',
+    { metrics: { prometheusRule: { runbookURL: 'wiki/route-controller' } } },
+    ['metrics.prometheusRule.runbookURL "wiki/route-controller" is not a URL'],
+  ],
+  [
+    'a dashboard namespace in capitals',
+    { metrics: { dashboard: { enabled: true, namespace: 'Monitoring' } } },
+    ['metrics.dashboard.namespace "Monitoring" is not a namespace name'],
   ],
   [
     'a registry given as a URL',
@@ -177,8 +227,28 @@ const REFUSED: [what: string, values: unknown, mustName: string[]][] = [
   ],
   [
     'a misspelt metrics value',
-    { routeController: { metrics: { listen: '127.0.0.1:9772' } } },
+    { metrics: { listen: '127.0.0.1:9772' } },
     ["additional properties 'listen' not allowed"],
+  ],
+  [
+    'the metrics address where it used to be (routeController.metrics)',
+    { routeController: { metrics: { listenAddress: '127.0.0.1:9772' } } },
+    ["additional properties 'metrics' not allowed"],
+  ],
+  [
+    'a misspelt monitoring switch',
+    { metrics: { serviceMonitor: { enable: true } } },
+    ["additional properties 'enable' not allowed"],
+  ],
+  [
+    'a monitoring switch as a string',
+    { metrics: { prometheusRule: { enabled: 'yes' } } },
+    ['/metrics/prometheusRule/enabled', 'want boolean'],
+  ],
+  [
+    'a misspelt key of an alert override',
+    { metrics: { prometheusRule: { alerts: { RouteControllerAgentDown: { severity: 'info' } } } } },
+    ["additional properties 'severity' not allowed"],
   ],
   ['a misspelt top-level value', { imag: { registry: 'local' } }, ["additional properties 'imag' not allowed"]],
 ];

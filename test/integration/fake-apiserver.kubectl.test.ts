@@ -182,10 +182,10 @@ describe('the test API server, as kubectl sees it', () => {
     expect(listed.stdout.split('\n')).toContain('servicecidr.networking.k8s.io/extra');
 
     // A plain delete waits for the object to be gone, through a watch on metadata.name.
+    const waitWatch = server.requests.length; // (requests are logged as they arrive)
     const waiting = kubectlStream(['delete', 'servicecidr', 'extra']);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(waiting.result.exitCode).toBeNull(); // still waiting
-    const waitWatch = server.requests.length; // (the watch is recorded when it ends)
     server.remove('extra');
     const done = await waiting.result;
     expect(done.exitCode, waiting.stderr()).toBe(0);
@@ -349,6 +349,104 @@ describe('the test API server, as kubectl sees it', () => {
     expect(watch.lines).toEqual(['servicecidr.networking.k8s.io/kubernetes']);
   });
 
+  it('logs every request with its TCP connection: client-go (kubectl) reuses its kept-alive connections', async () => {
+    const result = await kubectl(['get', 'servicecidrs', '-o', 'name']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    // client-go asks for discovery in parallel (several connections), and reuses them: the list rides on one.
+    expect(server.requests.length).toBeGreaterThan(server.connections.length);
+    const list0 = server.requests.find((r) => r.path === SERVICECIDRS_PATH);
+    expect(server.requests.filter((r) => r.connection === list0?.connection).length).toBeGreaterThan(1);
+    const list = server.requests.find((r) => r.path === SERVICECIDRS_PATH);
+    expect(list).toMatchObject({ read: 'etcd', status: 200, user: 'anonymous' });
+    expect(list?.bytes).toBeGreaterThan(100);
+    const raw = await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?resourceVersion=0`]);
+    expect(raw.exitCode, raw.stderr).toBe(0);
+    expect(server.requests.at(-1)).toMatchObject({ read: 'cache', bytes: Buffer.byteLength(raw.stdout) });
+  });
+
+  it('a list or watch newer than a lagging watch cache gets "Too large resource version", as client-go knows it', async () => {
+    server.tooLargeWaitMs = 50;
+    server.lagCache();
+    const ahead = Number(server.resourceVersion) + 5;
+    const list = await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?resourceVersion=${ahead}`]);
+    expect(list.exitCode).toBe(1);
+    expect(list.stderr).toContain(`Error from server (Timeout): Too large resource version: ${ahead}, current: `);
+    const watch = await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?watch=true&resourceVersion=${ahead}`]);
+    expect(watch.exitCode, watch.stderr).toBe(0);
+    expect(JSON.parse(watch.stdout)).toMatchObject({
+      type: 'ERROR',
+      object: {
+        kind: 'Status',
+        code: 504,
+        reason: 'Timeout',
+        details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }] },
+      },
+    });
+    server.lagCache(false);
+    expect(
+      (await kubectl(['get', '--raw', `${SERVICECIDRS_PATH}?resourceVersion=${server.resourceVersion}`])).exitCode,
+    ).toBe(0);
+  });
+
+  it("a 429 with Retry-After is honoured by client-go: kubectl retries after the server's wait, then succeeds", async () => {
+    server.failWith({ code: 429, retryAfterSeconds: 1 });
+    const started = Date.now();
+    const pending = kubectl(['get', '--raw', SERVICECIDRS_PATH]);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    server.failWith(undefined);
+    const result = await pending;
+    expect(result.exitCode, result.stderr).toBe(0);
+    const tries = server.requests.filter((r) => r.path === SERVICECIDRS_PATH);
+    expect(tries.map((r) => r.status)).toEqual([429, 429, 200]);
+    expect((tries[1]?.at ?? 0) - (tries[0]?.at ?? 0)).toBeGreaterThanOrEqual(950);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+  });
+
+  it('a watch failed with 410 is answered as the real server does (200, one ERROR event); a watch without a timeout gets the server default', async () => {
+    server.failWith({ code: 410, only: 'watch' });
+    const raw = await kubectl([
+      'get',
+      '--raw',
+      `${SERVICECIDRS_PATH}?watch=true&resourceVersion=${server.resourceVersion}`,
+    ]);
+    expect(raw.exitCode, raw.stderr).toBe(0);
+    expect(JSON.parse(raw.stdout)).toMatchObject({ type: 'ERROR', object: { code: 410, reason: 'Expired' } });
+    server.failWith(undefined);
+    server.minRequestTimeoutSeconds = 1;
+    const started = Date.now();
+    const ok = await kubectl([
+      'get',
+      '--raw',
+      `${SERVICECIDRS_PATH}?watch=true&resourceVersion=${server.resourceVersion}`,
+    ]);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('bookmarks come every minute and once, 2 s before the deadline, carrying the current resourceVersion', async () => {
+    const rv = server.advanceResourceVersion(3);
+    const started = Date.now();
+    const raw = await kubectl([
+      'get',
+      '--raw',
+      `${SERVICECIDRS_PATH}?watch=true&resourceVersion=101&allowWatchBookmarks=true&timeoutSeconds=3`,
+    ]);
+    expect(raw.exitCode, raw.stderr).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
+    // Shorter than the minute: only the one before the deadline.
+    expect(
+      raw.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
+      {
+        type: 'BOOKMARK',
+        object: expect.objectContaining({ metadata: { resourceVersion: rv, creationTimestamp: null } }),
+      },
+    ]);
+  });
+
   it('serves ServiceCIDRs from v1beta1 only when told so (1.31-1.32 with the beta API), and none at all before', async () => {
     server.serviceCidrVersions = ['v1beta1'];
     const beta = await kubectl(['get', 'servicecidrs.v1beta1.networking.k8s.io', '-o', 'name']);
@@ -460,6 +558,38 @@ describe('the test API server, as kubectl sees it', () => {
     expect((await kubectl(['get', 'servicecidrs'])).exitCode).toBe(0);
     server.allow('configmaps', 'nodes');
     expect((await kubectl(['get', 'nodes'])).exitCode).toBe(0);
+  });
+
+  it('serves a DaemonSet by name, its foreground deletion, and the NotFound and 403 a real server gives', async () => {
+    const ns = ['-n', 'route-controller'];
+    server.putDaemonSet('route-controller', 'route-controller');
+    const got = await kubectl(['get', 'daemonset', 'route-controller', ...ns, '-o', 'json']);
+    expect(got.exitCode, got.stderr).toBe(0);
+    expect(JSON.parse(got.stdout)).toMatchObject({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'route-controller', namespace: 'route-controller' },
+    });
+    server.deleteDaemonSet('route-controller', 'route-controller', 'Foreground');
+    const deleting = await kubectl(['get', 'ds', 'route-controller', ...ns, '-o', 'json']);
+    expect(JSON.parse(deleting.stdout).metadata).toMatchObject({
+      deletionTimestamp: expect.any(String),
+      finalizers: ['foregroundDeletion'],
+    });
+    server.deleteDaemonSet('route-controller', 'route-controller');
+    // --raw: `get ds` would go on to ask for the namespace, which this server does not serve.
+    const gone = await kubectl([
+      'get',
+      '--raw',
+      '/apis/apps/v1/namespaces/route-controller/daemonsets/route-controller',
+    ]);
+    expect(gone.exitCode).toBe(1);
+    expect(gone.stderr.trim()).toBe('Error from server (NotFound): daemonsets.apps "route-controller" not found');
+    server.allowOnlyNames('daemonsets', 'another');
+    const forbidden = await kubectl(['get', 'ds', 'route-controller', ...ns]);
+    expect(forbidden.stderr.trim()).toBe(
+      'Error from server (Forbidden): daemonsets.apps "route-controller" is forbidden: User "system:serviceaccount:route-controller:route-controller" cannot get resource "daemonsets" in API group "apps" in the namespace "route-controller"',
+    );
   });
 
   it('a dry-run Service create with an invalid clusterIP gets the 422 of the version imitated', async () => {

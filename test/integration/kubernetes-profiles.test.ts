@@ -20,7 +20,8 @@ import {
   type ProfileRange,
   V1BETA1_132,
 } from '../src/cluster-profiles.js';
-import { FakeApiServer, kubeconfigFor } from '../src/fake-apiserver.js';
+import { FakeApiServer, kubeconfigFor, type RbacGrant } from '../src/fake-apiserver.js';
+import { helmTemplate } from '../src/helm.js';
 
 /**
  * The agent's discovery chain, as its composition root builds it (no SERVICE_CIDRS: every
@@ -73,10 +74,12 @@ describe('discovery in each local cluster, with no SERVICE_CIDRS', () => {
     expect(cidrs(discovery)).toBe('10.96.0.0/16, fd00:10:96::/112');
     expect(skipped(discovery)).toEqual(['env', 'servicecidr']);
     expect(discovery.skipped[1]?.detail).toContain('is not served by this cluster');
-    // Only the one ConfigMap was asked for, by name, on the list and the watch.
+    // Only the one ConfigMap was asked for: one GET by name, from the watch cache, and no watch.
     const configmaps = server.requests.filter((r) => r.path.startsWith('/api/v1/namespaces/kube-system/configmaps'));
-    expect(configmaps.length).toBeGreaterThan(0);
-    for (const request of configmaps) expect(request.query.fieldSelector).toBe('metadata.name=kubeadm-config');
+    expect(configmaps.map((r) => [r.method, r.path, r.query, r.read])).toEqual([
+      ['GET', '/api/v1/namespaces/kube-system/configmaps/kubeadm-config', { resourceVersion: '0' }, 'cache'],
+    ]);
+    expect(server.openWatches).toBe(0);
   });
 
   it('kind 1.34: ServiceCIDR v1 answers, before kubeadm-config (which is never read)', async () => {
@@ -113,11 +116,14 @@ describe('discovery in each local cluster, with no SERVICE_CIDRS', () => {
     expect(withFlag).toMatchObject({ kind: 'cidrs', source: 'node-args' });
     expect(cidrs(withFlag)).toBe('10.45.0.0/16');
     expect(withFlag.kind === 'cidrs' && withFlag.detail).toContain('node k3s-agent is a k3s agent node');
-    const nodeLists = server.requests.filter((r) => r.path === '/api/v1/nodes' && r.query.watch === undefined);
-    expect(nodeLists.map((r) => r.query.fieldSelector ?? r.query.labelSelector)).toEqual([
-      'metadata.name=k3s-agent',
-      'node-role.kubernetes.io/control-plane',
+    // Its own Node (one GET), then the control-plane Nodes (one list by label), both from the watch
+    // cache; never a watch, least of all a label-selected one.
+    const nodes = server.requests.filter((r) => r.path.startsWith('/api/v1/nodes'));
+    expect(nodes.map((r) => [r.path, r.query, r.read])).toEqual([
+      ['/api/v1/nodes/k3s-agent', { resourceVersion: '0' }, 'cache'],
+      ['/api/v1/nodes', { labelSelector: 'node-role.kubernetes.io/control-plane', resourceVersion: '0' }, 'cache'],
     ]);
+    expect(server.requests.filter((r) => r.watch)).toEqual([]);
   });
 
   it('k3s 1.31 agent node whose server names no --service-cidr: the default', async () => {
@@ -167,7 +173,7 @@ describe('each 403, skipped with its reason', () => {
     const off = await discover(forbidding(KIND_132, ['configmaps'], 'none'));
     expect(off.kind).toBe('none');
     expect(off.skipped.find((s) => s.source === 'kubeadm')?.detail).toContain(
-      'cannot list resource "configmaps" in API group "" in the namespace "kube-system"',
+      'cannot get resource "configmaps" in API group "" in the namespace "kube-system"',
     );
     await Promise.all(chains.splice(0).map((chain) => chain.close()));
     const on = await chainFor({ ...KIND_132.env, DISCOVERY_SOURCES: ALL_SOURCES }).resolve();
@@ -181,55 +187,109 @@ describe('each 403, skipped with its reason', () => {
     });
     expect(discovery.kind).toBe('none');
     expect(discovery.skipped.find((s) => s.source === 'node-args')?.detail).toContain(
-      'cannot list resource "nodes" in API group "" at the cluster scope',
+      'cannot get resource "nodes" in API group "" at the cluster scope',
     );
     expect(discovery.skipped.find((s) => s.source === 'dry-run')?.detail).toContain(
       'cannot create resource "services" in API group "" in the namespace "route-controller"',
     );
   });
 
-  it('a Role with resourceNames: [kubeadm-config] is enough: the list and the watch carry the field selector', async () => {
+  it('a Role with resourceNames: [kubeadm-config] and the verb get is enough: one GET by name', async () => {
     KIND_132.apply(server, RANGE);
     server.allowOnlyNames('configmaps', 'kubeadm-config');
     const chain = chainFor(KIND_132.env);
     expect(await chain.resolve()).toMatchObject({ kind: 'cidrs', source: 'kubeadm' });
-    await waitFor(() => server.watchesOf('configmaps') === 1);
-    expect(server.requests.filter((r) => r.path.includes('/configmaps') && r.status === 403)).toEqual([]);
+    const configmaps = server.requests.filter((r) => r.path.includes('/configmaps'));
+    expect(configmaps.map((r) => [r.method, r.status, r.watch])).toEqual([['GET', 200, false]]);
   });
 });
 
-describe('followed live', () => {
-  it('a change of kubeadm-config reaches the chain through the watch', async () => {
-    const chain = chainFor(KIND_132.env);
-    KIND_132.apply(server, RANGE);
-    await chain.resolve();
-    let changes = 0;
-    chain.subscribe(() => {
-      changes += 1;
-    });
-    await waitFor(() => server.watchesOf('configmaps') === 1);
-    server.putConfigMap('kube-system', 'kubeadm-config', {
-      ClusterConfiguration: 'networking:\n  serviceSubnet: 10.100.0.0/16\n',
-    });
-    await waitFor(() => changes > 0);
-    expect(cidrs(await chain.resolve())).toBe('10.100.0.0/16');
+describe("the chart's RBAC, and nothing more", () => {
+  /** The rules the chart renders (default values, or these sources), as the test API server enforces them. */
+  async function chartGrants(sources?: string[]): Promise<RbacGrant[]> {
+    const values = { routeController: sources ? { discovery: { sources } } : {} };
+    const { result, manifests } = await helmTemplate(values, { namespace: 'route-controller' });
+    expect(result.exitCode, result.stderr).toBe(0);
+    return manifests
+      .filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole')
+      .flatMap((m) =>
+        (m.rules as Omit<RbacGrant, 'namespace'>[]).map((rule) => ({
+          ...rule,
+          ...(m.kind === 'Role' ? { namespace: m.metadata.namespace } : {}),
+        })),
+      );
+  }
+
+  it('is all the agent needs in every profile: no request is refused, and only ServiceCIDRs are watched', async () => {
+    const defaults = await chartGrants();
+    for (const profile of [KIND_134, KIND_132, MINIKUBE_127, V1BETA1_132, k3sServer(true), k3sAgent(true), NONE_130]) {
+      await Promise.all(chains.splice(0).map((chain) => chain.close()));
+      await server.close();
+      server = new FakeApiServer();
+      await writeFile(kubeconfig, kubeconfigFor(await server.listen()));
+      server.rbac = defaults;
+      const discovery = await discover(profile);
+      expect(discovery.kind === 'cidrs' ? discovery.source : 'none', profile.name).toBe(profile.answers);
+      expect(
+        server.requests.filter((r) => r.status === 403),
+        profile.name,
+      ).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(
+        server.requests.filter((r) => r.watch && !r.path.endsWith('/servicecidrs')),
+        profile.name,
+      ).toEqual([]);
+    }
   });
 
-  it("a change of the server's node-args reaches an agent node's chain", async () => {
-    const chain = chainFor(k3sAgent(true).env);
-    k3sAgent(true).apply(server, { ipv4: '10.45.0.0/16' });
-    expect(cidrs(await chain.resolve())).toBe('10.45.0.0/16');
+  it('with the opt-in dry-run source, its Role is enough too', async () => {
+    server.rbac = await chartGrants(['servicecidr', 'kubeadm', 'node-args', 'dry-run']);
+    const discovery = await discover(NONE_130, RANGE, { DISCOVERY_SOURCES: ALL_SOURCES });
+    expect(discovery).toMatchObject({ kind: 'cidrs', source: 'dry-run' });
+    expect(server.requests.filter((r) => r.status === 403)).toEqual([]);
+  });
+
+  it('refuses what the chart does not grant (the check itself): a watch of Nodes or of kubeadm-config is 403', async () => {
+    server.rbac = await chartGrants();
+    const url = (await server.listen()) as string;
+    const watchNodes = await fetch(
+      `${url}/api/v1/nodes?watch=true&labelSelector=node-role.kubernetes.io/control-plane`,
+    );
+    expect(watchNodes.status).toBe(403);
+    const watchConfig = await fetch(
+      `${url}/api/v1/namespaces/kube-system/configmaps?watch=true&fieldSelector=metadata.name%3Dkubeadm-config`,
+    );
+    expect(watchConfig.status).toBe(403);
+    const getConfig = await fetch(`${url}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?resourceVersion=0`);
+    expect(getConfig.status).toBe(404);
+  });
+});
+
+describe('followed live, and only what changes', () => {
+  it('a ServiceCIDR change reaches the chain through the one watch; kubeadm-config and Nodes are never watched', async () => {
+    const chain = chainFor(KIND_134.env);
+    KIND_134.apply(server, RANGE);
+    expect(cidrs(await chain.resolve())).toBe('10.96.0.0/16, fd00:10:96::/112');
     let changes = 0;
     chain.subscribe(() => {
       changes += 1;
     });
-    await waitFor(() => server.watchesOf('nodes') === 2);
-    server.putNode('k3s-server', {
-      labels: { 'node-role.kubernetes.io/control-plane': 'true' },
-      annotations: { 'k3s.io/node-args': '["server","--service-cidr","10.46.0.0/16"]' },
-    });
+    await waitFor(() => server.openWatches === 1);
+    server.add('bigger', ['10.100.0.0/16']);
     await waitFor(() => changes > 0);
-    expect(cidrs(await chain.resolve())).toBe('10.46.0.0/16');
+    expect(cidrs(await chain.resolve())).toBe('10.96.0.0/16, 10.100.0.0/16, fd00:10:96::/112');
+    expect(server.requests.filter((r) => r.watch).map((r) => r.path)).toEqual([
+      '/apis/networking.k8s.io/v1/servicecidrs',
+    ]);
+  });
+
+  it('a k3s agent node and a kubeadm cluster open no watch at all', async () => {
+    const k3s = chainFor(k3sAgent(true).env);
+    k3sAgent(true).apply(server, { ipv4: '10.45.0.0/16' });
+    expect(cidrs(await k3s.resolve())).toBe('10.45.0.0/16');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(server.requests.filter((r) => r.watch)).toEqual([]);
+    expect(server.openWatches).toBe(0);
   });
 });
 

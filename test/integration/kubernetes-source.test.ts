@@ -12,7 +12,7 @@ import { FakeApiServer, type IncomingRequest, kubeconfigFor, SERVICECIDRS_PATH }
 /**
  * The real servicecidr source (the reflector over the HTTP transport, with client-node's KubeConfig)
  * against the test API server on loopback: list + watch, re-watch, relist, faults and fail-static,
- * with short timings.
+ * with short timings (and no jitter: random() = 0, so each watch asks for exactly watchTimeoutSeconds).
  */
 
 interface LogLine {
@@ -39,6 +39,8 @@ const FAST: SourceOptions = {
   watchTimeoutSeconds: 30,
 };
 
+const connections: KubernetesConnection[] = [];
+
 let server: FakeApiServer;
 let dir: string;
 let kubeconfig: string;
@@ -61,6 +63,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await Promise.all(sources.splice(0).map((source) => source.close()));
+  for (const connection of connections.splice(0)) connection.close();
   await server.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -73,13 +76,16 @@ function makeSource(options: SourceOptions = {}) {
   });
   const { kubeconfig: file, firstListWaitMs, ...timings } = { ...FAST, kubeconfig, ...options };
   const connection = new KubernetesConnection(file, logger);
+  connections.push(connection);
   const source = new ServiceCidrApiSource({
     connect: () => connection.connect(),
     logger,
     timings,
+    random: () => 0,
     ...(firstListWaitMs === undefined ? {} : { firstListWaitMs }),
   });
   sources.push(source);
+  source.start();
   let notifications = 0;
   let base = 0;
   source.subscribe(() => {
@@ -131,12 +137,21 @@ describe('the servicecidr source against the test API server', () => {
       '1 ServiceCIDR object(s) (networking.k8s.io/v1 servicecidrs)',
     );
     await waitFor('the watch', () => server.openWatches === 1);
-    expect(lists()).toHaveLength(1);
+    // The first list from the watch cache (resourceVersion=0), never a quorum read of etcd.
+    expect(
+      server.requests.filter((r) => r.path === SERVICECIDRS_PATH).map((r) => [r.query.resourceVersion, r.read]),
+    ).toEqual([
+      ['0', 'cache'],
+      [server.resourceVersion, 'cache'],
+    ]);
     expect(watches()[0]?.query).toMatchObject({
       resourceVersion: server.resourceVersion,
       allowWatchBookmarks: 'true',
       timeoutSeconds: '30',
     });
+    // Discovery, list and watch, one after the other on one kept-alive connection.
+    expect(new Set(server.requests.map((r) => r.connection)).size).toBe(1);
+    expect(server.connections).toHaveLength(1);
     expect(status(source)).toMatchObject({
       state: 'synced',
       synced: true,
@@ -180,13 +195,11 @@ describe('the servicecidr source against the test API server', () => {
     expect(text(await source.read())).toBe('10.96.0.0/16');
     // Still one list: everything came through the watch.
     expect(lists()).toHaveLength(1);
-    expect(logs.map((line) => line.msg)).toEqual(
-      expect.arrayContaining([
-        'ServiceCIDR extra added: 10.100.0.0/16',
-        'ServiceCIDR extra changed: 10.101.0.0/16, fd00:101::/112',
-        'ServiceCIDR extra deleted',
-      ]),
-    );
+    expect(logs.filter((line) => line.servicecidr === 'extra').map((line) => [line.msg, line.cidrs])).toEqual([
+      ['servicecidr added', ['10.100.0.0/16']],
+      ['servicecidr changed', ['10.101.0.0/16', 'fd00:101::/112']],
+      ['servicecidr deleted', ['10.101.0.0/16', 'fd00:101::/112']],
+    ]);
   });
 
   it('keeps the CIDRs of a terminating object until it is gone', async () => {
@@ -203,7 +216,7 @@ describe('the servicecidr source against the test API server', () => {
     expect(text(reading)).toBe('10.96.0.0/16, 10.100.0.0/16');
     expect(reading.kind === 'cidrs' && reading.detail).toContain('1 terminating');
     expect(notifications()).toBe(0); // the CIDRs did not change
-    expect(logs.some((line) => line.msg.includes('extra is terminating; its CIDRs stay'))).toBe(true);
+    expect(logs.some((line) => line.msg === 'servicecidr terminating' && line.servicecidr === 'extra')).toBe(true);
 
     server.remove('extra');
     await waitFor('the removal', () => notifications() === 1);
@@ -241,10 +254,13 @@ describe('the servicecidr source against the test API server', () => {
     server.add('kubernetes', ['10.96.0.0/16', 'not-a-cidr']);
     const { source } = makeSource();
     expect(text(await source.read())).toBe('10.96.0.0/16');
-    expect(warnings().some((msg) => msg.includes('"not-a-cidr"'))).toBe(true);
+    expect(logs.find((line) => line.msg === 'servicecidr entry unusable, ignored')).toMatchObject({
+      level: 'warn',
+      entry: 'not-a-cidr',
+    });
   });
 
-  it('re-watches from the last resourceVersion when watches are dropped, without relisting', async () => {
+  it('re-watches from the last resourceVersion (after the backoff) when watches are dropped, without relisting', async () => {
     server.add('kubernetes', ['10.96.0.0/16']);
     const { source, notifications, settle } = makeSource();
     await source.read();
@@ -282,18 +298,19 @@ describe('the servicecidr source against the test API server', () => {
     await waitFor('the watch', () => server.openWatches === 1);
     settle();
 
-    // The watch goes down; meanwhile objects change and etcd compacts the history.
-    server.failWith({ code: 500, only: 'watch' });
+    // The watch goes down; meanwhile objects change and the history moves past it (a restart).
+    server.sendBookmarks();
     server.dropWatches();
     server.remove('doomed');
     server.add('missed', ['10.105.0.0/16']);
     server.compact();
-    server.failWith(undefined);
 
     await waitFor('the relist', () => lists().length === 2, 2_000);
     await waitFor('the catch-up', () => notifications() >= 1);
     expect(text(await source.read())).toBe('10.96.0.0/16, 10.105.0.0/16');
-    expect(logs.some((line) => line.msg.includes('410 Expired'))).toBe(true);
+    expect(logs.some((line) => line.msg === 'watch expired, relisting')).toBe(true);
+    // The relist asks the watch cache for what it last saw, not etcd.
+    expect(lists()[1]?.query.resourceVersion).not.toBe('');
 
     // And the new watch, from the relist's resourceVersion, carries new objects.
     await waitFor('the new watch', () => server.openWatches === 1);
@@ -362,7 +379,7 @@ describe('the servicecidr source against the test API server', () => {
     expect(first.kind === 'unavailable' && first.error.hint).toContain('SERVICE_CIDRS');
     expect(status(source)).toMatchObject({ state: 'unreachable', synced: false });
     expect(status(source).lastError).toContain('HTTP 500');
-    expect(warnings().some((msg) => msg.includes('cannot reach the API server for ServiceCIDRs'))).toBe(true);
+    expect(logs.find((line) => line.msg === 'api unreachable')).toMatchObject({ level: 'warn', status: 500 });
 
     await waitFor('four attempts', () => lists().length >= 4, 3_000);
     const at = lists().map((r) => r.at);
@@ -371,8 +388,8 @@ describe('the servicecidr source against the test API server', () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(95);
     expect(gaps[2]).toBeGreaterThanOrEqual(395);
     expect(gaps[2] as number).toBeGreaterThan(gaps[0] as number);
-    // Not a warning per retry: the backoff speaks after the first two.
-    expect(warnings().filter((msg) => msg.includes('cannot reach')).length).toBeLessThanOrEqual(2);
+    // Not a warning per retry: said once, then the backoff speaks.
+    expect(warnings().filter((msg) => msg === 'api unreachable')).toHaveLength(1);
 
     server.failWith(undefined);
     await waitFor('recovery', () => status(source).state === 'synced', 2_000);
@@ -392,7 +409,7 @@ describe('the servicecidr source against the test API server', () => {
     await waitFor('the failing re-watch', () => status(source).state === 'unreachable');
     const during = await source.read();
     expect(text(during)).toBe('10.96.0.0/16, fd00:10:96::/112');
-    expect(during.kind === 'cidrs' && during.detail).toContain('keeping the last list');
+    expect(during.kind === 'cidrs' && during.detail).toContain('keeping the last answer');
 
     // The API server goes away entirely.
     await server.close();
@@ -400,7 +417,7 @@ describe('the servicecidr source against the test API server', () => {
     expect(text(await source.read())).toBe('10.96.0.0/16, fd00:10:96::/112');
     expect(status(source).lastError).toMatch(/ECONNREFUSED|HTTP 500/);
     expect(notifications()).toBe(0);
-    expect(warnings().some((msg) => msg.includes('keeping the last known 1 object(s) of ServiceCIDRs'))).toBe(true);
+    expect(logs.find((line) => line.msg === 'api unreachable')).toMatchObject({ level: 'warn', keeping: 1 });
 
     // It comes back, with its history: the watch resumes and a new object arrives.
     server.failWith(undefined);
@@ -424,7 +441,7 @@ describe('the servicecidr source against the test API server', () => {
     await waitFor('rechecks', () => discovery().length >= 3, 2_000);
     expect(lists()).toHaveLength(0);
     // One warning, not one per recheck.
-    expect(warnings().filter((msg) => msg.includes('not served by this cluster'))).toHaveLength(1);
+    expect(warnings().filter((msg) => msg === 'api not served')).toHaveLength(1);
     server.serviceCidrVersions = ['v1'];
     await waitFor('the API found', () => status(source).state === 'synced', 1_000);
     expect(notifications()).toBeGreaterThanOrEqual(2); // none -> cidrs
@@ -463,10 +480,11 @@ describe('the servicecidr source against the test API server', () => {
     expect(reading.detail).toContain('get, list and watch on servicecidrs (API group networking.k8s.io)');
     expect(reading.detail).toContain('cannot list resource "servicecidrs"');
     expect(status(source).state).toBe('forbidden');
-    const warning = warnings().find((msg) => msg.includes('forbidden to read ServiceCIDRs'));
-    expect(warning).toContain('needs get, list and watch on servicecidrs (API group networking.k8s.io)');
-    expect(warning).toContain('cannot list resource "servicecidrs"');
-    expect(warning).toContain('this source is skipped until it is granted');
+    expect(logs.find((line) => line.msg === 'api forbidden')).toMatchObject({
+      level: 'warn',
+      permission: 'get, list and watch on servicecidrs (API group networking.k8s.io)',
+      err: expect.stringContaining('cannot list resource "servicecidrs"'),
+    });
 
     server.allow('servicecidrs');
     await waitFor('granted', () => status(source).state === 'synced', 2_000);
@@ -478,11 +496,13 @@ describe('the servicecidr source against the test API server', () => {
     const { source } = makeSource({ backoffInitialMs: 50, backoffMaxMs: 1_000 });
     expect(text(await source.read())).toBe('10.96.0.0/16');
     await waitFor('forbidden', () => status(source).state === 'forbidden');
-    expect(warnings().find((msg) => msg.includes('forbidden'))).toContain('needs get, list and watch on servicecidrs');
+    expect(logs.find((line) => line.msg === 'api forbidden')?.permission).toContain(
+      'get, list and watch on servicecidrs',
+    );
     expect(status(source).lastError).toContain('cannot watch resource "servicecidrs"');
     await new Promise((resolve) => setTimeout(resolve, 800));
-    // list, watch 403, wait 50, list, watch 403, wait 100, ... (about 5 in 800 ms), not a hot loop.
-    expect(watches().length).toBeLessThan(10);
+    // list, watch 403, recheck after 200 ms, list, watch 403, ... (about 4 in 800 ms), not a hot loop.
+    expect(watches().length).toBeLessThan(6);
     expect(text(await source.read())).toBe('10.96.0.0/16');
   });
 

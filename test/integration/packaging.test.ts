@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * The backends are published and consumed on their own: packed as tarballs and installed into an
  * empty app with npm, each must bring core and nothing of the agent's (above all not the
- * Kubernetes client), and work from its published files alone.
+ * Kubernetes client), and work from its published files alone. backend-iptables also brings
+ * backend-nft: its iptables-nft change events are nft's own monitor, specified once there.
  */
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const runner = new ProcessCommandRunner({ defaultTimeoutMs: 180_000 });
@@ -36,19 +37,23 @@ describe('the backends installed alone from packed tarballs', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  // What each backend brings with it, besides itself.
+  const brings = { 'backend-nft': ['core'], 'backend-iptables': ['core', 'backend-nft'] } as const;
   for (const backend of ['backend-nft', 'backend-iptables'] as const) {
-    it(`${backend} with core: no Kubernetes client, nothing but dist, and it works`, async () => {
+    it(`${backend} with ${brings[backend].join(' and ')}: no Kubernetes client, nothing but dist, and it works`, async () => {
       const app = await mkdtemp(join(dir, `app-${backend}-`));
+      // Not on a registry yet: every package it depends on comes from its tarball too.
+      const local = [...brings[backend], backend].map((name) => [
+        `@route-controller/${name}`,
+        `file:${tarballs[name]}`,
+      ]);
       await writeFile(
         join(app, 'package.json'),
         JSON.stringify({
           name: 'consumer',
           private: true,
           type: 'module',
-          dependencies: {
-            '@route-controller/core': `file:${tarballs.core}`,
-            [`@route-controller/${backend}`]: `file:${tarballs[backend]}`,
-          },
+          dependencies: Object.fromEntries(local),
         }),
       );
       await must('npm', ['install', '--prefix', app, '--no-audit', '--no-fund', '--loglevel=error']);
@@ -65,7 +70,9 @@ describe('the backends installed alone from packed tarballs', () => {
       walk(tree.dependencies);
       expect([...names].filter((name) => name.startsWith('@kubernetes/'))).toEqual([]);
       expect(names.has('@route-controller/agent')).toBe(false);
-      expect(names.has('@route-controller/core')).toBe(true);
+      expect([...names].filter((name) => name.startsWith('@route-controller/')).sort()).toEqual(
+        [...brings[backend], backend].map((name) => `@route-controller/${name}`).sort(),
+      );
       // Published files: dist, the sources its maps point at, the manifest, README and LICENSE; no tests,
       // no build metadata.
       const installed = join(app, 'node_modules', '@route-controller', backend);
@@ -86,6 +93,8 @@ describe('the backends installed alone from packed tarballs', () => {
           ? `const { NftBackend } = await import('@route-controller/backend-nft');
              const b = new NftBackend(); console.log(JSON.stringify({ name: b.name, families: b.capabilities.families }));`
           : `const { IptablesBackend } = await import('@route-controller/backend-iptables');
+             const { NFT_MONITOR_ARGS } = await import('@route-controller/backend-nft/monitor');
+             if (NFT_MONITOR_ARGS.join(' ') !== '-j monitor ruleset') process.exit(4);
              const b = new IptablesBackend({ mode: 'legacy' }); console.log(JSON.stringify({ name: b.name, families: b.capabilities.families }));`;
       const core = `const { parseCidrList, desiredState } = await import('@route-controller/core');
         const d = desiredState(parseCidrList('10.96.0.0/12').cidrs); if (d.cidrs.ipv4[0].text !== '10.96.0.0/12') process.exit(3);`;
@@ -113,6 +122,7 @@ const CORE_API = [
   'ErrorCodes',
   'IP_FAMILIES',
   'LazySource',
+  'MAX_CIDRS_PER_FAMILY',
   'MAX_PREFIX',
   'NOTHING_OBSERVED',
   'NO_HIT_RECORDS',

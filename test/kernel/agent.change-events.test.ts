@@ -11,6 +11,7 @@ import { describeKernel } from '../src/prerequisites.js';
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
 const DESIRED = desiredState(parseCidrList(SERVICE_CIDRS).cidrs);
 const LISTEN_ADDRESS = '127.0.0.1:9771';
+const METRICS_LISTEN_ADDRESS = '127.0.0.1:9772';
 /** Generous: a repair from an event takes tens of milliseconds; only a hang (or no event) reaches this. */
 const REPAIR_WAIT_MS = 10_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -29,8 +30,9 @@ interface Drift {
 /**
  * The drift kinds of the issue, per backend: the ruleset flushed (last: it also takes the lab's
  * kube-proxy and pod rules), our table or chain deleted, an ACCEPT above our drop, the chain we
- * drop from flushed. For nft, "FORWARD" is our own base chain on the forward hook: an ACCEPT in
- * another table's chain cannot undo an nft drop, so only one in ours is drift.
+ * drop from flushed. For nft, "FORWARD" is our own base chain on the forward hook, and for
+ * iptables-nft the security table's FORWARD: an ACCEPT in another chain of the hook (filter's)
+ * cannot undo a drop that runs later, so only one in ours is drift.
  */
 const DRIFTS: Record<'nft' | 'iptables-nft', Drift[]> = {
   nft: [
@@ -49,22 +51,27 @@ const DRIFTS: Record<'nft' | 'iptables-nft', Drift[]> = {
     },
     { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
   ],
+  // Our chain and jump live in the security table: its FORWARD is the one an ACCEPT can undo.
   'iptables-nft': [
     {
-      what: 'an ACCEPT inserted at the top of FORWARD',
+      what: 'an ACCEPT inserted at the top of security FORWARD',
       file: 'iptables-nft',
-      args: ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
+      args: ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT'],
     },
-    { what: 'FORWARD flushed', file: 'iptables-nft', args: ['-w', '-F', 'FORWARD'] },
-    { what: 'our chain flushed (IPv6)', file: 'ip6tables-nft', args: ['-w', '-F', 'ROUTE-CONTROLLER'] },
+    { what: 'security FORWARD flushed', file: 'iptables-nft', args: ['-w', '-t', 'security', '-F', 'FORWARD'] },
+    {
+      what: 'our chain flushed (IPv6)',
+      file: 'ip6tables-nft',
+      args: ['-w', '-t', 'security', '-F', 'ROUTE-CONTROLLER'],
+    },
     {
       what: 'our chain deleted',
       file: 'iptables-nft-restore',
       args: ['--noflush'],
       input:
-        '*filter\n-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n',
+        '*security\n-D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER\n-F ROUTE-CONTROLLER\n-X ROUTE-CONTROLLER\nCOMMIT\n',
     },
-    { what: 'the filter table deleted', file: 'nft', args: ['delete', 'table', 'ip', 'filter'] },
+    { what: 'the security table deleted', file: 'nft', args: ['delete', 'table', 'ip', 'security'] },
     { what: 'the ruleset flushed', file: 'nft', args: ['flush', 'ruleset'] },
   ],
 };
@@ -76,7 +83,7 @@ function backendFor(name: 'nft' | 'iptables-nft', ns: Netns): FirewallBackend {
 }
 
 async function metric(ns: Netns, name: string): Promise<number | undefined> {
-  const text = (await httpGet(ns, `http://${LISTEN_ADDRESS}/metrics`)).body;
+  const text = (await httpGet(ns, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
@@ -143,6 +150,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
           FIREWALL_BACKEND: backend,
           RESYNC_INTERVAL: '1h',
           LISTEN_ADDRESS,
+          METRICS_LISTEN_ADDRESS,
         });
         await agent.waitUntilReady(15_000);
         await agent.waitForMessage('following kernel change events', 15_000);
@@ -175,7 +183,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         await sleep(1_500);
         expect(await metric(lab.node, 'route_controller_applies_total')).toBe(applies);
         expect(agent.logs.slice(logged).filter((line) => line.level !== 'debug')).toEqual([]);
-        const text = (await httpGet(lab.node, `http://${LISTEN_ADDRESS}/metrics`)).body;
+        const text = (await httpGet(lab.node, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
         expect(Number(/route_controller_change_events_total\{scope="ours"\} (\d+)/.exec(text)?.[1])).toBeGreaterThan(0);
       });
     });
@@ -186,7 +194,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
     let agent: AgentProcess;
     beforeAll(async () => {
       lab = await LoopLab.create({ kubeProxy: 'none' });
-      agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', LISTEN_ADDRESS });
+      agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', LISTEN_ADDRESS, METRICS_LISTEN_ADDRESS });
       await agent.waitUntilReady(15_000);
       await agent.waitForMessage('following kernel change events', 15_000);
     });
@@ -216,7 +224,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         expect(Number(paused.eventsPerSecond)).toBeGreaterThan(100);
         await until('the monitor is stopped', () => children(agent.pid ?? 0, 'nft', 'monitor').length === 0);
         expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
-        const text = (await httpGet(lab.node, `http://${LISTEN_ADDRESS}/metrics`)).body;
+        const text = (await httpGet(lab.node, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
         expect(text).toContain('route_controller_change_follow_mode{mode="polling"} 1');
         // Drift during the churn: a poll finds it.
         const drifted = agent.logs.length;
@@ -265,7 +273,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         agent.signal('SIGTERM');
         const exit = await agent.exitWithin(10_000);
         expect(exit).toEqual({ exitCode: 0, signal: undefined });
-        expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+        expect(agent.logs.some((line) => line.msg === 'stopping' && line.signal === 'SIGTERM')).toBe(true);
         expect(children(pid, 'nft')).toEqual([]);
       }
     });
@@ -301,6 +309,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         FIREWALL_BACKEND: 'iptables-legacy',
         RESYNC_INTERVAL: '1s',
         LISTEN_ADDRESS,
+        METRICS_LISTEN_ADDRESS,
       });
       await agent.waitUntilReady(15_000);
     });
@@ -319,10 +328,10 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
       expect(children(agent.pid ?? 0, 'nft')).toEqual([]);
       expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
       const from = agent.logs.length;
-      await lab.node.must('iptables-legacy', ['-w', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
+      await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
       await agent.waitForLog(repairedBy('by the resync'), REPAIR_WAIT_MS, from);
       expect(await lab.measureLoop('ipv4', 3)).toBe(0);
-      await lab.node.must('iptables-legacy', ['-w', '-D', 'FORWARD', '-j', 'ACCEPT']);
+      await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-D', 'FORWARD', '-j', 'ACCEPT']);
     });
   });
 });

@@ -190,13 +190,13 @@ describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS',
   profileIt('403 on configmaps: skipped; the opt-in dry-run answers', async () => {
     const profile = forbidding(KIND_132, ['configmaps'], 'dry-run', { DISCOVERY_SOURCES: ALL_SOURCES });
     const { from } = await endsTheLoop(profile, 'dry-run', DUAL);
-    expect(from.msg).toContain('cannot list resource "configmaps"');
+    expect(from.msg).toContain('cannot get resource "configmaps"');
   });
 
   profileIt('403 on nodes (k3s): skipped; the opt-in dry-run answers', async () => {
     const profile = forbidding(k3sServer(true), ['nodes'], 'dry-run', { DISCOVERY_SOURCES: ALL_SOURCES });
     const { from } = await endsTheLoop(profile, 'dry-run', DUAL);
-    expect(from.msg).toContain('cannot list resource "nodes"');
+    expect(from.msg).toContain('cannot get resource "nodes"');
   });
 
   profileIt('none of these: the warning naming every source, the loop stays, and the agent is not ready', async () => {

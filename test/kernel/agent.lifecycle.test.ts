@@ -7,6 +7,7 @@ import { NftBackend } from '@route-controller/backend-nft';
 import { httpGet, LAB, LoopLab } from '@route-controller/lab';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { agentCli, startAgent } from '../src/agent-bin.js';
+import { listenIn } from '../src/netns-processes.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
@@ -79,6 +80,42 @@ describeKernel('agent lifecycle in the loop lab', () => {
     expect(await lab.nodeFirewall()).toBe(clean);
   });
 
+  it('refuses equal health and metrics addresses with exit 2, before anything is probed', async () => {
+    const agent = startAgent(lab.node, { SERVICE_CIDRS, LISTEN_ADDRESS, METRICS_LISTEN_ADDRESS: LISTEN_ADDRESS });
+    expect((await agent.exitWithin(15_000)).exitCode).toBe(2);
+    expect(agent.stderr.join('')).toMatch(
+      /^error ERR_RC_INVALID_CONFIG: METRICS_LISTEN_ADDRESS="127\.0\.0\.1:9771" takes the port of LISTEN_ADDRESS/,
+    );
+    // Not a line logged: no backend was probed, nothing was started.
+    expect(agent.logs).toEqual([]);
+    expect(await lab.nodeFirewall()).toBe(clean);
+  });
+
+  it('a metrics port held by another process: the failed start exits at once, leaving nothing listening, running or installed', async () => {
+    const holder = await listenIn(lab.node, { host: '127.0.0.1', port: 9772 });
+    try {
+      const agent = startAgent(lab.node, { SERVICE_CIDRS, LISTEN_ADDRESS, METRICS_LISTEN_ADDRESS: '127.0.0.1:9772' });
+      // Before the fix the agent stayed up for good, /healthz 200, SIGTERM ignored.
+      const exit = await agent.exitWithin(15_000);
+      const exitedAt = Date.now();
+      expect(exit.exitCode).toBe(2);
+      expect(agent.stderr.join('')).toContain('METRICS_LISTEN_ADDRESS=127.0.0.1:9772 cannot be used: EADDRINUSE');
+      // The health listener it had opened just before is closed again, and the node socket with it.
+      const serving = agent.logs.find((line) => line.msg === 'serving health endpoints');
+      expect(serving).toBeDefined();
+      console.log(
+        `[lifecycle] failed start: exit ${exitedAt - Date.parse(serving?.time ?? '')} ms after /healthz was up`,
+      );
+      expect((await httpGet(lab.node, `http://${LISTEN_ADDRESS}/healthz`)).status).toBe(0);
+      expect((await agentCli(lab.node, ['status', '--json'], { SERVICE_CIDRS })).stdout).toContain('"running": false');
+      // Nothing of it runs in the node's namespace any more; only the port's holder does.
+      expect(await lab.node.pids()).toEqual([holder.pid]);
+      expect(await lab.nodeFirewall()).toBe(clean);
+    } finally {
+      await holder.stop();
+    }
+  });
+
   it('keeps running without rules when no source has CIDRs, not ready, and says how to fix it', async () => {
     // No Kubernetes configuration at all: not in a pod, no KUBECONFIG, no ~/.kube/config.
     const agent = startAgent(lab.node, { HOME: '/nonexistent', RESYNC_INTERVAL: '1s', LISTEN_ADDRESS });
@@ -92,8 +129,8 @@ describeKernel('agent lifecycle in the loop lab', () => {
     expect(agent.logs.some((line) => line.level === 'fatal')).toBe(false);
     expect(await lab.nodeFirewall()).toBe(clean);
     await agent.stop();
-    expect(agent.logs.some((line) => /rules kept in place/.test(line.msg))).toBe(false);
-    expect(agent.logs.some((line) => /no rules of ours were installed; nothing to keep/.test(line.msg))).toBe(true);
+    expect(agent.logs.some((line) => line.msg === 'rules kept')).toBe(false);
+    expect(agent.logs.some((line) => line.msg === 'no rules of ours were installed; nothing to keep')).toBe(true);
   });
 
   it('SIGTERM while a command of its start-up still runs: an orderly stop all the same, exit 0', async () => {
@@ -114,7 +151,7 @@ describeKernel('agent lifecycle in the loop lab', () => {
       await sleep(500);
       agent.signal('SIGTERM');
       expect(await agent.exitWithin(15_000)).toEqual({ exitCode: 0, signal: undefined });
-      expect(agent.logs.some((line) => line.msg === 'SIGTERM received, stopping')).toBe(true);
+      expect(agent.logs.some((line) => line.msg === 'stopping' && line.signal === 'SIGTERM')).toBe(true);
     } finally {
       holder.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -199,5 +236,50 @@ describeKernel('agent lifecycle in the loop lab', () => {
     await third.stop('SIGTERM');
     expect(await installedIn()).toEqual(['nft']);
     expect(await lab.measureLoop('ipv4', 3)).toBe(0);
+  });
+});
+
+// A lab of its own: iptables-legacy leaves its (empty) filter tables behind, which the suite above
+// would take for a node changed by its tests.
+describeKernel('agent stop deadline in the loop lab', () => {
+  let lab: LoopLab;
+
+  beforeAll(async () => {
+    lab = await LoopLab.create();
+  });
+  afterAll(async () => {
+    await agentCli(lab.node, ['cleanup']);
+    await lab?.destroy();
+  });
+
+  it('a removal stuck on the xtables lock past the stop deadline: exit 1, the stuck command ended with the agent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rct-xtables-'));
+    const lockFile = join(dir, 'xtables.lock');
+    writeFileSync(lockFile, '');
+    const agent = startAgent(lab.node, {
+      SERVICE_CIDRS,
+      LISTEN_ADDRESS,
+      FIREWALL_BACKEND: 'iptables-legacy',
+      CLEANUP_ON_EXIT: 'true',
+      IPTABLES_LOCK_WAIT: '30s',
+      XTABLES_LOCKFILE: lockFile,
+    });
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      await agent.waitUntilReady(15_000);
+      // Held from now on: the removal at SIGTERM waits for it, up to 30 s, well past the deadline.
+      holder = spawn('flock', [lockFile, 'sleep', '60'], { stdio: 'ignore' });
+      await sleep(300);
+      agent.signal('SIGTERM');
+      // Before the fix: exit 0 at the deadline, with cleanup() never told to stop.
+      expect((await agent.exitWithin(15_000)).exitCode).toBe(1);
+      expect(agent.logs.some((line) => line.msg === 'stop deadline passed')).toBe(true);
+      // iptables-legacy-restore, waiting for the lock, was ended too.
+      expect(await lab.node.pids()).toEqual([]);
+    } finally {
+      holder?.kill('SIGKILL');
+      await agent.stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -14,7 +14,7 @@ import { describeKernel } from '../src/prerequisites.js';
  */
 
 const NODE = 'lab-node';
-const AGENT = 'http://127.0.0.1:9773';
+const METRICS = 'http://127.0.0.1:9772';
 
 /** Destinations the sweep dials, one UDP packet each: more than a read may log, fewer than the set holds. */
 const SWEEP = 300;
@@ -57,7 +57,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
     agent = startAgent(lab.node, {
       ...cliEnv,
       RESYNC_INTERVAL: '1s',
-      LISTEN_ADDRESS: '127.0.0.1:9773',
+      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
       STALE_CLUSTERIP_EVENTS: 'true',
     });
     await agent.waitForMessage('rules applied', 20_000);
@@ -159,7 +159,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
   });
 
   it('/metrics counts the distinct stale destinations per family, and one Event per destination went to the Node', async () => {
-    const metrics = (await httpGet(lab.node, `${AGENT}/metrics`)).body;
+    const metrics = (await httpGet(lab.node, `${METRICS}/metrics`)).body;
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv4"} 2');
     expect(metrics).toContain('route_controller_stale_destinations{family="ipv6"} 2');
     const events = api.server.events() as unknown as {
@@ -183,7 +183,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
     expect(before).toBeGreaterThanOrEqual(5);
     // One process inside the namespace sends the eight requests of a round at once.
     const script = `
-      const url = '${AGENT}/metrics';
+      const url = '${METRICS}/metrics';
       const rounds = [];
       (async () => {
         for (let round = 0; round < 5; round += 1) {
@@ -223,7 +223,7 @@ describeKernel('agent: who dials stale ClusterIPs, in the loop lab with two pods
     expect(api.server.events().length - events).toBeLessThanOrEqual(25 - 4);
     const listed = (await status()).staleDestinations.map((d) => d.address);
     for (const address of destinations) expect(listed).toContain(address);
-    const metrics = (await httpGet(lab.node, `${AGENT}/metrics`)).body;
+    const metrics = (await httpGet(lab.node, `${METRICS}/metrics`)).body;
     expect(metrics).toContain(`route_controller_stale_destinations{family="ipv4"} ${SWEEP + 2}`);
   });
 

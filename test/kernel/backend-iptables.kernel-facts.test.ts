@@ -78,9 +78,19 @@ describeKernel('iptables kernel facts the backend relies on', () => {
         const setup = new IptablesBackend({ mode, runner: ns.runner });
         await setup.apply(desired(['10.96.0.0/16']));
         // Someone inserts an ACCEPT above us: the next apply must move our jump, deleting it by spec.
-        await ns.must(binary(mode, 'ipv4', ''), ['-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-j', 'ACCEPT']);
+        const security = ['-w', '-t', 'security'];
+        await ns.must(binary(mode, 'ipv4', ''), [
+          ...security,
+          '-I',
+          'FORWARD',
+          '1',
+          '-s',
+          '10.244.0.0/16',
+          '-j',
+          'ACCEPT',
+        ]);
         const racer = new RacingRunner(ns.runner, async () => {
-          await ns.must(binary(mode, 'ipv4', ''), ['-w', '-D', 'FORWARD', ...JUMP_SPEC]);
+          await ns.must(binary(mode, 'ipv4', ''), [...security, '-D', 'FORWARD', ...JUMP_SPEC]);
         });
         const backend = new IptablesBackend({ mode, runner: racer });
         const error = await codedRejection(backend.apply(desired(['10.96.0.0/16', '10.97.0.0/16'])));
@@ -167,11 +177,11 @@ describeKernel('iptables kernel facts the backend relies on', () => {
           ns,
           mode,
           'ipv4',
-          `*filter\n:ROUTE-CONTROLLER - [0:0]\n-A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP\n${jump}\n-A FORWARD -j ACCEPT\n${jump}\nCOMMIT\n`,
+          `*security\n:ROUTE-CONTROLLER - [0:0]\n-A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP\n${jump}\n-A FORWARD -j ACCEPT\n${jump}\nCOMMIT\n`,
         );
         const backend = new IptablesBackend({ mode, runner: ns.runner });
         expect((await backend.observe()).problems).toEqual([
-          'ipv4: 2 jumps to ROUTE-CONTROLLER in FORWARD (positions 1, 3)',
+          'ipv4: 2 jumps to ROUTE-CONTROLLER in security FORWARD (positions 1, 3)',
         ]);
         await backend.apply(desired(['10.96.0.0/16']));
         expect(await forwardRules(ns, mode, 'ipv4')).toEqual([jump, '-A FORWARD -j ACCEPT']);

@@ -2,7 +2,7 @@ import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, parseCidrList } from '@route-controller/core';
 import { LAB, LoopLab, type LoopLabOptions } from '@route-controller/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { foreignTables } from '../src/nft-fixture.js';
+import { foreignTables, kernelRecords } from '../src/nft-fixture.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const FAMILIES = ['ipv4', 'ipv6'] as const;
@@ -25,9 +25,12 @@ async function notOurs(lab: LoopLab): Promise<string> {
 }
 
 const nodes: [string, LoopLabOptions][] = [
-  ['kube-proxy on iptables-nft, pod ACCEPT atop FORWARD', { kubeProxy: 'iptables-nft', podAcceptRule: 'iptables-nft' }],
   [
-    'kube-proxy on iptables-legacy, pod ACCEPT in legacy FORWARD (mixed node)',
+    'kube-proxy on iptables-nft, a pod ACCEPT below its jump in FORWARD',
+    { kubeProxy: 'iptables-nft', podAcceptRule: 'iptables-nft' },
+  ],
+  [
+    'kube-proxy on iptables-legacy, a pod ACCEPT in legacy FORWARD (mixed node)',
     { kubeProxy: 'iptables-legacy', podAcceptRule: 'iptables-legacy' },
   ],
   ['kube-proxy in nftables mode', { kubeProxy: 'nft' }],
@@ -50,8 +53,11 @@ describeKernel('nft backend in the loop lab', () => {
       await lab?.destroy();
     });
 
-    it('the loop is open before the backend acts', async () => {
-      for (const family of FAMILIES) expect(await lab.measureLoop(family, 10)).toBeGreaterThan(200);
+    it("the loop is open before the backend acts, and kube-proxy's REJECT refuses the endpoint-less Service", async () => {
+      for (const family of FAMILIES) {
+        expect(await lab.measureLoop(family, 10)).toBeGreaterThan(200);
+        expect(await lab.connect(family)).toMatchObject({ outcome: 'refused', code: 'ECONNREFUSED' });
+      }
     });
 
     it('apply ends both loops, spares the live Service from pod and node, and counts the drops', async () => {
@@ -68,6 +74,20 @@ describeKernel('nft backend in the loop lab', () => {
       expect(observed.ipv4.counters?.packets).toBe(10);
       expect(observed.ipv6.counters?.packets).toBe(10);
       expect(await notOurs(lab)).toBe(foreignBefore);
+    });
+
+    it("kube-proxy's REJECT still answers first: the endpoint-less Service refuses at once, and our chain never sees it", async () => {
+      for (const family of FAMILIES) {
+        expect(await lab.connect(family)).toMatchObject({ outcome: 'refused', code: 'ECONNREFUSED' });
+      }
+      const recorded = (await kernelRecords(lab.node)).map((record) => record.destination);
+      expect(recorded).not.toContain(LAB.endpointlessService.ipv4);
+      expect(recorded).not.toContain(LAB.endpointlessService.ipv6);
+      // The stale ClusterIPs pinged above are recorded: the records work, they just never saw it.
+      expect(recorded).toContain(LAB.staleService.ipv4);
+      const observed = await backend.observe();
+      expect(observed.ipv4.counters?.packets).toBe(10);
+      expect(observed.ipv6.counters?.packets).toBe(10);
     });
 
     it('re-applying the same state writes nothing; changing CIDRs and action keeps foreign tables intact', async () => {

@@ -39,12 +39,16 @@ describeKernel('the bundled agent, with SERVICE_CIDRS, loads no Kubernetes clien
     expect([...KUBERNETES, 'prom-client'].filter((name) => packages.has(name))).toEqual([]);
   });
 
-  it('`run` with the endpoint loads prom-client once scraped, still no Kubernetes client', async () => {
-    const agent = startAgent(ns, { SERVICE_CIDRS, LISTEN_ADDRESS: '127.0.0.1:9771', ...LOG_LOADS_ENV });
+  it('`run` serving /metrics (the default loopback address) loads prom-client only once scraped, and no Kubernetes client', async () => {
+    const agent = startAgent(ns, { SERVICE_CIDRS, METRICS_LISTEN_ADDRESS: '127.0.0.1:9772', ...LOG_LOADS_ENV });
     try {
       await agent.waitForMessage(ENFORCED, 15_000);
-      await agent.waitForMessage('serving /healthz', 15_000);
-      expect((await httpGet(ns, 'http://127.0.0.1:9771/metrics')).body).toContain('route_controller_ready 1');
+      await agent.waitForMessage('serving metrics', 15_000);
+      // Listening costs node:http alone: prom-client and Node's process metrics wait for a scrape.
+      expect(loadedPackages(agent.stderr.join('')).has('prom-client')).toBe(false);
+      const text = (await httpGet(ns, 'http://127.0.0.1:9772/metrics')).body;
+      expect(text).toContain('route_controller_ready 1');
+      expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     } finally {
       await agent.stop('SIGTERM');
     }

@@ -1,19 +1,20 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ProcessCommandRunner } from '@route-controller/core';
 import { LAB, LabProcess } from '@route-controller/lab';
 import { expect, it } from 'vitest';
-import { AGENT_BIN } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
 
 const runner = new ProcessCommandRunner({ defaultTimeoutMs: 30_000 });
-/** `route-controller demo` as a person runs it, tracked by the lab so that it ends with its test. */
+/** The checkout's demo (`pnpm demo`, scripts/demo.mjs) as a person runs it, tracked by the lab so that it ends with its test. */
+const DEMO = fileURLToPath(new URL('../../scripts/demo.mjs', import.meta.url));
 function startDemo(args: readonly string[]): { demo: LabProcess; stdout: () => string; stderr: () => string } {
   const env = Object.fromEntries(
     Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
-  const demo = new LabProcess(process.execPath, [AGENT_BIN, 'demo', ...args], {
+  const demo = new LabProcess(process.execPath, [DEMO, ...args], {
     env,
-    description: `route-controller demo ${args.join(' ')}`,
+    description: `pnpm demo ${args.join(' ')}`,
   });
   const out: string[] = [];
   const err: string[] = [];
@@ -46,7 +47,7 @@ interface Report {
   }[];
 }
 
-describeKernel('route-controller demo', () => {
+describeKernel('pnpm demo', () => {
   it('shows the loop, ends it with every backend, and leaves no namespace behind', async () => {
     const { demo, stdout, stderr } = startDemo(['--json', '--pings', '5']);
     expect((await demo.exited).exitCode, stderr()).toBe(0);

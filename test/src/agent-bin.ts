@@ -16,7 +16,7 @@ export const AGENT_BIN: string = (() => {
   return resolve(dirname(manifestPath), bin);
 })();
 
-/** `route-controller run ...args` in `ns` (LISTEN_ADDRESS=off unless `env` sets it). */
+/** `route-controller run ...args` in `ns` (LISTEN_ADDRESS and METRICS_LISTEN_ADDRESS off unless `env` sets them). */
 export function startAgent(
   ns: Netns,
   env: Readonly<Record<string, string>>,

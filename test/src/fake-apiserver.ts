@@ -1,27 +1,42 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, isIP } from 'node:net';
+import { createServer as createTlsServer } from 'node:https';
+import { type AddressInfo, isIP, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /**
- * A test Kubernetes API server for what route-controller's discovery reads, speaking the real
- * conventions over HTTP: discovery documents (so kubectl works against it), list with a
- * resourceVersion (items without apiVersion/kind, as the real server sends built-in types), watch
- * as a stream of JSON lines from a resourceVersion, bookmarks, 410 Expired after compaction, field
- * selectors on metadata.name, label selectors, Status bodies for errors, finalizers holding a
- * deleted object as terminating.
+ * A test Kubernetes API server for what route-controller reads, speaking the real conventions over
+ * HTTP or HTTPS: discovery documents (so kubectl works against it), lists (items without
+ * apiVersion/kind, as the real server sends built-in types) and gets, watches as a stream of JSON
+ * lines from a resourceVersion, field and label selectors, Status bodies for errors, finalizers
+ * holding a deleted object as terminating.
+ *
+ * The watch cache is imitated as kube-apiserver's behaves (k8s.io/apiserver's cacher): a list or
+ * get with resourceVersion=0 (or any) is served from the cache, one without from etcd (the request
+ * log says which); a watch from a resourceVersion older than the cache's history is answered 200
+ * and one ERROR event with a 410 Expired Status; one newer than the cache waits 3 s and is told
+ * "Too large resource version" (504, cause ResourceVersionTooLarge); bookmarks go to a watch that
+ * asked for them every minute and 2 s before its deadline; a watch without timeoutSeconds ends
+ * after [30, 60) minutes; an idle connection is closed after 90 s. An API server restart drops
+ * every connection and starts the caches afresh, so every older resourceVersion is gone.
  *
  * Resources: ServiceCIDRs (networking.k8s.io v1 and/or v1beta1, as `serviceCidrVersions` says),
  * ConfigMaps, Nodes, and Services, of which only create is served: with dryRun=All it answers an
  * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`). Pods
- * (list and watch, with the field selector spec.nodeName) and Events (create, list, merge patch).
- * RBAC is imitated per resource with forbid(); faults with failWith(). Tests drive it through
- * methods (add, update, markTerminating, remove, putConfigMap, putNode, compact, dropWatches, ...).
+ * (list and watch, with the field selector spec.nodeName) and Events (create, list, merge patch). DaemonSets
+ * (apps/v1: get, list, watch), deleted in the background or in the foreground as the garbage
+ * collector's two propagation policies show it.
+ * RBAC is imitated per resource with forbid(); authentication with `authenticate`; faults with
+ * failWith() and closeWatchesAtOnce. Every request is in `requests` (method, path, query, status,
+ * connection, user, bytes), every TCP connection in `connections`: that is what tests count.
+ * Tests drive it through methods (add, update, markTerminating, remove, putConfigMap, putNode,
+ * compact, restart, dropWatches, ...).
  */
 
 export const SERVICECIDRS_PATH = '/apis/networking.k8s.io/v1/servicecidrs';
 export const SERVICECIDRS_V1BETA1_PATH = '/apis/networking.k8s.io/v1beta1/servicecidrs';
 const GROUP = 'networking.k8s.io';
 
-export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services' | 'pods' | 'events';
+export type ResourceName = 'servicecidrs' | 'configmaps' | 'nodes' | 'services' | 'pods' | 'events' | 'daemonsets';
 export type ServiceCidrVersion = 'v1' | 'v1beta1';
 
 export interface ObjectMeta {
@@ -82,30 +97,89 @@ interface Watcher {
   /** The last resourceVersion this watch has been told about (event or bookmark). */
   rv: number;
   readonly bookmarks: boolean;
-  readonly timer?: NodeJS.Timeout;
+  readonly timer: NodeJS.Timeout;
   readonly bookmarkTimer?: NodeJS.Timeout;
+  readonly deadlineBookmark?: NodeJS.Timeout;
 }
 
-/** An injected failure: every matching request gets this HTTP status with a Status body. */
+/**
+ * An injected failure: every matching request gets this HTTP status with a Status body; a watch
+ * failed with 410 is answered as the real server answers it (200, then one ERROR event).
+ */
 export interface Failure {
   readonly code: 403 | 404 | 410 | 429 | 500 | 503;
   /** Only requests whose path starts with this fail (default: every request for `resource`). */
   readonly pathPrefix?: string;
-  /** The resource whose requests fail (default servicecidrs). */
-  readonly resource?: ResourceName;
+  /** The resource whose requests fail (default servicecidrs); '*': every request, discovery too. */
+  readonly resource?: ResourceName | '*';
   /** Fail only watch requests, or only lists. */
   readonly only?: 'watch' | 'list';
+  /** Sent as Retry-After (and the Status's retryAfterSeconds), as the real server's 429 and 503 do. */
+  readonly retryAfterSeconds?: number;
 }
 
+/** One request as the server saw it. `status` and `bytes` are final once `endedAt` is set. */
 export interface RequestRecord {
   readonly method: string;
   readonly path: string;
   readonly query: Record<string, string>;
-  readonly status: number;
+  readonly watch: boolean;
+  /** The TCP connection it came on (see `connections`). */
+  readonly connection: number;
+  /** Who sent it: the bearer token's user, or "anonymous". */
+  readonly user: string;
+  /** Where a GET was served from: the watch cache (a resourceVersion given) or etcd (none: a quorum read). */
+  readonly read: 'cache' | 'etcd' | undefined;
+  /** Date.now() when it arrived. */
+  readonly at: number;
+  status: number;
+  /** Response body bytes sent. */
+  bytes: number;
+  endedAt: number | undefined;
+}
+
+/** One TCP connection accepted. */
+export interface ConnectionRecord {
+  readonly id: number;
+  readonly openedAt: number;
+  closedAt: number | undefined;
 }
 
 export const SERVICE_CIDR_FINALIZER = 'networking.k8s.io/service-cidr-finalizer';
+
+/** Discovery of apps/v1, reduced to DaemonSets. */
+const APPS_GROUP = {
+  name: 'apps',
+  versions: [{ groupVersion: 'apps/v1', version: 'v1' }],
+  preferredVersion: { groupVersion: 'apps/v1', version: 'v1' },
+};
+const APPS_V1_RESOURCES = {
+  kind: 'APIResourceList',
+  apiVersion: 'v1',
+  groupVersion: 'apps/v1',
+  resources: [
+    {
+      name: 'daemonsets',
+      singularName: 'daemonset',
+      namespaced: true,
+      kind: 'DaemonSet',
+      verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+      shortNames: ['ds'],
+      categories: ['all'],
+      storageVersionHash: 'dd7pWHUlMKQ=',
+    },
+  ],
+};
 export const SERVICE_ACCOUNT = 'system:serviceaccount:route-controller:route-controller';
+
+/** One RBAC rule, as a Role (in `namespace`) or a ClusterRole (no namespace) grants it. */
+export interface RbacGrant {
+  readonly namespace?: string;
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly resourceNames?: readonly string[];
+  readonly verbs: readonly string[];
+}
 
 /** A request as the hook given to `onRequest` sees it, before it is answered. */
 export interface IncomingRequest {
@@ -131,10 +205,25 @@ const KINDS: Record<ResourceName, string> = {
   services: 'Service',
   pods: 'Pod',
   events: 'Event',
+  daemonsets: 'DaemonSet',
 };
 
+/** Where and how the server listens: TCP on loopback, or a Unix socket (reachable from other namespaces). */
+export type ListenTarget = ({ port?: number; host?: string } | { path: string }) & {
+  /** Serve HTTPS with this certificate; with `ca`, client certificates signed by it authenticate too. */
+  readonly tls?: { readonly key: string; readonly cert: string; readonly ca?: string };
+};
+
+/** kube-apiserver's conventions, as the watch cache and its HTTP server apply them (see the class comment). */
+const BOOKMARK_INTERVAL_MS = 60_000;
+const BOOKMARK_BEFORE_DEADLINE_MS = 2_000;
+const MIN_REQUEST_TIMEOUT_SECONDS = 1_800;
+const TOO_LARGE_WAIT_MS = 3_000;
+const IDLE_TIMEOUT_MS = 90_000;
+
 export class FakeApiServer {
-  readonly #server: Server;
+  readonly #servers: Server[] = [];
+  readonly #sockets = new Map<Socket, { readonly record: ConnectionRecord; active: number; idle?: NodeJS.Timeout }>();
   readonly #objects: Record<ResourceName, Map<string, StoredObject>> = {
     servicecidrs: new Map(),
     configmaps: new Map(),
@@ -142,22 +231,48 @@ export class FakeApiServer {
     services: new Map(),
     pods: new Map(),
     events: new Map(),
+    daemonsets: new Map(),
   };
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
   readonly #forbidden = new Set<ResourceName>();
   /** RBAC with resourceNames: only these objects, and a list or watch only with their name's field selector. */
   readonly #onlyNames = new Map<ResourceName, ReadonlySet<string>>();
+  /** Every request, in the order they arrived. */
   readonly requests: RequestRecord[] = [];
+  /** Every TCP connection accepted, in order. */
+  readonly connections: ConnectionRecord[] = [];
   #rv = 100;
-  /** Watches asking for a resourceVersion at or below this get 410 Expired. */
+  /** The watch caches' history starts after this resourceVersion: a watch from an older one gets 410 Expired. */
   #compactedThrough = 0;
+  /** Set while the watch cache is behind (lagCache): what it has seen so far. */
+  #cacheRv: number | undefined;
   #failure: Failure | undefined;
   #delayMs = 0;
   #uid = 0;
   #onRequest: ((request: IncomingRequest) => void) | undefined;
-  /** How often open watches get a BOOKMARK (when they asked for bookmarks). */
-  bookmarkIntervalMs = 1_000;
+  /** How often open watches get a BOOKMARK (when they asked for bookmarks); kube-apiserver: every minute. */
+  bookmarkIntervalMs = BOOKMARK_INTERVAL_MS;
+  /** A watch that does not say timeoutSeconds ends after [this, twice this) (kube-apiserver's --min-request-timeout). */
+  minRequestTimeoutSeconds = MIN_REQUEST_TIMEOUT_SECONDS;
+  /** How long a list or watch newer than the watch cache waits before "Too large resource version" (3 s). */
+  tooLargeWaitMs = TOO_LARGE_WAIT_MS;
+  /** An idle kept-alive connection is closed after this long (kube-apiserver's IdleTimeout: 90 s). */
+  idleTimeoutMs = IDLE_TIMEOUT_MS;
+  /** Fault: every watch is accepted (200) and closed at once, as a misbehaving proxy or load balancer does. */
+  closeWatchesAtOnce = false;
+  /**
+   * Authentication: the user of a bearer token (undefined without one), or undefined to refuse it
+   * (401). By default every request is let in, as the token's holder or "anonymous".
+   */
+  authenticate: (token: string | undefined) => string | undefined = (token) => token ?? 'anonymous';
+  /**
+   * RBAC as rules grant it (say, the chart's Roles): a request for a resource is allowed only when a
+   * rule names its group, resource and verb (and namespace, and name when the rule has
+   * resourceNames: a get of it, or a list or watch with its metadata.name field selector); else 403.
+   * Discovery is always allowed. Undefined: no RBAC.
+   */
+  rbac: readonly RbacGrant[] | undefined;
   /** Which versions serve ServiceCIDRs: ['v1'] is 1.33+, ['v1beta1'] 1.31-1.32 with the beta API, [] older. */
   serviceCidrVersions: ServiceCidrVersion[] = ['v1'];
   /** networking.k8s.io/v1beta1 served with Ingresses only (Kubernetes 1.19-1.21): present, but no ServiceCIDRs. */
@@ -171,30 +286,47 @@ export class FakeApiServer {
   /** An admission webhook on Services without sideEffects None: dry runs are refused (400). */
   dryRunWebhook: string | undefined;
 
-  constructor() {
-    this.#server = createServer((request, response) => {
+  /** Listens (more than once: each listener serves the same cluster); returns the URL or socket path. */
+  async listen(target: ListenTarget = {}): Promise<string> {
+    const handler = (request: IncomingMessage, response: ServerResponse) => {
       this.#handle(request, response).catch((error: unknown) => {
         if (!response.headersSent) this.#status(response, 500, 'InternalError', String(error));
         else response.end();
       });
-    });
-  }
-
-  /** Listens on TCP (loopback) or on a Unix socket path (reachable from other network namespaces). */
-  async listen(target: { port?: number; host?: string } | { path: string } = {}): Promise<string> {
+    };
+    const tls = target.tls;
+    const server = tls
+      ? createTlsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}),
+          },
+          handler,
+        )
+      : createServer(handler);
+    // No Keep-Alive header and no idle close by node: the idle timeout is kept below, as Go's server keeps it.
+    server.keepAliveTimeout = 0;
+    server.requestTimeout = 0;
+    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#accepted(socket));
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      if ('path' in target) this.#server.listen(target.path, resolve);
-      else this.#server.listen(target.port ?? 0, target.host ?? '127.0.0.1', resolve);
+      server.once('error', reject);
+      if ('path' in target) server.listen(target.path, resolve);
+      else server.listen(target.port ?? 0, target.host ?? '127.0.0.1', resolve);
     });
-    const address = this.#server.address();
-    return typeof address === 'string' ? address : `http://127.0.0.1:${(address as AddressInfo).port}`;
+    this.#servers.push(server);
+    const address = server.address();
+    if (typeof address === 'string') return address;
+    return `${tls ? 'https' : 'http'}://127.0.0.1:${(address as AddressInfo).port}`;
   }
 
+  /** Stops listening and drops every connection (listen() again to come back, with the same objects). */
   async close(): Promise<void> {
     this.dropWatches();
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const servers = this.#servers.splice(0);
+    for (const server of servers) server.closeAllConnections();
+    for (const socket of this.#sockets.keys()) socket.destroy();
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
   get resourceVersion(): string {
@@ -353,6 +485,37 @@ export class FakeApiServer {
     return [...this.#objects.events.values()];
   }
 
+  // ---- test controls: DaemonSets -----------------------------------------------------------------
+
+  /** Creates a DaemonSet (its spec left out: nothing here reads it). */
+  putDaemonSet(namespace: string, name: string): StoredObject {
+    return this.#create('daemonsets', {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { ...this.#meta(name), namespace, generation: 1 },
+      spec: {},
+      status: {},
+    });
+  }
+
+  /**
+   * Deletes a DaemonSet as `kubectl delete` does with each propagation policy: Background (helm
+   * uninstall's) removes it at once and leaves its pods to the garbage collector; Foreground keeps
+   * it, terminating (deletionTimestamp and the foregroundDeletion finalizer), until its pods are gone.
+   */
+  deleteDaemonSet(namespace: string, name: string, propagation: 'Background' | 'Foreground' = 'Background'): void {
+    const key = `${namespace}/${name}`;
+    if (propagation === 'Background') {
+      this.#delete('daemonsets', key);
+      return;
+    }
+    this.#update('daemonsets', key, (object) => {
+      object.metadata.deletionTimestamp = timestamp();
+      object.metadata.deletionGracePeriodSeconds = 0;
+      object.metadata.finalizers = ['foregroundDeletion'];
+    });
+  }
+
   // ---- test controls: the server ----------------------------------------------------------------
 
   /**
@@ -364,15 +527,38 @@ export class FakeApiServer {
     return this.resourceVersion;
   }
 
-  /** Forgets history: watches from any resourceVersion before now get 410 Expired. */
+  /**
+   * Forgets history, as a watch cache started afresh (an API server restart) or one whose window
+   * moved past it: watches from any resourceVersion before now get 410 Expired.
+   */
   compact(): void {
     this.#compactedThrough = this.#rv;
     this.#history.length = 0;
   }
 
-  /** Ends every open watch, as an API server restart or a load balancer timeout would. */
+  /** Ends every open watch, as a load balancer timeout would. */
   dropWatches(): void {
     for (const watcher of this.#watchers) this.#endWatch(watcher);
+  }
+
+  /**
+   * An API server restart: every connection (and so every watch) dropped at once, and the watch
+   * caches started afresh from etcd, so a watch from any earlier resourceVersion gets 410 Expired.
+   */
+  restart(): void {
+    this.dropWatches();
+    for (const socket of this.#sockets.keys()) socket.destroy();
+    this.advanceResourceVersion();
+    this.compact();
+  }
+
+  /**
+   * The watch cache stops at the current resourceVersion (an API server whose cache is behind, after
+   * a failover) until called with false: a list or watch asking for a newer resourceVersion waits
+   * `tooLargeWaitMs` and is answered "Too large resource version", as the real cacher does.
+   */
+  lagCache(lagging = true): void {
+    this.#cacheRv = lagging ? this.#rv : undefined;
   }
 
   /** Every matching request fails with `failure.code` until cleared with undefined. */
@@ -477,40 +663,113 @@ export class FakeApiServer {
 
   // ---- HTTP ---------------------------------------------------------------------------------
 
+  #accepted(socket: Socket): void {
+    const record: ConnectionRecord = { id: this.connections.length + 1, openedAt: Date.now(), closedAt: undefined };
+    this.connections.push(record);
+    const state: { readonly record: ConnectionRecord; active: number; idle?: NodeJS.Timeout } = { record, active: 0 };
+    this.#sockets.set(socket, state);
+    this.#idle(socket);
+    socket.on('close', () => {
+      record.closedAt = Date.now();
+      clearTimeout(this.#sockets.get(socket)?.idle);
+      this.#sockets.delete(socket);
+    });
+  }
+
+  /** Arms the idle timeout of a connection with no request in flight. */
+  #idle(socket: Socket): void {
+    const state = this.#sockets.get(socket);
+    if (!state || state.active > 0) return;
+    clearTimeout(state.idle);
+    state.idle = setTimeout(() => socket.destroy(), this.idleTimeoutMs);
+  }
+
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://fake');
     const query = Object.fromEntries(url.searchParams);
     const path = url.pathname.replace(/\/$/, '');
     const method = request.method ?? 'GET';
-    const finish = response.end.bind(response);
-    response.end = ((...args: Parameters<ServerResponse['end']>) => {
-      this.requests.push({ method, path, query, status: response.statusCode });
-      return finish(...args);
-    }) as ServerResponse['end'];
     const isWatch = query.watch === 'true' || query.watch === '1';
+    const socket = request.socket;
+    const connection = this.#sockets.get(socket);
+    const discovery = this.#discovery(path);
+    const route = discovery ? undefined : this.#route(path);
+    const token = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    // A client certificate signed by the server's CA authenticates its CN, as kube-apiserver's x509 authenticator does.
+    const certificate = (socket as TLSSocket).getPeerCertificate?.();
+    const commonName = (socket as TLSSocket).authorized ? String(certificate?.subject?.CN ?? '') : '';
+    const user = token === undefined && commonName ? commonName : this.authenticate(token);
+    const record: RequestRecord = {
+      method,
+      path,
+      query,
+      watch: isWatch,
+      connection: connection?.record.id ?? 0,
+      user: user ?? `unauthenticated (${token ?? 'no token'})`,
+      read: method !== 'GET' || !route ? undefined : isWatch || query.resourceVersion ? 'cache' : 'etcd',
+      at: Date.now(),
+      status: 0,
+      bytes: 0,
+      endedAt: undefined,
+    };
+    this.requests.push(record);
+    if (connection) {
+      connection.active += 1;
+      clearTimeout(connection.idle);
+    }
+    const write = response.write.bind(response);
+    const finish = response.end.bind(response);
+    const count = (chunk: unknown) => {
+      if (typeof chunk === 'string' || chunk instanceof Uint8Array) record.bytes += Buffer.byteLength(chunk);
+    };
+    response.write = ((chunk: unknown, ...rest: unknown[]) => {
+      count(chunk);
+      return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as ServerResponse['write'];
+    response.end = ((...args: unknown[]) => {
+      if (typeof args[0] !== 'function') count(args[0]);
+      return (finish as (...args: unknown[]) => ServerResponse)(...args);
+    }) as ServerResponse['end'];
+    response.on('close', () => {
+      record.status = response.statusCode;
+      record.endedAt = Date.now();
+      if (connection) connection.active -= 1;
+      this.#idle(socket);
+    });
     this.#onRequest?.({ method, path, query, watch: isWatch });
     if (this.#delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#delayMs));
 
-    const discovery = this.#discovery(path);
-    if (discovery) return json(response, 200, discovery);
+    if (user === undefined) return this.#status(response, 401, 'Unauthorized', 'Unauthorized', {});
+    const failure = this.#failure;
+    const failed = (resource: ResourceName | undefined) =>
+      failure &&
+      (failure.resource === '*' || (failure.resource ?? 'servicecidrs') === resource) &&
+      (!failure.pathPrefix || path.startsWith(failure.pathPrefix)) &&
+      (!failure.only || (failure.only === 'watch') === isWatch);
 
-    const route = this.#route(path);
+    if (discovery) {
+      if (failure && failed(undefined)) return this.#injected(response, failure, 'get', undefined, isWatch);
+      return json(response, 200, discovery);
+    }
+
     if (!route) return this.#status(response, 404, 'NotFound', 'the server could not find the requested resource', {});
     const verb = verbOf(method, route.name, isWatch);
-    const failure = this.#failure;
-    if (
-      failure &&
-      (failure.resource ?? 'servicecidrs') === route.resource &&
-      (!failure.pathPrefix || path.startsWith(failure.pathPrefix)) &&
-      (!failure.only || (failure.only === 'watch') === isWatch)
-    ) {
-      return this.#injected(response, failure.code, verb, route);
+    if (failure && failed(route.resource)) return this.#injected(response, failure, verb, route, isWatch);
+    if (this.#forbidden.has(route.resource) || !granted(this.rbac, route, verb, query)) {
+      return this.#injected(response, { code: 403 }, verb, route, isWatch);
     }
-    if (this.#forbidden.has(route.resource)) return this.#injected(response, 403, verb, route);
     const onlyNames = this.#onlyNames.get(route.resource);
     if (onlyNames) {
       const named = route.name ?? /^metadata\.name==?(.*)$/.exec(query.fieldSelector ?? '')?.[1];
-      if (named === undefined || !onlyNames.has(named)) return this.#injected(response, 403, verb, route);
+      if (named === undefined || !onlyNames.has(named)) {
+        return this.#injected(response, { code: 403 }, verb, route, isWatch);
+      }
+    }
+    // A resourceVersion newer than the watch cache: the cacher waits 3 s for it, then gives up.
+    const asked = Number(query.resourceVersion ?? '0');
+    if (method === 'GET' && this.#cacheRv !== undefined && asked > this.#cacheRv) {
+      await new Promise((resolve) => setTimeout(resolve, this.tooLargeWaitMs));
+      if (this.#cacheRv !== undefined && asked > this.#cacheRv) return this.#tooLarge(response, asked, isWatch);
     }
 
     const body = await readBody(request);
@@ -575,6 +834,15 @@ export class FakeApiServer {
     const nodes = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(path);
     if (nodes)
       return { resource: 'nodes', apiVersion: 'v1', ...(nodes[1] ? { name: decodeURIComponent(nodes[1]) } : {}) };
+    const daemonsets = /^\/apis\/apps\/v1\/(?:namespaces\/([^/]+)\/)?daemonsets(?:\/([^/]+))?$/.exec(path);
+    if (daemonsets && (daemonsets[1] || !daemonsets[2])) {
+      return {
+        resource: 'daemonsets',
+        apiVersion: 'apps/v1',
+        ...(daemonsets[1] ? { namespace: decodeURIComponent(daemonsets[1]) } : {}),
+        ...(daemonsets[2] ? { name: decodeURIComponent(daemonsets[2]) } : {}),
+      };
+    }
     const all = /^\/api\/v1\/(configmaps|services|pods|events)$/.exec(path);
     if (all) return { resource: all[1] as ResourceName, apiVersion: 'v1' };
     const namespaced = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|services|pods|events)(?:\/([^/]+))?$/.exec(path);
@@ -821,6 +1089,10 @@ export class FakeApiServer {
     const objects = this.#objects[route.resource];
     response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     response.flushHeaders();
+    if (this.closeWatchesAtOnce) {
+      response.end();
+      return;
+    }
     // Without a resourceVersion (or "0") the real server starts with synthetic ADDED events.
     if (from === undefined || from === '' || from === '0') {
       for (const object of objects.values()) {
@@ -829,12 +1101,7 @@ export class FakeApiServer {
     } else {
       const rv = Number(from);
       if (!Number.isInteger(rv) || rv < this.#compactedThrough) {
-        // The real server answers 200 and then one ERROR event carrying a 410 Expired Status.
-        writeEvent(response, 'ERROR', {
-          ...statusBody(410, 'Expired', `too old resource version: ${from} (${this.#compactedThrough})`),
-          details: undefined,
-        });
-        response.end();
+        this.#expired(response, `too old resource version: ${from} (${this.#compactedThrough})`);
         return;
       }
       for (const event of this.#history) {
@@ -843,7 +1110,9 @@ export class FakeApiServer {
         }
       }
     }
-    const timeoutSeconds = Number(query.timeoutSeconds ?? '0');
+    const asked = Number(query.timeoutSeconds ?? '0');
+    // Without a timeout of its own, a watch ends after [--min-request-timeout, twice that), as the real server does.
+    const timeoutMs = asked > 0 ? asked * 1000 : Math.floor(this.minRequestTimeoutSeconds * (1 + Math.random())) * 1000;
     const bookmarks = query.allowWatchBookmarks === 'true';
     const watcher: Watcher = {
       response,
@@ -852,8 +1121,17 @@ export class FakeApiServer {
       selector,
       rv: this.#rv,
       bookmarks,
-      ...(timeoutSeconds > 0 ? { timer: setTimeout(() => this.#endWatch(watcher), timeoutSeconds * 1000) } : {}),
-      ...(bookmarks ? { bookmarkTimer: setInterval(() => this.#bookmark(watcher), this.bookmarkIntervalMs) } : {}),
+      timer: setTimeout(() => this.#endWatch(watcher), timeoutMs),
+      ...(bookmarks
+        ? {
+            bookmarkTimer: setInterval(() => this.#bookmark(watcher), this.bookmarkIntervalMs),
+            // And one just before the deadline, so the next watch resumes from a fresh resourceVersion.
+            deadlineBookmark: setTimeout(
+              () => this.#bookmark(watcher),
+              Math.max(0, timeoutMs - BOOKMARK_BEFORE_DEADLINE_MS),
+            ),
+          }
+        : {}),
     };
     this.#watchers.add(watcher);
     response.on('close', () => this.#endWatch(watcher));
@@ -874,24 +1152,64 @@ export class FakeApiServer {
     if (!this.#watchers.delete(watcher)) return;
     clearTimeout(watcher.timer);
     clearInterval(watcher.bookmarkTimer);
+    clearTimeout(watcher.deadlineBookmark);
     watcher.response.end();
   }
 
-  #injected(response: ServerResponse, code: Failure['code'], verb: string, route: Route): void {
-    const group = route.resource === 'servicecidrs' ? GROUP : '';
-    const qualified = group ? `${route.resource}.${group}` : route.resource;
-    const subject = route.name ? `${qualified} "${route.name}"` : qualified;
-    const scope = route.namespace ? `in the namespace "${route.namespace}"` : 'at the cluster scope';
-    const resource = { ...(route.name ? { name: route.name } : {}), ...(group ? { group } : {}), kind: route.resource };
+  /** What the real server answers to a watch whose history is gone: 200, one ERROR event (410 Expired), the end. */
+  #expired(response: ServerResponse, message: string): void {
+    if (!response.headersSent) {
+      response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    }
+    writeEvent(response, 'ERROR', { ...statusBody(410, 'Expired', message), details: undefined });
+    response.end();
+  }
+
+  /** The cacher's answer to a resourceVersion it has not seen: 504 (or an ERROR event on a watch). */
+  #tooLarge(response: ServerResponse, asked: number, watch: boolean): void {
+    const message = `Too large resource version: ${asked}, current: ${this.#cacheRv ?? this.#rv}`;
+    const details = {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      retryAfterSeconds: 1,
+    };
+    if (!watch) {
+      response.setHeader('Retry-After', '1');
+      this.#status(response, 504, 'Timeout', message, details);
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    writeEvent(response, 'ERROR', statusBody(504, 'Timeout', message, details));
+    response.end();
+  }
+
+  #injected(
+    response: ServerResponse,
+    failure: Pick<Failure, 'code' | 'retryAfterSeconds'>,
+    verb: string,
+    route: Route | undefined,
+    watch: boolean,
+  ): void {
+    const { code } = failure;
+    if (code === 410 && watch) {
+      this.#expired(response, 'too old resource version');
+      return;
+    }
+    const resourceName = route?.resource ?? 'servicecidrs';
+    const group = route ? groupOf(route) : GROUP;
+    const qualified = group ? `${resourceName}.${group}` : resourceName;
+    const subject = route?.name ? `${qualified} "${route.name}"` : qualified;
+    const scope = route?.namespace ? `in the namespace "${route.namespace}"` : 'at the cluster scope';
+    const resource = { ...(route?.name ? { name: route.name } : {}), ...(group ? { group } : {}), kind: resourceName };
+    const retryAfter = failure.retryAfterSeconds ?? (code === 429 ? 1 : undefined);
     const reasons: Record<Failure['code'], [string, string, Record<string, unknown>]> = {
       403: [
         'Forbidden',
-        `${subject} is forbidden: User "${SERVICE_ACCOUNT}" cannot ${verb} resource "${route.resource}" in API group "${group}" ${scope}`,
+        `${subject} is forbidden: User "${SERVICE_ACCOUNT}" cannot ${verb} resource "${resourceName}" in API group "${group}" ${scope}`,
         resource,
       ],
       404: ['NotFound', 'the server could not find the requested resource', {}],
       410: ['Expired', 'too old resource version', {}],
-      429: ['TooManyRequests', 'too many requests, please try again later', { retryAfterSeconds: 1 }],
+      429: ['TooManyRequests', 'too many requests, please try again later', {}],
       500: [
         'InternalError',
         'Internal error occurred: etcdserver: request timed out',
@@ -900,11 +1218,15 @@ export class FakeApiServer {
       503: ['ServiceUnavailable', 'the server is currently unable to handle the request', {}],
     };
     const [reason, message, details] = reasons[code];
-    this.#status(response, code, reason, message, details);
+    if (retryAfter !== undefined) response.setHeader('Retry-After', String(retryAfter));
+    this.#status(response, code, reason, message, {
+      ...details,
+      ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
+    });
   }
 
   #notFound(response: ServerResponse, route: Route, name: string): void {
-    const group = route.resource === 'servicecidrs' ? GROUP : '';
+    const group = groupOf(route);
     this.#status(
       response,
       404,
@@ -952,9 +1274,11 @@ export class FakeApiServer {
       return {
         kind: 'APIGroupList',
         apiVersion: 'v1',
-        groups: [{ name: GROUP, versions, preferredVersion: versions[0] }],
+        groups: [{ name: GROUP, versions, preferredVersion: versions[0] }, APPS_GROUP],
       };
     }
+    if (path === '/apis/apps') return { kind: 'APIGroup', apiVersion: 'v1', ...APPS_GROUP };
+    if (path === '/apis/apps/v1') return APPS_V1_RESOURCES;
     if (path === `/apis/${GROUP}`) {
       const versions = networkingVersions.map((version) => ({ groupVersion: `${GROUP}/${version}`, version }));
       return { kind: 'APIGroup', apiVersion: 'v1', name: GROUP, versions, preferredVersion: versions[0] };
@@ -1083,6 +1407,12 @@ export class FakeApiServer {
   }
 }
 
+/** The API group a route's resource belongs to: "" for the core group. */
+function groupOf(route: Route): string {
+  const slash = route.apiVersion.indexOf('/');
+  return slash < 0 ? '' : route.apiVersion.slice(0, slash);
+}
+
 /** An object as served in `apiVersion` (ServiceCIDRs are stored once and served in either version). */
 function served(object: StoredObject, apiVersion: string): StoredObject {
   return object.apiVersion === apiVersion ? object : { ...object, apiVersion };
@@ -1203,6 +1533,26 @@ function openApiCoreV1(): unknown {
       },
     },
   };
+}
+
+/** Whether `rbac` lets `verb` on `route` through (see FakeApiServer.rbac). */
+function granted(
+  rbac: readonly RbacGrant[] | undefined,
+  route: Route,
+  verb: string,
+  query: Record<string, string>,
+): boolean {
+  if (!rbac) return true;
+  const group = route.resource === 'servicecidrs' ? GROUP : '';
+  const name = route.name ?? /^metadata\.name==?(.*)$/.exec(query.fieldSelector ?? '')?.[1];
+  return rbac.some(
+    (rule) =>
+      (rule.namespace === undefined || rule.namespace === route.namespace) &&
+      rule.apiGroups.includes(group) &&
+      rule.resources.includes(route.resource) &&
+      rule.verbs.includes(verb) &&
+      (!rule.resourceNames || (name !== undefined && rule.resourceNames.includes(name))),
+  );
 }
 
 /** The verb RBAC would check for this request (and the real server names in a 403). */
@@ -1374,21 +1724,50 @@ function readBody(request: IncomingMessage): Promise<string> {
   });
 }
 
+/** How a kubeconfig authenticates to the test API server (none by default). */
+export interface KubeconfigOptions {
+  /** A bearer token (the request log's user). */
+  readonly token?: string;
+  /** An exec credential plugin: client-node runs it, and again when its credential expires. */
+  readonly exec?: { readonly command: string; readonly args: readonly string[] };
+  /** For an HTTPS server: its CA, and a client certificate to authenticate with. */
+  readonly tls?: { readonly ca: string; readonly clientCert?: string; readonly clientKey?: string };
+}
+
 /**
- * A kubeconfig that points at `server` (plain HTTP, no auth), for kubectl and client-node.
- * client-node 1.4 refuses an http:// server unless insecure-skip-tls-verify is set (kubectl does not care).
+ * A kubeconfig that points at `server`, for kubectl and client-node. client-node 1.4 refuses an
+ * http:// server unless insecure-skip-tls-verify is set (kubectl does not care).
  */
-export function kubeconfigFor(server: string): string {
+export function kubeconfigFor(server: string, options: KubeconfigOptions = {}): string {
+  const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+  const cluster = options.tls
+    ? `    certificate-authority-data: ${b64(options.tls.ca)}`
+    : '    insecure-skip-tls-verify: true';
+  const user: string[] = [];
+  if (options.token) user.push(`    token: ${options.token}`);
+  if (options.tls?.clientCert && options.tls.clientKey) {
+    user.push(`    client-certificate-data: ${b64(options.tls.clientCert)}`);
+    user.push(`    client-key-data: ${b64(options.tls.clientKey)}`);
+  }
+  if (options.exec) {
+    user.push(
+      '    exec:',
+      '      apiVersion: client.authentication.k8s.io/v1',
+      `      command: ${JSON.stringify(options.exec.command)}`,
+      `      args: ${JSON.stringify(options.exec.args)}`,
+      '      interactiveMode: Never',
+    );
+  }
   return `apiVersion: v1
 kind: Config
 clusters:
 - name: fake
   cluster:
     server: ${server}
-    insecure-skip-tls-verify: true
+${cluster}
 users:
 - name: fake
-  user: {}
+  user:${user.length > 0 ? `\n${user.join('\n')}` : ' {}'}
 contexts:
 - name: fake
   context:

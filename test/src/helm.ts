@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as monitoring from '@kubernetes-models/prometheus-operator';
 import { unzipSync } from 'fflate';
 import * as models from 'kubernetes-models';
 import { parseAllDocuments } from 'yaml';
@@ -230,10 +231,13 @@ export async function helmNotesFor(kubeVersion: string, values: unknown = {}): P
 
 type ModelClass = new (data: unknown) => { validate(): void };
 
-/** The kubernetes-models class of an apiVersion and kind, e.g. apps/v1 DaemonSet. */
+/**
+ * The kubernetes-models class of an apiVersion and kind, e.g. apps/v1 DaemonSet; the Prometheus
+ * operator's (monitoring.coreos.com/v1 ServiceMonitor) from its CRDs' schema.
+ */
 function modelClass(apiVersion: string, kind: string): ModelClass | undefined {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  const tree = models as unknown as Record<string, Record<string, Record<string, ModelClass>>>;
+  const tree = { ...models, ...monitoring } as unknown as Record<string, Record<string, Record<string, ModelClass>>>;
   if (group === '') return (tree[version ?? ''] as unknown as Record<string, ModelClass> | undefined)?.[kind];
   const key = (group ?? '')
     .split('.')

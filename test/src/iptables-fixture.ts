@@ -38,13 +38,23 @@ export function rulesOfTable(save: string, table: string): string[] {
   return out;
 }
 
-export async function forwardRules(ns: Netns, mode: IptablesMode, family: IpFamily): Promise<string[]> {
-  return rulesOfTable(await saveAll(ns, mode, family), 'filter').filter((line) => line.startsWith('-A FORWARD '));
+/** The "-A FORWARD ..." lines of `table` (security, where our jump lives, unless told otherwise). */
+export async function forwardRules(
+  ns: Netns,
+  mode: IptablesMode,
+  family: IpFamily,
+  table: 'security' | 'filter' = 'security',
+): Promise<string[]> {
+  return rulesOfTable(await saveAll(ns, mode, family), table).filter((line) => line.startsWith('-A FORWARD '));
 }
 
 const jumpsTo = (chain: string) => new RegExp(`\\s-[jg] ${chain}(\\s|$)`);
 
-/** Reads our chain straight from `-save`: its CIDRs and actions, and whether anything of ours exists. */
+/**
+ * Reads our chains straight from `-save`, in the security table and in filter (the fallback, and
+ * 0.1.0's leftovers): their CIDRs and actions, and whether anything of ours exists. A CIDR left in
+ * both tables counts twice, so an upgrade that leaves the old chain behind does not pass.
+ */
 export async function kernelView(ns: Netns, mode: IptablesMode, chain = IPTABLES_CHAIN): Promise<KernelView> {
   const actions = new Set<BlockAction | 'other'>();
   const cidrs: Record<IpFamily, string[]> = { ipv4: [], ipv6: [] };
@@ -52,7 +62,7 @@ export async function kernelView(ns: Netns, mode: IptablesMode, chain = IPTABLES
   for (const family of FAMILIES) {
     const save = await saveAll(ns, mode, family);
     if (new RegExp(`^:${chain} `, 'm').test(save)) present = true;
-    for (const line of rulesOfTable(save, 'filter')) {
+    for (const line of [...rulesOfTable(save, 'security'), ...rulesOfTable(save, 'filter')]) {
       if (jumpsTo(chain).test(line)) present = true;
       if (!line.startsWith(`-A ${chain} `)) continue;
       const address = / -d (\S+)/.exec(line)?.[1];
@@ -113,9 +123,16 @@ export async function restoreInto(ns: Netns, mode: IptablesMode, family: IpFamil
 }
 
 const PARTIAL: Readonly<Record<IpFamily, string>> = {
-  // A crash after an older version wrote its chain: a stale CIDR, a stray rule, an older
-  // uncommented jump at the top and our jump pushed down below someone's ACCEPT.
-  ipv4: `*filter
+  // A crash half-way through a run: our chain in security with a stale CIDR and its jump pushed
+  // below someone's ACCEPT; and what 0.1.0 left in filter: a stale CIDR, a stray rule, an older
+  // uncommented jump at the top and its jump pushed down below someone's ACCEPT.
+  ipv4: `*security
+:ROUTE-CONTROLLER - [0:0]
+-A ROUTE-CONTROLLER -d 10.2.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
+-A FORWARD -s 10.244.0.0/16 -j ACCEPT
+-A FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
+COMMIT
+*filter
 :ROUTE-CONTROLLER - [0:0]
 -A ROUTE-CONTROLLER -d 10.1.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
 -A ROUTE-CONTROLLER -d 10.96.0.0/16 -j ACCEPT
@@ -124,7 +141,7 @@ const PARTIAL: Readonly<Record<IpFamily, string>> = {
 -A FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
 COMMIT
 `,
-  // Our chain with a stale reject rule and no jump at all.
+  // 0.1.0's chain with a stale reject rule and no jump at all.
   ipv6: `*filter
 :ROUTE-CONTROLLER - [0:0]
 -A ROUTE-CONTROLLER -d fd00:1::/112 -m comment --comment "route-controller: Service CIDR" -j REJECT --reject-with icmp6-adm-prohibited
@@ -139,6 +156,10 @@ const FOREIGN: Readonly<Record<IpFamily, string>> = {
 -A USER-FW -s 192.0.2.0/24 -m comment --comment "user firewall" -j DROP
 -A USER-FW -p tcp --dport 22 -j ACCEPT
 -A INPUT -j USER-FW
+COMMIT
+*security
+-A FORWARD -s 192.0.2.0/24 -j ACCEPT
+-A OUTPUT -p tcp --dport 22 -j ACCEPT
 COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
@@ -156,6 +177,9 @@ COMMIT
 -A USER-FW -s 2001:db8::/32 -m comment --comment "user firewall" -j DROP
 -A INPUT -j USER-FW
 COMMIT
+*security
+-A FORWARD -s 2001:db8::/32 -j ACCEPT
+COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
 -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
@@ -166,7 +190,12 @@ COMMIT
 
 /** A namesake of ours in the other flavour: a backend reading or writing the wrong flavour trips on it. */
 const DECOY: Readonly<Record<IpFamily, string>> = {
-  ipv4: `*filter
+  ipv4: `*security
+:ROUTE-CONTROLLER - [0:0]
+-A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
+-A FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
+COMMIT
+*filter
 :ROUTE-CONTROLLER - [0:0]
 -A ROUTE-CONTROLLER -d 10.96.0.0/16 -m comment --comment "route-controller: Service CIDR" -j DROP
 -A FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Netns } from '@route-controller/lab';
-import { FakeApiServer, kubeconfigFor } from './fake-apiserver.js';
+import { FakeApiServer, type KubeconfigOptions, kubeconfigFor } from './fake-apiserver.js';
 import { NetnsForward } from './netns-forward.js';
 
 export const API_PORT = 6443;
@@ -25,6 +25,11 @@ export interface KubernetesApi {
   serve(server: FakeApiServer): Promise<void>;
   /** Writes the kubeconfig under `root` too (an image's root file system) and returns its path there. */
   kubeconfigUnder(root: string): Promise<string>;
+  /**
+   * The same server reached from another namespace (its own forwarder, 127.0.0.1:6443 there), with
+   * a kubeconfig of its own: a bearer token names its agent in the request log. Ends with close().
+   */
+  reach(ns: Netns, options?: KubeconfigOptions): Promise<{ readonly url: string; readonly kubeconfig: string }>;
   close(): Promise<void>;
 }
 
@@ -37,6 +42,7 @@ export async function startKubernetesApi(ns: Netns): Promise<KubernetesApi> {
   const kubeconfig = join(dir, 'kubeconfig');
   const text = kubeconfigFor(forward.url);
   await writeFile(kubeconfig, text);
+  const forwards = [forward];
   return {
     get server() {
       return server;
@@ -54,8 +60,15 @@ export async function startKubernetesApi(ns: Netns): Promise<KubernetesApi> {
       await writeFile(join(root, path), text);
       return path;
     },
+    async reach(other: Netns, options: KubeconfigOptions = {}) {
+      const reached = await NetnsForward.start(other, { socketPath, port: API_PORT });
+      forwards.push(reached);
+      const file = join(dir, `kubeconfig-${forwards.length}`);
+      await writeFile(file, kubeconfigFor(reached.url, options));
+      return { url: reached.url, kubeconfig: file };
+    },
     async close() {
-      await forward.stop();
+      await Promise.all(forwards.map((each) => each.stop()));
       await server.close();
       await rm(dir, { recursive: true, force: true });
     },

@@ -65,7 +65,7 @@ bad values before.
   (list "RESYNC_INTERVAL" $rc.resyncInterval)
   (list "CLEANUP_ON_EXIT" (ternary (toString $rc.cleanupOnExit) "" (kindIs "bool" $rc.cleanupOnExit)))
   (list "LISTEN_ADDRESS" (printf "0.0.0.0:%d" (int $rc.port)))
-  (list "METRICS_LISTEN_ADDRESS" (default dict $rc.metrics).listenAddress)
+  (list "METRICS_LISTEN_ADDRESS" (include "route-controller.metricsListenAddress" .))
   (list "IPTABLES_LOCK_WAIT" $rc.iptablesLockWait)
   (list "SERVICE_CIDRS" (join "," $cidrs))
   (list "DISCOVERY_SOURCES" (ternary "" (include "route-controller.discoverySourcesValue" .) (gt (len $cidrs) 0)))
@@ -78,7 +78,12 @@ bad values before.
   value: {{ quote . }}
 {{- end -}}
 {{- end }}
-{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source). */}}
+{{- if include "route-controller.cleanupOnUninstall" . }}
+{{- /* The uninstall check: the DaemonSet this pod belongs to, in POD_NAMESPACE. */}}
+- name: DAEMONSET_NAME
+  value: "route-controller"
+{{- end }}
+{{- /* From the downward API: this node's name (node-args source), the pod's namespace (dry-run source, uninstall check). */}}
 - name: NODE_NAME
   valueFrom:
     fieldRef:
@@ -113,10 +118,76 @@ default). (list $rc "podLookup")
 {{- default "servicecidr,kubeadm,node-args" (include "route-controller.discoverySourcesValue" .) -}}
 {{- end -}}
 
-{{/* The port of /metrics when it has an address of its own, else nothing. */}}
+{{/* Whether the ServiceMonitor (and its Service) are rendered: "true" or "". */}}
+{{- define "route-controller.serviceMonitorEnabled" -}}
+{{- if (default dict (default dict .Values.metrics).serviceMonitor).enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Where /metrics is served (METRICS_LISTEN_ADDRESS), trimmed: metrics.listenAddress, or when it is
+empty 127.0.0.1:9772 (the node alone, the agent's own default), or 0.0.0.0:9772 with the
+ServiceMonitor, which Prometheus must reach on the node's address.
+*/}}
+{{- define "route-controller.metricsListenAddress" -}}
+{{- $given := include "route-controller.trim" (default "" (default dict .Values.metrics).listenAddress) -}}
+{{- if $given -}}{{ $given }}
+{{- else if include "route-controller.serviceMonitorEnabled" . -}}0.0.0.0:9772
+{{- else -}}127.0.0.1:9772
+{{- end -}}
+{{- end -}}
+
+{{/* The port of /metrics, or nothing when metrics are off. */}}
 {{- define "route-controller.metricsPort" -}}
-{{- $address := include "route-controller.trim" (default "" (default dict .Values.routeController.metrics).listenAddress) -}}
-{{- if and $address (ne $address "off") -}}
+{{- $address := include "route-controller.metricsListenAddress" . -}}
+{{- if ne $address "off" -}}
 {{- atoi (regexFind `[0-9]+$` $address) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The chart's rule groups (rules/route-controller.yaml) as metrics.prometheusRule changes them: alerts
+disabled or overridden by name, runbook_url added, and the additional rules in a group of their own.
+_validate.tpl has refused overrides of alerts the chart does not have.
+*/}}
+{{- define "route-controller.ruleGroups" -}}
+{{- $pr := default dict (default dict .Values.metrics).prometheusRule -}}
+{{- $overrides := default dict $pr.alerts -}}
+{{- $groups := list -}}
+{{- range $group := (.Files.Get "rules/route-controller.yaml" | fromYaml).groups -}}
+{{- $rules := list -}}
+{{- range $rule := $group.rules -}}
+{{- $override := default dict (get $overrides $rule.alert) -}}
+{{- if not $override.disabled -}}
+{{- $changed := mergeOverwrite (deepCopy $rule) (omit (deepCopy $override) "disabled") -}}
+{{- with $pr.runbookURL -}}
+{{- $_ := set $changed "annotations" (merge (dict "runbook_url" (printf "%s#%s" (include "route-controller.trim" .) (lower $rule.alert))) $changed.annotations) -}}
+{{- end -}}
+{{- $rules = append $rules $changed -}}
+{{- end -}}
+{{- end -}}
+{{- $groups = append $groups (dict "name" $group.name "rules" $rules) -}}
+{{- end -}}
+{{- with $pr.additionalRules -}}
+{{- $groups = append $groups (dict "name" "route-controller-additional" "rules" .) -}}
+{{- end -}}
+{{- toYaml (dict "groups" $groups) -}}
+{{- end -}}
+
+{{/* The names of the chart's alerts, comma-separated. */}}
+{{- define "route-controller.alertNames" -}}
+{{- $names := list -}}
+{{- range (.Files.Get "rules/route-controller.yaml" | fromYaml).groups }}{{ range .rules }}{{ $names = append $names .alert }}{{ end }}{{ end -}}
+{{- join ", " $names -}}
+{{- end -}}
+
+{{/* The labels of the metrics Service, which the ServiceMonitor selects it by. */}}
+{{- define "route-controller.metricsServiceLabels" -}}
+app.kubernetes.io/name: route-controller
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: metrics
+{{- end -}}
+
+{{/* Whether the agents remove their rules when the release is uninstalled: on unless set to false. */}}
+{{- define "route-controller.cleanupOnUninstall" -}}
+{{- if ne (toString .Values.routeController.cleanupOnUninstall) "false" -}}true{{- end -}}
 {{- end -}}

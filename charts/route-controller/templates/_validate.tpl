@@ -114,6 +114,16 @@ is not an address: write host:port such as 127.0.0.1:9772, [::1]:9772 or :9772, 
 {{- end -}}
 
 {{/*
+Whether a listen address (host:port, checked before) can be bound on every node: every address
+(empty, 0.0.0.0, [::]) or the loopback (127.0.0.0/8, [::1], localhost). Any other host names one
+node's address, which no other node has.
+*/}}
+{{- define "route-controller.onEveryNode" -}}
+{{- $host := regexReplaceAll `:[0-9]{1,5}$` . "" -}}
+{{- if or (has $host (list "" "0.0.0.0" "[::]" "[::1]" "localhost")) (regexMatch `^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$` $host) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 Checks one choice the agent takes only as written (lowercase, no case folding); "" is the agent's
 default. Appends a sentence to $.problems when the value is refused.
 */}}
@@ -205,15 +215,66 @@ default. Appends a sentence to $.problems when the value is refused.
 {{- end -}}
 {{- end -}}
 
-{{- $metrics := toString (default "" (default dict $rc.metrics).listenAddress) -}}
-{{- if ne $metrics "" -}}
-{{- $address := include "route-controller.trim" $metrics -}}
-{{- with include "route-controller.listenProblem" $address -}}
-{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.metrics.listenAddress %s %s, or leave it empty to serve /metrics with /healthz on routeController.port." (include "route-controller.shown" $metrics) .)) -}}
-{{- else -}}
-{{- if and (ne $address "off") (eq (atoi (regexFind `[0-9]+$` $address)) (int $rc.port)) -}}
-{{- $_ := set $acc "problems" (append $acc.problems (printf "routeController.metrics.listenAddress %s takes port %d, which routeController.port already takes for /healthz and /readyz on every node address: choose another port, such as 127.0.0.1:9772, or leave it empty to serve /metrics there too." (include "route-controller.shown" $metrics) (int $rc.port))) -}}
+{{- /* metrics: where /metrics is served, and the monitoring objects */ -}}
+{{- $m := default dict .Values.metrics -}}
+{{- $sm := default dict $m.serviceMonitor -}}
+{{- $given := toString (default "" $m.listenAddress) -}}
+{{- $address := include "route-controller.metricsListenAddress" . -}}
+{{- $shownAddress := ternary (include "route-controller.shown" $given) (printf "(empty: %s)" $address) (ne $given "") -}}
+{{- /* A value of spaces alone is refused, as the agent refuses it, not taken for empty. */ -}}
+{{- $listenProblem := include "route-controller.listenProblem" (ternary (include "route-controller.trim" $given) $address (ne $given "")) -}}
+{{- if $listenProblem -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.listenAddress %s %s, or leave it empty for 127.0.0.1:9772." (include "route-controller.shown" $given) $listenProblem)) -}}
+{{- else if ne $address "off" -}}
+{{- if eq (atoi (regexFind `[0-9]+$` $address)) (int $rc.port) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.listenAddress %s takes port %d, which routeController.port already takes for /healthz and /readyz on every node address: give one of them another port, such as routeController.port=9771 or metrics.listenAddress=127.0.0.1:9773." $shownAddress (int $rc.port))) -}}
 {{- end -}}
+{{- if and (ne $address "off") (not (include "route-controller.onEveryNode" $address)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.listenAddress %s names one node's address: the DaemonSet runs on every node, and on the others that address cannot be bound. Use each node's loopback (127.0.0.1:%s or [::1]:%s) or every address (0.0.0.0:%s or :%s)." (include "route-controller.shown" $given) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address) (regexFind `[0-9]+$` $address))) -}}
+{{- end -}}
+{{- end -}}
+{{- if $sm.enabled -}}
+{{- if $listenProblem -}}
+{{- else if eq $address "off" -}}
+{{- $_ := set $acc "problems" (append $acc.problems "metrics.serviceMonitor.enabled true needs /metrics, and metrics.listenAddress is off: leave it empty (0.0.0.0:9772 then) or write a host:port Prometheus can reach.") -}}
+{{- else if regexMatch `^(127\.[0-9.]*|localhost|\[::1\]):` $address -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.serviceMonitor.enabled true needs /metrics on an address Prometheus can reach, and metrics.listenAddress %s is loopback: leave it empty (0.0.0.0:9772 then) or write 0.0.0.0:<port>." (include "route-controller.shown" $given))) -}}
+{{- end -}}
+{{- end -}}
+{{- $duration := `^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$` -}}
+{{- range $key := list "interval" "scrapeTimeout" -}}
+{{- $value := include "route-controller.trim" (default "" (get $sm $key)) -}}
+{{- if and $value (not (regexMatch $duration $value)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.serviceMonitor.%s %s is not a Prometheus duration: write numbers with units (ms, s, m, h, d, w, y), such as 30s or 1m, or leave it empty for the Prometheus's own." $key (include "route-controller.shown" (get $sm $key)))) -}}
+{{- end -}}
+{{- end -}}
+{{- $pr := default dict $m.prometheusRule -}}
+{{- $alertNames := splitList ", " (include "route-controller.alertNames" .) -}}
+{{- range $name, $override := (default dict $pr.alerts) -}}
+{{- if not (has $name $alertNames) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.prometheusRule.alerts.%s is not one of the chart's alerts: use a name from the Runbook in the chart README (helm show readme), or add rules of your own with metrics.prometheusRule.additionalRules." $name)) -}}
+{{- else -}}
+{{- range $key := list "for" "keep_firing_for" -}}
+{{- $value := toString (default "" (get (default dict $override) $key)) -}}
+{{- if and $value (not (regexMatch $duration $value)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.prometheusRule.alerts.%s.%s %s is not a Prometheus duration: write numbers with units (ms, s, m, h, d, w, y), such as 30m." $name $key (include "route-controller.shown" $value))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $rule := (default list $pr.additionalRules) -}}
+{{- if or (not (kindIs "string" $rule.expr)) (eq (len (compact (list (toString (default "" $rule.alert)) (toString (default "" $rule.record))))) 1 | not) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.prometheusRule.additionalRules[%d] is not a rule: write an alert (alert: <name>) or a recording rule (record: <name>), one of the two, with expr: <PromQL>." $i)) -}}
+{{- end -}}
+{{- end -}}
+{{- with $pr.runbookURL -}}
+{{- if not (regexMatch `^https?://[^ ]+$` (include "route-controller.trim" .)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.prometheusRule.runbookURL %s is not a URL: write where your team reads this chart's README, such as https://git.example.com/route-controller/charts/route-controller/README.md, or leave it empty." (include "route-controller.shown" .))) -}}
+{{- end -}}
+{{- end -}}
+{{- with include "route-controller.trim" (default "" (default dict $m.dashboard).namespace) -}}
+{{- if or (gt (len .) 63) (not (regexMatch `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` .)) -}}
+{{- $_ := set $acc "problems" (append $acc.problems (printf "metrics.dashboard.namespace %s is not a namespace name: use lowercase letters, digits and - (up to 63), such as monitoring, or leave it empty for the release namespace." (include "route-controller.shown" .))) -}}
 {{- end -}}
 {{- end -}}
 

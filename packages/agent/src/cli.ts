@@ -1,5 +1,5 @@
 import { ErrorCodes, RouteControllerError } from '@route-controller/core';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import {
   describeError,
   EXIT_CONFIGURATION,
@@ -52,14 +52,6 @@ export function usageError(error: CommanderError, command: string): RouteControl
     hint: `Run ${command} --help for the usage.`,
     details: { commanderCode: error.code },
   });
-}
-
-function pingsOption(value: string): number {
-  const pings = Number(value);
-  if (!/^\d+$/.test(value.trim()) || pings < 1 || pings > 1000) {
-    throw new InvalidArgumentError('Expected a whole number from 1 to 1000');
-  }
-  return pings;
 }
 
 /** Builds the CLI; `exit` receives each command's exit code. */
@@ -115,7 +107,7 @@ export function buildProgram(
       .description('run the agent: apply the rules, keep them in step, serve /healthz, /readyz and /metrics')
       .addHelpText(
         'after',
-        '\nEvery flag can be set through the environment variable named beside it; flags win.\nSIGTERM/SIGINT stop the agent and keep the rules, unless CLEANUP_ON_EXIT=true.',
+        '\nEvery flag can be set through the environment variable named beside it; flags win.\nSIGTERM/SIGINT stop the agent and keep the rules, unless CLEANUP_ON_EXIT=true or its DaemonSet (DAEMONSET_NAME) is being deleted.\nOne agent per node: a second one in the same network namespace refuses to start (ERR_RC_AGENT_RUNNING, exit 1).',
       ),
     ALL,
   ).action(async (flags: RawSettings) => {
@@ -176,32 +168,28 @@ export function buildProgram(
   withSettings(
     program
       .command('cleanup')
-      .description('remove everything route-controller installed, with every backend, and nothing else'),
+      .description('remove everything route-controller installed, with every backend, and nothing else')
+      .option('--force', 'remove the rules even though an agent runs on this node (it puts them back at once)')
+      .addHelpText(
+        'after',
+        '\nRefuses (ERR_RC_AGENT_RUNNING, exit 1) while an agent runs on this node: it would put the rules back at once.\nStop the agent first (helm uninstall removes the rules by itself with routeController.cleanupOnUninstall).',
+      ),
     ['logLevel'],
-  ).action(async (flags: RawSettings) => {
+  ).action(async (flags: RawSettings & { force?: boolean }) => {
     const cfg = config(flags);
     if (!cfg) return;
-    await guard(async () => (await import('./commands/cleanup.js')).cleanupCommand(await toolbox(cfg), output));
+    await guard(async () =>
+      (await import('./commands/cleanup.js')).cleanupCommand(await toolbox(cfg), output, {
+        force: flags.force === true,
+      }),
+    );
   });
-
-  program
-    .command('demo')
-    .description(
-      'show the loop and its end (root, from a source checkout): build a lab in throwaway network namespaces, loop packets to a stale ClusterIP, then run the agent there with every backend this machine supports',
-    )
-    .option('--json', 'print one JSON object instead of the report')
-    .option('--pings <count>', 'pings per measurement, 1 to 1000', pingsOption, 10)
-    .action(async (flags: { json?: boolean; pings: number }) => {
-      await guard(async () =>
-        (await import('./commands/demo.js')).demoCommand({ json: flags.json === true, pings: flags.pings }, output),
-      );
-    });
 
   return program;
 }
 
-/** commander codes that are not errors: help and version were asked for. */
-const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.version']);
+/** commander codes that are not errors: help (`--help`, `help`, `help <command>`) and version were asked for. */
+const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
 export async function main(argv: readonly string[] = process.argv, output: Output = processOutput): Promise<void> {
   const program = buildProgram(process.env, output, (code) => {
@@ -224,13 +212,20 @@ export async function main(argv: readonly string[] = process.argv, output: Outpu
     await program.parseAsync([...argv]);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
-    if (NOT_ERRORS.has(error.code)) {
+    // `help frob` prints the help too, but frob is no command: exit code 1 from commander.
+    if (NOT_ERRORS.has(error.code) && error.exitCode === 0) {
       process.exitCode = 0;
       return;
     }
     const named = program.commands.find((c) => c.name() === argv[2]);
     const command = named ? `route-controller ${named.name()}` : 'route-controller';
-    output.err(describeError(usageError(error, command)));
+    const usage =
+      error.code === 'commander.help'
+        ? new RouteControllerError(ErrorCodes.Usage, `unknown command '${argv[3] ?? ''}'`, {
+            hint: 'Run route-controller help for the commands.',
+          })
+        : usageError(error, command);
+    output.err(describeError(usage));
     process.exitCode = EXIT_CONFIGURATION;
   }
 }

@@ -12,11 +12,15 @@ import {
 import { Agent } from './agent.js';
 import { BackendSelector, type Selection } from './backends/backend-selector.js';
 import { type BackendSet, backendOf, createBackendSet } from './backends/backend-set.js';
+import { type FirewallCommands, SerialCommandRunner } from './backends/serial-command-runner.js';
 import type { AgentConfig } from './config/config.js';
-import type { DiscoverySourceName } from './config/settings.js';
+import type { BackendName, DiscoverySourceName } from './config/settings.js';
 import { container, type DependencyContainer, instanceCachingFactory } from './di.js';
+import type { KubernetesSource } from './discovery/sources.js';
+import { AGENT_SOCKET_NAME, type AgentPresence, AgentSocket, findAgent } from './lifecycle/agent-socket.js';
+import { UninstallCheck } from './lifecycle/uninstall-check.js';
 import { type NodeNetworkReader, ProcNodeNetworkReader } from './node/node-network.js';
-import type { ReadinessProbe } from './observability/health-server.js';
+import type { LivenessProbe, ReadinessProbe } from './observability/health-server.js';
 import { HealthServer } from './observability/health-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AgentMetrics } from './observability/metrics.js';
@@ -39,11 +43,12 @@ import { VERSION } from './version.js';
  * complete from the moment it exists, so nothing depends on what was resolved first:
  *
  *   node container (createAgentContainer): the node and its tools; config, logger, command runner,
- *     every backend, the backend selector, discovery, the node's network, metrics. The one-shot
- *     commands (probe, plan, status, cleanup) work with this alone.
+ *     every backend (each running its commands one at a time), the backend selector, discovery, the
+ *     node's network, metrics, the name of the agent socket. The one-shot commands (probe, plan,
+ *     status, cleanup) work with this alone.
  *   run container (composeAgent): a child made once the backend is chosen, with the choice in it
  *     from the start; the reconciler, the change event follower, the health endpoint, the start-up
- *     chores and the agent.
+ *     chores, the agent socket, the uninstall check and the agent.
  *
  * Tests pass `overrides` to replace registrations (a fake command runner, memory backends) in
  * their own child container.
@@ -64,12 +69,29 @@ export function createAgentContainer(config: AgentConfig, options: AgentContaine
   c.register(TOKENS.Logger, { useValue: options.logger ?? createLogger(config.logLevel) });
   c.register(TOKENS.CommandRunner, { useValue: new ProcessCommandRunner() });
   c.register(TOKENS.StreamRunner, { useValue: new ProcessStreamRunner() });
+  c.register(TOKENS.Clock, { useValue: () => performance.now() });
+  c.register(TOKENS.AgentSocketName, { useValue: AGENT_SOCKET_NAME });
+  // Each backend runs its commands one at a time, through a runner of its own.
+  const serial = new Map<BackendName, SerialCommandRunner>();
+  c.register(TOKENS.FirewallCommands, {
+    useValue: {
+      interrupt: () => {
+        for (const runner of serial.values()) runner.interrupt();
+      },
+    } satisfies FirewallCommands,
+  });
   c.register(TOKENS.Backends, {
-    useFactory: instanceCachingFactory((d) =>
-      createBackendSet(d.resolve<CommandRunner>(TOKENS.CommandRunner), d.resolve<StreamRunner>(TOKENS.StreamRunner), {
+    useFactory: instanceCachingFactory((d) => {
+      const runner = d.resolve<CommandRunner>(TOKENS.CommandRunner);
+      const runnerFor = (name: BackendName) => {
+        const own = serial.get(name) ?? new SerialCommandRunner(runner);
+        serial.set(name, own);
+        return own;
+      };
+      return createBackendSet(runnerFor, d.resolve<StreamRunner>(TOKENS.StreamRunner), {
         iptablesLockWaitSeconds: config.iptablesLockWaitSeconds,
-      }),
-    ),
+      });
+    }),
   });
   c.register(TOKENS.FlavourDetector, {
     useFactory: (d) => async () => {
@@ -147,10 +169,10 @@ function kubernetesSources(
   metrics: AgentMetrics,
   connection: ConnectionLoader,
 ): LazySource[] {
-  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource>> => {
+  const load = once(async (): Promise<ReadonlyMap<DiscoverySourceName, ServiceCidrSource & KubernetesSource>> => {
     logger.info(
-      { sources: config.discoverySources },
-      `SERVICE_CIDRS is not set: loading the Kubernetes client to discover the Service CIDRs (sources: ${config.discoverySources.join(', ')})`,
+      { sources: config.discoverySources, why: 'SERVICE_CIDRS is not set' },
+      'loading the kubernetes client for discovery',
     );
     const [{ createKubernetesSources }, shared] = await Promise.all([import('./discovery/sources.js'), connection()]);
     return createKubernetesSources({
@@ -166,17 +188,13 @@ function kubernetesSources(
       new LazySource(name, async () => {
         const source = (await load()).get(name);
         if (!source) throw new Error(`no Kubernetes source ${name}`);
-        if (hasStatuses(source)) metrics.kubernetesSource(name, () => source.statuses());
+        metrics.kubernetesSource(name, () => source.statuses());
+        // Started when the chain first reaches it: a source the chain never needs never asks the API.
+        source.start();
         return source;
       }),
   );
 }
-
-function hasStatuses(source: ServiceCidrSource): source is ServiceCidrSource & { statuses(): KubernetesStatuses } {
-  return typeof (source as { statuses?: unknown }).statuses === 'function';
-}
-
-type KubernetesStatuses = ReturnType<Parameters<AgentMetrics['kubernetesSource']>[1]>;
 
 /** The run container: a child of the node container, made once the backend is chosen. */
 export function createRunContainer(node: DependencyContainer, selection: Selection): DependencyContainer {
@@ -191,7 +209,19 @@ export function createRunContainer(node: DependencyContainer, selection: Selecti
       return () => reconciler.readiness();
     },
   });
+  c.register(TOKENS.Liveness, {
+    useFactory: (d): LivenessProbe => {
+      const reconciler = d.resolve(Reconciler);
+      return () => reconciler.liveness();
+    },
+  });
   c.registerSingleton(HealthServer);
+  c.register(AgentSocket, {
+    useFactory: instanceCachingFactory(
+      (d) => new AgentSocket(d.resolve<string>(TOKENS.AgentSocketName), d.resolve<Logger>(TOKENS.Logger)),
+    ),
+  });
+  c.registerSingleton(UninstallCheck);
   c.registerSingleton(StaleReporter);
   c.registerSingleton(StartupChores);
   c.registerSingleton(Agent);
@@ -227,6 +257,8 @@ export interface Toolbox {
   readonly runner: CommandRunner;
   /** Names the pods behind stale ClusterIP sources (none when the lookup is off). */
   readonly pods: PodNames;
+  /** Who holds the agent socket on this node: the running agent, if any. */
+  readonly agent: () => Promise<AgentPresence>;
 }
 
 export function composeToolbox(node: DependencyContainer): Toolbox {
@@ -239,5 +271,6 @@ export function composeToolbox(node: DependencyContainer): Toolbox {
     network: node.resolve<NodeNetworkReader>(TOKENS.NodeNetwork),
     runner: node.resolve<CommandRunner>(TOKENS.CommandRunner),
     pods: node.resolve<PodNames>(TOKENS.PodNames),
+    agent: () => findAgent(node.resolve<string>(TOKENS.AgentSocketName)),
   };
 }

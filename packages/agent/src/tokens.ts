@@ -20,6 +20,14 @@ export const TOKENS = {
   Backend: Symbol('FirewallBackend'),
   /** What /readyz reports (the reconciler's readiness). */
   Readiness: Symbol('ReadinessProbe'),
+  /** What /healthz reports (whether the reconcile loop still completes attempts). */
+  Liveness: Symbol('LivenessProbe'),
+  /** A monotonic clock in milliseconds (performance.now; tests pass their own). */
+  Clock: Symbol('Clock'),
+  /** The name of the abstract unix socket a running agent holds (one agent per network namespace). */
+  AgentSocketName: Symbol('AgentSocketName'),
+  /** The firewall commands of every backend (FirewallCommands): stopping interrupts them. */
+  FirewallCommands: Symbol('FirewallCommands'),
   /** Opens, once and lazily, the Kubernetes API connection shared by discovery and stale ClusterIP reporting. */
   KubernetesConnection: Symbol('ConnectionLoader'),
   /** Pod names of stale ClusterIP sources (PodNames). */

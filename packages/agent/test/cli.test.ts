@@ -1,3 +1,4 @@
+import { MAX_CIDRS_PER_FAMILY } from '@route-controller/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 
@@ -22,7 +23,7 @@ describe('the command line', () => {
     [['frob'], "unknown command 'frob'"],
     [['run', '--frob'], "unknown option '--frob'"],
     [['status', 'extra'], 'too many arguments'],
-    [['demo', '--pings', '0'], "argument '0' is invalid"],
+    [['demo'], "unknown command 'demo'"],
     [['probe', '--backend'], "option '--backend <name>' argument missing"],
   ])('%j is a usage error: exit 2, one line with ERR_RC_USAGE and where to look', async (args, message) => {
     const { code, stderr, stdout } = await cli(...args);
@@ -41,8 +42,19 @@ describe('the command line', () => {
     expect(help.stdout).toContain('Exit codes: 0 success, 1 a failure at run time, 2 a bad setting');
   });
 
-  it('shows --pings default as a number', async () => {
-    expect((await cli('demo', '--help')).stdout).toContain('(default: 10)');
+  it('`help` and `help <command>` print the help on stdout with exit 0', async () => {
+    const help = await cli('help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain('Usage: route-controller [options] [command]');
+    const status = await cli('help', 'status');
+    expect(status).toMatchObject({ code: 0, stderr: '' });
+    expect(status.stdout).toContain('Usage: route-controller status [options]');
+  });
+
+  it('`help frob` is a usage error: exit 2, naming the unknown command', async () => {
+    const { code, stderr } = await cli('help', 'frob');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^error ERR_RC_USAGE: unknown command 'frob'/m);
   });
 
   it('refuses every bad setting at once, exit 2, one plain line each with its own code', async () => {
@@ -58,6 +70,21 @@ describe('the command line', () => {
         ['ERR_RC_INVALID_CONFIG', 'CLEANUP_ON_EXIT'],
       ]);
       expect(stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('refuses SERVICE_CIDRS over the per-family cap as a bad setting: exit 2, ERR_RC_TOO_MANY_CIDRS', async () => {
+    const saved = { ...process.env };
+    try {
+      const many = Array.from({ length: MAX_CIDRS_PER_FAMILY + 1 }, (_, i) => `fd00:1::${i.toString(16)}:0/112`);
+      Object.assign(process.env, { SERVICE_CIDRS: many.join(',') });
+      const { code, stderr } = await cli('plan');
+      expect(code).toBe(2);
+      expect(stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^error ERR_RC_TOO_MANY_CIDRS: SERVICE_CIDRS is invalid: /),
+      ]);
     } finally {
       process.env = saved;
     }

@@ -1,4 +1,4 @@
-import { ErrorCodes, type RouteControllerError } from '@route-controller/core';
+import { ErrorCodes, MAX_CIDRS_PER_FAMILY, type RouteControllerError } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
 import { InvalidSettingsError, loadConfig } from '../src/config/config.js';
 import { formatDuration, parseDuration } from '../src/config/duration.js';
@@ -30,7 +30,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       cleanupOnExit: false,
       listen: { host: '0.0.0.0', port: 9771 },
-      metricsListen: 'health',
+      // As kube-proxy: health on every address for the kubelet, metrics on loopback only.
+      metricsListen: { host: '127.0.0.1', port: 9772 },
       kubeconfig: undefined,
       iptablesLockWaitSeconds: 5,
       discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
@@ -38,6 +39,7 @@ describe('loadConfig', () => {
       podNamespace: undefined,
       podLookup: false,
       staleEvents: false,
+      daemonSet: undefined,
     });
   });
 
@@ -52,11 +54,12 @@ describe('loadConfig', () => {
       LISTEN_ADDRESS: '127.0.0.1:9000',
       KUBECONFIG: '/etc/kube/config',
       IPTABLES_LOCK_WAIT: '30s',
-      METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
+      METRICS_LISTEN_ADDRESS: '0.0.0.0:9773',
       DISCOVERY_SOURCES: 'dry-run,servicecidr',
       NODE_NAME: 'kind-worker2',
       POD_NAMESPACE: 'route-controller',
       POD_LOOKUP: 'false',
+      DAEMONSET_NAME: 'route-controller',
     });
     expect(config).toEqual({
       serviceCidrs: '10.96.0.0/12',
@@ -66,7 +69,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       cleanupOnExit: true,
       listen: { host: '127.0.0.1', port: 9000 },
-      metricsListen: { host: '127.0.0.1', port: 9772 },
+      metricsListen: { host: '0.0.0.0', port: 9773 },
       kubeconfig: '/etc/kube/config',
       iptablesLockWaitSeconds: 30,
       // Always in their fixed order, whatever the order written.
@@ -75,8 +78,23 @@ describe('loadConfig', () => {
       podNamespace: 'route-controller',
       podLookup: false,
       staleEvents: false,
+      daemonSet: { namespace: 'route-controller', name: 'route-controller' },
     });
     expect(loadConfig({ STALE_CLUSTERIP_EVENTS: 'true', NODE_NAME: 'kind-worker2' }).staleEvents).toBe(true);
+  });
+
+  it('takes health and metrics on one port when they cannot collide: distinct hosts, or one of them off', () => {
+    expect(
+      loadConfig({ LISTEN_ADDRESS: '127.0.0.1:9771', METRICS_LISTEN_ADDRESS: '127.0.0.2:9771' }).metricsListen,
+    ).toEqual({ host: '127.0.0.2', port: 9771 });
+    expect(loadConfig({ LISTEN_ADDRESS: 'off', METRICS_LISTEN_ADDRESS: ':9771' }).metricsListen).toEqual({
+      host: '0.0.0.0',
+      port: 9771,
+    });
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: '127.0.0.1:9772' }).metricsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9772,
+    });
   });
 
   it('lets flags win over the environment', () => {
@@ -91,7 +109,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ LISTEN_ADDRESS: ':8080' }).listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: '[::1]:8080' }).listen).toEqual({ host: '::1', port: 8080 });
     expect(loadConfig({ LISTEN_ADDRESS: 'off' }).listen).toBeUndefined();
-    expect(loadConfig({ METRICS_LISTEN_ADDRESS: 'off' }).metricsListen).toBe('off');
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: 'off' }).metricsListen).toBeUndefined();
+    expect(loadConfig({ METRICS_LISTEN_ADDRESS: ':9772' }).metricsListen).toEqual({ host: '0.0.0.0', port: 9772 });
   });
 
   const bad: [string, Record<string, string>, string, string][] = [
@@ -149,6 +168,40 @@ describe('loadConfig', () => {
     ['POD_NAMESPACE', { POD_NAMESPACE: 'a.b' }, ErrorCodes.InvalidConfig, 'metadata.namespace'],
     ['POD_LOOKUP', { POD_LOOKUP: 'on' }, ErrorCodes.InvalidConfig, 'true or false'],
     ['STALE_CLUSTERIP_EVENTS', { STALE_CLUSTERIP_EVENTS: 'yes' }, ErrorCodes.InvalidConfig, 'true or false'],
+    [
+      'DAEMONSET_NAME',
+      { DAEMONSET_NAME: 'Route_Controller', POD_NAMESPACE: 'route-controller' },
+      ErrorCodes.InvalidConfig,
+      'a DaemonSet name',
+    ],
+    ['DAEMONSET_NAME', { DAEMONSET_NAME: 'route-controller' }, ErrorCodes.InvalidConfig, 'Set POD_NAMESPACE'],
+    // Both listeners on one port: the second could not bind, found before anything is probed.
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '0.0.0.0:9771' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '127.0.0.1:9771' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '127.0.0.1:9000', LISTEN_ADDRESS: '127.0.0.1:9000' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    [
+      'METRICS_LISTEN_ADDRESS',
+      { METRICS_LISTEN_ADDRESS: '[::1]:9000', LISTEN_ADDRESS: '[::]:9000' },
+      ErrorCodes.InvalidConfig,
+      'a port of its own',
+    ],
+    // LISTEN_ADDRESS on the default metrics address (127.0.0.1:9772): the health listener is the one named.
+    ['LISTEN_ADDRESS', { LISTEN_ADDRESS: '0.0.0.0:9772' }, ErrorCodes.InvalidConfig, 'another port'],
   ];
   for (const [variable, env, code, expected] of bad) {
     const value = Object.values(env)[0];
@@ -160,6 +213,18 @@ describe('loadConfig', () => {
       expect(error.details).toMatchObject({ variable, value });
     });
   }
+
+  it(`refuses more than ${MAX_CIDRS_PER_FAMILY} SERVICE_CIDRS in a family with ERR_RC_TOO_MANY_CIDRS, naming the variable and the fix`, () => {
+    const many = Array.from({ length: MAX_CIDRS_PER_FAMILY + 1 }, (_, i) => `10.${64 + (i >> 8)}.${i % 256}.0/24`);
+    const error = configError({ SERVICE_CIDRS: many.join(',') });
+    expect(error.code).toBe(ErrorCodes.TooManyCidrs);
+    expect(error.message).toMatch(/^SERVICE_CIDRS is invalid: /);
+    expect(error.hint).toMatch(/^[A-Z].*\.$/);
+    expect(error.details).toMatchObject({ variable: 'SERVICE_CIDRS', family: 'ipv4', limit: MAX_CIDRS_PER_FAMILY });
+    // At the cap itself, and with the cap in each family, the value is accepted.
+    const v6 = Array.from({ length: MAX_CIDRS_PER_FAMILY }, (_, i) => `fd00:1::${i.toString(16)}:0/112`);
+    expect(loadConfig({ SERVICE_CIDRS: [...many.slice(1), ...v6].join(',') }).serviceCidrs).toBeDefined();
+  });
 
   it('writes every hint as whole sentences, composed once', () => {
     for (const [, env] of bad) {

@@ -1,5 +1,5 @@
-import { formatServiceCidrs, type SourceReading } from '@route-controller/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, formatServiceCidrs, type SourceReading } from '@route-controller/core';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { classifyDryRun, rangeIn } from '../src/discovery/dry-run.js';
 import { DryRunSource } from '../src/discovery/dry-run-source.js';
 import { kubeadmServiceSubnet } from '../src/discovery/kubeadm.js';
@@ -24,7 +24,7 @@ import {
   kubeadmV1beta4Kind132,
   RKE2_SERVER,
 } from './discovery-fixtures.js';
-import { FakeTransport, list, ok, resources, status, waitFor } from './kube-transport-fake.js';
+import { FakeTransport, list, ok, resources, status } from './kube-transport-fake.js';
 
 const text = (reading: SourceReading) => (reading.kind === 'cidrs' ? formatServiceCidrs(reading.cidrs) : reading.kind);
 const nodeWith = (name: string, annotations: Record<string, string>, extra: Partial<KubeObject> = {}): KubeObject => ({
@@ -165,13 +165,39 @@ describe('the dry-run answer', () => {
 
 const logger = createLogger('silent');
 const sources: { close(): Promise<void> }[] = [];
+beforeEach(() => {
+  vi.useFakeTimers();
+});
 afterEach(async () => {
   await Promise.all(sources.splice(0).map((source) => source.close()));
+  vi.useRealTimers();
 });
 
 function connectTo(transport: FakeTransport) {
   return () => ({ kind: 'ready' as const, transport });
 }
+
+/** A source built, started (as the composition root starts it) and remembered for closing. */
+function started<T extends { start(): void; close(): Promise<void> }>(source: T): T {
+  sources.push(source);
+  source.start();
+  return source;
+}
+
+const common = (transport: FakeTransport) => ({
+  connect: connectTo(transport),
+  logger,
+  random: () => 0,
+  now: () => Date.now(),
+});
+
+/** Every request as "METHOD path?query", for exact expectations. */
+const wire = (transport: FakeTransport) => [
+  ...transport.requests.map((r) => `${r.method} ${r.path}${query(r.query)}`),
+  ...transport.watchRequests.map((r) => `WATCH ${r.path}${query(r.query)}`),
+];
+const query = (q: Readonly<Record<string, string>> | undefined) =>
+  q && Object.keys(q).length > 0 ? `?${new URLSearchParams(q as Record<string, string>).toString()}` : '';
 
 describe('the sources over a scripted API', () => {
   it('servicecidr: v1 when v1 lists servicecidrs, else v1beta1 when it does, decided by the resource lists', async () => {
@@ -190,26 +216,56 @@ describe('the sources over a scripted API', () => {
         );
       };
     const v1 = new FakeTransport(versions(['ingresses', 'servicecidrs'], ['servicecidrs']));
-    const a = new ServiceCidrApiSource({ connect: connectTo(v1), logger });
-    sources.push(a);
+    const a = started(new ServiceCidrApiSource(common(v1)));
     expect(text(await a.read())).toBe('10.96.0.0/16');
     expect(v1.lists()[0]?.path).toBe('/apis/networking.k8s.io/v1/servicecidrs');
 
     const beta = new FakeTransport(versions(['ingresses', 'networkpolicies'], ['ipaddresses', 'servicecidrs']));
-    const b = new ServiceCidrApiSource({ connect: connectTo(beta), logger });
-    sources.push(b);
+    const b = started(new ServiceCidrApiSource(common(beta)));
     expect(text(await b.read())).toBe('10.96.0.0/16');
     expect(beta.lists()[0]?.path).toBe('/apis/networking.k8s.io/v1beta1/servicecidrs');
     expect(b.statuses()[0]?.resource).toBe('networking.k8s.io/v1beta1 servicecidrs');
 
     // 1.19-1.21: networking.k8s.io/v1beta1 exists, for Ingresses only.
     const old = new FakeTransport(versions(['ingresses'], ['ingresses']));
-    const c = new ServiceCidrApiSource({ connect: connectTo(old), logger });
-    sources.push(c);
+    const c = started(new ServiceCidrApiSource(common(old)));
     const reading = await c.read();
     expect(reading).toMatchObject({ kind: 'none' });
     expect(reading.detail).toContain('is not served by this cluster');
     expect(old.lists()).toHaveLength(0);
+  });
+
+  it('servicecidr: not served, it asks the discovery pair again only about every 10 minutes, whatever the reads', async () => {
+    const transport = new FakeTransport(() =>
+      status(404, 'NotFound', 'the server could not find the requested resource'),
+    );
+    const source = started(new ServiceCidrApiSource(common(transport)));
+    expect((await source.read()).kind).toBe('none');
+    for (let i = 0; i < 17; i += 1) {
+      await vi.advanceTimersByTimeAsync(30_000); // the agent's resync reads the chain every 30 s
+      await source.read();
+    }
+    expect(wire(transport)).toEqual(['GET /apis/networking.k8s.io/v1', 'GET /apis/networking.k8s.io/v1beta1']);
+    await vi.advanceTimersByTimeAsync(90_000);
+    expect(transport.requests).toHaveLength(4);
+  });
+
+  it('reading a source never starts anything: read() before start() asks nothing and says it was not started', async () => {
+    const transport = new FakeTransport(() => list([], '1'));
+    const idle = [
+      new ServiceCidrApiSource(common(transport)),
+      new KubeadmConfigSource(common(transport)),
+      new NodeArgsSource({ ...common(transport), nodeName: 'n' }),
+      new DryRunSource({ ...common(transport), namespace: 'ns' }),
+    ];
+    sources.push(...idle);
+    for (const source of idle) {
+      const reading = await source.read();
+      expect(reading.kind, source.name).toBe('unavailable');
+      expect(reading.detail).toContain('not started');
+    }
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(transport.all).toBe(0);
   });
 
   it('servicecidr: 403 before any list is skipped ("none") with the reason, not a stop of the chain', async () => {
@@ -222,8 +278,7 @@ describe('the sources over a scripted API', () => {
             'servicecidrs.networking.k8s.io is forbidden: User "x" cannot list resource "servicecidrs"',
           ),
     );
-    const source = new ServiceCidrApiSource({ connect: connectTo(transport), logger });
-    sources.push(source);
+    const source = started(new ServiceCidrApiSource(common(transport)));
     const reading = await source.read();
     expect(reading.kind).toBe('none');
     expect(reading.detail).toContain('cannot list resource "servicecidrs"');
@@ -232,18 +287,18 @@ describe('the sources over a scripted API', () => {
 
   it('servicecidr: unreachable before any list stops the chain ("unavailable")', async () => {
     const transport = new FakeTransport(() => status(500, 'InternalError', 'etcdserver: request timed out'));
-    const source = new ServiceCidrApiSource({ connect: connectTo(transport), logger, firstListWaitMs: 500 });
-    sources.push(source);
-    expect((await source.read()).kind).toBe('unavailable');
+    const source = started(new ServiceCidrApiSource({ ...common(transport), firstListWaitMs: 500 }));
+    const reading = await source.read();
+    expect(reading.kind).toBe('unavailable');
+    expect(reading.kind === 'unavailable' && reading.error.code).toBe(ErrorCodes.SourceFailed);
   });
 
-  it('kubeadm: lists and watches only kube-system/kubeadm-config, by field selector; follows a change', async () => {
+  it('kubeadm: one GET of kube-system/kubeadm-config from the cache, no watch; read again about every 10 minutes', async () => {
     let data: Record<string, string> = kubeadmV1beta4Kind132();
     const transport = new FakeTransport(() =>
-      list([{ metadata: { name: 'kubeadm-config', namespace: 'kube-system', resourceVersion: '5' }, data }], '9'),
+      ok({ metadata: { name: 'kubeadm-config', namespace: 'kube-system', resourceVersion: '5' }, data }),
     );
-    const source = new KubeadmConfigSource({ connect: connectTo(transport), logger });
-    sources.push(source);
+    const source = started(new KubeadmConfigSource(common(transport)));
     let notified = 0;
     source.subscribe(() => {
       notified += 1;
@@ -253,55 +308,66 @@ describe('the sources over a scripted API', () => {
     expect(reading.detail).toBe(
       'kube-system/kubeadm-config ClusterConfiguration networking.serviceSubnet 10.96.0.0/16',
     );
-    const selector = { fieldSelector: 'metadata.name=kubeadm-config' };
-    expect(transport.requests[0]).toMatchObject({ path: '/api/v1/namespaces/kube-system/configmaps', query: selector });
-    await waitFor('the watch', () => transport.watches.length === 1);
-    expect(transport.watchRequests[0]?.query).toMatchObject(selector);
+    expect(wire(transport)).toEqual(['GET /api/v1/namespaces/kube-system/configmaps/kubeadm-config?resourceVersion=0']);
 
     const before = notified;
     data = kubeadmV1beta4Kind132('10.100.0.0/16,fd00:100::/112');
-    transport.current?.push('MODIFIED', {
-      metadata: { name: 'kubeadm-config', namespace: 'kube-system', resourceVersion: '10' },
-      data,
-    });
-    await waitFor('the change', () => notified > before);
+    // Re-read after 10 minutes, shortened by up to a tenth at random (random() = 0 here: exactly 10).
+    await vi.advanceTimersByTimeAsync(599_999);
+    expect(transport.requests).toHaveLength(1);
+    expect(notified).toBe(before);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(transport.requests).toHaveLength(2);
+    expect(notified).toBe(before + 1);
     expect(text(await source.read())).toBe('10.100.0.0/16, fd00:100::/112');
+    expect(transport.watchRequests).toHaveLength(0);
   });
 
-  it('kubeadm: no ConfigMap (an empty list, as a field selector gives) is "none"', async () => {
-    const transport = new FakeTransport(() => list([], '9'));
-    const source = new KubeadmConfigSource({ connect: connectTo(transport), logger });
-    sources.push(source);
-    expect(await source.read()).toMatchObject({
+  it('kubeadm: no ConfigMap (404) is "none"; a failed re-read keeps the last answer and is retried with backoff', async () => {
+    const missing = new FakeTransport(() => status(404, 'NotFound', 'configmaps "kubeadm-config" not found'));
+    const none = started(new KubeadmConfigSource(common(missing)));
+    expect(await none.read()).toMatchObject({
       kind: 'none',
       detail: 'no kube-system/kubeadm-config ConfigMap (not a kubeadm cluster)',
     });
+
+    let down = false;
+    const flaky = new FakeTransport(() =>
+      down
+        ? status(503, 'ServiceUnavailable', 'unavailable')
+        : ok({ metadata: { name: 'kubeadm-config' }, data: kubeadmV1beta4Kind132() }),
+    );
+    const kept = started(new KubeadmConfigSource(common(flaky)));
+    expect(text(await kept.read())).toBe('10.96.0.0/16');
+    down = true;
+    await vi.advanceTimersByTimeAsync(600_000 + 800 + 1_600);
+    expect(flaky.requests).toHaveLength(4);
+    const reading = await kept.read();
+    expect(text(reading)).toBe('10.96.0.0/16');
+    expect(reading.detail).toContain('keeping the last answer');
   });
 
-  it('node-args: the own server node answers; without --service-cidr the k3s default, by family', async () => {
+  it('node-args: the own server node answers from one GET; without --service-cidr the k3s default, by family', async () => {
     const nodes: Record<string, KubeObject> = {
       srv: nodeWith('srv', k3sAnnotations(K3S_SERVER_PLAIN)),
       six: nodeWith('six', k3sAnnotations(K3S_SERVER_PLAIN, 'fd00::5')),
       flag: nodeWith('flag', k3sAnnotations('["server","--service-cidr","10.45.0.0/16"]')),
     };
-    const transport = new FakeTransport((request) => {
-      const name = /metadata\.name=(.*)/.exec(request.query?.fieldSelector ?? '')?.[1] ?? '';
-      return list(nodes[name] ? [nodes[name]] : [], '9');
-    });
     for (const [name, expected] of [
       ['srv', '10.43.0.0/16'],
       ['six', 'fd00:43::/112'],
       ['flag', '10.45.0.0/16'],
-    ]) {
-      const source = new NodeArgsSource({ connect: connectTo(transport), logger, nodeName: name });
-      sources.push(source);
+    ] as const) {
+      const transport = new FakeTransport((request) => ok(nodes[request.path.split('/').at(-1) ?? '']));
+      const source = started(new NodeArgsSource({ ...common(transport), nodeName: name }));
       const reading = await source.read();
       expect(text(reading), name).toBe(expected);
       if (name !== 'flag') expect(reading.detail).toContain('names no --service-cidr: the k3s default');
+      expect(wire(transport)).toEqual([`GET /api/v1/nodes/${name}?resourceVersion=0`]);
     }
   });
 
-  it('node-args: an agent node reads the control-plane nodes (label existence), which answer', async () => {
+  it('node-args: an agent node lists the control-plane nodes once (label existence, from the cache), never watches', async () => {
     const agent = nodeWith('worker', k3sAnnotations(K3S_AGENT));
     const server = nodeWith('server-0', k3sAnnotations('["server","--service-cidr","10.45.0.0/16"]'), {
       metadata: {
@@ -312,45 +378,55 @@ describe('the sources over a scripted API', () => {
       },
     });
     const transport = new FakeTransport((request) =>
-      request.query?.labelSelector === 'node-role.kubernetes.io/control-plane'
-        ? list([server], '9')
-        : list([agent], '9'),
+      request.query?.labelSelector === 'node-role.kubernetes.io/control-plane' ? list([server], '9') : ok(agent),
     );
-    const source = new NodeArgsSource({ connect: connectTo(transport), logger, nodeName: 'worker' });
-    sources.push(source);
+    const source = started(new NodeArgsSource({ ...common(transport), nodeName: 'worker' }));
     const reading = await source.read();
     expect(text(reading)).toBe('10.45.0.0/16');
     expect(reading.detail).toContain('k3s server node server-0');
     expect(reading.detail).toContain('node worker is a k3s agent node');
+    expect(wire(transport)).toEqual([
+      'GET /api/v1/nodes/worker?resourceVersion=0',
+      'GET /api/v1/nodes?labelSelector=node-role.kubernetes.io%2Fcontrol-plane&resourceVersion=0',
+    ]);
+    // Ten minutes of resyncs: one more read of both, still no watch.
+    for (let i = 0; i < 20; i += 1) {
+      await vi.advanceTimersByTimeAsync(30_000);
+      await source.read();
+    }
+    expect(transport.requests).toHaveLength(4);
+    expect(transport.watchRequests).toHaveLength(0);
   });
 
   it('node-args: not a k3s node, and no control-plane node with server arguments, is "none" with reasons', async () => {
-    const transport = new FakeTransport(() => list([nodeWith('kind-control-plane', {})], '9'));
-    const source = new NodeArgsSource({ connect: connectTo(transport), logger, nodeName: 'kind-control-plane' });
-    sources.push(source);
+    const transport = new FakeTransport((request) =>
+      request.query?.labelSelector
+        ? list([nodeWith('kind-control-plane', {})], '9')
+        : ok(nodeWith('kind-control-plane', {})),
+    );
+    const source = started(new NodeArgsSource({ ...common(transport), nodeName: 'kind-control-plane' }));
     const reading = await source.read();
     expect(reading.kind).toBe('none');
     expect(reading.detail).toContain('node kind-control-plane is not a k3s or RKE2 node');
     expect(reading.detail).toContain('none of the 1 control-plane node(s) carries k3s or RKE2 server arguments');
   });
 
-  it('without any configuration every source answers "none" at once (no re-entrant start, no hang)', async () => {
+  it('without any configuration every source answers "none" at once', async () => {
     const none = () => ({ kind: 'none' as const, message: 'not in a pod, no KUBECONFIG and no ~/.kube/config' });
-    const nodeArgs = new NodeArgsSource({ connect: none, logger, nodeName: undefined });
-    const own = new NodeArgsSource({ connect: none, logger, nodeName: 'kind-worker' });
-    const kubeadm = new KubeadmConfigSource({ connect: none, logger });
-    const servicecidr = new ServiceCidrApiSource({ connect: none, logger });
-    sources.push(nodeArgs, own, kubeadm, servicecidr);
-    const started = performance.now();
-    for (const source of [nodeArgs, own, kubeadm, servicecidr]) {
+    const all = [
+      started(new NodeArgsSource({ connect: none, logger, nodeName: undefined })),
+      started(new NodeArgsSource({ connect: none, logger, nodeName: 'kind-worker' })),
+      started(new KubeadmConfigSource({ connect: none, logger })),
+      started(new ServiceCidrApiSource({ connect: none, logger })),
+    ];
+    for (const source of all) {
       const reading = await source.read();
       expect(reading.kind, source.name).toBe('none');
       expect(reading.detail).toContain('no Kubernetes configuration');
     }
-    expect(performance.now() - started).toBeLessThan(1_000);
   });
 
-  it('dry-run: asks per family with dryRun=All, reads the ranges, and keeps the last answer through a fault', async () => {
+  it('dry-run: asks per family with dryRun=All once, not at every read; again about every 10 minutes; keeps the last answer through a fault', async () => {
     let down = false;
     const transport = new FakeTransport((request) => {
       if (down) return status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
@@ -359,58 +435,54 @@ describe('the sources over a scripted API', () => {
         ? { status: 422, body: dryRunNoFamily() }
         : { status: 422, body: dryRunInvalid('1.27', '0.0.0.0', '10.96.0.0/12') };
     });
-    const source = new DryRunSource({ connect: connectTo(transport), logger, namespace: 'route-controller' });
-    sources.push(source);
+    const source = started(new DryRunSource({ ...common(transport), namespace: 'route-controller' }));
     expect(text(await source.read())).toBe('10.96.0.0/12');
-    expect(transport.requests.map((r) => [r.method, r.path, r.query?.dryRun])).toEqual([
-      ['POST', '/api/v1/namespaces/route-controller/services', 'All'],
-      ['POST', '/api/v1/namespaces/route-controller/services', 'All'],
+    expect(wire(transport)).toEqual([
+      'POST /api/v1/namespaces/route-controller/services?dryRun=All',
+      'POST /api/v1/namespaces/route-controller/services?dryRun=All',
     ]);
-    // Re-asked on every read (every resync while it answers).
-    await source.read();
+    // Read at every resync (30 s): asked again only after 10 minutes.
+    for (let i = 0; i < 19; i += 1) {
+      await vi.advanceTimersByTimeAsync(30_000);
+      await source.read();
+    }
+    expect(transport.requests).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(30_000);
     expect(transport.requests).toHaveLength(4);
     down = true;
+    await vi.advanceTimersByTimeAsync(600_000);
     const kept = await source.read();
     expect(text(kept)).toBe('10.96.0.0/12');
     expect(kept.detail).toContain('keeping the last answer');
   });
 
   it('dry-run: no namespace, 1.22 (201), a forbidden create and a webhook are "none" with the reason', async () => {
-    expect(
-      await new DryRunSource({
-        connect: connectTo(new FakeTransport(() => ok({}))),
-        logger,
-        namespace: undefined,
-      }).read(),
-    ).toMatchObject({
+    const noNamespace = started(new DryRunSource({ ...common(new FakeTransport(() => ok({}))), namespace: undefined }));
+    expect(await noNamespace.read()).toMatchObject({
       kind: 'none',
       detail: expect.stringContaining('POD_NAMESPACE is not set'),
     });
-    const accepted = new DryRunSource({
-      connect: connectTo(new FakeTransport(() => ({ status: 201, body: {} }))),
-      logger,
-      namespace: 'ns',
-    });
+    const accepted = started(
+      new DryRunSource({ ...common(new FakeTransport(() => ({ status: 201, body: {} }))), namespace: 'ns' }),
+    );
     expect((await accepted.read()).detail).toContain('1.22 and older');
-    const forbidden = new DryRunSource({
-      connect: connectTo(new FakeTransport(() => status(403, 'Forbidden', 'services is forbidden'))),
-      logger,
-      namespace: 'ns',
-    });
+    const forbidden = started(
+      new DryRunSource({
+        ...common(new FakeTransport(() => status(403, 'Forbidden', 'services is forbidden'))),
+        namespace: 'ns',
+      }),
+    );
     expect((await forbidden.read()).detail).toContain('create on services');
-    const webhook = new DryRunSource({
-      connect: connectTo(
-        new FakeTransport(() => status(400, 'BadRequest', 'admission webhook "w" does not support dry run')),
-      ),
-      logger,
-      namespace: 'ns',
-    });
+    const webhook = started(
+      new DryRunSource({
+        ...common(new FakeTransport(() => status(400, 'BadRequest', 'admission webhook "w" does not support dry run'))),
+        namespace: 'ns',
+      }),
+    );
     expect((await webhook.read()).detail).toContain('sideEffects: None');
-    const never = new DryRunSource({
-      connect: connectTo(new FakeTransport(() => status(500, 'InternalError', 'x'))),
-      logger,
-      namespace: 'ns',
-    });
+    const never = started(
+      new DryRunSource({ ...common(new FakeTransport(() => status(500, 'InternalError', 'x'))), namespace: 'ns' }),
+    );
     expect((await never.read()).kind).toBe('unavailable');
   });
 });

@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import type { KubeRequest, KubeResponse, KubeTransport, WatchEvent, WatchStream } from '../src/kube-api/transport.js';
 
 /**
@@ -43,6 +44,11 @@ export class FakeTransport implements KubeTransport {
 
   lists(): KubeRequest[] {
     return this.requests.filter((request) => request.method === 'GET' && !request.path.match(/^\/apis\/[^/]+\/[^/]+$/));
+  }
+
+  /** How many requests were made, watches included. */
+  get all(): number {
+    return this.requests.length + this.watchRequests.length;
   }
 }
 
@@ -110,21 +116,40 @@ export function ok(body: unknown): KubeResponse {
   return { status: 200, body };
 }
 
-export function status(code: number, reason: string, message: string): KubeResponse {
-  return { status: code, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code } };
+export function status(
+  code: number,
+  reason: string,
+  message: string,
+  extra: { details?: unknown; retryAfterMs?: number } = {},
+): KubeResponse {
+  return {
+    status: code,
+    body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code, details: extra.details },
+    ...(extra.retryAfterMs ? { retryAfterMs: extra.retryAfterMs } : {}),
+  };
 }
 
 export function list(items: unknown[], resourceVersion: string, kind = 'List'): KubeResponse {
   return ok({ kind, apiVersion: 'v1', metadata: { resourceVersion }, items });
 }
 
-/** Polls until `check` holds; fails after `timeoutMs` (generous: it only catches hangs). */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const start = performance.now();
+/**
+ * Under vitest's fake timers: moves the clock on in `stepMs` steps until `check` holds; fails after
+ * `maxMs` of fake time. Returns the fake milliseconds it took. No wall-clock time is measured.
+ */
+export async function until(what: string, check: () => boolean, maxMs = 60_000, stepMs = 10): Promise<number> {
+  let elapsed = 0;
   while (!check()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    if (elapsed >= maxMs) throw new Error(`not within ${maxMs} ms of fake time: ${what}`);
+    await vi.advanceTimersByTimeAsync(stepMs);
+    elapsed += stepMs;
   }
+  return elapsed;
+}
+
+/** Under fake timers: lets every pending promise settle without moving the clock. */
+export async function settle(): Promise<void> {
+  await vi.advanceTimersByTimeAsync(0);
 }
 
 /** An APIResourceList naming these resources (a discovery document). */

@@ -14,7 +14,8 @@ const FLOORS: readonly (readonly string[])[] = [
   ['commands'],
   ['container.ts', 'agent.ts', 'startup'],
   ['reconcile', 'stale'],
-  ['discovery', 'backends'],
+  // lifecycle: what the agent asks about its own life (another agent on the node, its DaemonSet going away).
+  ['discovery', 'backends', 'lifecycle'],
   ['kube-api'],
   ['observability', 'node', 'config', 'util', 'di.ts', 'tokens.ts', 'version.ts'],
 ];

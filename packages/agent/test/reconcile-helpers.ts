@@ -55,7 +55,9 @@ export function setup(resync = '30s', kernel = new MemoryKernel(), backend = new
   const metrics = new AgentMetrics('test', 0);
   const config = loadConfig({ RESYNC_INTERVAL: resync, LISTEN_ADDRESS: 'off' });
   const { logger, lines: logs, raw } = captureLogs();
-  const reconciler = new Reconciler(config, backend, new DiscoveryChain([source]), network, metrics, logger);
+  // Date.now: vitest's fake timers move it, so tests step the clock with the timers.
+  const clock = () => Date.now();
+  const reconciler = new Reconciler(config, backend, new DiscoveryChain([source]), network, metrics, logger, clock);
   const outcomes: ReconcileOutcome[] = [];
   reconciler.onOutcome((o) => outcomes.push(o));
   const kernelCidrs = () => [...(kernel.objects.get('route-controller/set/ipv4')?.elements ?? [])];

@@ -4,6 +4,20 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { scrape } from './metrics-text.js';
 import { setup } from './reconcile-helpers.js';
 
+/** Makes every apply from now on hang until the returned function lets them go. */
+function hangApplies(t: ReturnType<typeof setup>): () => void {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const apply = t.backend.apply.bind(t.backend);
+  vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
+    await held;
+    return apply(desired, options);
+  });
+  return release;
+}
+
 describe('Reconciler', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -55,6 +69,20 @@ describe('Reconciler', () => {
     await Promise.all([t.reconciler.trigger('start'), t.reconciler.trigger('change'), t.reconciler.trigger('resync')]);
     await Promise.all([t.reconciler.trigger('change'), t.reconciler.trigger('change')]);
     expect(maxInFlight).toBe(1);
+    await t.reconciler.stop();
+  });
+
+  it("logs each warning an apply reports (the iptables fallback), once, with the backend's text in a field", async () => {
+    const t = setup();
+    t.source.set('10.96.0.0/16');
+    const apply = t.backend.apply.bind(t.backend);
+    vi.spyOn(t.backend, 'apply')
+      .mockImplementationOnce(async (desired: DesiredState) => ({ ...(await apply(desired)), warnings: ['fell back'] }))
+      .mockImplementation(apply);
+    await t.reconciler.start();
+    await t.reconciler.trigger('resync');
+    const warnings = t.logs.filter((line) => line.msg === 'apply warning');
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, warning: 'fell back', backend: t.backend.name })]);
     await t.reconciler.stop();
   });
 
@@ -120,6 +148,53 @@ describe('Reconciler', () => {
       reason: 'apply with memory failed: ERR_RC_FIREWALL_UNREADABLE: the memory kernel cannot list our ipv4 objects',
     });
     expect(t.kernel.writes).toBe(0);
+    await t.reconciler.stop();
+  });
+
+  it('while an attempt hangs: not ready past a resync (unverified), not alive past 3 (kube-proxy healthz); both again once it ends', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    expect(t.reconciler.liveness()).toEqual({ alive: true, reason: 'ok' });
+    const release = hangApplies(t);
+    // The next resync's attempt (at 6 s) hangs.
+    await vi.advanceTimersByTimeAsync(1_900);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: 'cannot verify the rules: a reconcile has been waiting on the memory commands for 1s',
+    });
+    // 3 s after the last attempt that completed (at 5 s), the loop counts as stuck.
+    await vi.advanceTimersByTimeAsync(800);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(t.reconciler.liveness()).toEqual({
+      alive: false,
+      reason: expect.stringContaining('waits on the memory commands'),
+    });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness().ready).toBe(true);
+    await t.reconciler.stop();
+  });
+
+  it('counts failed attempts as attempts: a firewall that always times out is alive, and not ready, saying why', async () => {
+    const t = setup('1s');
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    vi.spyOn(t.backend, 'apply').mockRejectedValue(
+      new RouteControllerError(ErrorCodes.CommandTimeout, 'nft -j list table inet route-controller did not finish'),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(t.reconciler.liveness().alive).toBe(true);
+    expect(t.reconciler.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringContaining(`apply with memory failed: ${ErrorCodes.CommandTimeout}`),
+    });
     await t.reconciler.stop();
   });
 
@@ -288,15 +363,7 @@ describe('Reconciler', () => {
     t.source.set('10.96.0.0/16');
     vi.useRealTimers();
     // An apply that blocks until the test releases it: a run is in progress when stop() is called.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const apply = t.backend.apply.bind(t.backend);
-    vi.spyOn(t.backend, 'apply').mockImplementation(async (desired: DesiredState, options?: WriteOptions) => {
-      await held;
-      return apply(desired, options);
-    });
+    const release = hangApplies(t);
     const closed = vi.spyOn(t.source, 'close');
     const started = t.reconciler.start();
     await new Promise((resolve) => setImmediate(resolve));

@@ -8,14 +8,32 @@ import {
 } from '@route-controller/core';
 import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { pino } from 'pino';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BackendSet } from '../src/backends/backend-set.js';
 import { statusCommand } from '../src/commands/status.js';
 import { loadConfig } from '../src/config/config.js';
 import type { BackendName } from '../src/config/settings.js';
 import { composeToolbox, createAgentContainer } from '../src/container.js';
+import { type AgentIdentity, AgentSocket } from '../src/lifecycle/agent-socket.js';
 import type { NodeNetworkReader } from '../src/node/node-network.js';
 import { TOKENS } from '../src/tokens.js';
+
+/** This file's own agent socket name: the host's real agent, if any, is never asked. */
+const SOCKET = `rc-status-test-${process.pid}`;
+const AGENT: AgentIdentity = {
+  agent: 'route-controller',
+  version: '0.1.0',
+  pid: 4242,
+  state: 'running',
+  backend: 'nft',
+};
+let socket: AgentSocket | undefined;
+
+/** An agent on this "node": the socket bound and answering `identity`. */
+async function agentRuns(identity: AgentIdentity = AGENT): Promise<void> {
+  socket = new AgentSocket(SOCKET, pino({ level: 'silent' }));
+  await socket.bind(() => identity);
+}
 
 /** `route-controller status` over memory backends, on a node with address 172.18.0.2. */
 async function status(
@@ -23,6 +41,7 @@ async function status(
   prepare: (nft: MemoryBackend) => Promise<void>,
   discovery?: DiscoveryChain,
   others?: (backends: Map<BackendName, MemoryBackend>) => Promise<void>,
+  json = false,
 ) {
   const backends = new Map<BackendName, MemoryBackend>();
   for (const name of ['nft', 'iptables-nft', 'iptables-legacy'] as const) {
@@ -39,13 +58,14 @@ async function status(
     overrides: (c) => {
       c.register(TOKENS.Backends, { useValue: backends as BackendSet });
       c.register(TOKENS.NodeNetwork, { useValue: network });
+      c.register(TOKENS.AgentSocketName, { useValue: SOCKET });
       if (discovery) c.register(TOKENS.Discovery, { useValue: discovery });
     },
   });
   const out: string[] = [];
   const code = await statusCommand(
     composeToolbox(container),
-    { json: false },
+    { json },
     { out: (t) => out.push(t), err: (t) => out.push(t) },
   );
   return { code, text: out.join('\n') };
@@ -57,6 +77,43 @@ const install =
     nft.apply(desiredState(parseCidrList(cidrs).cidrs, action)).then(() => undefined);
 
 describe('route-controller status', () => {
+  afterEach(async () => {
+    await socket?.close();
+    socket = undefined;
+  });
+
+  it('says first that no agent runs on the node, and then speaks for none', async () => {
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.100.0.0/16'));
+    expect(text.split('\n')[0]).toMatch(/^agent: none runs on this node/);
+    expect(text).toContain('warning: installed 10.100.0.0/16, but env says 10.96.0.0/16: no agent runs on this node');
+    expect(text).not.toMatch(/agent will replace/);
+    expect(text).toMatch(/^ {2}drift repair: none while no agent runs on this node$/m);
+    const parsed = JSON.parse(
+      (await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16'), undefined, undefined, true)).text,
+    ) as { agent: unknown };
+    expect(parsed.agent).toEqual({ running: false });
+  });
+
+  it('names the agent it found on the node first, and only then says what that agent will do', async () => {
+    await agentRuns();
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.100.0.0/16'));
+    expect(text.split('\n')[0]).toBe('agent: route-controller 0.1.0 (pid 4242, backend nft, running) on this node');
+    expect(text).toContain(
+      'warning: installed 10.100.0.0/16, but env says 10.96.0.0/16: the running agent will replace them at its next resync',
+    );
+    const parsed = JSON.parse(
+      (await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.96.0.0/16'), undefined, undefined, true)).text,
+    ) as { agent: unknown };
+    expect(parsed.agent).toEqual({ running: true, ...AGENT });
+  });
+
+  it('speaks for no agent that is stopping', async () => {
+    await agentRuns({ ...AGENT, state: 'stopping' });
+    const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, install('10.100.0.0/16'));
+    expect(text.split('\n')[0]).toBe('agent: route-controller 0.1.0 (pid 4242, backend nft, stopping) on this node');
+    expect(text).toContain('no agent runs on this node to replace them');
+  });
+
   it('calls a flushed chain incomplete, never "mixed action"', async () => {
     const { text } = await status({ SERVICE_CIDRS: '10.96.0.0/16' }, async (nft) => {
       await install('10.96.0.0/16')(nft);
@@ -89,6 +146,7 @@ describe('route-controller status', () => {
   });
 
   it('says how drift is repaired with each backend, and names a backend whose tables cannot be read', async () => {
+    await agentRuns();
     const { text } = await status(
       { SERVICE_CIDRS: '10.96.0.0/16' },
       async (nft) => {
@@ -117,6 +175,38 @@ describe('route-controller status', () => {
     expect(text).toMatch(
       /^iptables-legacy: drop .*\n(?: {2}ipv.*\n)* {2}drift repair: at the next resync only \(RESYNC_INTERVAL\): iptables-legacy changes make no kernel change events$/m,
     );
+  });
+
+  it("shows where an installed backend's rules sit, and its probe's warnings (the iptables fallback)", async () => {
+    const fallback =
+      'the kernel has no ipv4 security table for iptables-legacy (...): a connection to a Service with no endpoints hangs';
+    const { text } = await status(
+      { SERVICE_CIDRS: '10.96.0.0/16' },
+      async () => {},
+      undefined,
+      async (backends) => {
+        const legacy = backends.get('iptables-legacy') as MemoryBackend;
+        await legacy.apply(desiredState(parseCidrList('10.96.0.0/16').cidrs));
+        vi.spyOn(legacy, 'probe').mockResolvedValue({
+          available: true,
+          reason: 'iptables-legacy 1.8.9 (legacy): binaries present, tables readable for IPv4 and IPv6',
+          checks: [{ name: 'placement', ok: true, detail: 'ipv4: filter FORWARD position 1 (fallback: ...)' }],
+          warnings: [fallback],
+        });
+        vi.spyOn(backends.get('iptables-nft') as MemoryBackend, 'probe').mockResolvedValue({
+          available: true,
+          reason: 'iptables-nft 1.8.9 (nf_tables)',
+          checks: [{ name: 'placement', ok: true, detail: 'security table FORWARD (after filter)' }],
+          warnings: [],
+        });
+      },
+    );
+    expect(text).toMatch(
+      /^iptables-legacy: drop forwarded packets to 10\.96\.0\.0\/16\n {2}placement: ipv4: filter FORWARD position 1 \(fallback: \.\.\.\)\n {2}warning: the kernel has no ipv4 security table/m,
+    );
+    // Nothing installed there: no placement to speak of.
+    expect(text).toMatch(/^iptables-nft: nothing installed$/m);
+    expect(text).not.toContain('placement: security table');
   });
 
   it('has no warnings when the installed rules are what discovery says', async () => {
@@ -151,6 +241,7 @@ describe('route-controller status: the stale ClusterIPs being dialled', () => {
       overrides: (c) => {
         c.register(TOKENS.Backends, { useValue: backends as BackendSet });
         c.register(TOKENS.NodeNetwork, { useValue: { read: async () => ({ addresses: [], gateways: [] }) } });
+        c.register(TOKENS.AgentSocketName, { useValue: SOCKET });
         c.register(TOKENS.PodNames, {
           useValue: {
             names: async (addresses: readonly string[]) =>

@@ -32,6 +32,13 @@ interface Classification {
 }
 
 type Classifier = (failure: IptablesFailure, failedLine: string | undefined) => Classification;
+
+const MISSING_TABLE = /(?:unable to initialize table|can't initialize ip6?tables table) [`'](\w+)'/;
+
+/** The table a failed run says the kernel cannot make ("security"), if that is what it says. */
+export function missingTable(stderr: string): string | undefined {
+  return MISSING_TABLE.exec(stderr)?.[1];
+}
 type Rule = StderrRule<Classifier>;
 
 const permission: Classification = {
@@ -62,6 +69,21 @@ const RULES: readonly Rule[] = [
       what: 'the xtables lock is held by another process',
       hint: 'Another iptables user (kube-proxy, Docker, firewalld) held the xtables lock longer than we wait; the next resync retries. If this persists, wait longer for the lock: the lockWaitSeconds option of the backend (IPTABLES_LOCK_WAIT for the agent, Helm: routeController.iptablesLockWait).',
     }),
+  },
+  {
+    // A table the kernel cannot make (iptables-legacy without iptable_security, say): restore says
+    // "unable to initialize table 'security'", the CLI "can't initialize iptables table `security'".
+    pattern: MISSING_TABLE,
+    classification: (failure) => {
+      const table = missingTable(failure.stderr) ?? 'this';
+      return {
+        code: ErrorCodes.FirewallUnsupported,
+        what: `the kernel has no ${table} table for this flavour`,
+        hint: /-legacy/.test(failure.file)
+          ? `Load iptable_${table} (ip6table_${table} for IPv6), or use the nft backend or the iptables nft mode.`
+          : 'Load nf_tables and nft_compat, or use the legacy mode.',
+      };
+    },
   },
   {
     pattern: /Table does not exist \(do you need to insmod\?\)|Protocol not supported|Address family not supported/i,

@@ -1,3 +1,4 @@
+import { nftMonitorSpec } from '@route-controller/backend-nft/monitor';
 import {
   type ApplyResult,
   type Availability,
@@ -11,9 +12,9 @@ import {
   type DesiredState,
   ErrorCodes,
   type FirewallBackend,
-  formatCommand,
   IP_FAMILIES,
   type IpFamily,
+  isRouteControllerError,
   type ObservedState,
   type Plan,
   type PlannedCommand,
@@ -28,13 +29,25 @@ import {
 } from '@route-controller/core';
 import { IPTABLES_MODES, type IptablesMode, iptablesBinary } from './binaries.js';
 import { IPTABLES_CAPABILITIES } from './capabilities.js';
-import { absentFamilyState, type FamilyChainState, familyStateFromSave, observedState } from './chain-state.js';
-import { classifyIptablesFailure } from './classify-error.js';
-import { assertValidChainName, DEFAULT_LOCK_WAIT_SECONDS, FILTER_TABLE, IPTABLES_CHAIN } from './constants.js';
-import { iptablesMonitorSpec } from './events.js';
-import { parseSave } from './parse-save.js';
+import {
+  absentFamilyState,
+  type FamilyChainState,
+  familyStateFromSave,
+  observedState,
+  tableFor,
+} from './chain-state.js';
+import { classifyIptablesFailure, missingTable } from './classify-error.js';
+import {
+  assertValidChainName,
+  DEFAULT_LOCK_WAIT_SECONDS,
+  IPTABLES_CHAIN,
+  type IptablesTable,
+  SECURITY_TABLE,
+} from './constants.js';
+import { isIptablesLine } from './events.js';
+import { readFamily } from './family-read.js';
+import { fallbackWarning, type Placements, SECURITY_EVERYWHERE } from './placement.js';
 import { probeIptables } from './probe.js';
-import { iptablesUnreadable, unreadableReasons } from './readability.js';
 import {
   describeChange,
   type FamilyTarget,
@@ -69,9 +82,12 @@ interface FamilyWrite {
 }
 
 /**
- * The iptables backend, for iptables-legacy and iptables-nft alike: our chain in the filter table
- * of each family, one rule per Service CIDR, and one jump to it at position 1 of FORWARD, where no
- * other tool's ACCEPT can come before it.
+ * The iptables backend, for iptables-legacy and iptables-nft alike: our chain in the security table
+ * of each family, one rule per Service CIDR, and one jump to it at position 1 of that table's
+ * FORWARD. Netfilter runs it after filter (priority 50 against 0), so kube-proxy's REJECT for a
+ * Service without endpoints answers first and no ACCEPT in filter can let a stale packet past us.
+ * Where an iptables-legacy kernel has no security table, the family falls back to position 1 of
+ * filter FORWARD, with a warning (placement.ts).
  */
 export class IptablesBackend implements FirewallBackend {
   readonly name: string;
@@ -83,6 +99,15 @@ export class IptablesBackend implements FirewallBackend {
   readonly #restore: RestoreOptions;
   #families: readonly IpFamily[];
   #ipv6Limitation: string | undefined;
+  /** Where our objects belong per family: what observe() judges against. */
+  #placements: Placements = SECURITY_EVERYWHERE;
+  /**
+   * Families the probe found in the fallback (from the kernel's fallback jump): the next apply tries
+   * the security table once more, so a kernel that gained it (a module loaded since) is used.
+   */
+  readonly #retrySecurity = new Set<IpFamily>();
+  /** The tables our objects live in since the last apply (filter for reject): what change events watch. */
+  #tables: readonly IptablesTable[] = [SECURITY_TABLE];
   /** apply and cleanup run one at a time: each reads, then writes from what it read. */
   readonly #queue = new SerialQueue();
   #capabilities: BackendCapabilities;
@@ -129,6 +154,9 @@ export class IptablesBackend implements FirewallBackend {
       const all = IPTABLES_CAPABILITIES[this.mode];
       this.#families = result.families;
       this.#ipv6Limitation = result.ipv6Limitation;
+      this.#placements = result.placements;
+      this.#retrySecurity.clear();
+      for (const family of IP_FAMILIES) if (result.placements[family] === 'filter') this.#retrySecurity.add(family);
       this.#capabilities =
         result.families.length === all.families.length
           ? all
@@ -138,21 +166,46 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   plan(desired: DesiredState): Promise<Plan> {
-    return this.#planned(desired).then(({ plan }) => plan);
+    return this.#planned(desired, this.#placements).then(({ plan }) => plan);
   }
 
+  /**
+   * Writes what `desired` needs. A family whose write the kernel refuses because it cannot make the
+   * security table (iptables-legacy without iptable_security) falls back to filter FORWARD: the same
+   * apply plans and writes it there, and reports the fallback in `warnings`, once.
+   */
   apply(desired: DesiredState, options: WriteOptions = {}): Promise<ApplyResult> {
     return this.#serialised(async () => {
-      const { plan, writes } = await this.#planned(desired);
-      if (!plan.changes) return { changed: false, writes: 0, summary: plan.summary };
-      await this.#write(writes, options);
-      return { changed: true, writes: writes.length, summary: plan.summary };
+      const warnings: string[] = [];
+      let placements: Placements = { ...this.#placements };
+      for (const family of this.#retrySecurity) placements = { ...placements, [family]: 'security' };
+      for (;;) {
+        const { plan, writes } = await this.#planned(desired, placements);
+        try {
+          if (plan.changes) await this.#write(writes, options);
+        } catch (error) {
+          const family = this.#securityMissing(error, placements);
+          if (!family) throw error;
+          placements = { ...placements, [family]: 'filter' };
+          // Known from the probe already (and said there), or news to say now.
+          if (!this.#retrySecurity.has(family)) warnings.push(fallbackWarning(family));
+          this.#retrySecurity.delete(family);
+          continue;
+        }
+        this.#placements = placements;
+        this.#tables = [...new Set(IP_FAMILIES.map((family) => tableFor(desired.action, placements[family])))];
+        this.#retrySecurity.clear();
+        const result = plan.changes
+          ? { changed: true, writes: writes.length, summary: plan.summary }
+          : { changed: false, writes: 0, summary: plan.summary };
+        return warnings.length > 0 ? { ...result, warnings } : result;
+      }
     });
   }
 
   async observe(): Promise<ObservedState> {
     const states = await this.#read();
-    return observedState(states.ipv4, states.ipv6);
+    return observedState(states.ipv4, states.ipv6, this.#placements);
   }
 
   cleanup(options: WriteOptions = {}): Promise<CleanupResult> {
@@ -163,7 +216,7 @@ export class IptablesBackend implements FirewallBackend {
         const state = states[family];
         const payload = renderRemovalPayload(state);
         if (!payload) continue;
-        const summary = describeChange(state, { cidrs: [], action: 'drop' }) ?? `${family}: remove`;
+        const summary = describeChange(state, 'security', { cidrs: [], action: 'drop' }) ?? `${family}: remove`;
         writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
       }
       if (writes.length === 0) return { removed: false, summary: 'nothing of ours to remove' };
@@ -174,7 +227,8 @@ export class IptablesBackend implements FirewallBackend {
 
   /**
    * nft mode only: follows `nft -j monitor ruleset` (iptables-nft's tables are nf_tables tables).
-   * Changes to the filter table itself, its FORWARD chain or our chain are ours; others only counted.
+   * Changes to the table our objects live in (security; filter in the fallback), its FORWARD chain
+   * or our chain are ours; others only counted.
    */
   watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
     if (this.mode !== 'nft') {
@@ -186,11 +240,17 @@ export class IptablesBackend implements FirewallBackend {
         ),
       );
     }
-    return runChangeStream(this.#streams, iptablesMonitorSpec(this.#nft, this.chain), listener, signal);
+    const tables = () => this.#tables;
+    return runChangeStream(
+      this.#streams,
+      nftMonitorSpec(this.#nft, isIptablesLine(this.chain, tables)),
+      listener,
+      signal,
+    );
   }
 
-  /** Validates, reads both families and renders the writes that would make them match. */
-  async #planned(desired: DesiredState): Promise<{ plan: Plan; writes: FamilyWrite[] }> {
+  /** Validates, reads both families and renders the writes that would make them match at `placements`. */
+  async #planned(desired: DesiredState, placements: Placements): Promise<{ plan: Plan; writes: FamilyWrite[] }> {
     assertEnforceable(this, desired, {
       why: this.#ipv6Limitation,
       hint: `Install the ip6tables binaries (${iptablesBinary(this.mode, 'ipv6', 'restore')} and friends), or leave the IPv6 Service CIDRs out.`,
@@ -199,9 +259,10 @@ export class IptablesBackend implements FirewallBackend {
     const writes: FamilyWrite[] = [];
     for (const family of IP_FAMILIES) {
       const target: FamilyTarget = { cidrs: cidrsOf(desired.cidrs, family), action: desired.action };
-      const payload = renderRestorePayload(states[family], target);
+      const table = tableFor(desired.action, placements[family]);
+      const payload = renderRestorePayload(states[family], table, target);
       if (!payload) continue;
-      const summary = describeChange(states[family], target) ?? family;
+      const summary = describeChange(states[family], table, target) ?? family;
       writes.push({ family, command: restoreCommand(this.mode, family, payload, this.#restore), summary });
     }
     const plan: Plan = {
@@ -212,29 +273,22 @@ export class IptablesBackend implements FirewallBackend {
     return { plan, writes };
   }
 
-  /**
-   * Reads our objects per supported family; unsupported ones hold nothing. nft: `-save -c -t filter`.
-   * legacy: the whole `-save -c` dump, because `-t filter` makes the kernel create the legacy
-   * filter table on a node that has none (reading must never change the node). A dump that says it
-   * is incomplete throws ERR_RC_FIREWALL_UNREADABLE: nothing is ever written from it.
-   */
+  /** Reads our objects per supported family (family-read.ts); unsupported ones hold nothing. */
   async #read(): Promise<FamilyStates> {
     const read = async (family: IpFamily): Promise<FamilyChainState> => {
       if (!this.#families.includes(family)) return absentFamilyState(family, this.chain);
-      const file = iptablesBinary(this.mode, family, 'save');
-      const args = this.mode === 'nft' ? ['-c', '-t', FILTER_TABLE] : ['-c'];
-      const result = await runChecked(this.#runner, { file, args }, ({ exitCode, stderr }) =>
-        classifyIptablesFailure({ file, args, exitCode, stderr }),
-      );
-      const dump = parseSave(result.stdout);
-      const reasons = unreadableReasons(dump, result.stderr, this.chain);
-      if (reasons.length > 0) {
-        throw iptablesUnreadable(this.mode, family, formatCommand({ file, args }), reasons, result.stderr);
-      }
-      return familyStateFromSave(dump, family, this.chain);
+      return familyStateFromSave(await readFamily(this.#runner, this.mode, family, this.chain), family, this.chain);
     };
     const [ipv4, ipv6] = await Promise.all([read('ipv4'), read('ipv6')]);
     return { ipv4, ipv6 };
+  }
+
+  /** The family whose write failed because the kernel cannot make the security table it was placed in. */
+  #securityMissing(error: unknown, placements: Placements): IpFamily | undefined {
+    if (!isRouteControllerError(error, ErrorCodes.FirewallUnsupported)) return undefined;
+    const family = error.details.family as IpFamily | undefined;
+    if (family === undefined || placements[family] !== SECURITY_TABLE) return undefined;
+    return missingTable(String(error.details.stderr ?? '')) === SECURITY_TABLE ? family : undefined;
   }
 
   async #write(writes: readonly FamilyWrite[], options: WriteOptions): Promise<void> {

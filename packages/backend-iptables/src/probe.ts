@@ -13,14 +13,22 @@ import {
   versionAtLeast,
 } from '@route-controller/core';
 import { IPTABLES_TOOLS, type IptablesMode, iptablesBinary } from './binaries.js';
-import { classifyIptablesFailure } from './classify-error.js';
-import { FILTER_TABLE, IPTABLES_CHAIN } from './constants.js';
-import { parseSave } from './parse-save.js';
-import { unreadableReasons } from './readability.js';
+import { IPTABLES_CHAIN } from './constants.js';
+import { familyReadArgs, readFamily } from './family-read.js';
+import type { SaveDump } from './parse-save.js';
+import {
+  describePlacements,
+  fallbackWarning,
+  type Placements,
+  probedPlacement,
+  SECURITY_EVERYWHERE,
+} from './placement.js';
 
 /**
- * Can this node run the backend in `mode`? The probe only runs `--version` and `-save`: merely
- * running `iptables-nft -L` can create tables, which would then mislead flavour detection.
+ * Can this node run the backend in `mode`, and where do our objects go? The probe only runs
+ * `--version` and the backend's own `-save` reads (family-read.ts): merely running `iptables-nft -L`
+ * can create tables, and a legacy `-t` read creates the table it names, which would then mislead
+ * flavour detection.
  */
 
 export interface IptablesVersion {
@@ -40,19 +48,12 @@ export function parseIptablesVersion(text: string): IptablesVersion | undefined 
 /** iptables-nft before 1.8.4 mistranslates rules (kubernetes-sigs/iptables-wrappers refuses them too). */
 export const MINIMUM_NFT_VERSION: Version = [1, 8, 4];
 
-/**
- * The read the probe does. nft: `-save -t filter` shows built-in chains without creating the
- * table. legacy: `-t filter` would make the kernel instantiate the table, so the probe dumps only
- * the tables that already exist (plain `-save`), as iptables-wrappers does.
- */
-export function probeReadArgs(mode: IptablesMode): string[] {
-  return mode === 'nft' ? ['-t', FILTER_TABLE] : [];
-}
-
 export interface IptablesProbeResult {
   readonly availability: Availability;
   /** Families the backend can enforce; IPv4 alone when the ip6tables binaries are missing. */
   readonly families: readonly IpFamily[];
+  /** Where our objects belong per family, as far as the probe's reads can tell (see placement.ts). */
+  readonly placements: Placements;
   readonly version?: IptablesVersion;
   /** Why IPv6 is not available, when it is not. */
   readonly ipv6Limitation?: string;
@@ -65,6 +66,8 @@ interface FamilyReport {
   /** Its kind (missing binary, permission, ...). */
   readonly failureCode?: ErrorCode;
   readonly version?: IptablesVersion;
+  /** What the read found, when it worked. */
+  readonly dump?: SaveDump;
 }
 
 async function probeFamily(
@@ -100,34 +103,19 @@ async function probeFamily(
       failure ??= detail;
     }
   }
+  let dump: SaveDump | undefined;
   if (failure === undefined) {
     const file = iptablesBinary(mode, family, 'save');
-    const args = probeReadArgs(mode);
-    const command = formatCommand({ file, args });
+    const commands = familyReadArgs(mode)
+      .map((args) => formatCommand({ file, args }))
+      .join(' and ');
     const name = `read ${family}`;
     try {
-      const result = await runner.run({ file, args });
-      if (result.exitCode !== 0) {
-        const error = classifyIptablesFailure({ file, args, exitCode: result.exitCode, stderr: result.stderr });
-        checks.push({ name, ok: false, detail: error.message });
-        failure = error.message;
-        failureCode = error.code;
-      } else {
-        const dump = parseSave(result.stdout);
-        const reasons = unreadableReasons(dump, result.stderr, chain);
-        if (reasons.length > 0) {
-          // Exit 0, but not the whole table: apply would write blind (iptables-nft-restore still writes).
-          const table = `${family === 'ipv4' ? 'ip' : 'ip6'} ${FILTER_TABLE}`;
-          const detail = `${command} cannot show table ${table} in full: ${reasons.join('; ')}`;
-          checks.push({ name, ok: false, detail });
-          failure = detail;
-          failureCode = ErrorCodes.FirewallUnreadable;
-        } else {
-          checks.push({ name, ok: true, detail: `${command} read ${dump.tables.length} table(s)` });
-        }
-      }
+      dump = await readFamily(runner, mode, family, chain);
+      checks.push({ name, ok: true, detail: `${commands} read ${dump.tables.length} table(s)` });
     } catch (error) {
-      const detail = `${command} failed: ${errorMessage(error)}`;
+      // Exit 0 but not the whole table is unreadable: apply would write blind (iptables-nft-restore still writes).
+      const detail = isRouteControllerError(error) ? error.message : `${commands} failed: ${errorMessage(error)}`;
       checks.push({ name, ok: false, detail });
       failure = detail;
       failureCode = isRouteControllerError(error) ? error.code : ErrorCodes.CommandFailed;
@@ -137,6 +125,7 @@ async function probeFamily(
     checks,
     ...(failure !== undefined ? { failure, failureCode: failureCode ?? ErrorCodes.CommandFailed } : {}),
     ...(version ? { version } : {}),
+    ...(dump ? { dump } : {}),
   };
 }
 
@@ -171,8 +160,8 @@ export async function probeIptables(
     ? `iptables-${mode} ${ipv4.version.version}${ipv4.version.variant ? ` (${ipv4.version.variant})` : ''}`
     : `iptables-${mode}`;
   const base = { ...(ipv4.version ? { version: ipv4.version } : {}) };
-  // An unreadable filter table is no missing feature to work around with IPv4 alone: the backend
-  // would read its own objects in the other family as absent, so it cannot be used at all.
+  // An unreadable table is no missing feature to work around with IPv4 alone: the backend would
+  // read its own objects in the other family as absent, so it cannot be used at all.
   const unreadable = [ipv4, ipv6].find((report) => report.failureCode === ErrorCodes.FirewallUnreadable);
   const v4Failure = unreadable?.failure ?? ipv4.failure ?? (version && !version.ok ? version.detail : undefined);
   if (v4Failure !== undefined) {
@@ -180,6 +169,7 @@ export async function probeIptables(
     return {
       ...base,
       families: [],
+      placements: SECURITY_EVERYWHERE,
       availability: {
         available: false,
         reason: `${shown} cannot be used: ${v4Failure}`,
@@ -189,29 +179,36 @@ export async function probeIptables(
       },
     };
   }
+  const families: IpFamily[] = ipv6.failure === undefined ? ['ipv4', 'ipv6'] : ['ipv4'];
+  const placementOf = (family: IpFamily, report: FamilyReport) =>
+    report.dump ? probedPlacement(mode, report.dump, chain, family) : 'security';
+  const placements: Placements = { ipv4: placementOf('ipv4', ipv4), ipv6: placementOf('ipv6', ipv6) };
+  checks.push({ name: 'placement', ok: true, detail: describePlacements(mode, placements, families) });
+  const warnings = families.filter((family) => placements[family] === 'filter').map(fallbackWarning);
   if (ipv6.failure !== undefined) {
     const limitation = ipv6.failure;
-    const warning = `IPv6 Service CIDRs cannot be enforced with iptables-${mode}: ${limitation}`;
     return {
       ...base,
-      families: ['ipv4'],
+      families,
+      placements,
       ipv6Limitation: limitation,
       availability: {
         available: true,
-        reason: `${shown}: IPv4 only (${limitation}); filter table readable`,
+        reason: `${shown}: IPv4 only (${limitation}); tables readable`,
         checks,
-        warnings: [warning],
+        warnings: [`IPv6 Service CIDRs cannot be enforced with iptables-${mode}: ${limitation}`, ...warnings],
       },
     };
   }
   return {
     ...base,
-    families: ['ipv4', 'ipv6'],
+    families,
+    placements,
     availability: {
       available: true,
-      reason: `${shown}: binaries present, filter table readable for IPv4 and IPv6`,
+      reason: `${shown}: binaries present, tables readable for IPv4 and IPv6`,
       checks,
-      warnings: [],
+      warnings,
     },
   };
 }

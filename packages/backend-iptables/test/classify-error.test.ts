@@ -1,6 +1,7 @@
 import { type ErrorCode, ErrorCodes } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
-import { classifyIptablesFailure } from '../src/classify-error.js';
+import { classifyIptablesFailure, missingTable } from '../src/classify-error.js';
+import { securityMissing } from './samples.js';
 
 const PAYLOAD = `*filter
 -D FORWARD -m comment --comment "route-controller: block forwarded traffic to Service CIDRs" -j ROUTE-CONTROLLER
@@ -51,6 +52,20 @@ const TABLE: readonly (readonly [string, string, number, string, ErrorCode])[] =
     'iptables-legacy-save',
     1,
     'iptables-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n',
+    ErrorCodes.FirewallUnsupported,
+  ],
+  [
+    'legacy restore, kernel without iptable_security (unable to initialize table)',
+    'iptables-legacy-restore',
+    2,
+    securityMissing('ipv4').stderr ?? '',
+    ErrorCodes.FirewallUnsupported,
+  ],
+  [
+    'legacy CLI, kernel without iptable_security',
+    'iptables-legacy',
+    3,
+    "iptables v1.8.9 (legacy): can't initialize iptables table `security': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n",
     ErrorCodes.FirewallUnsupported,
   ],
   [
@@ -172,6 +187,20 @@ describe('classifyIptablesFailure', () => {
     });
     expect(error.hint).toMatch(/xtables lock/);
     expect(error.hint).toMatch(/lockWaitSeconds/);
+  });
+
+  it('names the table the kernel cannot make, and how to get it', () => {
+    const error = classifyIptablesFailure({
+      file: 'ip6tables-legacy-restore',
+      args: [],
+      exitCode: 2,
+      stderr: securityMissing('ipv6').stderr ?? '',
+    });
+    expect(error.message).toMatch(/the kernel has no security table for this flavour/);
+    expect(error.hint).toMatch(/iptable_security \(ip6table_security for IPv6\)/);
+    expect(missingTable(securityMissing('ipv6').stderr ?? '')).toBe('security');
+    expect(missingTable("can't initialize iptables table `security': Table does not exist")).toBe('security');
+    expect(missingTable('iptables-restore: line 2 failed')).toBeUndefined();
   });
 
   it('carries extra context', () => {

@@ -1,9 +1,10 @@
 import { ErrorCodes, type IpFamily } from '@route-controller/core';
-import { FakeCommandRunner, type ScriptedCommand } from '@route-controller/core/testing';
+import { anyOrder, FakeCommandRunner, type ScriptedCommand, type ScriptStep } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { IptablesMode } from '../src/binaries.js';
-import { parseIptablesVersion, probeIptables, probeReadArgs } from '../src/probe.js';
-import { EMPTY_FILTER } from './samples.js';
+import { familyReadArgs } from '../src/family-read.js';
+import { parseIptablesVersion, probeIptables } from '../src/probe.js';
+import { type FamilyTables, fallbackSave, familyReads, RULE, securitySave } from './samples.js';
 
 type Tool = 'iptables' | 'save' | 'restore';
 type Override = ScriptedCommand['fails'] | { exitCode?: number; stdout?: string; stderr?: string };
@@ -22,16 +23,16 @@ function versionText(mode: IptablesMode, family: IpFamily, tool: Tool, version =
 }
 
 /**
- * Scripts one family: the three --version calls, then (when all three worked) the read.
- * `overrides` replaces the result of "iptables", "save", "restore" or "read".
+ * Scripts one family: the three --version calls, then (when all three worked) the reads: `tables`
+ * is what they print; `read` replaces the result of the filter read (nft) or of the dump (legacy).
  */
 function family(
   mode: IptablesMode,
   fam: IpFamily,
-  overrides: Partial<Record<Tool | 'read', Override>> = {},
+  overrides: Partial<Record<Tool | 'read', Override>> & { tables?: FamilyTables } = {},
   version?: string,
-): ScriptedCommand[] {
-  const script: ScriptedCommand[] = [];
+): ScriptStep[] {
+  const script: ScriptStep[] = [];
   let allPresent = true;
   for (const tool of ['iptables', 'save', 'restore'] as const) {
     const file = bin(mode, fam, tool);
@@ -48,13 +49,20 @@ function family(
   }
   if (allPresent) {
     const read = overrides.read;
-    const result = read && typeof read === 'object' && !('code' in read) ? read : { stdout: EMPTY_FILTER };
-    script.push({ file: bin(mode, fam, 'save'), args: probeReadArgs(mode), result });
+    const reads = familyReads(mode, fam, overrides.tables).map((command) =>
+      read &&
+      typeof read === 'object' &&
+      !('code' in read) &&
+      (mode === 'legacy' || (Array.isArray(command.args) && command.args.includes('filter')))
+        ? { ...command, result: { exitCode: 0, stdout: '', stderr: '', ...read } }
+        : command,
+    );
+    script.push(anyOrder(...reads));
   }
   return script;
 }
 
-async function probe(mode: IptablesMode, script: ScriptedCommand[]) {
+async function probe(mode: IptablesMode, script: ScriptStep[]) {
   const runner = new FakeCommandRunner(script);
   const result = await probeIptables(runner, mode);
   runner.assertDone();
@@ -62,9 +70,12 @@ async function probe(mode: IptablesMode, script: ScriptedCommand[]) {
 }
 
 describe('probeIptables', () => {
-  it('reads with -save only: -t filter for nft (creates nothing), plain -save for legacy (-t would create it)', () => {
-    expect(probeReadArgs('nft')).toEqual(['-t', 'filter']);
-    expect(probeReadArgs('legacy')).toEqual([]);
+  it('reads with -save only: -t security and -t filter for nft (creates nothing), the plain dump for legacy (-t would create it)', () => {
+    expect(familyReadArgs('nft')).toEqual([
+      ['-c', '-t', 'security'],
+      ['-c', '-t', 'filter'],
+    ]);
+    expect(familyReadArgs('legacy')).toEqual([['-c']]);
   });
 
   for (const mode of ['legacy', 'nft'] as const) {
@@ -74,8 +85,9 @@ describe('probeIptables', () => {
       expect(result.families).toEqual(['ipv4', 'ipv6']);
       expect(result.availability.warnings).toEqual([]);
       expect(result.availability.reason).toBe(
-        `iptables-${mode} 1.8.9 (${mode === 'nft' ? 'nf_tables' : 'legacy'}): binaries present, filter table readable for IPv4 and IPv6`,
+        `iptables-${mode} 1.8.9 (${mode === 'nft' ? 'nf_tables' : 'legacy'}): binaries present, tables readable for IPv4 and IPv6`,
       );
+      expect(result.placements).toEqual({ ipv4: 'security', ipv6: 'security' });
       expect(result.availability.checks.map((c) => [c.name, c.ok])).toEqual([
         [`binary iptables-${mode}`, true],
         [`binary iptables-${mode}-save`, true],
@@ -86,7 +98,12 @@ describe('probeIptables', () => {
         [`binary ip6tables-${mode}-save`, true],
         [`binary ip6tables-${mode}-restore`, true],
         ['read ipv6', true],
+        ['placement', true],
       ]);
+      const placement = result.availability.checks.at(-1)?.detail;
+      expect(placement).toMatch(/^security table FORWARD \(after filter: kube-proxy's REJECT answers first\)/);
+      // Only legacy can lack the table, found out at the first write.
+      expect(placement?.includes('no iptable_security')).toBe(mode === 'legacy');
     });
 
     it(`${mode}: ip6tables binaries missing => IPv4 only, with a warning`, async () => {
@@ -146,7 +163,7 @@ describe('probeIptables', () => {
     expect(result.availability.available).toBe(false);
     expect(result.availability.failure).toBe(ErrorCodes.FirewallUnreadable);
     expect(result.availability.reason).toBe(
-      "iptables-nft 1.8.9 (nf_tables) cannot be used: iptables-nft-save -t filter cannot show table ip filter in full: it printed \"# Table `filter' is incompatible, use 'nft' tool.\": the table holds rules written with nft that iptables-nft cannot translate",
+      "iptables-nft 1.8.9 (nf_tables) cannot be used: iptables-nft-save -c -t filter cannot show table ip filter in full: it printed \"# Table `filter' is incompatible, use 'nft' tool.\": the table holds rules written with nft that iptables-nft cannot translate",
     );
     expect(result.availability.checks.find((c) => c.name === 'read ipv4')?.ok).toBe(false);
   });
@@ -181,6 +198,40 @@ describe('probeIptables', () => {
     const result = await probe('nft', [...family('nft', 'ipv4', { iptables: wrong }), ...family('nft', 'ipv6')]);
     expect(result.availability.available).toBe(false);
     expect(result.availability.reason).toMatch(/not the nf_tables variant/);
+  });
+
+  it('legacy: our fallback jump and no security table => filter placement for that family, with the warning', async () => {
+    const fallback = { tables: { filter: fallbackSave([RULE('10.96.0.0/16')]) } };
+    const result = await probe('legacy', [...family('legacy', 'ipv4', fallback), ...family('legacy', 'ipv6')]);
+    expect(result.availability.available).toBe(true);
+    expect(result.placements).toEqual({ ipv4: 'filter', ipv6: 'security' });
+    expect(result.availability.checks.find((c) => c.name === 'placement')?.detail).toMatch(
+      /^ipv4: filter FORWARD position 1 \(fallback: the kernel has no security table for iptables-legacy\); ipv6: security table FORWARD/,
+    );
+    expect(result.availability.warnings).toEqual([
+      expect.stringMatching(
+        /^the kernel has no ipv4 security table .* a connection to a Service with no endpoints hangs/,
+      ),
+    ]);
+  });
+
+  it('legacy: our filter jump to reject rules says nothing of the kernel (reject always lives in filter)', async () => {
+    const reject = {
+      tables: { filter: fallbackSave([RULE('10.96.0.0/16', '-j REJECT --reject-with icmp-admin-prohibited')]) },
+    };
+    const result = await probe('legacy', [...family('legacy', 'ipv4', reject), ...family('legacy', 'ipv6')]);
+    expect(result.placements).toEqual({ ipv4: 'security', ipv6: 'security' });
+    expect(result.availability.warnings).toEqual([]);
+    expect(result.availability.checks.find((c) => c.name === 'placement')?.detail).toMatch(
+      /with BLOCK_ACTION=reject: filter FORWARD position 1 \(REJECT works in filter only\)$/,
+    );
+  });
+
+  it('legacy: our fallback jump beside an existing security table => security placement (the kernel has it now)', async () => {
+    const both = { tables: { security: securitySave({}), filter: fallbackSave([RULE('10.96.0.0/16')]) } };
+    const result = await probe('legacy', [...family('legacy', 'ipv4', both), ...family('legacy', 'ipv6', both)]);
+    expect(result.placements).toEqual({ ipv4: 'security', ipv6: 'security' });
+    expect(result.availability.warnings).toEqual([]);
   });
 
   it('parses version lines', () => {

@@ -1,12 +1,6 @@
 export { classifyNftStderr, firstErrorLine, nftCommandError, nftUnreadable } from './classify-error.js';
 export { decideTransaction, elementChanges, type TransactionDecision, type TransactionKind } from './decide.js';
-export {
-  classifyNftMonitorLine,
-  describeNftMonitorLine,
-  NFT_MONITOR_ARGS,
-  NFTABLES_EVENT_GROUP,
-  nftMonitorSpec,
-} from './events.js';
+export { isOurTableLine } from './events.js';
 export {
   KUBE_PROXY_CHECK_CHAIN,
   KUBE_PROXY_TABLE,
@@ -21,14 +15,24 @@ export {
   FAMILY_LAYOUTS,
   type FamilyLayout,
   NFT_CHAIN,
+  NFT_CHAIN_PRIORITY,
   NFT_FAMILY,
   NFT_TABLE,
   type NftLayout,
+  OLD_NFT_CHAIN_PRIORITY,
   OWNER_COMMENT,
   RECORD_SET_SIZE,
   RECORD_TIMEOUT_SECONDS,
   type RecordsLayout,
 } from './layout.js';
+export {
+  classifyMonitorLine,
+  describeMonitorLine,
+  type MonitorLineTest,
+  NFT_MONITOR_ARGS,
+  NFTABLES_EVENT_GROUP,
+  nftMonitorSpec,
+} from './monitor.js';
 export { NFT_CAPABILITIES, NftBackend, type NftBackendOptions } from './nft-backend.js';
 export type * from './nft-json.js';
 export { SUPPORTED_JSON_SCHEMA_VERSION } from './nft-json.js';
@@ -45,11 +49,7 @@ export {
 export { parseRecords } from './records.js';
 export {
   cidrElement,
-  documentArgs,
-  ELEMENTS_PER_COMMAND,
   type ElementChange,
-  MAX_ARG_BYTES,
-  MAX_PAYLOAD_BYTES,
   NFT_JSON_FLAG,
   renderElementCommands,
   renderElementTransaction,

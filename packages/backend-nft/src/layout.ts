@@ -6,6 +6,20 @@ export const NFT_FAMILY = 'inet';
 export const NFT_CHAIN = 'forward';
 
 /**
+ * Our base chain's priority on the forward hook: `filter + 20`. Netfilter runs every base chain of
+ * the hook in priority order; an ACCEPT ends only its own chain, a DROP or REJECT ends the packet.
+ * After `filter` (0), kube-proxy's REJECT for a Service without endpoints (iptables FORWARD or its
+ * nftables table at `filter - 10`) answers first, as it does without us, while no ACCEPT there (the
+ * CNI's, Docker's, kube-proxy's) can let a stale packet past us. Not `filter + 10`, firewalld's: at
+ * one priority the order of two chains is their registration order, which nobody controls. Before
+ * `security` (50), where iptables' security table and SELinux labelling run.
+ */
+export const NFT_CHAIN_PRIORITY = 20;
+
+/** 0.1.0's priority (`filter`): a chain there runs before kube-proxy's REJECT; apply replaces it. */
+export const OLD_NFT_CHAIN_PRIORITY = 0;
+
+/**
  * Written on every object nft's JSON parser accepts a comment for. nft 1.0.6 keeps it only on
  * rules; newer releases also store it on the table, chain and sets. Never required on read.
  */

@@ -32,7 +32,7 @@ import {
 } from '@route-controller/core';
 import { classifyNftStderr, nftCommandError, nftUnreadable } from './classify-error.js';
 import { decideTransaction } from './decide.js';
-import { nftMonitorSpec } from './events.js';
+import { isOurTableLine } from './events.js';
 import {
   DEFAULT_LAYOUT,
   DEFAULT_RECORDS,
@@ -41,6 +41,7 @@ import {
   type NftLayout,
   type RecordsLayout,
 } from './layout.js';
+import { nftMonitorSpec } from './monitor.js';
 import { parseOurTable } from './parse.js';
 import { probeNftFeatures } from './probe.js';
 import { parseRecords } from './records.js';
@@ -207,7 +208,12 @@ export class NftBackend implements FirewallBackend {
    * edit of our chain, sets or rules) are reported as ours; every other change only counted.
    */
   watchChanges(listener: ChangeListener, signal: AbortSignal): Promise<ChangeStreamEnd> {
-    return runChangeStream(this.#streams, nftMonitorSpec(this.#nft, this.#layout.table), listener, signal);
+    return runChangeStream(
+      this.#streams,
+      nftMonitorSpec(this.#nft, isOurTableLine(this.#layout.table)),
+      listener,
+      signal,
+    );
   }
 
   /**

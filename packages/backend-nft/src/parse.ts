@@ -16,8 +16,10 @@ import {
   type FamilyLayout,
   familyLayouts,
   NFT_CHAIN,
+  NFT_CHAIN_PRIORITY,
   NFT_FAMILY,
   type NftLayout,
+  OLD_NFT_CHAIN_PRIORITY,
   OWNER_COMMENT,
   type RecordsLayout,
 } from './layout.js';
@@ -248,7 +250,14 @@ function chainProblems(chain: JsonObject): string[] {
   };
   expect('type', 'filter');
   expect('hook', 'forward');
-  expect('prio', 0);
+  if (chain.hook === 'forward' && chain.prio === OLD_NFT_CHAIN_PRIORITY) {
+    // route-controller 0.1.0's chain: it dropped before kube-proxy's REJECT could answer.
+    problems.push(
+      `chain ${NFT_CHAIN} runs at priority filter (${OLD_NFT_CHAIN_PRIORITY}), before kube-proxy's REJECT, as route-controller 0.1.0 wrote it; expected filter + ${NFT_CHAIN_PRIORITY}`,
+    );
+  } else {
+    expect('prio', NFT_CHAIN_PRIORITY);
+  }
   expect('policy', 'accept');
   return problems;
 }

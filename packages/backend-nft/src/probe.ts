@@ -15,7 +15,7 @@ import {
   type Version,
 } from '@route-controller/core';
 import { classifyNftStderr, firstErrorLine } from './classify-error.js';
-import type { NftLayout } from './layout.js';
+import { NFT_CHAIN, NFT_CHAIN_PRIORITY, NFT_FAMILY, type NftLayout } from './layout.js';
 import type { NftDocument } from './nft-json.js';
 import { renderReplaceTransaction, renderWriteCommand } from './render.js';
 
@@ -86,6 +86,8 @@ export async function probeNftFeatures(runner: CommandRunner, nft: string, layou
     for (const name of CHECK_ORDER.slice(checks.length)) {
       checks.push({ name, ok: false, detail: 'not checked: an earlier check failed' });
     }
+    // Where the rules sit, for `probe` and `status` (the iptables backend says the same of its own).
+    if (!failed) checks.push({ name: 'placement', ok: true, detail: placementDetail(layout) });
     return {
       availability: {
         available: !failed,
@@ -194,6 +196,10 @@ export async function probeNftFeatures(runner: CommandRunner, nft: string, layou
   }
   checks.push({ name: 'check', ok: true, detail: 'a dry run of our table passed' });
   return finish(`nft ${shown} with JSON, --check passed`);
+}
+
+function placementDetail(layout: NftLayout): string {
+  return `base chain ${NFT_CHAIN} of table ${NFT_FAMILY} ${layout.table} at priority filter + ${NFT_CHAIN_PRIORITY}, after filter: kube-proxy's REJECT answers first`;
 }
 
 async function dryRunWithoutRecords(runner: CommandRunner, nft: string, layout: NftLayout) {

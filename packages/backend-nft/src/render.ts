@@ -3,10 +3,8 @@ import {
   type Cidr,
   cidrsOf,
   type DesiredState,
-  ErrorCodes,
   type IpFamily,
   type PlannedCommand,
-  RouteControllerError,
 } from '@route-controller/core';
 import {
   DEFAULT_LAYOUT,
@@ -14,6 +12,7 @@ import {
   type FamilyLayout,
   familyLayouts,
   NFT_CHAIN,
+  NFT_CHAIN_PRIORITY,
   NFT_FAMILY,
   type NftLayout,
   OWNER_COMMENT,
@@ -33,19 +32,13 @@ import type {
 /** Pure payload rendering: what we write, as libnftables JSON. No I/O here, so goldens can pin it. */
 
 /**
- * How the payload reaches nft: as command-line arguments (`nft -j '<json>'`), not on stdin.
+ * How the payload reaches nft: as one command-line argument (`nft -j '<json>'`), not on stdin.
  * nft 1.0.6 reads `-j -f -` by opening /dev/stdin, which fails with ENXIO when stdin is a socket,
- * and Node (libuv) gives every child a socketpair for stdin. nft joins its arguments with spaces
- * before parsing, so the document can be split between commands to stay under the kernel's
- * 128 KiB limit per argument.
+ * and Node (libuv) gives every child a socketpair for stdin. The document is small: core caps the
+ * Service CIDRs at MAX_CIDRS_PER_FAMILY per family, so the largest transaction is a few dozen KiB,
+ * well below the kernel's 128 KiB per argument (MAX_ARG_STRLEN).
  */
 export const NFT_JSON_FLAG = '-j';
-/** Well below MAX_ARG_STRLEN (128 KiB). */
-export const MAX_ARG_BYTES = 64 * 1024;
-/** Well below the usual ARG_MAX (2 MiB with an 8 MiB stack); about 20,000 CIDRs. */
-export const MAX_PAYLOAD_BYTES = 1024 * 1024;
-/** Elements per `add element` command, so no single command outgrows an argument. */
-export const ELEMENTS_PER_COMMAND = 500;
 
 export function cidrElement(cidr: Cidr): NftElement {
   return { prefix: { addr: cidr.address, len: cidr.prefix } };
@@ -84,24 +77,21 @@ export function renderRecordSet(layout: NftLayout, family: FamilyLayout, records
   };
 }
 
-/** `add element` / `delete element` commands for one set, in slices of ELEMENTS_PER_COMMAND. */
+/** The `add element` / `delete element` command for one set, or none when there are no CIDRs. */
 export function renderElementCommands(
   verb: 'add' | 'delete',
   layout: NftLayout,
   family: IpFamily,
   cidrs: readonly Cidr[],
 ): NftCommand[] {
-  const commands: NftCommand[] = [];
-  for (let start = 0; start < cidrs.length; start += ELEMENTS_PER_COMMAND) {
-    const element: NftElementRef = {
-      family: NFT_FAMILY,
-      table: layout.table,
-      name: FAMILY_LAYOUTS[family].set,
-      elem: cidrs.slice(start, start + ELEMENTS_PER_COMMAND).map(cidrElement),
-    };
-    commands.push(verb === 'add' ? { add: { element } } : { delete: { element } });
-  }
-  return commands;
+  if (cidrs.length === 0) return [];
+  const element: NftElementRef = {
+    family: NFT_FAMILY,
+    table: layout.table,
+    name: FAMILY_LAYOUTS[family].set,
+    elem: cidrs.map(cidrElement),
+  };
+  return [verb === 'add' ? { add: { element } } : { delete: { element } }];
 }
 
 function verdict(family: FamilyLayout, action: BlockAction): NftStatement {
@@ -189,7 +179,7 @@ export function renderReplaceTransaction(desired: DesiredState, layout: NftLayou
           name: NFT_CHAIN,
           type: 'filter',
           hook: 'forward',
-          prio: 0,
+          prio: NFT_CHAIN_PRIORITY,
           policy: 'accept',
           comment: OWNER_COMMENT,
         },
@@ -233,48 +223,16 @@ export function renderElementTransaction(
   };
 }
 
-/**
- * The document split into arguments between commands: nft joins them with a space, which JSON
- * allows there, so `args.join(' ')` parses to the same document.
- */
-export function documentArgs(document: NftDocument): string[] {
-  const commands = document.nftables.map((command) => JSON.stringify(command));
-  const args: string[] = [];
-  let current = '{"nftables":[';
-  commands.forEach((command, index) => {
-    const piece = `${command}${index < commands.length - 1 ? ',' : ''}`;
-    if (current.length > 0 && current.length + piece.length > MAX_ARG_BYTES) {
-      args.push(current);
-      current = '';
-    }
-    current += piece;
-  });
-  args.push(`${current}]}`);
-  return args;
-}
-
-/** `nft -j <document>` (plus `extraFlags` such as --check), refusing payloads the kernel could not pass. */
+/** `nft -j <document>` (plus `extraFlags` such as --check), the document in one argument. */
 export function renderWriteCommand(
   document: NftDocument,
   nft = 'nft',
   extraFlags: readonly string[] = [],
 ): PlannedCommand {
-  const args = documentArgs(document);
-  const bytes = args.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
-  if (bytes > MAX_PAYLOAD_BYTES) {
-    throw new RouteControllerError(
-      ErrorCodes.FirewallUnsupported,
-      `the nft transaction is ${bytes} bytes, more than the ${MAX_PAYLOAD_BYTES} one command line can carry`,
-      {
-        hint: 'Merge the Service CIDRs into fewer, wider ranges; a cluster has a handful, not thousands.',
-        details: { bytes, limit: MAX_PAYLOAD_BYTES },
-      },
-    );
-  }
   const flags = [NFT_JSON_FLAG, ...extraFlags];
   return {
     file: nft,
-    args: [...flags, ...args],
+    args: [...flags, JSON.stringify(document)],
     display: { text: JSON.stringify(document, null, 2), afterArgs: flags.length },
   };
 }

@@ -81,6 +81,7 @@ describe('deciding the transaction', () => {
   it.each([
     'half-made',
     'wrong-priority',
+    'old-layout-0.1.0',
     'regular-chain',
     'wrong-expression',
     'extra-objects',

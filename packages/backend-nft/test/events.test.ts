@@ -1,7 +1,8 @@
 import type { ChangeListener } from '@route-controller/core';
 import { FakeCommandRunner, FakeStreamRunner } from '@route-controller/core/testing';
 import { describe, expect, it } from 'vitest';
-import { classifyNftMonitorLine, describeNftMonitorLine } from '../src/events.js';
+import { isOurTableLine } from '../src/events.js';
+import { classifyMonitorLine, describeMonitorLine } from '../src/monitor.js';
 import { NftBackend } from '../src/nft-backend.js';
 
 // Lines as `nft -j monitor ruleset` 1.0.6 prints them (captured in a namespace, see the issue's notes).
@@ -24,8 +25,8 @@ const OTHERS = [
   '{"add": {"table": {"family": "ip", "name": "route-controller", "handle": 6}}}',
 ];
 
-describe('classifyNftMonitorLine', () => {
-  const classify = classifyNftMonitorLine('route-controller');
+describe("the nft backend's monitor lines", () => {
+  const classify = classifyMonitorLine(isOurTableLine('route-controller'));
 
   it('calls ours every event naming our inet table, whatever the object and key order', () => {
     expect(OURS.map(classify)).toEqual(OURS.map(() => 'ours'));
@@ -35,22 +36,16 @@ describe('classifyNftMonitorLine', () => {
     expect(OTHERS.map(classify)).toEqual(OTHERS.map(() => 'other'));
   });
 
-  it('recognises lost events, and ignores other comments and blank lines', () => {
-    expect(classify('# ERROR: We lost some netlink events!')).toBe('lost');
-    expect(classify('# new generation 6 by process 13335 (nft)')).toBe('ignore');
-    expect(classify('')).toBe('ignore');
-  });
-
   it('follows a table name of our choosing', () => {
-    const custom = classifyNftMonitorLine('rc-test');
+    const custom = classifyMonitorLine(isOurTableLine('rc-test'));
     expect(custom('{"delete": {"table": {"family": "inet", "name": "rc-test", "handle": 1}}}')).toBe('ours');
     expect(custom(OURS[0] as string)).toBe('other');
   });
 });
 
-describe('describeNftMonitorLine', () => {
+describe('describeMonitorLine on our lines', () => {
   it('says what changed, in nft words', () => {
-    expect(OURS.map(describeNftMonitorLine)).toEqual([
+    expect(OURS.map(describeMonitorLine)).toEqual([
       'add table inet route-controller',
       'delete table inet route-controller',
       'add set inet route-controller service-cidrs-v4',
@@ -59,7 +54,6 @@ describe('describeNftMonitorLine', () => {
       'delete chain inet route-controller forward',
       'insert rule inet route-controller forward',
     ]);
-    expect(describeNftMonitorLine('not json')).toBe('not json');
   });
 });
 

@@ -64,8 +64,16 @@ describe('parsing our table as nft 1.0.6 lists it', () => {
 
   it('reports the wrong priority and policy', () => {
     expect(observe('wrong-priority').problems).toEqual([
-      'chain forward has prio -10, expected 0',
+      'chain forward has prio -10, expected 20',
       'chain forward has policy "drop", expected "accept"',
+    ]);
+  });
+
+  it("reports route-controller 0.1.0's chain at priority filter as drift, naming kube-proxy's REJECT it ran before", () => {
+    const observed = observe('old-layout-0.1.0');
+    expect(summary(observed)).toMatchObject({ present: true, action: 'drop', ipv4: expect.any(Array) });
+    expect(observed.problems).toEqual([
+      "chain forward runs at priority filter (0), before kube-proxy's REJECT, as route-controller 0.1.0 wrote it; expected filter + 20",
     ]);
   });
 

@@ -42,6 +42,12 @@ describe('probing nft', () => {
         { name: 'version', ok: true, detail: '1.0.6 >= 1.0.1' },
         { name: 'json', ok: true, detail: 'nft -V reports json: yes' },
         { name: 'check', ok: true, detail: 'a dry run of our table passed' },
+        {
+          name: 'placement',
+          ok: true,
+          detail:
+            "base chain forward of table inet route-controller at priority filter + 20, after filter: kube-proxy's REJECT answers first",
+        },
       ],
       warnings: [],
     });

@@ -14,10 +14,38 @@ export interface DesiredState {
   readonly action: BlockAction;
 }
 
+/**
+ * The most Service CIDRs one family may hold. A cluster has one Service range per family, two
+ * while it is being renumbered; the ServiceCIDR API (Kubernetes 1.33) lets an admin add more, a
+ * few at a time. 64 leaves room for any of that many times over, while keeping every payload small:
+ * the nft transaction stays a few dozen KiB in one argument (the kernel allows 128 KiB), and
+ * iptables writes at most 64 rules per family. More is a mistake (a list of pod or node addresses,
+ * a generated list gone wrong), and refusing it says so instead of writing thousands of rules.
+ */
+export const MAX_CIDRS_PER_FAMILY = 64;
+
+/** Throws ERR_RC_TOO_MANY_CIDRS when a family holds more than MAX_CIDRS_PER_FAMILY CIDRs. */
+export function assertCidrCount(cidrs: ServiceCidrs): void {
+  for (const family of IP_FAMILIES) {
+    const count = cidrsOf(cidrs, family).length;
+    if (count <= MAX_CIDRS_PER_FAMILY) continue;
+    throw new RouteControllerError(
+      ErrorCodes.TooManyCidrs,
+      `${count} ${family} Service CIDRs, more than the ${MAX_CIDRS_PER_FAMILY} route-controller accepts per family`,
+      {
+        hint: `A cluster has one or two Service ranges per family: give those (kubectl get servicecidrs lists them), merged into wider ranges where they are adjacent, not individual addresses or pod and node networks.`,
+        details: { family, count, limit: MAX_CIDRS_PER_FAMILY },
+      },
+    );
+  }
+}
+
+/** A desired state; more than MAX_CIDRS_PER_FAMILY CIDRs in a family throws ERR_RC_TOO_MANY_CIDRS. */
 export function desiredState(
   cidrs: ServiceCidrs = NO_SERVICE_CIDRS,
   action: BlockAction = DEFAULT_BLOCK_ACTION,
 ): DesiredState {
+  assertCidrCount(cidrs);
   return Object.freeze({ cidrs, action });
 }
 
@@ -37,7 +65,8 @@ export function describeDesiredState(desired: DesiredState): string {
 
 /**
  * Backends call this before touching the kernel, so a malformed state (built by hand rather than
- * by normalizeCidrs) fails with a clear error and changes nothing.
+ * by normalizeCidrs) fails with a clear error and changes nothing. Too many CIDRs in a family is
+ * ERR_RC_TOO_MANY_CIDRS, whoever built the state.
  */
 export function assertValidDesiredState(desired: DesiredState): void {
   const fail = (reason: string, details: Record<string, unknown> = {}): never => {
@@ -63,6 +92,7 @@ export function assertValidDesiredState(desired: DesiredState): void {
       previous = cidr;
     }
   }
+  assertCidrCount(desired.cidrs);
 }
 
 function isCanonical(cidr: Cidr): boolean {

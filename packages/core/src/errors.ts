@@ -8,6 +8,8 @@ export const ErrorCodes = {
   InvalidCidr: 'ERR_RC_INVALID_CIDR',
   /** A CIDR is valid but far wider than any Service range can be. */
   CidrTooBroad: 'ERR_RC_CIDR_TOO_BROAD',
+  /** More Service CIDRs in one family than any cluster has (MAX_CIDRS_PER_FAMILY). */
+  TooManyCidrs: 'ERR_RC_TOO_MANY_CIDRS',
   /** A desired state handed to a backend breaks its invariants (overlap, wrong family, bad action). */
   InvalidDesiredState: 'ERR_RC_INVALID_DESIRED_STATE',
   /** A configuration value (environment variable or flag) is invalid. */
@@ -52,6 +54,11 @@ export const ErrorCodes = {
   BackendUnavailable: 'ERR_RC_BACKEND_UNAVAILABLE',
   /** A Service CIDR source failed to answer. */
   SourceFailed: 'ERR_RC_SOURCE_FAILED',
+  /**
+   * A route-controller agent already runs in this network namespace (on this node): a second one
+   * refuses to start, and `cleanup` refuses to remove rules that agent would put back at once.
+   */
+  AgentRunning: 'ERR_RC_AGENT_RUNNING',
   /** A scripted fake received a call it was not told to expect (tests only). */
   FakeUnexpectedCall: 'ERR_RC_FAKE_UNEXPECTED_CALL',
 } as const;

@@ -99,6 +99,11 @@ export interface ApplyResult {
   /** Write transactions issued (0 for a no-op). */
   readonly writes: number;
   readonly summary: string;
+  /**
+   * What this apply found out that the user should know, once: the caller logs each as a warning
+   * (the iptables backend falling back to filter FORWARD where the kernel has no security table).
+   */
+  readonly warnings?: readonly string[];
 }
 
 export interface CleanupResult {

@@ -29,7 +29,13 @@ export {
   runChecked,
 } from './command-runner.js';
 export type { DesiredState } from './desired-state.js';
-export { describeDesiredState, desiredState, isEmptyDesiredState, sameDesiredState } from './desired-state.js';
+export {
+  describeDesiredState,
+  desiredState,
+  isEmptyDesiredState,
+  MAX_CIDRS_PER_FAMILY,
+  sameDesiredState,
+} from './desired-state.js';
 
 // Where the CIDRs come from.
 export type { Discovery, ServiceCidrSource, SkippedSource, SourceReading } from './discovery.js';

@@ -5,6 +5,7 @@ import {
   type DesiredState,
   describeDesiredState,
   desiredState,
+  MAX_CIDRS_PER_FAMILY,
   sameDesiredState,
 } from '../src/desired-state.js';
 import { ErrorCodes } from '../src/errors.js';
@@ -54,6 +55,44 @@ describe('desired state', () => {
       );
     });
   }
+});
+
+describe('the cap on CIDRs per family', () => {
+  const v4 = (count: number) =>
+    Array.from({ length: count }, (_, i) => `10.${64 + Math.floor(i / 256)}.${i % 256}.0/24`).join(',');
+  const v6 = (count: number) => Array.from({ length: count }, (_, i) => `fd00:1::${i.toString(16)}:0/112`).join(',');
+
+  it(`takes ${MAX_CIDRS_PER_FAMILY} CIDRs in each family`, () => {
+    const most = state(`${v4(MAX_CIDRS_PER_FAMILY)},${v6(MAX_CIDRS_PER_FAMILY)}`);
+    expect(most.cidrs.ipv4).toHaveLength(MAX_CIDRS_PER_FAMILY);
+    expect(() => assertValidDesiredState(most)).not.toThrow();
+  });
+
+  for (const [family, text] of [
+    ['ipv4', () => v4(MAX_CIDRS_PER_FAMILY + 1)],
+    ['ipv6', () => v6(MAX_CIDRS_PER_FAMILY + 1)],
+  ] as const) {
+    it(`desiredState refuses one ${family} CIDR more with ERR_RC_TOO_MANY_CIDRS, naming the family and the limit`, () => {
+      const thrown = (() => {
+        try {
+          state(text());
+        } catch (error) {
+          return error as { code: string; hint?: string; details: Record<string, unknown> };
+        }
+        return undefined;
+      })();
+      expect(thrown?.code).toBe(ErrorCodes.TooManyCidrs);
+      expect(thrown?.hint).toBeTruthy();
+      expect(thrown?.details).toMatchObject({ family, count: MAX_CIDRS_PER_FAMILY + 1, limit: MAX_CIDRS_PER_FAMILY });
+    });
+  }
+
+  it('assertValidDesiredState refuses a hand-built state over the cap with ERR_RC_TOO_MANY_CIDRS', () => {
+    const many = parseCidrList(v4(MAX_CIDRS_PER_FAMILY + 1)).cidrs;
+    expect(() => assertValidDesiredState({ action: 'drop', cidrs: many })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.TooManyCidrs }),
+    );
+  });
 });
 
 describe('isInSync', () => {

@@ -89,8 +89,9 @@ export class AgentProcess {
   }
 
   /**
-   * Starts `agent.bin run ...args` in `ns` with LISTEN_ADDRESS=off unless `env` says otherwise;
-   * PATH and HOME come from this process, everything else from `env`.
+   * Starts `agent.bin run ...args` in `ns` with LISTEN_ADDRESS=off and METRICS_LISTEN_ADDRESS=off
+   * unless `env` says otherwise (nothing listens unless asked); PATH and HOME come from this process,
+   * everything else from `env`.
    */
   static start(
     ns: Netns,
@@ -98,7 +99,12 @@ export class AgentProcess {
     args: readonly string[],
     agent: AgentBin,
   ): AgentProcess {
-    return new AgentProcess(ns, { LISTEN_ADDRESS: 'off', ...baseEnv(), ...env }, args, agent);
+    return new AgentProcess(
+      ns,
+      { LISTEN_ADDRESS: 'off', METRICS_LISTEN_ADDRESS: 'off', ...baseEnv(), ...env },
+      args,
+      agent,
+    );
   }
 
   get pid(): number | undefined {

@@ -16,6 +16,12 @@ import { Netns } from './netns.js';
 export const LAB = {
   serviceCidr: { ipv4: '10.96.0.0/16', ipv6: 'fd00:10:96::/112' },
   liveService: { ipv4: '10.96.0.10', ipv6: 'fd00:10:96::a' },
+  /**
+   * A Service with no ready endpoints (a Deployment scaled to 0), TCP port 80: kube-proxy REJECTs
+   * new connections to it in the filter tables, so a client is refused at once.
+   */
+  endpointlessService: { ipv4: '10.96.0.20', ipv6: 'fd00:10:96::14' },
+  endpointlessPort: 80,
   staleService: { ipv4: '10.96.0.99', ipv6: 'fd00:10:96::99' },
   /** A second stale ClusterIP, for who-dials-what: another address no Service owns. */
   otherStaleService: { ipv4: '10.96.5.5', ipv6: 'fd00:10:96::55' },
@@ -27,14 +33,20 @@ export const LAB = {
   workstation: { ipv4: '172.18.0.1', ipv6: 'fc00:f853:ccd:e793::1' },
 } as const;
 
-/** Who writes the live Service's DNAT in the node, as kube-proxy would. */
+/**
+ * Who writes kube-proxy's rules in the node, as kube-proxy would: the live Service's DNAT, and the
+ * REJECT of new connections to the endpoint-less Service (filter FORWARD and OUTPUT -> KUBE-SERVICES
+ * in the iptables modes; `service-endpoints-check` in the nftables mode).
+ */
 export type KubeProxyMode = 'iptables-nft' | 'iptables-legacy' | 'nft' | 'none';
 
 export interface LoopLabOptions {
   readonly kubeProxy?: KubeProxyMode;
   /**
-   * Adds an ACCEPT for pod traffic at the top of FORWARD with this iptables flavour, as Docker,
-   * a CNI or kube-proxy do: a drop placed below it would never be reached.
+   * Appends an ACCEPT for pod traffic to filter FORWARD with this iptables flavour, as a CNI does
+   * (`-A FORWARD -s 10.244.0.0/16 -j ACCEPT`, below kube-proxy's jump, which kube-proxy puts
+   * first): it ends the filter chain for stale-ClusterIP packets, and only a chain that runs later
+   * (or a rule above it) can still drop them.
    */
   readonly podAcceptRule?: 'iptables-nft' | 'iptables-legacy';
   /** Prefix of the namespaces' names (see Netns). */
@@ -48,7 +60,17 @@ export interface PingResult {
   readonly received: number;
 }
 
+/** How a TCP connect ended, and after how long (measured inside the pod, process start left out). */
+export interface ConnectResult {
+  readonly outcome: 'connected' | 'refused' | 'timeout' | 'error';
+  /** The errno name for `refused` and `error` (ECONNREFUSED, EHOSTUNREACH, ...). */
+  readonly code?: string;
+  readonly ms: number;
+}
+
 export class LoopLab {
+  #options: LoopLabOptions = {};
+
   private constructor(
     readonly pod: Netns,
     readonly server: Netns,
@@ -65,6 +87,7 @@ export class LoopLab {
       for (const label of labels) made.push(await Netns.create(label, options.prefix));
       const [pod, server, node, workstation, secondPod] = made as [Netns, Netns, Netns, Netns, Netns | undefined];
       const lab = new LoopLab(pod, server, node, workstation, secondPod);
+      lab.#options = options;
       await lab.#wire();
       if (secondPod) await lab.#wireSecondPod(secondPod);
       await lab.#kubeProxy(options.kubeProxy ?? 'iptables-nft');
@@ -151,14 +174,37 @@ export class LoopLab {
     const flavour = mode === 'iptables-nft' ? 'nft' : 'legacy';
     for (const family of ['ipv4', 'ipv6'] as const) {
       const bin = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${flavour}-restore`;
-      await this.node.must(bin, ['--noflush'], kubeProxyIptablesRules(family));
+      await this.node.must(bin, ['--noflush'], `${kubeProxyNatRules(family)}${kubeProxyFilterRules(family)}`);
     }
+  }
+
+  /**
+   * kube-proxy restarting on a node that already holds other rules: its filter rules made anew (and
+   * the CNI's ACCEPT beside them), so its chains now come after every chain of the forward hook made
+   * before them. Netfilter runs chains of equal priority in the order they were made: a drop at
+   * priority filter made earlier would now run before kube-proxy's REJECT. iptables-nft and nft
+   * modes (legacy tables live as long as the namespace, and keep their place).
+   */
+  async restartKubeProxy(): Promise<void> {
+    const mode = this.#options.kubeProxy ?? 'iptables-nft';
+    if (mode === 'nft') {
+      for (const family of ['ip', 'ip6']) await this.node.must('nft', ['delete', 'table', family, 'kube-proxy']);
+      await this.node.must('nft', ['-f', '-'], kubeProxyNftRuleset());
+      return;
+    }
+    if (mode !== 'iptables-nft') throw new Error(`kube-proxy in ${mode} mode cannot be restarted in the lab`);
+    for (const family of ['ip', 'ip6']) await this.node.must('nft', ['delete', 'table', family, 'filter']);
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const bin = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-nft-restore`;
+      await this.node.must(bin, ['--noflush'], kubeProxyFilterRules(family));
+    }
+    if (this.#options.podAcceptRule === 'iptables-nft') await this.#podAccept('iptables-nft');
   }
 
   async #podAccept(flavour: 'iptables-nft' | 'iptables-legacy'): Promise<void> {
     const suffix = flavour === 'iptables-nft' ? 'nft' : 'legacy';
-    await this.node.must(`iptables-${suffix}`, ['-w', '-I', 'FORWARD', '1', '-s', '10.244.0.0/16', '-j', 'ACCEPT']);
-    await this.node.must(`ip6tables-${suffix}`, ['-w', '-I', 'FORWARD', '1', '-s', 'fd00:244::/32', '-j', 'ACCEPT']);
+    await this.node.must(`iptables-${suffix}`, ['-w', '-A', 'FORWARD', '-s', '10.244.0.0/16', '-j', 'ACCEPT']);
+    await this.node.must(`ip6tables-${suffix}`, ['-w', '-A', 'FORWARD', '-s', 'fd00:244::/32', '-j', 'ACCEPT']);
   }
 
   async #loopCounters(): Promise<void> {
@@ -209,6 +255,28 @@ export class LoopLab {
     const ns = from === 'pod' ? this.pod : this.secondPod;
     if (!ns) throw new Error('the lab has no second pod: create it with { secondPod: true }');
     return ping(ns, address, { count, replyTimeoutSeconds: 0.2 });
+  }
+
+  /**
+   * Opens a TCP connection from the pod to `address`:`port` (the endpoint-less Service by default)
+   * and says how it ended, within `timeoutMs`: refused at once by kube-proxy's REJECT, or a timeout
+   * when a drop swallows the SYN. Timed inside the pod by node itself, its start-up left out.
+   */
+  async connect(
+    family: IpFamily,
+    options: { address?: string; port?: number; timeoutMs?: number } = {},
+  ): Promise<ConnectResult> {
+    const address = options.address ?? LAB.endpointlessService[family];
+    const port = options.port ?? LAB.endpointlessPort;
+    const result = await this.pod.exec(process.execPath, [
+      '-e',
+      CONNECT_SCRIPT,
+      address,
+      String(port),
+      String(options.timeoutMs ?? 3000),
+    ]);
+    if (result.exitCode !== 0) throw new Error(`the connect probe failed: ${result.stderr}`);
+    return JSON.parse(result.stdout) as ConnectResult;
   }
 
   /** Pings the live Service's ClusterIP from the pod (DNAT'ed to the server). */
@@ -292,27 +360,73 @@ export async function ping(
   return { sent: Number(match[1]), received: Number(match[2]) };
 }
 
-function kubeProxyIptablesRules(family: IpFamily): string {
-  const live = LAB.liveService[family];
-  const backend = LAB.server[family];
+/** One TCP connect, printed as a ConnectResult; argv: address, port, timeout in ms. */
+const CONNECT_SCRIPT = `
+const [host, port, timeout] = process.argv.slice(1);
+const start = performance.now();
+const socket = require('node:net').connect({ host, port: Number(port) });
+const done = (outcome, code) => {
+  process.stdout.write(JSON.stringify({ outcome, ...(code ? { code } : {}), ms: performance.now() - start }));
+  socket.destroy();
+  process.exit(0);
+};
+socket.setTimeout(Number(timeout), () => done('timeout'));
+socket.on('connect', () => done('connected'));
+socket.on('error', (error) => done(error.code === 'ECONNREFUSED' ? 'refused' : 'error', error.code));
+`;
+
+/** kube-proxy's iptables mode, as its proxier writes it (pkg/proxy/iptables): the live Service's DNAT. */
+function kubeProxyNatRules(family: IpFamily): string {
   const prefix = family === 'ipv4' ? '32' : '128';
   return `*nat
 :KUBE-SERVICES - [0:0]
 -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A KUBE-SERVICES -d ${live}/${prefix} -m comment --comment "default/live cluster IP" -j DNAT --to-destination ${backend}
+-A KUBE-SERVICES -d ${LAB.liveService[family]}/${prefix} -m comment --comment "default/live cluster IP" -j DNAT --to-destination ${LAB.server[family]}
 COMMIT
 `;
 }
 
-function kubeProxyNftRuleset(): string {
-  return `table ip kube-proxy {
-  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; ip daddr ${LAB.liveService.ipv4} dnat to ${LAB.server.ipv4}; }
-  chain nat-output { type nat hook output priority -100; policy accept; ip daddr ${LAB.liveService.ipv4} dnat to ${LAB.server.ipv4}; }
+/**
+ * kube-proxy's iptables mode in filter: the REJECT of new connections to a Service without
+ * endpoints, reached from FORWARD (pods) and OUTPUT (the node) through KUBE-SERVICES; kube-proxy
+ * puts its jumps first.
+ */
+function kubeProxyFilterRules(family: IpFamily): string {
+  const prefix = family === 'ipv4' ? '32' : '128';
+  const rejectWith = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+  return `*filter
+:KUBE-SERVICES - [0:0]
+-I FORWARD 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-I OUTPUT 1 -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A KUBE-SERVICES -d ${LAB.endpointlessService[family]}/${prefix} -p tcp -m comment --comment "default/endpointless:http has no endpoints" -m tcp --dport ${LAB.endpointlessPort} -j REJECT --reject-with ${rejectWith}
+COMMIT
+`;
 }
-table ip6 kube-proxy {
-  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; ip6 daddr ${LAB.liveService.ipv6} dnat to ${LAB.server.ipv6}; }
-  chain nat-output { type nat hook output priority -100; policy accept; ip6 daddr ${LAB.liveService.ipv6} dnat to ${LAB.server.ipv6}; }
+
+/**
+ * kube-proxy's nftables mode, as its proxier writes it (pkg/proxy/nftables): the DNAT, and new
+ * connections to a Service without endpoints sent to `reject-chain` from its filter-forward and
+ * filter-output chains (priority dstnat - 10, -110: nft 1.0.6 takes dstnat on nat hooks only) through the
+ * `no-endpoint-services` verdict map.
+ */
+function kubeProxyNftRuleset(): string {
+  const table = (family: IpFamily) => {
+    const ip = family === 'ipv4' ? 'ip' : 'ip6';
+    const type = family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr';
+    return `table ${ip} kube-proxy {
+  map no-endpoint-services {
+    type ${type} . inet_proto . inet_service : verdict
+    elements = { ${LAB.endpointlessService[family]} . tcp . ${LAB.endpointlessPort} : goto reject-chain }
+  }
+  chain reject-chain { reject; }
+  chain service-endpoints-check { ${ip} daddr . meta l4proto . th dport vmap @no-endpoint-services; }
+  chain filter-forward { type filter hook forward priority -110; policy accept; ct state new jump service-endpoints-check; }
+  chain filter-output { type filter hook output priority -110; policy accept; ct state new jump service-endpoints-check; }
+  chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept; ${ip} daddr ${LAB.liveService[family]} dnat to ${LAB.server[family]}; }
+  chain nat-output { type nat hook output priority -100; policy accept; ${ip} daddr ${LAB.liveService[family]} dnat to ${LAB.server[family]}; }
 }
 `;
+  };
+  return `${table('ipv4')}${table('ipv6')}`;
 }

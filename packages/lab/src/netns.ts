@@ -13,7 +13,7 @@ import {
 /**
  * Every namespace made here is named `<prefix>-<pid>-<n>-<label>`: unique per process, so parallel
  * test files never collide, and traceable to its creator, so strays of killed runs can be swept.
- * Tests use the default prefix; `route-controller demo` uses its own.
+ * Tests use the default prefix; `pnpm demo` uses its own.
  */
 export const NETNS_PREFIX = 'rct';
 

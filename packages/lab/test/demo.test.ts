@@ -2,7 +2,7 @@ import { ErrorCodes } from '@route-controller/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runDemo } from '../src/demo/run-demo.js';
 
-describe('route-controller demo', () => {
+describe('pnpm demo', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('refuses to run without root, saying why, before creating anything', async () => {

@@ -14,16 +14,22 @@ export interface BackendSetOptions {
 
 /**
  * nft is loaded at once (the usual choice); the iptables backend only when something asks for it.
- * `streams` starts the change event monitors (nft, iptables-nft).
+ * `runnerFor` gives each backend the runner of its commands (one of its own: see
+ * SerialCommandRunner); `streams` starts the change event monitors (nft, iptables-nft).
  */
-export function createBackendSet(runner: CommandRunner, streams: StreamRunner, options: BackendSetOptions): BackendSet {
+export function createBackendSet(
+  runnerFor: (backend: BackendName) => CommandRunner,
+  streams: StreamRunner,
+  options: BackendSetOptions,
+): BackendSet {
   const iptables = (mode: 'nft' | 'legacy') =>
     new LazyBackend(`iptables-${mode}`, IPTABLES_CAPABILITIES[mode], async () => {
       const { IptablesBackend } = await import('@route-controller/backend-iptables');
+      const runner = runnerFor(`iptables-${mode}`);
       return new IptablesBackend({ mode, runner, streams, lockWaitSeconds: options.iptablesLockWaitSeconds });
     });
   return new Map<BackendName, FirewallBackend>([
-    ['nft', new NftBackend({ runner, streams })],
+    ['nft', new NftBackend({ runner: runnerFor('nft'), streams })],
     ['iptables-nft', iptables('nft')],
     ['iptables-legacy', iptables('legacy')],
   ]);

@@ -23,6 +23,7 @@ const CONFIGURATION_CODES: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.InvalidConfig,
   ErrorCodes.InvalidCidr,
   ErrorCodes.CidrTooBroad,
+  ErrorCodes.TooManyCidrs,
   ErrorCodes.UnsafeCidr,
   ErrorCodes.InvalidKubeconfig,
   ErrorCodes.Usage,

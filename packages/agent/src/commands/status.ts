@@ -3,6 +3,7 @@ import { backendOf } from '../backends/backend-set.js';
 import { kubeProxyReport } from '../backends/kube-proxy-report.js';
 import { BACKEND_NAMES, type BackendName } from '../config/settings.js';
 import type { Toolbox } from '../container.js';
+import { type AgentPresence, agentRuns, describeAgent } from '../lifecycle/agent-socket.js';
 import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetwork } from '../node/node-network.js';
 import { describeDiscovery, discoveryReport, type SourceStatus } from './discovery-report.js';
@@ -17,6 +18,10 @@ interface BackendStatus {
   readonly events: boolean;
   /** Why it is not usable, as a code (ERR_RC_FIREWALL_UNREADABLE: its tables cannot be read in full). */
   readonly failure?: string;
+  /** Where its rules sit on the forward hook, from its probe's `placement` check. */
+  readonly placement?: string;
+  /** What its probe says the user should know (the iptables fallback and its cost). */
+  readonly warnings?: readonly string[];
   readonly installed?: {
     readonly present: boolean;
     readonly action: string | null;
@@ -38,6 +43,9 @@ interface BackendStatus {
  * and where the Service CIDRs come from (with the Kubernetes API connection when that is the source).
  */
 export async function statusCommand(toolbox: Toolbox, options: { json: boolean }, output: Output): Promise<number> {
+  // First: whether an agent runs here at all, before anything is said about what it will do.
+  const presence = await toolbox.agent();
+  const running = agentRuns(presence);
   const report = await discoveryReport(toolbox.discovery);
   const { source, kubernetes } = report;
   const kubeProxy = await kubeProxyReport(toolbox.runner, source.kind === 'cidrs' ? source : undefined);
@@ -52,10 +60,12 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
       statuses.push({ backend: name, available: false, reason: availability.reason, events, ...failure });
       continue;
     }
+    const placement = availability.checks.find((check) => check.name === 'placement')?.detail;
+    const probed = { ...(placement ? { placement } : {}), warnings: availability.warnings };
     try {
       const observed = await backend.observe();
-      const installed = summarise(observed, installedWarnings(observed, source, network));
-      statuses.push({ backend: name, available: true, reason: availability.reason, events, installed });
+      const installed = summarise(observed, installedWarnings(observed, source, network, running));
+      statuses.push({ backend: name, available: true, reason: availability.reason, events, ...probed, installed });
     } catch (error) {
       statuses.push({
         backend: name,
@@ -74,6 +84,7 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
   if (options.json) {
     output.out(
       json({
+        agent: agentJson(presence),
         source: source.source,
         discovery: source,
         kubernetes,
@@ -85,7 +96,7 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
     );
     return statuses.some((s) => s.error) ? 1 : 0;
   }
-  const lines: string[] = describeDiscovery(report);
+  const lines: string[] = [describePresence(presence), '', ...describeDiscovery(report)];
   if (kubeProxy.notice) lines.push(`Note: ${kubeProxy.notice}`);
   lines.push('');
   for (const status of statuses) {
@@ -102,18 +113,39 @@ export async function statusCommand(toolbox: Toolbox, options: { json: boolean }
     } else {
       const i = status.installed;
       lines.push(`${status.backend}: ${describeInstalled(i)}`);
+      if (status.placement) lines.push(`  placement: ${status.placement}`);
+      for (const warning of status.warnings ?? []) lines.push(`  warning: ${warning}`);
       for (const family of ['ipv4', 'ipv6'] as const) {
         const c = i.counters[family];
         if (c) lines.push(`  ${family}: ${c.packets} packets, ${c.bytes} bytes blocked`);
       }
       for (const problem of i.problems) lines.push(`  drift: ${problem}`);
       for (const warning of i.warnings) lines.push(`  warning: ${warning}`);
-      lines.push(`  ${driftRepair(status.backend, status.events)}`);
+      lines.push(`  ${running ? driftRepair(status.backend, status.events) : NO_REPAIR}`);
     }
   }
   lines.push('', ...describeStaleReport(stale));
   output.out(lines.join('\n'));
   return statuses.some((s) => s.error) ? 1 : 0;
+}
+
+const NO_REPAIR = 'drift repair: none while no agent runs on this node';
+
+/** The status's first line: whether an agent runs here, and which. */
+function describePresence(presence: AgentPresence): string {
+  switch (presence.kind) {
+    case 'agent':
+      return `agent: ${describeAgent(presence.identity)} on this node`;
+    case 'none':
+      return 'agent: none runs on this node (nothing answers on its socket); what is installed stays as it is';
+    case 'unknown':
+      return `agent: cannot tell: something holds the agent socket but does not answer as an agent (${presence.detail})`;
+  }
+}
+
+function agentJson(presence: AgentPresence): Record<string, unknown> {
+  if (presence.kind === 'agent') return { running: agentRuns(presence), ...presence.identity };
+  return { running: false, ...(presence.kind === 'unknown' ? { unknown: presence.detail } : {}) };
 }
 
 /** How the agent finds drift with this backend. */
@@ -135,9 +167,14 @@ function describeInstalled(installed: NonNullable<BackendStatus['installed']>): 
 /**
  * What the user should know about installed rules: a range that contains one of this node's
  * addresses (it cuts pods off), and rules that differ from what this command discovered (run
- * without the agent's environment, or the agent will replace them).
+ * without the agent's environment, or the running agent will replace them).
  */
-function installedWarnings(observed: ObservedState, source: SourceStatus, network: NodeNetwork | undefined): string[] {
+function installedWarnings(
+  observed: ObservedState,
+  source: SourceStatus,
+  network: NodeNetwork | undefined,
+  repairing: boolean,
+): string[] {
   const warnings: string[] = [];
   const installed = { ipv4: observed.ipv4.cidrs, ipv6: observed.ipv6.cidrs };
   if (network) {
@@ -153,7 +190,9 @@ function installedWarnings(observed: ObservedState, source: SourceStatus, networ
   const want = [...source.ipv4, ...source.ipv6].join(', ');
   if (source.kind === 'cidrs' && have !== '' && have !== want) {
     warnings.push(
-      `installed ${have}, but ${source.source} says ${want}: the agent will replace them at its next resync`,
+      repairing
+        ? `installed ${have}, but ${source.source} says ${want}: the running agent will replace them at its next resync`
+        : `installed ${have}, but ${source.source} says ${want}: no agent runs on this node to replace them`,
     );
   } else if (source.kind === 'unavailable' && have !== '') {
     warnings.push(

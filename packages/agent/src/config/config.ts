@@ -1,6 +1,7 @@
 import {
   BLOCK_ACTIONS,
   type BlockAction,
+  desiredState,
   ErrorCodes,
   parseCidr,
   parseCidrList,
@@ -12,6 +13,7 @@ import {
   type BackendChoice,
   DEFAULT_DISCOVERY_SOURCES,
   DEFAULT_LISTEN,
+  DEFAULT_METRICS_LISTEN,
   DISCOVERY_SOURCE_NAMES,
   type DiscoverySourceName,
   LOG_LEVELS,
@@ -35,10 +37,10 @@ export interface AgentConfig {
   readonly resyncIntervalMs: number;
   readonly logLevel: LogLevel;
   readonly cleanupOnExit: boolean;
-  /** Address of /healthz and /readyz (and /metrics, unless metrics has its own); undefined: disabled. */
+  /** Address of /healthz and /readyz; undefined: disabled. */
   readonly listen: ListenAddress | undefined;
-  /** Where /metrics is served: with health ('health'), on its own address, or nowhere ('off'). */
-  readonly metricsListen: ListenAddress | 'health' | 'off';
+  /** Address of /metrics, always apart from health (as kube-proxy's); undefined: disabled. */
+  readonly metricsListen: ListenAddress | undefined;
   readonly kubeconfig: string | undefined;
   /** Seconds iptables-restore waits for the xtables lock (`-w`). */
   readonly iptablesLockWaitSeconds: number;
@@ -52,6 +54,13 @@ export interface AgentConfig {
   readonly podLookup: boolean;
   /** Kubernetes Events for stale ClusterIPs (STALE_CLUSTERIP_EVENTS); needs the Kubernetes API. */
   readonly staleEvents: boolean;
+  /** The agent's own DaemonSet (DAEMONSET_NAME in POD_NAMESPACE), read at SIGTERM: uninstall or not. */
+  readonly daemonSet: DaemonSetRef | undefined;
+}
+
+export interface DaemonSetRef {
+  readonly namespace: string;
+  readonly name: string;
 }
 
 export const MIN_RESYNC_MS = 100;
@@ -109,6 +118,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
 
   const serviceCidrs = origin('serviceCidrs');
   if (serviceCidrs) problems.push(...cidrProblems(serviceCidrs));
+  const podNamespace = checked(undefined, () => kubernetesName('podNamespace', origin('podNamespace'), 63));
   const config: AgentConfig = {
     serviceCidrs: serviceCidrs?.value,
     backend: checked('auto', () => choice('backend', origin('backend'), BACKEND_CHOICES, 'auto')),
@@ -117,18 +127,18 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     logLevel: checked('info', () => choice('logLevel', origin('logLevel'), LOG_LEVELS, 'info')),
     cleanupOnExit: checked(false, () => bool('cleanupOnExit', origin('cleanupOnExit'), false)),
     listen: checked(undefined, () => listen('listen', origin('listen'), DEFAULT_LISTEN)),
-    metricsListen: checked<ListenAddress | 'health' | 'off'>('health', () => {
-      const given = origin('metricsListen');
-      return given ? (listen('metricsListen', given, DEFAULT_LISTEN) ?? 'off') : 'health';
-    }),
+    metricsListen: checked(undefined, () => listen('metricsListen', origin('metricsListen'), DEFAULT_METRICS_LISTEN)),
     kubeconfig: origin('kubeconfig')?.value,
     iptablesLockWaitSeconds: checked(DEFAULT_LOCK_WAIT_SECONDS, () => lockWait(origin('iptablesLockWait'))),
     discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
     nodeName: checked(undefined, () => kubernetesName('nodeName', origin('nodeName'), 253)),
-    podNamespace: checked(undefined, () => kubernetesName('podNamespace', origin('podNamespace'), 63)),
+    podNamespace,
     podLookup: checked(false, () => bool('podLookup', origin('podLookup'), false)),
     staleEvents: checked(false, () => bool('staleEvents', origin('staleEvents'), false)),
+    daemonSet: checked(undefined, () => daemonSet(origin('daemonSetName'), podNamespace)),
   };
+  const clash = listenClash(config.listen, config.metricsListen, origin('metricsListen'), origin('listen'));
+  if (clash) problems.push(clash);
   const events = origin('staleEvents');
   if (config.staleEvents && serviceCidrs && events) {
     // The agent talks to the Kubernetes API only to discover the Service CIDRs: with SERVICE_CIDRS
@@ -185,7 +195,21 @@ function cidrProblems(origin: Origin): RouteControllerError[] {
       );
     }
   }
-  if (problems.length === 0) parseCidrList(origin.value); // normalisation itself cannot fail once each entry parses
+  if (problems.length > 0) return problems;
+  try {
+    // Normalisation cannot fail once each entry parses; the cap on CIDRs per family can.
+    desiredState(parseCidrList(origin.value).cidrs);
+  } catch (error) {
+    if (!(error instanceof RouteControllerError)) throw error;
+    // The value itself is left out of the message: it is the long list being refused.
+    problems.push(
+      new RouteControllerError(error.code, `${name} is invalid: ${error.message}`, {
+        hint: error.hint,
+        cause: error,
+        details: { variable: spec.env, flag: spec.flag, ...error.details },
+      }),
+    );
+  }
   return problems;
 }
 
@@ -252,12 +276,32 @@ function discoverySources(origin: Origin | undefined): readonly DiscoverySourceN
   return DISCOVERY_SOURCE_NAMES.filter((name) => entries.includes(name));
 }
 
+/** DAEMONSET_NAME, in POD_NAMESPACE: both, or neither. */
+function daemonSet(origin: Origin | undefined, namespace: string | undefined): DaemonSetRef | undefined {
+  const name = kubernetesName('daemonSetName', origin, 253);
+  if (!name || !origin) return undefined;
+  if (namespace) return { namespace, name };
+  const spec = settingFor('daemonSetName');
+  throw new RouteControllerError(
+    ErrorCodes.InvalidConfig,
+    `${nameOf(spec, origin)}=${JSON.stringify(origin.value)} needs the DaemonSet's namespace, and POD_NAMESPACE is not set`,
+    {
+      hint: `Set POD_NAMESPACE to the DaemonSet's namespace (the Helm chart sets it from the downward API), or unset ${nameOf(spec, origin)}.`,
+      details: { variable: spec.env, flag: spec.flag, value: origin.value },
+    },
+  );
+}
+
 /** A Kubernetes object name as the downward API gives it: lowercase RFC 1123, up to `max` characters. */
-function kubernetesName(key: 'nodeName' | 'podNamespace', origin: Origin | undefined, max: number): string | undefined {
+function kubernetesName(
+  key: 'nodeName' | 'podNamespace' | 'daemonSetName',
+  origin: Origin | undefined,
+  max: number,
+): string | undefined {
   if (!origin) return undefined;
   const value = origin.value.trim();
   const pattern =
-    key === 'nodeName'
+    key !== 'podNamespace'
       ? /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
       : /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
   if (value.length > max || !pattern.test(value)) {
@@ -266,7 +310,9 @@ function kubernetesName(key: 'nodeName' | 'podNamespace', origin: Origin | undef
       origin,
       key === 'nodeName'
         ? `a node name (lowercase letters, digits, - and ., up to ${max} characters), as the downward API's spec.nodeName gives it`
-        : `a namespace name (lowercase letters, digits and -, up to ${max} characters), as the downward API's metadata.namespace gives it`,
+        : key === 'daemonSetName'
+          ? `a DaemonSet name (lowercase letters, digits, - and ., up to ${max} characters), such as route-controller`
+          : `a namespace name (lowercase letters, digits and -, up to ${max} characters), as the downward API's metadata.namespace gives it`,
     );
   }
   return value;
@@ -286,9 +332,52 @@ function listen(
     throw invalid(
       spec,
       origin ?? { value: text, via: spec.env },
-      'host:port such as 0.0.0.0:9771, [::]:9771 or :9771, or off',
+      `host:port such as ${fallback} ([::1]:<port> for IPv6, :<port> for every address), or off`,
     );
   }
   const host = match.groups?.v6 ?? (match.groups?.host || '0.0.0.0');
   return { host, port };
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/**
+ * The health and metrics addresses must not overlap: the second listener could not bind (found
+ * here, before anything is probed, not half-way through a start). Same port, and the same host or a
+ * wildcard on either side. The metrics address may be its default (127.0.0.1:9772), which a
+ * LISTEN_ADDRESS on that port would take.
+ */
+function listenClash(
+  health: ListenAddress | undefined,
+  metrics: ListenAddress | undefined,
+  given: Origin | undefined,
+  healthGiven: Origin | undefined,
+): RouteControllerError | undefined {
+  if (!health || !metrics || health.port !== metrics.port) return undefined;
+  if (health.host !== metrics.host && !WILDCARDS.has(health.host) && !WILDCARDS.has(metrics.host)) return undefined;
+  const show = (address: ListenAddress) =>
+    `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  const other = health.port === 65535 ? health.port - 1 : health.port + 1;
+  if (given) {
+    const spec = settingFor('metricsListen');
+    const name = nameOf(spec, given);
+    return new RouteControllerError(
+      ErrorCodes.InvalidConfig,
+      `${name}=${JSON.stringify(given.value)} takes the port of LISTEN_ADDRESS (${show(health)}): the second listener could not bind it`,
+      {
+        hint: `Give ${name} a port of its own, such as 127.0.0.1:${other}.`,
+        details: { variable: spec.env, flag: spec.flag, value: given.value, listen: show(health) },
+      },
+    );
+  }
+  const spec = settingFor('listen');
+  const name = healthGiven ? nameOf(spec, healthGiven) : spec.env;
+  return new RouteControllerError(
+    ErrorCodes.InvalidConfig,
+    `${name}=${JSON.stringify(healthGiven?.value ?? show(health))} takes the port of /metrics (METRICS_LISTEN_ADDRESS, by default ${show(metrics)}): the second listener could not bind it`,
+    {
+      hint: `Give ${name} another port, such as 0.0.0.0:${other === metrics.port ? other + 1 : other}, or set METRICS_LISTEN_ADDRESS to a port of its own.`,
+      details: { variable: spec.env, flag: spec.flag, value: healthGiven?.value, metrics: show(metrics) },
+    },
+  );
 }

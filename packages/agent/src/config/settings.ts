@@ -10,6 +10,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULT_LISTEN = '0.0.0.0:9771';
+/** As kube-proxy's metrics (127.0.0.1:10249): only the node itself can scrape them unless asked otherwise. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9772';
 
 /**
  * Where the Service CIDRs are discovered from when SERVICE_CIDRS is unset, in the order they are
@@ -49,6 +51,7 @@ export interface RawSettings {
   readonly podNamespace?: string;
   readonly podLookup?: string;
   readonly staleEvents?: string;
+  readonly daemonSetName?: string;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -105,7 +108,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     env: 'LISTEN_ADDRESS',
     flag: '--listen',
     argName: 'host:port',
-    description: 'address of the /healthz, /readyz and /metrics endpoint ("off" disables it)',
+    description: 'address of /healthz and /readyz, for the kubelet\'s probes ("off" disables them)',
     defaultText: DEFAULT_LISTEN,
   },
   {
@@ -114,7 +117,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: '--metrics-listen',
     argName: 'host:port',
     description:
-      'serve /metrics on its own address (e.g. 127.0.0.1:9772, so only the node can scrape it), "off" for no metrics; when unset, /metrics is served on the health address',
+      'address of /metrics: on loopback only the node itself can scrape it; 0.0.0.0:9772 lets a Prometheus elsewhere scrape it; "off" for no metrics',
+    defaultText: DEFAULT_METRICS_LISTEN,
   },
   {
     key: 'kubeconfig',
@@ -162,6 +166,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     description:
       'create a Kubernetes Event (reason StaleClusterIP) on this node when a stale ClusterIP is dialled, one per address per 10 minutes at most (needs NODE_NAME, SERVICE_CIDRS unset and create on events; true | false)',
     defaultText: 'false',
+  },
+  {
+    key: 'daemonSetName',
+    env: 'DAEMONSET_NAME',
+    flag: '--daemonset-name',
+    argName: 'name',
+    description:
+      "the agent's own DaemonSet, in POD_NAMESPACE: at SIGTERM the agent reads it and removes its rules when it is gone or being deleted (an uninstall), and keeps them otherwise (a rolling update); needs get on that DaemonSet (the Helm chart sets it with routeController.cleanupOnUninstall)",
   },
   {
     key: 'iptablesLockWait',

@@ -1,90 +1,80 @@
 import { normalizeCidrs, type SourceReading } from '@route-controller/core';
+import type { ApiSubject } from '../kube-api/api-loop.js';
+import { getObject, PeriodicRead } from '../kube-api/periodic-read.js';
 import type { Logger } from '../observability/logger.js';
+import { SaidOnce } from '../util/said-once.js';
+import { type KubernetesSourceStatus, LoopSource } from './api-source.js';
 import { KUBEADM_CONFIGMAP, KUBEADM_NAMESPACE, kubeadmServiceSubnet } from './kubeadm.js';
 import type { SourceCommonOptions } from './service-cidr-source.js';
-import { warnOnce } from './service-cidr-source.js';
-import { ReflectedSource } from './watched-source.js';
 
-const SUBJECT = {
+const NAME = `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`;
+const SUBJECT: ApiSubject = {
   noun: `the ${KUBEADM_CONFIGMAP} ConfigMap`,
-  permission: `get, list and watch on configmaps named ${KUBEADM_CONFIGMAP} in ${KUBEADM_NAMESPACE} (a Role there with resourceNames: [${KUBEADM_CONFIGMAP}])`,
+  permission: `get on configmaps named ${KUBEADM_CONFIGMAP} in ${KUBEADM_NAMESPACE} (a Role there with resourceNames: [${KUBEADM_CONFIGMAP}])`,
 };
 
 /**
- * kubeadm's ClusterConfiguration (kind, minikube, Docker Desktop and every kubeadm cluster), followed
- * live. Only that one object is listed and watched, by a metadata.name field selector, so a Role
- * restricted to resourceNames: [kubeadm-config] is enough.
+ * kubeadm's ClusterConfiguration (kind, minikube, Docker Desktop and every kubeadm cluster): one GET
+ * of that ConfigMap (from the watch cache), read again about every 10 minutes, no watch: it changes
+ * only when the cluster is re-initialised. A Role with resourceNames: [kubeadm-config] and the verb
+ * get is all it needs.
  */
-export class KubeadmConfigSource extends ReflectedSource {
+export class KubeadmConfigSource extends LoopSource {
   readonly name = 'kubeadm';
+  protected readonly subject = SUBJECT;
+  protected readonly loop: PeriodicRead<Record<string, unknown> | null>;
   readonly #log: Logger;
+  readonly #said = new SaidOnce();
 
   constructor(options: SourceCommonOptions) {
-    super(
-      {
+    super(options.firstListWaitMs);
+    this.#log = options.logger;
+    this.loop = this.follow(
+      new PeriodicRead({
         subject: SUBJECT,
+        resource: `configmaps ${NAME}`,
         connect: options.connect,
-        resolve: async () => ({
-          kind: 'served',
-          target: {
-            path: `/api/v1/namespaces/${KUBEADM_NAMESPACE}/configmaps`,
-            query: { fieldSelector: `metadata.name=${KUBEADM_CONFIGMAP}` },
-            resource: `configmaps ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`,
-          },
-        }),
+        read: (transport, signal) =>
+          getObject(transport, `/api/v1/namespaces/${KUBEADM_NAMESPACE}/configmaps/${KUBEADM_CONFIGMAP}`, signal),
         logger: options.logger,
         ...(options.timings ? { timings: options.timings } : {}),
         ...(options.random ? { random: options.random } : {}),
-      },
-      options.firstListWaitMs,
-    );
-    this.#log = options.logger;
-  }
-
-  protected override onEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED'): void {
-    this.#log.info(
-      { configmap: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}`, event: type },
-      `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ${type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'created' : 'changed'}`,
+        ...(options.now ? { now: options.now } : {}),
+      }),
     );
   }
 
-  protected syncedReading(): SourceReading {
-    const [configMap] = this.reflector.objects().values();
-    if (!configMap) {
-      return { kind: 'none', detail: `no ${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ConfigMap (not a kubeadm cluster)` };
-    }
+  protected override statusExtras(): Partial<KubernetesSourceStatus> {
+    return { objects: this.loop.value() ? 1 : 0 };
+  }
+
+  protected answer(): SourceReading {
+    const configMap = this.loop.value();
+    if (!configMap) return { kind: 'none', detail: `no ${NAME} ConfigMap (not a kubeadm cluster)` };
     const subnet = kubeadmServiceSubnet(configMap as { data?: unknown });
     if (subnet.kind !== 'subnet') {
-      if (subnet.kind === 'invalid') {
-        warnOnce(this.#log, subnet.detail, () =>
-          this.#log.warn(
-            { detail: subnet.detail },
-            `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} cannot be read: ${subnet.detail}`,
-          ),
-        );
+      if (subnet.kind === 'invalid' && this.#said.said('invalid', subnet.detail)) {
+        this.#log.warn({ configmap: NAME, detail: subnet.detail }, 'kubeadm-config unreadable');
       }
-      return { kind: 'none', detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP}: ${subnet.detail}` };
+      return { kind: 'none', detail: `${NAME}: ${subnet.detail}` };
     }
     for (const entry of subnet.rejected) {
-      warnOnce(this.#log, `kubeadm:${entry}`, () =>
+      if (this.#said.said(`entry:${entry}`, subnet.value)) {
         this.#log.warn(
-          { entry, serviceSubnet: subnet.value },
-          `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet has an entry route-controller cannot use: "${entry}"; ignored`,
-        ),
-      );
+          { configmap: NAME, entry, serviceSubnet: subnet.value },
+          'kubeadm-config entry unusable, ignored',
+        );
+      }
     }
     if (subnet.cidrs.length === 0) {
-      return {
-        kind: 'none',
-        detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} networking.serviceSubnet "${subnet.value}" holds no CIDR`,
-      };
+      return { kind: 'none', detail: `${NAME} networking.serviceSubnet "${subnet.value}" holds no CIDR` };
     }
     const { cidrs, notes } = normalizeCidrs(subnet.cidrs);
     return {
       kind: 'cidrs',
       cidrs,
       notes,
-      detail: `${KUBEADM_NAMESPACE}/${KUBEADM_CONFIGMAP} ClusterConfiguration networking.serviceSubnet ${subnet.value}`,
+      detail: `${NAME} ClusterConfiguration networking.serviceSubnet ${subnet.value}`,
     };
   }
 }

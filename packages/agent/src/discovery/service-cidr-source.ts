@@ -1,34 +1,40 @@
 import { formatServiceCidrs, normalizeCidrs, parseCidr, type SourceReading } from '@route-controller/core';
 import { ApiError, failureOf } from '../kube-api/api-failure.js';
+import type { ApiSubject } from '../kube-api/api-loop.js';
 import type { Connection } from '../kube-api/connection.js';
-import type { KubeObject, ReflectorTimings, Resolution } from '../kube-api/reflector.js';
+import type { PeriodicReadTimings } from '../kube-api/periodic-read.js';
+import { type KubeObject, Reflector, type ReflectorTimings, type Resolution } from '../kube-api/reflector.js';
 import type { KubeTransport } from '../kube-api/transport.js';
 import type { Logger } from '../observability/logger.js';
-import { type KubernetesSourceStatus, ReflectedSource } from './watched-source.js';
+import { SaidOnce } from '../util/said-once.js';
+import { type KubernetesSourceStatus, LoopSource } from './api-source.js';
 
-export const SERVICECIDR_GROUP = 'networking.k8s.io';
+const SERVICECIDR_GROUP = 'networking.k8s.io';
 /** Newest first: v1 (GA in 1.33) wins; v1beta1 (1.31-1.32 with the beta API on) otherwise. */
-export const SERVICECIDR_VERSIONS = ['v1', 'v1beta1'] as const;
+const SERVICECIDR_VERSIONS = ['v1', 'v1beta1'] as const;
 
-const SUBJECT = {
+const SUBJECT: ApiSubject = {
   noun: 'ServiceCIDRs',
   permission: 'get, list and watch on servicecidrs (API group networking.k8s.io)',
 };
 
+/** What every Kubernetes source is built with. */
 export interface SourceCommonOptions {
   readonly connect: () => Connection;
   readonly logger: Logger;
-  readonly timings?: Partial<ReflectorTimings>;
-  /** How long the first read waits for the first list before answering "unavailable". */
+  /** The reflector's timings, and the periodic reads' (periodMs). */
+  readonly timings?: Partial<ReflectorTimings & PeriodicReadTimings>;
+  /** How long the first read waits for the first answer before answering "unavailable". */
   readonly firstListWaitMs?: number;
   readonly random?: () => number;
+  readonly now?: () => number;
 }
 
 /**
  * Where ServiceCIDRs are served, decided by the APIResourceList of each version (not by the
  * group-version existing: networking.k8s.io/v1beta1 was also Ingress's, without servicecidrs).
  */
-export async function resolveServiceCidrs(transport: KubeTransport, signal: AbortSignal): Promise<Resolution> {
+async function resolveServiceCidrs(transport: KubeTransport, signal: AbortSignal): Promise<Resolution> {
   for (const version of SERVICECIDR_VERSIONS) {
     const response = await transport.request({ method: 'GET', path: `/apis/${SERVICECIDR_GROUP}/${version}`, signal });
     if (response.status === 404) continue;
@@ -52,52 +58,54 @@ export async function resolveServiceCidrs(transport: KubeTransport, signal: Abor
 }
 
 /**
- * ServiceCIDR objects, followed live: the union of every object's spec.cidrs. A terminating object
- * (held by its finalizer while ClusterIPs in it are allocated) keeps its CIDRs until it is gone.
+ * ServiceCIDR objects, followed live by the agent's one watch: the union of every object's
+ * spec.cidrs. A terminating object (held by its finalizer while ClusterIPs in it are allocated)
+ * keeps its CIDRs until it is gone. Where the API is served is asked once, and again only after a
+ * 404, or about every 10 minutes while it is not served.
  */
-export class ServiceCidrApiSource extends ReflectedSource {
+export class ServiceCidrApiSource extends LoopSource {
   readonly name = 'servicecidr';
+  protected readonly subject = SUBJECT;
+  protected readonly loop: Reflector;
   readonly #log: Logger;
-  #resource: string | undefined;
+  readonly #unusable = new SaidOnce();
 
   constructor(options: SourceCommonOptions) {
-    super(
-      {
+    super(options.firstListWaitMs);
+    this.#log = options.logger;
+    this.loop = this.follow(
+      new Reflector({
         subject: SUBJECT,
         connect: options.connect,
         resolve: async (transport, signal) => {
           const resolution = await resolveServiceCidrs(transport, signal);
-          if (resolution.kind === 'served' && resolution.target.resource !== this.#resource) {
-            this.#resource = resolution.target.resource;
-            this.#log.info(
-              { resource: this.#resource },
-              `watching ServiceCIDR objects (${this.#resource}) on ${transport.server}`,
-            );
+          if (resolution.kind === 'served') {
+            this.#log.info({ resource: resolution.target.resource, server: transport.server }, 'servicecidr api found');
           }
           return resolution;
         },
         logger: options.logger,
         ...(options.timings ? { timings: options.timings } : {}),
         ...(options.random ? { random: options.random } : {}),
-      },
-      options.firstListWaitMs,
+        ...(options.now ? { now: options.now } : {}),
+        onEvent: (type, object, previous) => this.#logEvent(type, object, previous),
+      }),
     );
-    this.#log = options.logger;
   }
 
   protected override statusExtras(): Partial<KubernetesSourceStatus> {
     return { terminating: this.#terminating() };
   }
 
-  protected syncedReading(): SourceReading {
+  protected answer(): SourceReading {
     const entries: string[] = [];
     let count = 0;
-    for (const object of this.reflector.objects().values()) {
+    for (const object of this.loop.objects().values()) {
       count += 1;
-      entries.push(...usableCidrs(object, this.#log));
+      entries.push(...this.#usableCidrs(object));
     }
     const terminating = this.#terminating();
-    const resource = this.reflector.status().resource ?? 'servicecidrs';
+    const resource = this.loop.status().resource ?? 'servicecidrs';
     if (entries.length === 0) return { kind: 'none', detail: `no ServiceCIDR objects in the cluster (${resource})` };
     const { cidrs, notes } = normalizeCidrs(entries);
     const detail = `${count} ServiceCIDR object(s)${terminating ? `, ${terminating} terminating` : ''} (${resource}): ${formatServiceCidrs(cidrs)}`;
@@ -106,68 +114,47 @@ export class ServiceCidrApiSource extends ReflectedSource {
 
   #terminating(): number {
     let count = 0;
-    for (const object of this.reflector.objects().values()) if (object.metadata?.deletionTimestamp != null) count += 1;
+    for (const object of this.loop.objects().values()) if (object.metadata?.deletionTimestamp != null) count += 1;
     return count;
   }
 
-  protected override onEvent(
-    type: 'ADDED' | 'MODIFIED' | 'DELETED',
-    object: KubeObject,
-    previous: KubeObject | undefined,
-  ): void {
-    const name = object.metadata?.name;
-    const rv = object.metadata?.resourceVersion;
+  #logEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KubeObject, previous: KubeObject | undefined): void {
+    const fields = {
+      servicecidr: object.metadata?.name,
+      resourceVersion: object.metadata?.resourceVersion,
+      cidrs: specCidrs(object),
+    };
     if (type === 'DELETED') {
-      this.#log.info({ servicecidr: name, resourceVersion: rv }, `ServiceCIDR ${name} deleted`);
-      return;
-    }
-    const cidrs = specCidrs(object);
-    const fields = { servicecidr: name, cidrs, resourceVersion: rv };
-    const terminating = object.metadata?.deletionTimestamp != null;
-    if (terminating && previous?.metadata?.deletionTimestamp == null) {
-      this.#log.info(fields, `ServiceCIDR ${name} is terminating; its CIDRs stay until it is gone`);
+      this.#log.info(fields, 'servicecidr deleted');
+    } else if (object.metadata?.deletionTimestamp != null && previous?.metadata?.deletionTimestamp == null) {
+      // Its CIDRs stay until it is gone.
+      this.#log.info(fields, 'servicecidr terminating');
     } else if (!previous) {
-      this.#log.info(fields, `ServiceCIDR ${name} added: ${cidrs.join(', ')}`);
-    } else if (specCidrs(previous).join() !== cidrs.join()) {
-      this.#log.info(fields, `ServiceCIDR ${name} changed: ${cidrs.join(', ')}`);
+      this.#log.info(fields, 'servicecidr added');
+    } else if (specCidrs(previous).join() !== fields.cidrs.join()) {
+      this.#log.info(fields, 'servicecidr changed');
     }
+  }
+
+  /** The object's CIDRs that parse; an entry that does not is warned about (once) and left out. */
+  #usableCidrs(object: KubeObject): string[] {
+    const usable: string[] = [];
+    for (const entry of specCidrs(object)) {
+      try {
+        parseCidr(entry);
+        usable.push(entry);
+      } catch (error) {
+        const name = object.metadata?.name;
+        if (this.#unusable.said(`${name}:${entry}`, 'unusable')) {
+          this.#log.warn({ servicecidr: name, entry, err: error }, 'servicecidr entry unusable, ignored');
+        }
+      }
+    }
+    return usable;
   }
 }
 
 function specCidrs(object: KubeObject): string[] {
   const cidrs = (object.spec as { cidrs?: unknown } | undefined)?.cidrs;
   return Array.isArray(cidrs) ? cidrs.filter((entry): entry is string => typeof entry === 'string') : [];
-}
-
-/** The object's CIDRs that parse; an entry that does not is warned about and left out. */
-function usableCidrs(object: KubeObject, log: Logger): string[] {
-  const usable: string[] = [];
-  for (const entry of specCidrs(object)) {
-    try {
-      parseCidr(entry);
-      usable.push(entry);
-    } catch (error) {
-      warnOnce(log, `${object.metadata?.name}:${entry}`, () =>
-        log.warn(
-          { servicecidr: object.metadata?.name, entry, err: error },
-          `ServiceCIDR ${object.metadata?.name} has an entry route-controller cannot use: "${entry}"; ignored`,
-        ),
-      );
-    }
-  }
-  return usable;
-}
-
-const warned = new WeakMap<Logger, Set<string>>();
-
-/** Readings are recomputed often; a warning about the same bad value is said once per logger. */
-export function warnOnce(log: Logger, key: string, say: () => void): void {
-  let seen = warned.get(log);
-  if (!seen) {
-    seen = new Set();
-    warned.set(log, seen);
-  }
-  if (seen.has(key)) return;
-  seen.add(key);
-  say();
 }

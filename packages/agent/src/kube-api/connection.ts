@@ -1,4 +1,4 @@
-import { errorMessage } from '@route-controller/core';
+import { errorMessage, firstLine } from '@route-controller/core';
 import type { Logger } from '../observability/logger.js';
 import { HttpKubeTransport } from './http-transport.js';
 import { loadKubeconfig } from './kubeconfig.js';
@@ -13,12 +13,13 @@ export type Connection =
   | { readonly kind: 'invalid'; readonly message: string };
 
 /**
- * One API connection shared by every Kubernetes source: the kubeconfig is loaded once it loads,
- * and looked for again on each attempt while it does not (a file may appear). Says once which
- * server and configuration the sources use.
+ * The one API connection of the agent, shared by every Kubernetes source and the stale ClusterIP
+ * clients: the kubeconfig is loaded once it loads (and looked for again on each attempt while it
+ * does not: a file may appear), and one transport, with one kept-alive HTTP agent, serves them all.
+ * Says once which server and configuration they use.
  */
 export class KubernetesConnection {
-  #ready: Connection | undefined;
+  #ready: { readonly kind: 'ready'; readonly transport: HttpKubeTransport } | undefined;
   #saidNone = false;
 
   constructor(
@@ -34,21 +35,24 @@ export class KubernetesConnection {
         const message = 'not in a pod (no service account), no KUBECONFIG and no ~/.kube/config';
         if (!this.#saidNone) {
           this.#saidNone = true;
-          this.logger.warn(
-            `no Kubernetes configuration (${message}): the Service CIDRs cannot be discovered from the cluster. Looking again now and then`,
-          );
+          this.logger.warn({ reason: message }, 'no kubernetes configuration');
         }
         return { kind: 'none', message };
       }
       const { config, server, origin } = loaded;
-      this.logger.info({ server, origin }, `using the Kubernetes API at ${server} (${origin})`);
+      this.logger.info({ server, origin }, 'kubernetes api chosen');
       this.#ready = { kind: 'ready', transport: new HttpKubeTransport(config, server) };
       return this.#ready;
     } catch (error) {
       return {
         kind: 'invalid',
-        message: `cannot load the Kubernetes configuration: ${errorMessage(error).split('\n')[0]}`,
+        message: `cannot load the Kubernetes configuration: ${firstLine(errorMessage(error))}`,
       };
     }
+  }
+
+  /** Closes the kept-alive connections (the sources and clients stop first). */
+  close(): void {
+    this.#ready?.transport.close();
   }
 }

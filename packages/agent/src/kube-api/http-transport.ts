@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeCredentials } from './kube-credentials.js';
 import {
   type KubeRequest,
   type KubeResponse,
@@ -11,51 +12,89 @@ import {
 } from './transport.js';
 
 /**
- * KubeTransport over node:http(s), with client-node's KubeConfig for what it is good at: TLS,
- * credentials (token files, exec plugins, client certificates) and proxies, applied afresh to each
- * request so rotated tokens are picked up.
+ * KubeTransport over node:http(s) and one kept-alive agent (KubeCredentials): client-node's
+ * KubeConfig gives the TLS material and the credentials (token files, exec plugins, OIDC, client
+ * certificates, proxies); every request of the agent reuses the same connection.
  *
  * Not client-node's Watch: in 1.4 it replaces a refused watch's Status body with the bare HTTP
  * status text (a 403 would no longer say which permission is missing), silently drops lines it
- * cannot parse, and has no timeout. Not its generated API classes either: one request function
- * serves every resource (ServiceCIDRs in two versions, ConfigMaps, Nodes, a dry-run create).
+ * cannot parse, has no timeout, and opens a new connection per watch. Not its generated API classes
+ * either: they too take a new agent per request, and one request function serves every resource.
  */
 export class HttpKubeTransport implements KubeTransport {
+  readonly #credentials: KubeCredentials;
+
   constructor(
-    private readonly config: KubeConfig,
+    config: KubeConfig,
     readonly server: string,
-  ) {}
+  ) {
+    this.#credentials = new KubeCredentials(config, server);
+  }
 
   async request(request: KubeRequest): Promise<KubeResponse> {
     const response = await this.#send(request);
     const text = await readAll(response);
-    return { status: response.statusCode ?? 0, body: parseBody(text) };
+    return answer(response, parseBody(text));
   }
 
   async watch(request: KubeRequest): Promise<WatchStream | KubeResponse> {
     const response = await this.#send(request);
     const status = response.statusCode ?? 0;
-    if (status !== 200) return { status, body: parseBody(await readAll(response)) };
+    if (status !== 200) return answer(response, parseBody(await readAll(response)));
     return { status: 200, events: watchEvents(response) };
   }
 
-  async #send(request: KubeRequest): Promise<IncomingMessage> {
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.#credentials.close();
+  }
+
+  async #send(request: KubeRequest, retried = false): Promise<IncomingMessage> {
     const url = new URL(`${this.server.replace(/\/+$/, '')}${request.path}`);
     for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
-    const options: https.RequestOptions = { method: request.method, headers: { Accept: 'application/json' } };
-    await this.config.applyToHTTPSOptions(options);
+    const { agent, headers, auth } = await this.#credentials.forRequest();
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-    if (body !== undefined) {
-      const type = request.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
-      options.headers = { ...options.headers, 'Content-Type': type };
-    }
+    const options: https.RequestOptions = {
+      method: request.method,
+      agent,
+      headers: {
+        ...headers,
+        Accept: 'application/json',
+        // A PATCH is a JSON merge patch (RFC 7386): bumping an Event's count.
+        ...(body === undefined
+          ? {}
+          : { 'Content-Type': request.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' }),
+      },
+      ...(auth ? { auth } : {}),
+      signal: request.signal,
+    };
     const client = url.protocol === 'https:' ? https : http;
-    return new Promise<IncomingMessage>((resolve, reject) => {
-      const outgoing = client.request(url, { ...options, signal: request.signal }, resolve);
-      outgoing.on('error', (error) => reject(networkError(error, request.signal)));
-      outgoing.end(body);
-    });
+    try {
+      return await new Promise<IncomingMessage>((resolve, reject) => {
+        const outgoing = client.request(url, options, resolve);
+        outgoing.on('error', (error) => reject(Object.assign(error, { reusedSocket: outgoing.reusedSocket })));
+        outgoing.end(body);
+      });
+    } catch (error) {
+      // A kept-alive connection the server closed just as it was reused: a GET is sent again, once,
+      // on a fresh connection (as Go's transport does for idempotent requests).
+      const reused = (error as { reusedSocket?: boolean }).reusedSocket;
+      const reset = (error as { code?: unknown }).code === 'ECONNRESET';
+      if (reused && reset && !retried && request.method === 'GET' && !request.signal.aborted) {
+        return this.#send(request, true);
+      }
+      throw networkError(error, request.signal);
+    }
   }
+}
+
+function answer(response: IncomingMessage, body: unknown): KubeResponse {
+  const seconds = Number(response.headers['retry-after']);
+  return {
+    status: response.statusCode ?? 0,
+    body,
+    ...(Number.isFinite(seconds) && seconds > 0 ? { retryAfterMs: seconds * 1000 } : {}),
+  };
 }
 
 /** The events of a watch response, one JSON object per line. */

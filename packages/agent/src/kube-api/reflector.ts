@@ -1,13 +1,10 @@
-import { errorMessage } from '@route-controller/core';
-import type { ApiConnectionState } from '../observability/api-state.js';
-import type { Logger } from '../observability/logger.js';
-import { ApiError, type ApiFailure, describeFailure, failureOf, toApiFailure } from './api-failure.js';
-import type { Connection } from './connection.js';
+import { ApiError, type ApiFailure, failureOf, toApiFailure } from './api-failure.js';
+import { ApiLoop, type ApiLoopOptions, type ApiLoopStatus, type LoopTimings } from './api-loop.js';
 import { isWatchStream, type KubeTransport, TransportError, type WatchEvent } from './transport.js';
 
 /** What a reflector lists and watches, once the source has worked out where it is served. */
 export interface ReflectorTarget {
-  /** A collection path: /api/v1/nodes, /apis/networking.k8s.io/v1/servicecidrs. */
+  /** A collection path: /apis/networking.k8s.io/v1/servicecidrs. */
   readonly path: string;
   /**
    * Selectors, sent with the list AND the watch: RBAC restricted by resourceNames authorizes a
@@ -20,51 +17,20 @@ export interface ReflectorTarget {
 
 export type Resolution =
   | { readonly kind: 'served'; readonly target: ReflectorTarget }
-  /** The API is not served here (404 on discovery): looked for again now and then. */
+  /** The API is not served here (404 on discovery): looked for again after the recheck interval. */
   | { readonly kind: 'not-served'; readonly detail: string };
 
-export interface ReflectorSubject {
-  /** For logs, in a sentence: "ServiceCIDRs", "the kubeadm-config ConfigMap", "this node's Node object". */
-  readonly noun: string;
-  /** The grant a 403 asks for: "get, list and watch on servicecidrs (API group networking.k8s.io)". */
-  readonly permission: string;
-}
-
-export interface ReflectorTimings {
-  /** First wait after a failure; doubled per failure up to backoffMaxMs, plus jitter. */
-  readonly backoffInitialMs: number;
-  readonly backoffMaxMs: number;
-  /** Each wait grows by a random amount up to this fraction (so restarts across nodes spread out). */
-  readonly jitter: number;
-  /** The longest wait between looks while the API is not served or there is no configuration. */
-  readonly recheckMs: number;
-  /** Server-side watch timeout; the watch is then resumed from the last resourceVersion. */
+export interface ReflectorTimings extends LoopTimings {
+  /** The shortest server-side watch timeout: each watch asks for one in [this, twice this) at random (client-go: 5 min). */
   readonly watchTimeoutSeconds: number;
   /** A watch with no event, bookmark or close this long past its timeout is presumed dead. */
   readonly watchGraceMs: number;
-  /** A list, or a watch whose headers have not come, is abandoned after this long. */
-  readonly requestTimeoutMs: number;
 }
 
-export const DEFAULT_TIMINGS: ReflectorTimings = {
-  backoffInitialMs: 500,
-  backoffMaxMs: 30_000,
-  jitter: 0.25,
-  recheckMs: 60_000,
-  watchTimeoutSeconds: 300,
-  watchGraceMs: 30_000,
-  requestTimeoutMs: 30_000,
-};
-
-export interface ReflectorOptions {
-  readonly subject: ReflectorSubject;
-  readonly connect: () => Connection;
-  /** Where the objects are served (API discovery for ServiceCIDRs); called before every list. */
+export interface ReflectorOptions extends ApiLoopOptions {
+  /** Where the objects are served (API discovery for ServiceCIDRs): asked first, and again after a 404. */
   readonly resolve: (transport: KubeTransport, signal: AbortSignal) => Promise<Resolution>;
-  readonly logger: Logger;
   readonly timings?: Partial<ReflectorTimings>;
-  /** For the jitter; Math.random unless a test fixes it. */
-  readonly random?: () => number;
   /** Called for each ADDED, MODIFIED or DELETED event, after the store has it (for the source's logs). */
   readonly onEvent?: (
     type: 'ADDED' | 'MODIFIED' | 'DELETED',
@@ -86,88 +52,60 @@ export interface KubeObject {
   readonly [field: string]: unknown;
 }
 
-export interface ReflectorStatus {
-  readonly state: ApiConnectionState;
-  /** A first list has succeeded: the store is authoritative, and stays so through faults. */
-  readonly synced: boolean;
+export interface ReflectorStatus extends ApiLoopStatus {
   readonly objects: number;
   readonly resourceVersion: string;
-  readonly server?: string;
-  readonly resource?: string;
-  readonly lastError?: string;
 }
 
 type WatchEnd =
   | { readonly kind: 'stopped' }
-  | { readonly kind: 'closed'; readonly events: number; readonly lastedMs: number }
+  | { readonly kind: 'closed'; readonly events: number; readonly lastedMs: number; readonly timeoutMs: number }
   | { readonly kind: 'silent'; readonly silentMs: number }
+  /** 410: the history since our resourceVersion is gone; a list from that resourceVersion catches up. */
   | { readonly kind: 'expired' }
+  /** The server's cache is behind our resourceVersion: only a list from etcd gets past it. */
+  | { readonly kind: 'too-large' }
   | { readonly kind: 'malformed'; readonly message: string }
   | { readonly kind: 'failed'; readonly failure: ApiFailure };
 
-/** A watch that ends sooner than this without an event counts as a quick close (guards a hot loop). */
+/** A watch that ends sooner than this without an event is client-go's "very short watch": a failure. */
 const QUICK_CLOSE_MS = 1_000;
+/** A watch that lasted this long, or its whole timeout, was healthy: it is resumed at once. */
+const HEALTHY_WATCH_MS = 60_000;
+/** After an ERROR event the server ends the stream: it is read to its end (the connection kept) for this long at most. */
+const DRAIN_MS = 1_000;
 
 /**
- * One generic list-then-watch loop, reused by every watched source (ServiceCIDRs, the
- * kubeadm-config ConfigMap, Nodes). It lists, then watches from the list's resourceVersion with
- * bookmarks; re-watches after a close, a server-side timeout or a silent connection (watchdog);
- * relists after 410 Gone; waits with exponential backoff and jitter after failures; and looks
- * again now and then while the API is not served.
+ * The list-then-watch loop of the ServiceCIDR source, with client-go's conventions: the first list
+ * from the watch cache (resourceVersion=0), later ones from the last resourceVersion seen, and from
+ * etcd ("") only after that one was gone (410) or not yet there ("Too large resource version");
+ * watches from the list's resourceVersion with bookmarks and a timeout drawn from [5, 10) minutes,
+ * so a fleet whose watches broke together does not re-watch in step.
  *
- * Any other error (a bug in the agent's own watch code, a transport that throws something
- * unforeseen) is shown as the state 'error' with its message, logged, and the reflector restarts
- * with a fresh list after a backoff: it never stops for good while its status says all is well.
- * (The alternative, exiting so the kubelet restarts the pod, was rejected: the node stays
- * protected either way, but a restart loop costs every source its cache and start-up.)
- *
- * Fail-static: once synced, the store is never emptied by a fault, only replaced by a later list.
+ * Every list->watch cycle goes through the loop's one backoff (0.8 s to 30 s, jittered, reset only
+ * after 2 minutes without a failure): a watch answered 410 every time, or accepted and closed at
+ * once, costs two requests per backoff step, never a tight loop. A watch that ends at its timeout
+ * (or after a healthy minute) is resumed at once from its resourceVersion; one that ends early is
+ * resumed after the backoff. 429 and a refused connection re-watch after the backoff (or the
+ * server's Retry-After); any other failure lists anew after it.
  */
-export class Reflector {
-  readonly #options: ReflectorOptions;
-  readonly #timings: ReflectorTimings;
-  readonly #random: () => number;
-  readonly #log: Logger;
+export class Reflector extends ApiLoop {
+  readonly #resolve: ReflectorOptions['resolve'];
+  readonly #onEvent: ReflectorOptions['onEvent'];
+  readonly #watchTimeoutSeconds: number;
+  readonly #watchGraceMs: number;
   readonly #store = new Map<string, KubeObject>();
-  readonly #listeners = new Set<() => void>();
-  #backoffFailures = 0;
-  #recheckFailures = 0;
+  #target: ReflectorTarget | undefined;
   #resourceVersion = '';
-  #state: ApiConnectionState = 'connecting';
-  #synced = false;
-  #lastFailure: ApiFailure | undefined;
-  #server: string | undefined;
-  #resource: string | undefined;
-  #loop: Promise<void> | undefined;
-  #firstAttempt: Promise<void> | undefined;
-  #firstAttemptDone: () => void = () => {};
-  /** Ends whatever is in flight now: a request, the watch, or a sleep. */
-  #cancel: (() => void) | undefined;
-  #stopped = false;
-  #quickCloses = 0;
+  /** The last resourceVersion was gone (410) or not yet there (too large): the next list is from etcd. */
+  #unavailable = false;
 
   constructor(options: ReflectorOptions) {
-    this.#options = options;
-    this.#timings = { ...DEFAULT_TIMINGS, ...options.timings };
-    this.#random = options.random ?? Math.random;
-    this.#log = options.logger;
-  }
-
-  get started(): boolean {
-    return this.#loop !== undefined;
-  }
-
-  /** Starts the loop (once); resolves when the first list attempt has an outcome or after `waitMs`. */
-  async start(waitMs = 0): Promise<void> {
-    if (!this.#loop && !this.#stopped) {
-      this.#firstAttempt = new Promise((resolve) => {
-        this.#firstAttemptDone = resolve;
-      });
-      // Started on the next microtask, never inside this call: a first failure notifies listeners,
-      // and a listener that calls start() again must find the loop already there.
-      this.#loop = Promise.resolve().then(() => this.#run());
-    }
-    if (!this.#synced && this.#firstAttempt && waitMs > 0) await within(this.#firstAttempt, waitMs);
+    super(options);
+    this.#resolve = options.resolve;
+    this.#onEvent = options.onEvent;
+    this.#watchTimeoutSeconds = options.timings?.watchTimeoutSeconds ?? 300;
+    this.#watchGraceMs = options.timings?.watchGraceMs ?? 30_000;
   }
 
   /** The objects by namespace/name (or name): never emptied by a fault once synced. */
@@ -175,220 +113,158 @@ export class Reflector {
     return this.#store;
   }
 
-  status(): ReflectorStatus {
-    return {
-      state: this.#state,
-      synced: this.#synced,
-      objects: this.#store.size,
-      resourceVersion: this.#resourceVersion,
-      ...(this.#server ? { server: this.#server } : {}),
-      ...(this.#resource ? { resource: this.#resource } : {}),
-      ...(this.#lastFailure ? { lastError: describeFailure(this.#lastFailure) } : {}),
-    };
+  override status(): ReflectorStatus {
+    return { ...super.status(), objects: this.#store.size, resourceVersion: this.#resourceVersion };
   }
 
-  /** The last failure, while the state is not 'synced'. */
-  get lastFailure(): ApiFailure | undefined {
-    return this.#lastFailure;
+  protected override kept(): number {
+    return this.#store.size;
   }
 
-  /** Called whenever the store or the state changes. Returns an unsubscribe. */
-  subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  protected async cycle(transport: KubeTransport): Promise<number> {
+    if (!this.#target) {
+      const resolved = await this.request((signal) => this.#resolve(transport, signal));
+      if (resolved.kind === 'stopped') return 0;
+      if (resolved.kind === 'failed') return this.failed(resolved.failure);
+      if (resolved.value.kind === 'not-served') return this.failed({ status: 404, message: resolved.value.detail });
+      this.#target = resolved.value.target;
+      this.describe(this.#target.resource);
+    }
+    const target = this.#target;
+    const wait = await this.#list(transport, target);
+    this.attempted();
+    return wait ?? this.#watchUntilRelist(transport, target);
   }
 
-  /** Stops at once: the request, watch or sleep in flight is ended; the store is kept. */
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    this.#state = 'stopped';
-    this.#cancel?.();
-    this.#firstAttemptDone();
-    await this.#loop;
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#stopped) {
-      try {
-        await this.#cycle();
-      } catch (error) {
-        if (this.#stopped) return;
-        const wait = this.#nextBackoff();
-        this.#setFailure('error', { status: undefined, message: `unexpected error: ${errorMessage(error)}` });
-        this.#log.error(
-          { err: error, retryInMs: wait },
-          `the watch of ${this.#options.subject.noun} failed unexpectedly (${errorMessage(error)}); restarting it with a fresh list in ${formatMs(wait)}, ${this.#kept()}`,
+  /** Lists into the store; returns undefined when listed, else the wait before the next cycle. */
+  async #list(transport: KubeTransport, target: ReflectorTarget): Promise<number | undefined> {
+    for (;;) {
+      const resourceVersion = this.#unavailable ? '' : this.#resourceVersion || '0';
+      const listed = await this.request((signal) => this.#fetchList(transport, target, resourceVersion, signal));
+      if (listed.kind === 'stopped') return 0;
+      if (listed.kind === 'ok') {
+        this.#replace(listed.value, target);
+        return undefined;
+      }
+      const { failure } = listed;
+      if ((failure.status === 410 || failure.tooLargeResourceVersion) && !this.#unavailable) {
+        // As client-go: at once, from etcd.
+        this.#unavailable = true;
+        this.log.info(
+          { subject: this.subject.noun, resourceVersion, status: failure.status },
+          'resource version unavailable, listing from etcd',
         );
-        this.#firstAttemptDone();
-        await this.#sleep(wait);
+        continue;
       }
+      if (failure.status === 404) this.#target = undefined;
+      return this.failed(failure);
     }
   }
 
-  /** Connect, resolve, list, then watch until a relist is needed. Returns to be called again. */
-  async #cycle(): Promise<void> {
-    const connection = this.#options.connect();
-    if (connection.kind !== 'ready') {
-      const none = connection.kind === 'none';
-      this.#failed({ status: undefined, message: connection.message }, none ? 'not-configured' : 'unreachable');
-      this.#firstAttemptDone();
-      await this.#sleep(none ? this.#nextRecheck() : this.#nextBackoff());
-      return;
-    }
-    const transport = connection.transport;
-    this.#server = transport.server;
-
-    const resolved = await this.#request((signal) => this.#options.resolve(transport, signal));
-    if (resolved.kind === 'stopped') return;
-    if (resolved.kind === 'failed') {
-      this.#firstAttemptDone();
-      await this.#sleep(this.#afterFailure(resolved.failure));
-      return;
-    }
-    const resolution = resolved.value;
-    if (resolution.kind === 'not-served') {
-      this.#failed({ status: 404, message: resolution.detail }, 'not-found');
-      this.#firstAttemptDone();
-      await this.#sleep(this.#nextRecheck());
-      return;
-    }
-    const { target } = resolution;
-    this.#resource = target.resource;
-
-    const listed = await this.#request((signal) => this.#list(transport, target, signal));
-    this.#firstAttemptDone();
-    if (listed.kind === 'stopped') return;
-    if (listed.kind === 'failed') {
-      await this.#sleep(this.#afterFailure(listed.failure));
-      return;
-    }
-    await this.#watchUntilRelist(transport, target);
-  }
-
-  /** Runs one request under the request timeout; API and network failures come back as data. */
-  async #request<T>(
-    work: (signal: AbortSignal) => Promise<T>,
-  ): Promise<{ kind: 'ok'; value: T } | { kind: 'failed'; failure: ApiFailure } | { kind: 'stopped' }> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.#timings.requestTimeoutMs);
-    this.#cancel = () => controller.abort();
-    try {
-      // Raced against the abort too: a transport that ignores its signal cannot hold up stop().
-      return { kind: 'ok', value: await Promise.race([work(controller.signal), rejectOnAbort(controller.signal)]) };
-    } catch (error) {
-      if (this.#stopped) return { kind: 'stopped' };
-      if (timedOut) {
-        return {
-          kind: 'failed',
-          failure: {
-            status: undefined,
-            message: `the API server did not answer within ${this.#timings.requestTimeoutMs} ms`,
-          },
-        };
-      }
-      if (error instanceof ApiError) return { kind: 'failed', failure: error.failure };
-      if (error instanceof TransportError)
-        return { kind: 'failed', failure: { status: undefined, message: error.message } };
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      this.#cancel = undefined;
-    }
-  }
-
-  async #list(transport: KubeTransport, target: ReflectorTarget, signal: AbortSignal): Promise<void> {
-    const response = await transport.request({ method: 'GET', path: target.path, query: target.query ?? {}, signal });
+  async #fetchList(
+    transport: KubeTransport,
+    target: ReflectorTarget,
+    resourceVersion: string,
+    signal: AbortSignal,
+  ): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+    const query = { ...target.query, ...(resourceVersion ? { resourceVersion } : {}) };
+    const response = await transport.request({ method: 'GET', path: target.path, query, signal });
     if (response.status !== 200) throw new ApiError(failureOf(response));
     const list = response.body as { metadata?: { resourceVersion?: unknown }; items?: unknown } | null;
     if (typeof list !== 'object' || list === null || !Array.isArray(list.items)) {
-      throw new ApiError({ status: 200, message: `the list of ${this.#options.subject.noun} is not a list` });
+      throw new ApiError({ status: 200, message: `the list of ${this.subject.noun} is not a list` });
     }
-    if (this.#stopped) return;
+    const version = list.metadata?.resourceVersion;
+    return { items: list.items as KubeObject[], resourceVersion: typeof version === 'string' ? version : '' };
+  }
+
+  #replace(list: { items: KubeObject[]; resourceVersion: string }, target: ReflectorTarget): void {
+    if (this.stopped) return;
     this.#store.clear();
-    for (const item of list.items as KubeObject[]) {
+    for (const item of list.items) {
       const key = keyOf(item);
       if (key) this.#store.set(key, item);
     }
-    this.#resourceVersion = typeof list.metadata?.resourceVersion === 'string' ? list.metadata.resourceVersion : '';
-    const recovered = this.#state !== 'synced';
-    this.#state = 'synced';
-    this.#synced = true;
-    this.#lastFailure = undefined;
-    this.#recheckFailures = 0;
-    if (recovered) {
-      this.#log.info(
-        { objects: this.#store.size, resourceVersion: this.#resourceVersion, resource: target.resource },
-        `listed ${this.#options.subject.noun}: ${this.#store.size} object(s) at resourceVersion ${this.#resourceVersion}`,
-      );
-    }
-    this.#changed();
+    this.#resourceVersion = list.resourceVersion;
+    this.#unavailable = false;
+    const fields = {
+      subject: this.subject.noun,
+      objects: this.#store.size,
+      resourceVersion: this.#resourceVersion,
+      resource: target.resource,
+    };
+    this.log[this.succeeded() ? 'info' : 'debug'](fields, 'listed');
+    this.changed();
   }
 
-  /** Watches from the last resourceVersion until the history is gone (410) or the API refuses. */
-  async #watchUntilRelist(transport: KubeTransport, target: ReflectorTarget): Promise<void> {
-    while (!this.#stopped) {
+  /** Watches (and re-watches) until a list is needed; returns the wait before it. */
+  async #watchUntilRelist(transport: KubeTransport, target: ReflectorTarget): Promise<number> {
+    while (!this.stopped) {
       const end = await this.#watchOnce(transport, target);
+      const fields = { subject: this.subject.noun, resourceVersion: this.#resourceVersion };
       switch (end.kind) {
         case 'stopped':
-          return;
+          return 0;
         case 'closed': {
-          // A watch that closes at once, again and again, must not become a hot loop.
-          const quick = end.events === 0 && end.lastedMs < QUICK_CLOSE_MS;
-          this.#quickCloses = quick ? this.#quickCloses + 1 : 0;
-          this.#log.debug(
-            { resourceVersion: this.#resourceVersion, events: end.events, lastedMs: end.lastedMs },
-            `the watch of ${this.#options.subject.noun} closed; resuming from the last resourceVersion`,
+          if (end.lastedMs >= Math.min(HEALTHY_WATCH_MS, end.timeoutMs)) {
+            this.log.debug({ ...fields, events: end.events, ms: Math.round(end.lastedMs) }, 'watch closed');
+            continue;
+          }
+          if (end.events === 0 && end.lastedMs < QUICK_CLOSE_MS) {
+            return this.failed({ status: undefined, message: 'the watch was closed at once, without an event' });
+          }
+          const wait = this.backoff.next();
+          this.log.debug(
+            { ...fields, events: end.events, ms: Math.round(end.lastedMs), retryInMs: wait },
+            'watch closed early',
           );
-          if (this.#quickCloses > 1) await this.#sleep(this.#nextBackoff());
+          await this.pause(wait);
           continue;
         }
-        case 'silent':
-          this.#log.warn(
-            { resourceVersion: this.#resourceVersion, silentMs: end.silentMs },
-            `the watch of ${this.#options.subject.noun} has been silent for ${formatMs(end.silentMs)}; replacing it`,
-          );
+        case 'silent': {
+          const wait = this.backoff.next();
+          this.log.warn({ ...fields, silentMs: end.silentMs, retryInMs: wait }, 'watch silent, replacing it');
+          await this.pause(wait);
           continue;
-        case 'expired':
-          this.#log.info(
-            { resourceVersion: this.#resourceVersion },
-            `resourceVersion ${this.#resourceVersion} of ${this.#options.subject.noun} is too old (410 Expired: history compacted); relisting`,
-          );
-          return;
+        }
+        case 'expired': {
+          const wait = this.backoff.next();
+          this.log.info({ ...fields, retryInMs: wait }, 'watch expired, relisting');
+          return wait;
+        }
+        case 'too-large': {
+          this.#unavailable = true;
+          const wait = this.backoff.next();
+          this.log.info({ ...fields, retryInMs: wait }, 'watch resource version too large, relisting from etcd');
+          return wait;
+        }
         case 'malformed':
           // An event may have been lost with the bad line: only a fresh list is sure to be whole.
-          this.#failed({ status: undefined, message: end.message }, 'unreachable');
-          await this.#sleep(this.#nextBackoff());
-          return;
+          return this.failed({ status: undefined, message: end.message });
         case 'failed': {
           const { failure } = end;
-          if (failure.status === 410) {
-            this.#log.info(
-              { resourceVersion: this.#resourceVersion },
-              `the watch of ${this.#options.subject.noun} answered 410 Gone; relisting`,
-            );
-            return;
+          // As client-go: a 429 or a refused connection re-watches after the wait; anything else relists.
+          if (failure.status === 429 || failure.status === undefined) {
+            await this.pause(this.failed(failure));
+            continue;
           }
-          await this.#sleep(this.#afterFailure(failure));
-          // Permissions or the API itself changed: start over from discovery and a list.
-          if (failure.status === 403 || failure.status === 404) return;
-          continue;
+          if (failure.status === 404) this.#target = undefined;
+          return this.failed(failure);
         }
       }
     }
+    return 0;
   }
 
   async #watchOnce(transport: KubeTransport, target: ReflectorTarget): Promise<WatchEnd> {
     const controller = new AbortController();
-    const startedAt = performance.now();
-    const silentMs = this.#timings.watchTimeoutSeconds * 1000 + this.#timings.watchGraceMs;
+    const startedAt = this.now();
+    const timeoutSeconds = Math.floor(this.#watchTimeoutSeconds * (1 + this.random()));
+    const silentMs = timeoutSeconds * 1000 + this.#watchGraceMs;
     let events = 0;
     let opened = false;
     let silent = false;
+    let ended: WatchEnd | undefined;
     let timer: NodeJS.Timeout | undefined;
     // Until the headers come, the request timeout; then the watchdog for a silent stream.
     const arm = (ms: number) => {
@@ -398,8 +274,7 @@ export class Reflector {
         controller.abort();
       }, ms);
     };
-    arm(this.#timings.requestTimeoutMs);
-    this.#cancel = () => controller.abort();
+    arm(this.timings.requestTimeoutMs);
     try {
       const opening = await transport.watch({
         method: 'GET',
@@ -409,32 +284,36 @@ export class Reflector {
           watch: 'true',
           resourceVersion: this.#resourceVersion,
           allowWatchBookmarks: 'true',
-          timeoutSeconds: String(this.#timings.watchTimeoutSeconds),
+          timeoutSeconds: String(timeoutSeconds),
         },
-        signal: controller.signal,
+        signal: AbortSignal.any([this.stopSignal, controller.signal]),
       });
-      if (!isWatchStream(opening)) return { kind: 'failed', failure: failureOf(opening) };
+      if (!isWatchStream(opening)) return refusal(failureOf(opening));
       opened = true;
       this.#connected();
       arm(silentMs);
       for await (const event of opening.events) {
-        if (this.#stopped) return { kind: 'stopped' };
+        if (this.stopped) return { kind: 'stopped' };
+        // After an ERROR event, read on to the end the server gives it, so the connection is kept.
+        if (ended) continue;
         events += 1;
         arm(silentMs);
-        const end = this.#onEvent(event);
-        if (end) return end;
+        ended = this.#apply(event);
+        if (ended?.kind === 'malformed') return ended;
+        if (ended) arm(DRAIN_MS);
       }
-      if (this.#stopped) return { kind: 'stopped' };
-      return { kind: 'closed', events, lastedMs: performance.now() - startedAt };
+      if (this.stopped) return { kind: 'stopped' };
+      return ended ?? { kind: 'closed', events, lastedMs: this.now() - startedAt, timeoutMs: timeoutSeconds * 1000 };
     } catch (error) {
-      if (this.#stopped) return { kind: 'stopped' };
+      if (this.stopped) return { kind: 'stopped' };
+      if (ended) return ended;
       if (silent && opened) return { kind: 'silent', silentMs };
       if (silent) {
         return {
           kind: 'failed',
           failure: {
             status: undefined,
-            message: `the API server did not answer the watch within ${this.#timings.requestTimeoutMs} ms`,
+            message: `the API server did not answer the watch within ${this.timings.requestTimeoutMs} ms`,
           },
         };
       }
@@ -446,24 +325,19 @@ export class Reflector {
       throw error;
     } finally {
       clearTimeout(timer);
-      this.#cancel = undefined;
       controller.abort();
     }
   }
 
   /** Applies one event; returns how the watch ends when the event ends it. */
-  #onEvent(event: WatchEvent): WatchEnd | undefined {
-    if (event.type === 'ERROR') {
-      const failure = toApiFailure(event.object);
-      return failure.status === 410 ? { kind: 'expired' } : { kind: 'failed', failure };
-    }
+  #apply(event: WatchEvent): WatchEnd | undefined {
+    if (event.type === 'ERROR') return refusal(toApiFailure(event.object));
     const object = event.object as KubeObject | null;
     if (typeof object !== 'object' || object === null) {
       return { kind: 'malformed', message: `a ${event.type} event without an object` };
     }
     const rv = object.metadata?.resourceVersion;
     if (typeof rv === 'string' && rv !== '') this.#resourceVersion = rv;
-    this.#quickCloses = 0;
     if (event.type === 'BOOKMARK') return undefined;
     const key = keyOf(object);
     if (!key) return { kind: 'malformed', message: `a ${event.type} event for an object without a name` };
@@ -471,132 +345,33 @@ export class Reflector {
     if (event.type === 'DELETED') this.#store.delete(key);
     else if (event.type === 'ADDED' || event.type === 'MODIFIED') this.#store.set(key, object);
     else {
-      this.#log.debug({ type: event.type }, `ignoring a watch event of unknown type ${event.type}`);
+      this.log.debug({ subject: this.subject.noun, type: event.type }, 'watch event of unknown type ignored');
       return undefined;
     }
-    this.#options.onEvent?.(event.type, object, previous);
-    this.#changed();
+    this.#onEvent?.(event.type, object, previous);
+    this.changed();
     return undefined;
   }
 
   /** The watch request was answered 200: the API is back, whatever failed before. */
   #connected(): void {
-    this.#backoffFailures = 0;
-    if (this.#state === 'synced') return;
-    this.#state = 'synced';
-    this.#lastFailure = undefined;
-    this.#log.info(
-      { resourceVersion: this.#resourceVersion },
-      `the watch of ${this.#options.subject.noun} re-established at resourceVersion ${this.#resourceVersion}`,
-    );
-    this.#changed();
-  }
-
-  /** Records a failure by its status; returns how long to wait before the next attempt. */
-  #afterFailure(failure: ApiFailure): number {
-    if (failure.status === 404) {
-      this.#failed(failure, 'not-found');
-      return this.#nextRecheck();
-    }
-    this.#failed(failure, failure.status === 403 ? 'forbidden' : 'unreachable');
-    return this.#nextBackoff();
-  }
-
-  #failed(failure: ApiFailure, state: ApiConnectionState): void {
-    if (this.#stopped) return;
-    const changed = state !== this.#state || this.#lastFailure?.message !== failure.message;
-    this.#setFailure(state, failure);
-    const { noun, permission } = this.#options.subject;
-    const fields = { status: failure.status, state, err: failure.message, server: this.#server };
-    let message: string;
-    let repeat = false;
-    if (state === 'not-configured') {
-      message = `no Kubernetes configuration, so ${noun} cannot be read (${failure.message})`;
-    } else if (state === 'not-found') {
-      message = `${failure.message}; looking again now and then (at least every ${formatMs(this.#timings.recheckMs)}); ${this.#kept()}`;
-    } else if (state === 'forbidden') {
-      message = `forbidden to read ${noun} (${failure.message}): the agent's service account needs ${permission}; ${this.#synced ? this.#kept() : 'this source is skipped until it is granted'}`;
-    } else {
-      message = `cannot reach the API server for ${noun} (${describeFailure(failure)}); retrying with backoff, ${this.#kept()}`;
-      // The first two failures in a row are worth a warning; after that the backoff speaks.
-      repeat = this.#backoffFailures <= 1;
-    }
-    // "No configuration" is said once by the shared connection, not by every source.
-    if (state === 'not-configured') this.#log.debug(fields, message);
-    else if (changed || repeat) this.#log.warn(fields, message);
-    else this.#log.debug(fields, message);
-  }
-
-  #setFailure(state: ApiConnectionState, failure: ApiFailure): void {
-    this.#state = state;
-    this.#lastFailure = failure;
-    this.#changed();
-  }
-
-  #kept(): string {
-    return this.#synced
-      ? `keeping the last known ${this.#store.size} object(s) of ${this.#options.subject.noun}`
-      : `no list of ${this.#options.subject.noun} yet`;
-  }
-
-  #changed(): void {
-    for (const listener of this.#listeners) listener();
-  }
-
-  #nextBackoff(): number {
-    const { backoffInitialMs, backoffMaxMs, jitter } = this.#timings;
-    const base = Math.min(backoffMaxMs, backoffInitialMs * 2 ** this.#backoffFailures);
-    this.#backoffFailures += 1;
-    return Math.round(base * (1 + jitter * this.#random()));
-  }
-
-  #nextRecheck(): number {
-    const { backoffInitialMs, recheckMs } = this.#timings;
-    const wait = Math.min(recheckMs, Math.min(backoffInitialMs, recheckMs) * 2 ** this.#recheckFailures);
-    this.#recheckFailures += 1;
-    return wait;
-  }
-
-  /** Sleeps, but wakes at once when the reflector is stopped. */
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#cancel = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#cancel = done;
-    });
+    if (this.status().state === 'synced') return;
+    const fields = { subject: this.subject.noun, resourceVersion: this.#resourceVersion };
+    this.log[this.succeeded() ? 'info' : 'debug'](fields, 'watch re-established');
+    this.changed();
   }
 }
 
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
-  });
+/** How a watch refused (or ended by an ERROR event) ends: 410 and "too large" ask for a list. */
+function refusal(failure: ApiFailure): WatchEnd {
+  if (failure.status === 410) return { kind: 'expired' };
+  if (failure.tooLargeResourceVersion) return { kind: 'too-large' };
+  return { kind: 'failed', failure };
 }
 
 /** namespace/name, or name for cluster-scoped objects. */
-export function keyOf(object: KubeObject): string | undefined {
+function keyOf(object: KubeObject): string | undefined {
   const name = object.metadata?.name;
   if (typeof name !== 'string' || name === '') return undefined;
   return object.metadata?.namespace ? `${object.metadata.namespace}/${name}` : name;
-}
-
-export function formatMs(ms: number): string {
-  return ms >= 1000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms)}ms`;
-}
-
-/** Waits for `promise`, or `ms`, whichever comes first; never rejects. */
-export function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    promise.then(done, done);
-  });
 }

@@ -1,7 +1,7 @@
 /**
- * The seam between the Kubernetes sources and HTTP. The reflector and the dry-run source talk only
- * to this interface, so unit tests script it (no network) and the HTTP implementation stays small.
- * Nothing here imports the Kubernetes client.
+ * The seam between the Kubernetes sources and HTTP. The reflector, the periodic reads and the stale
+ * ClusterIP clients talk only to this interface, so unit tests script it (no network) and the HTTP
+ * implementation stays small. Nothing here imports the Kubernetes client.
  */
 
 export interface KubeRequest {
@@ -21,6 +21,8 @@ export interface KubeResponse {
   readonly status: number;
   /** The parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown;
+  /** The Retry-After header (429, 503, ...), in milliseconds. */
+  readonly retryAfterMs?: number;
 }
 
 /** One line of a watch stream. */

@@ -14,6 +14,13 @@ export interface Readiness {
 
 export type ReadinessProbe = () => Readiness;
 
+export interface Liveness {
+  readonly alive: boolean;
+  readonly reason: string;
+}
+
+export type LivenessProbe = () => Liveness;
+
 /** What one listening address serves. */
 export type EndpointRoute = 'health' | 'metrics';
 
@@ -23,7 +30,7 @@ export interface EndpointAddress extends ListenAddress {
 }
 
 /**
- * /healthz (the process is alive), /readyz (rules applied and in step) and /metrics, on one
+ * /healthz (the loop still completes attempts), /readyz (rules applied and in step) and /metrics, on one
  * address or, following kube-proxy, with /metrics on an address of its own (METRICS_LISTEN_ADDRESS,
  * e.g. 127.0.0.1:9772) so the kubelet can probe health on the node address while metrics stay local.
  */
@@ -35,6 +42,7 @@ export class HealthServer {
   constructor(
     @inject(AgentMetrics) private readonly metrics: AgentMetrics,
     @inject(TOKENS.Readiness) private readonly readiness: ReadinessProbe,
+    @inject(TOKENS.Liveness) private readonly liveness: LivenessProbe,
     @inject(TOKENS.Logger) logger: Logger,
   ) {
     this.logger = logger.child({ component: 'http' });
@@ -55,7 +63,8 @@ export class HealthServer {
         return;
       }
       if (path === '/healthz' && routes.has('health')) {
-        response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        const { alive, reason } = this.liveness();
+        response.writeHead(alive ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);
       } else if (path === '/readyz' && routes.has('health')) {
         const { ready, reason } = this.readiness();
         response.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${reason}\n`);

@@ -9,18 +9,25 @@ import { FreshReads } from './fresh-reads.js';
  */
 export const KERNEL_READ_INTERVAL_MS = 1_000;
 
-/** One Kubernetes API connection of a discovery source (a source may hold two: node-args). */
+/** The API loop of a Kubernetes discovery source (its watch or its periodic read). */
 interface KubernetesStatus {
-  /** servicecidr, kubeadm, node-args, node-args-servers, dry-run. */
+  /** servicecidr, kubeadm, node-args, dry-run. */
   readonly source: string;
   readonly state: string;
   readonly objects: number;
 }
 
 /**
+ * prom-client samples event-loop delay every 10 ms by default: about 6 ms of CPU a second on every
+ * node, for a figure nobody needs that finely. Every 100 ms costs nothing measurable.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
+/**
  * The agent's Prometheus metrics. The reconciler records plain numbers here; prom-client (and its
- * ~80 modules) is loaded only when /metrics is first rendered, off the start-up path. Drop
- * counters are read from the kernel at scrape time: how many loop packets our rules stopped.
+ * ~80 modules) is loaded only when /metrics is first rendered, off the start-up path, and so are
+ * Node's process metrics (memory, CPU, file descriptors, start time). Drop counters are read from
+ * the kernel at scrape time: how many loop packets our rules stopped.
  */
 export class AgentMetrics {
   readonly #state = {
@@ -128,11 +135,13 @@ export class AgentMetrics {
 
   async #createRegistry(): Promise<Registry> {
     // `.default`: prom-client is CommonJS, and a bundle's dynamic import of it has no named exports.
-    const { Counter, Gauge, Registry } = (await import('prom-client')).default;
+    const { collectDefaultMetrics, Counter, Gauge, Registry } = (await import('prom-client')).default;
     const state = this.#state;
     const registry = new Registry();
     const registers = [registry];
-    // Every metric reads the recorded state when scraped. Concurrent scrapes share the metric
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    // Every metric reads the recorded state when scraped. A gauge whose read sets nothing has no
+    // sample: absent, not 0, where what it measures is not in use. Concurrent scrapes share the metric
     // objects: each collect() replaces their values in one synchronous step (reset, then set), never
     // across an await, or overlapping scrapes would see each other's half-done values.
     const gauge = <L extends string>(
@@ -148,7 +157,13 @@ export class AgentMetrics {
         registers,
         collect() {
           metric.reset();
-          read((labels, value) => metric.set(labels, value));
+          let sampled = false;
+          read((labels, value) => {
+            sampled = true;
+            metric.set(labels, value);
+          });
+          // prom-client keeps a 0 for a gauge without labels; remove() drops it.
+          if (!sampled && labelNames.length === 0) metric.remove();
         },
       });
     };
@@ -273,7 +288,7 @@ export class AgentMetrics {
     );
     gauge(
       'route_controller_kubernetes_servicecidr_objects',
-      'ServiceCIDR objects seen on the API server (once the servicecidr source is loaded)',
+      'ServiceCIDR objects seen on the API server (absent until the servicecidr source is loaded, and with SERVICE_CIDRS set)',
       [],
       (set) => {
         const status = kubernetes().find((s) => s.source === 'servicecidr');

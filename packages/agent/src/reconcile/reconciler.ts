@@ -16,10 +16,11 @@ import {
   sameServiceCidrs,
 } from '@route-controller/core';
 import type { AgentConfig } from '../config/config.js';
+import { formatDuration } from '../config/duration.js';
 import { inject, injectable } from '../di.js';
 import { assertSafeServiceCidrs } from '../node/cidr-safety.js';
 import type { NodeNetworkReader } from '../node/node-network.js';
-import type { Readiness } from '../observability/health-server.js';
+import type { Liveness, Readiness } from '../observability/health-server.js';
 import type { Logger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { TOKENS } from '../tokens.js';
@@ -69,6 +70,11 @@ export const RETRY_INITIAL_MS = 500;
 export const RETRY_JITTER = 0.2;
 export const retryCapMs = (resyncMs: number): number => Math.min(30_000, Math.max(1_000, resyncMs));
 
+/** kube-proxy's healthz convention: the loop is alive while attempts complete within 3 resyncs. */
+export const LIVENESS_RESYNCS = 3;
+/** A reconcile running longer than this (or than one resync) leaves the rules unverified: not ready. */
+export const MIN_VERIFY_MS = 1_000;
+
 /**
  * Keeps the kernel in step with the discovered Service CIDRs: applies on start, on every change,
  * every resync tick and every kernel change event (both repair drift). Runs are serialised and
@@ -101,6 +107,10 @@ export class Reconciler {
   #checkedSafeCidrs: ServiceCidrs | undefined;
   readonly #outcomes: ((outcome: ReconcileOutcome) => void)[] = [];
   readonly #said = new SaidOnce();
+  /** When start() was called, when the last attempt ended, and the one running: for /healthz and /readyz. */
+  #startedAt: number | undefined;
+  #lastAttemptAt: number | undefined;
+  #attempt: { readonly since: number; waitingOn: string } | undefined;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: AgentConfig,
@@ -109,6 +119,7 @@ export class Reconciler {
     @inject(TOKENS.NodeNetwork) private readonly network: NodeNetworkReader,
     @inject(AgentMetrics) private readonly metrics: AgentMetrics,
     @inject(TOKENS.Logger) logger: Logger,
+    @inject(TOKENS.Clock) private readonly now: () => number,
   ) {
     this.#log = logger.child({ component: 'reconciler' });
     // A sibling of the reconciler's logger, not its child: one `component` per line.
@@ -122,6 +133,7 @@ export class Reconciler {
 
   /** Reconciles once (awaited), then follows discovery changes and resyncs on a timer. */
   async start(): Promise<void> {
+    this.#startedAt = this.now();
     this.metrics.backendChosen(this.backend);
     this.#unsubscribe = this.discovery.subscribe(() => this.trigger('change'));
     await this.trigger('start');
@@ -154,8 +166,36 @@ export class Reconciler {
     await this.discovery.close();
   }
 
+  /**
+   * Ready when the last reconcile left the kernel in step, and none has been running so long that
+   * this is no longer known (a firewall tool that hangs until its timeout, 30 s or more).
+   */
   readiness(): Readiness {
+    const attempt = this.#attempt;
+    const limit = Math.max(MIN_VERIFY_MS, this.config.resyncIntervalMs);
+    if (attempt && !this.#stopped && this.now() - attempt.since > limit) {
+      const running = formatDuration(roundedSeconds(this.now() - attempt.since));
+      return {
+        ready: false,
+        reason: `cannot verify the rules: a reconcile has been waiting on ${attempt.waitingOn} for ${running}`,
+      };
+    }
     return this.#readiness;
+  }
+
+  /**
+   * Alive while reconcile attempts, failed ones included, keep completing: none for 3 resync
+   * intervals means a loop stuck behind something that never returns, which a restart can cure.
+   */
+  liveness(): Liveness {
+    const since = this.#lastAttemptAt ?? this.#startedAt;
+    const limit = LIVENESS_RESYNCS * this.config.resyncIntervalMs;
+    if (since === undefined || this.#stopped || this.now() - since <= limit) return { alive: true, reason: 'ok' };
+    const waitingOn = this.#attempt ? `; the one running waits on ${this.#attempt.waitingOn}` : '';
+    return {
+      alive: false,
+      reason: `no reconcile attempt has completed for ${formatDuration(roundedSeconds(this.now() - since))}, more than ${LIVENESS_RESYNCS} resync intervals (${formatDuration(limit)})${waitingOn}`,
+    };
   }
 
   /** What the last successful reconcile left in the kernel (undefined before the first one). */
@@ -175,7 +215,11 @@ export class Reconciler {
       while (this.#pending !== undefined && !this.#stopped) {
         const trigger = this.#pending;
         this.#pending = undefined;
-        const outcome = await this.#reconcile(trigger);
+        this.#attempt = { since: this.now(), waitingOn: 'the Service CIDR sources' };
+        const outcome = await this.#reconcile(trigger).finally(() => {
+          this.#attempt = undefined;
+          this.#lastAttemptAt = this.now();
+        });
         for (const listener of this.#outcomes) listener(outcome);
       }
     } finally {
@@ -215,7 +259,11 @@ export class Reconciler {
     }
 
     try {
+      if (this.#attempt) this.#attempt.waitingOn = `the ${this.backend.name} commands`;
       const result = await this.backend.apply(desired, { signal: this.#abort.signal });
+      // Said once by the backend, when it finds out (the iptables fallback to filter FORWARD).
+      for (const warning of result.warnings ?? [])
+        this.#log.warn({ backend: this.backend.name, warning }, 'apply warning');
       // Whatever noticed it (the resync, a change event, a retry): the kernel no longer held what we
       // had applied, and we had not asked for anything new.
       const driftRepaired = result.changed && this.#applied !== undefined && sameDesiredState(this.#applied, desired);
@@ -336,4 +384,8 @@ export class Reconciler {
 function unprotectedReason(skipped: readonly SkippedSource[]): string {
   const why = skipped.map((s) => `${s.source}: ${s.detail}`).join('; ');
   return `not protecting this node: no Service CIDRs found (${why}). Set SERVICE_CIDRS (Helm: routeController.serviceCIDRs) to the cluster's Service range`;
+}
+
+function roundedSeconds(ms: number): number {
+  return Math.max(1, Math.round(ms / 1000)) * 1000;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type IpFamily, parseCidr } from '../cidr.js';
 import type { BlockAction, DesiredState } from '../desired-state.js';
-import { desiredState } from '../desired-state.js';
+import { desiredState, MAX_CIDRS_PER_FAMILY } from '../desired-state.js';
 import { ErrorCodes, RouteControllerError } from '../errors.js';
 import type { BackendCapabilities, ChangeListener, FirewallBackend } from '../firewall-backend.js';
 import { isInSync } from '../firewall-backend.js';
@@ -317,13 +317,13 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
         assert.equal((await f.observeKernel()).present, false, 'objects of ours remain after applying no CIDRs');
         assert.equal((await f.backend.observe()).present, false);
       });
-      it('applies 1,000 CIDRs in one transaction per family at most', async (f) => {
-        const many = thousandCidrs(families);
-        const want = desired(many);
+      it('applies the most CIDRs a family may hold (MAX_CIDRS_PER_FAMILY each) in one transaction per family at most', async (f) => {
+        const most = cidrsUpTo(MAX_CIDRS_PER_FAMILY, families);
+        const want = desired(most);
         const result = await f.backend.apply(want);
         assert.ok(result.writes <= families.length, `apply used ${result.writes} write transactions`);
         const view = await f.observeKernel();
-        assert.equal(view.ipv4.length + view.ipv6.length, 1000);
+        assert.equal(view.ipv4.length + view.ipv6.length, most.length);
         await expectKernel(f, want);
       });
     });
@@ -613,6 +613,16 @@ export function backendContractSuite<B extends FirewallBackend>(options: Backend
         };
         await expectCodedRejection(f, bad, [ErrorCodes.InvalidDesiredState]);
       });
+      it('refuses more than MAX_CIDRS_PER_FAMILY CIDRs in a family with ERR_RC_TOO_MANY_CIDRS, writing nothing', async (f) => {
+        const family: IpFamily = v4 ? 'ipv4' : 'ipv6';
+        // Built by hand: desiredState() itself refuses so many.
+        const many = parseCidrs(cidrsUpTo(MAX_CIDRS_PER_FAMILY + 1, [family]));
+        const bad: DesiredState = {
+          action: 'drop',
+          cidrs: family === 'ipv4' ? { ipv4: many, ipv6: [] } : { ipv4: [], ipv6: many },
+        };
+        await expectCodedRejection(f, bad, [ErrorCodes.TooManyCidrs]);
+      });
       it('reports a refused write as a coded error with a hint and keeps the rules in place', async (f) => {
         const installed = desired(some(1));
         await f.backend.apply(installed);
@@ -813,9 +823,8 @@ function summarise(observed: {
   };
 }
 
-/** 1,000 disjoint /24s (IPv4) and /112s (IPv6), split between the families the backend has. */
-function thousandCidrs(families: readonly IpFamily[]): string[] {
-  const perFamily = families.length === 2 ? 500 : 1000;
+/** `perFamily` disjoint /24s (IPv4) and /112s (IPv6) for each family the backend has, sorted. */
+function cidrsUpTo(perFamily: number, families: readonly IpFamily[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < perFamily; i += 1) {
     if (families.includes('ipv4')) out.push(`10.${64 + Math.floor(i / 256)}.${i % 256}.0/24`);

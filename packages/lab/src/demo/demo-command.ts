@@ -13,7 +13,7 @@ export interface DemoCommandOptions {
   readonly pings: number;
 }
 
-/** `route-controller demo`: the loop and its end, in throwaway network namespaces; the exit code. */
+/** `pnpm demo`: the loop and its end, in throwaway network namespaces; the exit code. */
 export async function demoCommand(options: DemoCommandOptions, output: DemoOutput): Promise<number> {
   const report = await runDemo({
     agentBin: options.agentBin,

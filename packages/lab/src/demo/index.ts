@@ -1,4 +1,4 @@
-// `route-controller demo`, loaded by the agent's CLI from a source checkout only.
+// `pnpm demo` (scripts/demo.mjs at the repository's root), from a source checkout only.
 
 export { type DemoCommandOptions, type DemoOutput, demoCommand } from './demo-command.js';
 export { type DemoReport, type DemoRun, type Dialled, type Families, formatDemoReport } from './demo-report.js';

@@ -16,7 +16,7 @@ const SERVICE_CIDRS = `${LAB.serviceCidr.ipv4},${LAB.serviceCidr.ipv6}`;
 export const BACKEND_NAMES = ['nft', 'iptables-nft', 'iptables-legacy'] as const;
 
 export interface DemoOptions {
-  /** The agent to run in the lab: `route-controller demo` passes its own bin. */
+  /** The agent to run in the lab: `pnpm demo` passes the checkout's bin. */
   readonly agentBin: string;
   readonly pings: number;
   /** Progress lines for people; the JSON output passes a no-op. */
@@ -39,7 +39,7 @@ interface StatusJson {
 }
 
 /**
- * `route-controller demo`: builds the loop lab in throwaway namespaces, shows the loop to a stale
+ * `pnpm demo`: builds the loop lab in throwaway namespaces, shows the loop to a stale
  * ClusterIP, then runs the real agent in the lab node with every backend this machine supports
  * (the node's own choice first), measuring with packets. Removes its namespaces on every path,
  * including SIGINT/SIGTERM.
@@ -51,7 +51,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       ErrorCodes.FirewallPermission,
       'the demo needs root: it creates network namespaces',
       {
-        hint: 'Run it as root (sudo pnpm exec route-controller demo); it never touches the host network.',
+        hint: 'Run it as root (sudo pnpm demo); it never touches the host network.',
       },
     );
   }
