@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { desiredState, isInSync, parseCidrList } from '@route-controller/core';
 import { type AgentProcess, httpGet, Netns } from '@route-controller/lab';
 import { startAgent } from '../src/agent-bin.js';
-import { childrenNamed, cpuSeconds } from './memory.js';
 import { BENCH_CIDRS, backendIn } from './startup.js';
 import { type Summary, summarise } from './stats.js';
 
@@ -70,7 +69,7 @@ export interface RepairRow {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startWithEvents(
+export async function startWithEvents(
   ns: Netns,
   backend: EventBackend,
   env: Record<string, string> = {},
@@ -108,7 +107,11 @@ export async function measureRepairLatency(backend: EventBackend, runs: number):
         const from = agent.logs.length;
         const started = Date.now();
         for (const command of drift.commands) await ns.must(command.file, command.args);
-        const repaired = await agent.waitForMessage('drift repaired from a kernel change event', 10_000, from);
+        const repaired = await agent.waitForLog(
+          (line) => line.msg === 'drift repaired' && line.noticed === 'from a kernel change event',
+          10_000,
+          from,
+        );
         samples.get(drift.what)?.push(Date.parse(repaired.time) - started);
         const observed = await check.observe();
         if (!isInSync(observed, desired)) {
@@ -134,17 +137,40 @@ export interface ChurnRow {
   readonly rules: number;
   readonly seconds: number;
   readonly transactions: number;
+  /** Events the rewrites made (2N+4 each), whether the agent followed them or not. */
   readonly eventsPerSecond: number;
-  /** CPU of the agent process alone, % of one core. */
-  readonly agentPercent: number;
-  /** CPU of its `nft -j monitor ruleset` child, % of one core. */
-  readonly monitorPercent: number;
+  /** CPU of the agent process and every child it ran (its monitor, its reads), % of one core. */
+  readonly percent: number;
+  /** How the agent noticed drift at the end: following events, or polling for churn. */
+  readonly mode: string;
   readonly applies: number;
-  readonly eventsOurs: number;
+}
+
+/** Events one rewrite of `rules` rules makes: the table flushed and filled again. */
+export const eventsPerRewrite = (rules: number): number => 2 * rules + 4;
+
+/**
+ * CPU seconds of `pid` and of every child it ran: its own time, its reaped children's (cutime,
+ * cstime) and its live children's, so a monitor that is stopped or a read that ends mid-window is
+ * counted once, whenever it ran.
+ */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  const own = async (of: number | string) => {
+    const stat = await readFile(`/proc/${of}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { parent: Number(fields[1]), ticks: [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) };
+  };
+  let ticks = (await own(pid)).ticks;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const child = await own(entry).catch(() => undefined);
+    if (child?.parent === pid) ticks += child.ticks;
+  }
+  return ticks / 100; // USER_HZ
 }
 
 /** A kube-proxy-like rewrite of a foreign table: flush it, then its chains and `rules` rules again. */
-function churnPayload(rules: number, round: number): string {
+export function churnPayload(rules: number, round: number): string {
   const lines = [
     'add table ip churn',
     'flush table ip churn',
@@ -153,23 +179,26 @@ function churnPayload(rules: number, round: number): string {
     'add rule ip churn kfwd jump svc',
   ];
   for (let i = 0; i < rules; i += 1) {
-    lines.push(`add rule ip churn svc ip daddr 10.${(round + i) % 200}.${i}.1 tcp dport 80 counter accept`);
+    lines.push(
+      `add rule ip churn svc ip daddr 10.${(round + i) % 200}.${Math.floor(i / 250)}.${(i % 250) + 1} tcp dport 80 counter accept`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
 
-async function metrics(ns: Netns): Promise<string> {
+export async function metrics(ns: Netns): Promise<string> {
   return (await httpGet(ns, `http://${METRICS_LISTEN}/metrics`)).body;
 }
 
-function value(text: string, name: string): number {
+export function value(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return Number(line?.split(' ').at(-1) ?? Number.NaN);
 }
 
 /**
- * Another process rewrites a foreign table `rate` times a second for `seconds`: the agent's CPU and
- * its monitor's, and whether it applied anything (it must not: nothing of ours changed).
+ * Another process rewrites a foreign table `rate` times a second for `seconds`: the CPU of the agent
+ * and all it runs, how it was following at the end, and whether it applied anything (it must not:
+ * nothing of ours changed).
  */
 export async function measureChurn(
   backend: EventBackend,
@@ -181,31 +210,25 @@ export async function measureChurn(
   const agent = await startWithEvents(ns, backend);
   try {
     const pid = agent.pid ?? 0;
-    const [monitor] = await childrenNamed(pid, 'nft', 'monitor');
-    if (monitor === undefined) throw new Error('no nft monitor child found');
     // One rewrite first: the chains exist, so every later one has the same shape.
     await ns.must('nft', ['-f', '-'], churnPayload(rules, 0));
     await sleep(500);
     const before = await metrics(ns);
-    const cpu0 = [await cpuSeconds(pid), await cpuSeconds(monitor)];
+    const cpu0 = await treeCpuSeconds(pid);
     const { transactions, elapsed } = await churn(ns, rules, seconds, rate);
     await sleep(200); // the last events reach the agent
-    const cpu1 = [await cpuSeconds(pid), await cpuSeconds(monitor)];
+    const cpu1 = await treeCpuSeconds(pid);
     const after = await metrics(ns);
-    const other = (text: string) =>
-      Number(/route_controller_change_events_total\{scope="other"\} (\d+)/.exec(text)?.[1]);
-    const ours = (text: string) => Number(/route_controller_change_events_total\{scope="ours"\} (\d+)/.exec(text)?.[1]);
     return {
       backend,
       rules,
       seconds: elapsed,
       transactions,
-      eventsPerSecond: (other(after) - other(before)) / elapsed,
-      agentPercent: (((cpu1[0] ?? 0) - (cpu0[0] ?? 0)) / elapsed) * 100,
-      monitorPercent: (((cpu1[1] ?? 0) - (cpu0[1] ?? 0)) / elapsed) * 100,
+      eventsPerSecond: (transactions * eventsPerRewrite(rules)) / elapsed,
+      percent: ((cpu1 - cpu0) / elapsed) * 100,
+      mode: followMode(after),
       // Every apply that changed the kernel, drift repairs included.
       applies: value(after, 'route_controller_applies_total') - value(before, 'route_controller_applies_total'),
-      eventsOurs: ours(after) - ours(before),
     };
   } finally {
     await agent.stop('SIGTERM');
@@ -216,46 +239,61 @@ export async function measureChurn(
   }
 }
 
-/**
- * Rewrites the foreign table `rate` times a second for `seconds`, one `nft -f` process each (as
- * kube-proxy does). A few may overlap (one takes about as long as a tick through ip netns exec);
- * beyond that a tick is skipped, not piled up.
- */
-async function churn(
+/** "events" or "polling", from the agent's /metrics text. */
+export function followMode(text: string): string {
+  return /^route_controller_change_follow_mode\{mode="polling"\} 1$/m.test(text) ? 'polling' : 'events';
+}
+
+/** Rewrites the foreign table `rate` times a second for `seconds` (see startChurn). */
+export async function churn(
   ns: Netns,
   rules: number,
   seconds: number,
   rate: number,
 ): Promise<{ transactions: number; elapsed: number }> {
+  const running = startChurn(ns, rules, rate);
+  await sleep(seconds * 1000);
+  return running.stop();
+}
+
+/**
+ * Rewrites the foreign table `rate` times a second until stopped, one `nft -f` process each (as
+ * kube-proxy does). A few may overlap (one takes about as long as a tick through ip netns exec);
+ * beyond that a tick is skipped, not piled up.
+ */
+export function startChurn(
+  ns: Netns,
+  rules: number,
+  rate: number,
+): { stop(): Promise<{ transactions: number; elapsed: number }> } {
   const started = performance.now();
   let transactions = 0;
   let round = 0;
   let inFlight = 0;
-  await new Promise<void>((resolve, reject) => {
-    const tick = setInterval(() => {
-      if (performance.now() - started >= seconds * 1000) {
-        clearInterval(tick);
-        const wait = setInterval(() => {
-          if (inFlight === 0) {
-            clearInterval(wait);
-            resolve();
-          }
-        }, 5);
-        return;
-      }
-      if (inFlight >= MAX_IN_FLIGHT) return;
-      inFlight += 1;
-      round += 1;
-      const child = spawn('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
-      child.stdin.end(churnPayload(rules, round));
-      child.once('error', reject);
-      child.once('exit', (code) => {
-        inFlight -= 1;
-        if (code === 0) transactions += 1;
-      });
-    }, 1000 / rate);
-  });
-  return { transactions, elapsed: (performance.now() - started) / 1000 };
+  let failure: Error | undefined;
+  const tick = setInterval(() => {
+    if (inFlight >= MAX_IN_FLIGHT) return;
+    inFlight += 1;
+    round += 1;
+    const child = spawn('ip', ['netns', 'exec', ns.name, 'nft', '-f', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    child.stdin.end(churnPayload(rules, round));
+    child.once('error', (error) => {
+      failure = error;
+    });
+    child.once('exit', (code) => {
+      inFlight -= 1;
+      if (code === 0) transactions += 1;
+    });
+  }, 1000 / rate);
+  return {
+    async stop() {
+      clearInterval(tick);
+      const elapsed = (performance.now() - started) / 1000;
+      while (inFlight > 0) await sleep(5);
+      if (failure) throw failure;
+      return { transactions, elapsed };
+    },
+  };
 }
 
 export interface MonitorVariantRow {
@@ -280,36 +318,48 @@ export const MONITOR_VARIANTS: readonly (readonly string[])[] = [
  */
 export async function measureMonitorVariants(rules: number, seconds: number, rate = 50): Promise<MonitorVariantRow[]> {
   const ns = await Netns.create('bench-monitor');
-  const reader = new URL('./monitor-reader.mjs', import.meta.url).pathname;
   const rows: MonitorVariantRow[] = [];
   try {
     await ns.must('nft', ['-f', '-'], churnPayload(rules, 0));
-    for (const args of MONITOR_VARIANTS) {
-      const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, reader, String(seconds), ...args], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      child.stdout.setEncoding('utf8');
-      let output = '';
-      const ready = new Promise<void>((resolve) => {
-        child.stdout.on('data', (chunk: string) => {
-          output += chunk;
-          if (output.includes('ready\n')) resolve();
-        });
-      });
-      const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-      await ready;
-      await churn(ns, rules, seconds + 0.5, rate);
-      await exited;
-      const result = JSON.parse(output.split('\n').filter(Boolean).at(-1) ?? '{}') as Omit<
-        MonitorVariantRow,
-        'args' | 'rules'
-      >;
-      rows.push({ args, rules, ...result });
-    }
+    for (const args of MONITOR_VARIANTS)
+      rows.push({ args, rules, ...(await monitorAlone(ns, args, rules, seconds, rate)) });
   } finally {
     await ns.delete();
   }
   return rows;
+}
+
+/**
+ * `nft <args>` read as the agent reads it, by a node process in `ns` (test/bench/monitor-reader.mjs),
+ * while the foreign table is rewritten `rate` times a second: what following every event costs.
+ */
+export async function monitorAlone(
+  ns: Netns,
+  args: readonly string[],
+  rules: number,
+  seconds: number,
+  rate: number,
+  options: { readonly node?: readonly string[] } = {},
+): Promise<Omit<MonitorVariantRow, 'args' | 'rules'>> {
+  const reader = new URL('./monitor-reader.mjs', import.meta.url).pathname;
+  // `node`: the node binary and its flags (the agent's shebang flags, to weigh it as the agent runs).
+  const node = options.node ?? [process.execPath];
+  const child = spawn('ip', ['netns', 'exec', ns.name, ...node, reader, String(seconds), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  child.stdout.setEncoding('utf8');
+  let output = '';
+  const ready = new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk: string) => {
+      output += chunk;
+      if (output.includes('ready\n')) resolve();
+    });
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await ready;
+  if (rate > 0) await churn(ns, rules, seconds + 0.5, rate);
+  await exited;
+  return JSON.parse(output.split('\n').filter(Boolean).at(-1) ?? '{}') as Omit<MonitorVariantRow, 'args' | 'rules'>;
 }
 
 export interface ScrapeResult {

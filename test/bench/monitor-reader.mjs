@@ -20,7 +20,9 @@ const runner = new ProcessStreamRunner();
 const streams = {
   start(request) {
     const stream = runner.start(request);
-    pid = stream.pid;
+    void stream.spawned.then((spawned) => {
+      pid = spawned;
+    });
     return stream;
   },
 };

@@ -271,7 +271,7 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9999',
         METRICS_LISTEN_ADDRESS: '0.0.0.0:9773',
         LOG_LEVEL: 'trace',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
         DAEMONSET_NAME: 'route-controller',
       });
@@ -304,7 +304,7 @@ describe('helm chart charts/route-controller', () => {
         METRICS_LISTEN_ADDRESS: '127.0.0.1:9772',
         IPTABLES_LOCK_WAIT: '5s',
         DISCOVERY_SOURCES: 'servicecidr,kubeadm,node-args',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
         DAEMONSET_NAME: 'route-controller',
       });
@@ -339,7 +339,7 @@ describe('helm chart charts/route-controller', () => {
         LISTEN_ADDRESS: '0.0.0.0:9771',
         METRICS_LISTEN_ADDRESS: 'off',
         SERVICE_CIDRS: '10.96.0.0/12,fd00:10:96::/108',
-        POD_LOOKUP: 'true',
+        POD_LOOKUP: 'false',
         STALE_CLUSTERIP_EVENTS: 'false',
         DAEMONSET_NAME: 'route-controller',
       });
@@ -461,14 +461,14 @@ describe('helm chart charts/route-controller', () => {
       verbs: ['get'],
     };
     const SERVICES: Rule = { apiGroups: [''], resources: ['services'], verbs: ['create'] };
-    const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] };
-    const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create'] };
+    const PODS: Rule = { apiGroups: [''], resources: ['pods'], verbs: ['list'] };
+    const EVENTS: Rule = { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] };
     /** The uninstall check's (routeController.cleanupOnUninstall, on by default): its own DaemonSet, by name. */
     const OWN_DAEMONSET = {
       where: 'net-tools',
       rules: [{ apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: ['route-controller'], verbs: ['get'] }],
     };
-    /** The sources' grants alone, without the pod lookup's and the uninstall check's (on by default). */
+    /** The sources' grants alone: the pod lookup off (as by default, said explicitly), no uninstall check. */
     const noLookup = { staleClusterIPs: { podLookup: false }, cleanupOnUninstall: false };
 
     /** Every rule granted, with where it applies, and every binding pointing at its role and our account. */
@@ -497,9 +497,9 @@ describe('helm chart charts/route-controller', () => {
       return roles.map((role) => ({ where: role.metadata.namespace ?? 'cluster', rules: role.rules }));
     }
 
-    it('by default: servicecidrs, nodes and (pod lookup) read-only pods cluster-wide, the kubeadm-config ConfigMap alone in kube-system', async () => {
+    it('by default: servicecidrs and nodes cluster-wide, the kubeadm-config ConfigMap alone in kube-system, and no read of pods', async () => {
       expect(await grants(undefined)).toEqual([
-        { where: 'cluster', rules: [SERVICECIDRS, NODES, PODS] },
+        { where: 'cluster', rules: [SERVICECIDRS, NODES] },
         OWN_DAEMONSET,
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
@@ -529,11 +529,16 @@ describe('helm chart charts/route-controller', () => {
       expect(env.DAEMONSET_NAME).toBeUndefined();
     });
 
-    it('stale ClusterIPs: get and list on pods for the pod lookup (switchable off), create on events in default only when asked', async () => {
+    it('stale ClusterIPs: list on pods only when the pod lookup is asked for, create and patch on events in default only when asked', async () => {
       expect(await grants(['kubeadm'], { cleanupOnUninstall: false })).toEqual([
+        { where: 'kube-system', rules: [KUBEADM] },
+      ]);
+      expect(await grants(['kubeadm'], { staleClusterIPs: { podLookup: true }, cleanupOnUninstall: false })).toEqual([
         { where: 'cluster', rules: [PODS] },
         { where: 'kube-system', rules: [KUBEADM] },
       ]);
+      const lookup = await daemonSet({ routeController: { staleClusterIPs: { podLookup: true } } });
+      expect(lookup.env).toMatchObject({ POD_LOOKUP: 'true' });
       expect(
         await grants(['kubeadm'], { staleClusterIPs: { podLookup: false, events: true }, cleanupOnUninstall: false }),
       ).toEqual([

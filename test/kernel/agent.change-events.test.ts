@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { IptablesBackend } from '@route-controller/backend-iptables';
 import { NftBackend } from '@route-controller/backend-nft';
 import { desiredState, type FirewallBackend, isInSync, parseCidrList } from '@route-controller/core';
-import { type AgentProcess, httpGet, LAB, LoopLab, type Netns } from '@route-controller/lab';
+import { type AgentProcess, httpGet, LAB, type LogLine, LoopLab, type Netns } from '@route-controller/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent } from '../src/agent-bin.js';
 import { describeKernel } from '../src/prerequisites.js';
@@ -14,6 +15,9 @@ const METRICS_LISTEN_ADDRESS = '127.0.0.1:9772';
 /** Generous: a repair from an event takes tens of milliseconds; only a hang (or no event) reaches this. */
 const REPAIR_WAIT_MS = 10_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The agent's "drift repaired" line, for drift noticed as `noticed` says. */
+const repairedBy = (noticed: string) => (line: LogLine) => line.msg === 'drift repaired' && line.noticed === noticed;
 
 /** A third party's change, as one command in the node (no shell). */
 interface Drift {
@@ -160,11 +164,7 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
         it(`repairs at once: ${drift.what}`, async () => {
           const from = agent.logs.length;
           await lab.node.must(drift.file, drift.args, drift.input);
-          const repaired = await agent.waitForMessage(
-            'drift repaired from a kernel change event',
-            REPAIR_WAIT_MS,
-            from,
-          );
+          const repaired = await agent.waitForLog(repairedBy('from a kernel change event'), REPAIR_WAIT_MS, from);
           expect(repaired.level).toBe('warn');
           const observed = await backendFor(backend, lab.node).observe();
           expect(observed.problems).toEqual([]);
@@ -188,6 +188,63 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
       });
     });
   }
+
+  describe('foreign churn: events pause for polls of our table, and come back once it is quiet', () => {
+    let lab: LoopLab;
+    let agent: AgentProcess;
+    beforeAll(async () => {
+      lab = await LoopLab.create({ kubeProxy: 'none' });
+      agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1h', LISTEN_ADDRESS, METRICS_LISTEN_ADDRESS });
+      await agent.waitUntilReady(15_000);
+      await agent.waitForMessage('following kernel change events', 15_000);
+    });
+    afterAll(async () => {
+      await agent?.stop('SIGKILL');
+      await lab?.destroy();
+    });
+
+    it('another tool replacing a small table 50 times a second: no monitor, drift repaired by a poll, then events again', async () => {
+      const from = agent.logs.length;
+      // A foreign table of three rules, replaced every 20 ms: about ten events each time.
+      const rewrite =
+        'add table ip churn\nflush table ip churn\nadd chain ip churn c\n' +
+        'add rule ip churn c ip daddr 10.1.0.1 accept\nadd rule ip churn c ip daddr 10.1.0.2 accept\nadd rule ip churn c ip daddr 10.1.0.3 accept\n';
+      const churn = spawn(
+        'ip',
+        ['netns', 'exec', lab.node.name, 'sh', '-c', `while :; do printf '${rewrite}' | nft -f -; sleep 0.02; done`],
+        { stdio: 'ignore' },
+      );
+      try {
+        const paused = await agent.waitForMessage(
+          'change events paused for foreign churn; polling our table instead',
+          REPAIR_WAIT_MS,
+          from,
+        );
+        expect(paused).toMatchObject({ level: 'info', pollIntervalMs: expect.any(Number) });
+        expect(Number(paused.eventsPerSecond)).toBeGreaterThan(100);
+        await until('the monitor is stopped', () => children(agent.pid ?? 0, 'nft', 'monitor').length === 0);
+        expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
+        const text = (await httpGet(lab.node, `http://${METRICS_LISTEN_ADDRESS}/metrics`)).body;
+        expect(text).toContain('route_controller_change_follow_mode{mode="polling"} 1');
+        // Drift during the churn: a poll finds it.
+        const drifted = agent.logs.length;
+        await lab.node.must('nft', ['delete', 'table', 'inet', 'route-controller']);
+        await agent.waitForLog(repairedBy('by a poll during foreign churn'), REPAIR_WAIT_MS, drifted);
+        expect(isInSync(await backendFor('nft', lab.node).observe(), DESIRED)).toBe(true);
+        expect(await lab.measureLoop('ipv4', 3)).toBe(0);
+      } finally {
+        churn.kill('SIGKILL');
+        await new Promise((resolve) => churn.once('close', resolve));
+      }
+      // Quiet again: the next sample of the stream stays quiet, and events are back.
+      await agent.waitForMessage('change events resumed after foreign churn', 30_000, from);
+      await until('the monitor runs again', () => children(agent.pid ?? 0, 'nft', 'monitor').length === 1);
+      expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(1);
+      const drifted = agent.logs.length;
+      await lab.node.must('nft', ['flush', 'chain', 'inet', 'route-controller', 'forward']);
+      await agent.waitForLog(repairedBy('from a kernel change event'), REPAIR_WAIT_MS, drifted);
+    });
+  });
 
   describe('the monitor child never outlives the agent', () => {
     let lab: LoopLab;
@@ -262,14 +319,17 @@ describeKernel('agent: drift repaired from kernel change events, without a resyn
     });
 
     it('says drift waits for the resync, starts no monitor, and the resync repairs', async () => {
-      await agent.waitForMessage(
-        'iptables-legacy has no kernel change events: drift is repaired by the resync, every 1s',
+      await agent.waitForLog(
+        (line) =>
+          line.msg === 'no kernel change events with this backend: drift is repaired by the resync' &&
+          line.backend === 'iptables-legacy' &&
+          line.resyncInterval === '1s',
       );
       expect(children(agent.pid ?? 0, 'nft')).toEqual([]);
       expect(await metric(lab.node, 'route_controller_change_events_up')).toBe(0);
       const from = agent.logs.length;
       await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-I', 'FORWARD', '1', '-j', 'ACCEPT']);
-      await agent.waitForMessage('drift repaired by the resync', REPAIR_WAIT_MS, from);
+      await agent.waitForLog(repairedBy('by the resync'), REPAIR_WAIT_MS, from);
       expect(await lab.measureLoop('ipv4', 3)).toBe(0);
       await lab.node.must('iptables-legacy', ['-w', '-t', 'security', '-D', 'FORWARD', '-j', 'ACCEPT']);
     });

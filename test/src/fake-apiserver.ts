@@ -22,7 +22,7 @@ import type { TLSSocket } from 'node:tls';
  * Resources: ServiceCIDRs (networking.k8s.io v1 and/or v1beta1, as `serviceCidrVersions` says),
  * ConfigMaps, Nodes, and Services, of which only create is served: with dryRun=All it answers an
  * invalid clusterIP with the 422 Status of the Kubernetes version it imitates (`version`). Pods
- * (list and watch, with the field selector spec.nodeName) and Events (create, list). DaemonSets
+ * (list and watch, with the field selector spec.nodeName) and Events (create, list, merge patch). DaemonSets
  * (apps/v1: get, list, watch), deleted in the background or in the foreground as the garbage
  * collector's two propagation policies show it.
  * RBAC is imitated per resource with forbid(); authentication with `authenticate`; faults with
@@ -475,6 +475,11 @@ export class FakeApiServer {
     this.#delete('pods', `${namespace}/${name}`);
   }
 
+  /** An Event gone, as the API server drops it after its TTL. */
+  deleteEvent(namespace: string, name: string): void {
+    this.#delete('events', `${namespace}/${name}`);
+  }
+
   /** The Events created so far, oldest first. */
   events(): StoredObject[] {
     return [...this.#objects.events.values()];
@@ -771,6 +776,9 @@ export class FakeApiServer {
     if (route.resource === 'events' && method === 'POST') {
       return this.#createEvent(response, body, route.namespace);
     }
+    if (route.resource === 'events' && method === 'PATCH') {
+      return this.#patchEvent(response, request.headers['content-type'], body, route);
+    }
     if (route.resource === 'services') {
       if (method !== 'POST' || route.name) return this.#methodNotAllowed(response);
       return this.#createService(response, query, body, route.namespace ?? 'default');
@@ -889,6 +897,37 @@ export class FakeApiServer {
       metadata: { ...this.#meta(name), namespace },
     });
     json(response, 201, created);
+  }
+
+  /** A JSON merge patch of an Event (what route-controller sends to bump its count), as the real server applies it. */
+  #patchEvent(response: ServerResponse, contentType: string | undefined, body: string, route: Route) {
+    if (!route.namespace || !route.name) return this.#methodNotAllowed(response);
+    if (contentType?.split(';')[0]?.trim() !== 'application/merge-patch+json') {
+      return this.#status(
+        response,
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format`,
+        {},
+      );
+    }
+    const key = `${route.namespace}/${route.name}`;
+    if (!this.#objects.events.has(key)) return this.#notFound(response, route, route.name);
+    let patch: Record<string, unknown>;
+    try {
+      patch = JSON.parse(body) as Record<string, unknown>;
+    } catch (error) {
+      return this.#status(response, 400, 'BadRequest', `the object provided is unrecognized: ${String(error)}`, {});
+    }
+    const patched = this.#update('events', key, (object) => {
+      const fields = object as unknown as Record<string, unknown>;
+      for (const [field, value] of Object.entries(patch)) {
+        if (field === 'metadata' || field === 'apiVersion' || field === 'kind') continue;
+        if (value === null) delete fields[field];
+        else fields[field] = value;
+      }
+    });
+    json(response, 200, patched);
   }
 
   /** POST of a ServiceCIDR, validated as the real API server does (with fieldValidation=Strict, as kubectl sends). */

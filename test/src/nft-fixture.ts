@@ -108,6 +108,18 @@ export async function kernelRecords(ns: Netns): Promise<KernelRecord[]> {
   return records;
 }
 
+/** The oracle for the drop counter: packets counted by our IPv4 rule, as the kernel holds it. */
+export async function kernelDropCounter(ns: Netns): Promise<number> {
+  const { stdout } = await ns.must('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE]);
+  type Expr = { match?: { left?: { payload?: { protocol?: string; field?: string } } }; counter?: { packets: number } };
+  for (const entry of (JSON.parse(stdout) as { nftables: { rule?: { expr: Expr[] } }[] }).nftables) {
+    const payload = entry.rule?.expr[0]?.match?.left?.payload;
+    const counter = entry.rule?.expr[1]?.counter;
+    if (payload?.protocol === 'ip' && payload.field === 'daddr' && counter) return counter.packets;
+  }
+  throw new Error(`no IPv4 drop rule with a counter in ${stdout}`);
+}
+
 function elementText(element: unknown, family: IpFamily): string {
   if (typeof element === 'string') return parseCidr(`${element}/${MAX_PREFIX[family]}`).cidr.text;
   if (isJson(element) && isJson(element.prefix)) {

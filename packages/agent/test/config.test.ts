@@ -37,7 +37,7 @@ describe('loadConfig', () => {
       discoverySources: ['servicecidr', 'kubeadm', 'node-args'],
       nodeName: undefined,
       podNamespace: undefined,
-      podLookup: true,
+      podLookup: false,
       staleEvents: false,
       daemonSet: undefined,
     });

@@ -51,7 +51,8 @@ export function captureLogs(): { logger: Logger; lines: Record<string, unknown>[
 /** A reconciler over a memory kernel, with its outcomes, logs and metrics at hand. */
 export function setup(resync = '30s', kernel = new MemoryKernel(), backend = new MemoryBackend(kernel)) {
   const source = new ScriptedSource();
-  const metrics = new AgentMetrics('test');
+  // No spacing between kernel reads: these tests scrape back to back, some under fake timers.
+  const metrics = new AgentMetrics('test', 0);
   const config = loadConfig({ RESYNC_INTERVAL: resync, LISTEN_ADDRESS: 'off' });
   const { logger, lines: logs, raw } = captureLogs();
   // Date.now: vitest's fake timers move it, so tests step the clock with the timers.

@@ -1,5 +1,7 @@
 import { type DesiredState, ErrorCodes, RouteControllerError, type WriteOptions } from '@route-controller/core';
+import { MemoryBackend, MemoryKernel } from '@route-controller/core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { scrape } from './metrics-text.js';
 import { setup } from './reconcile-helpers.js';
 
 /** Makes every apply from now on hang until the returned function lets them go. */
@@ -103,7 +105,7 @@ describe('Reconciler', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'resync', changed: true, driftRepaired: true });
     expect(t.kernel.objects.has('route-controller/rule/ipv4')).toBe(true);
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(1);
     await t.reconciler.stop();
   });
 
@@ -121,10 +123,10 @@ describe('Reconciler', () => {
     t.kernel.failure = undefined;
     await vi.advanceTimersByTimeAsync(500);
     expect(t.outcomes.at(-1)).toMatchObject({ trigger: 'retry', changed: true, driftRepaired: true });
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
-    expect(t.logs.filter((line) => String(line.msg).startsWith('drift repaired')).map((line) => line.msg)).toEqual([
-      expect.stringMatching(/^drift repaired from a kernel change event: /),
-      expect.stringMatching(/^drift repaired on a retry: /),
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(2);
+    expect(t.logs.filter((line) => line.msg === 'drift repaired').map((line) => line.noticed)).toEqual([
+      'from a kernel change event',
+      'on a retry',
     ]);
     const before = t.outcomes.length;
     t.source.set('10.97.0.0/16');
@@ -132,7 +134,7 @@ describe('Reconciler', () => {
     expect(t.outcomes.slice(before).filter((o) => o.changed)).toEqual([
       { trigger: 'change', ok: true, changed: true, driftRepaired: false },
     ]);
-    expect(await t.metrics.value('route_controller_drift_repairs_total')).toBe(2);
+    expect(await scrape(t.metrics, 'route_controller_drift_repairs_total')).toBe(2);
     await t.reconciler.stop();
   });
 
@@ -220,7 +222,7 @@ describe('Reconciler', () => {
     await vi.advanceTimersByTimeAsync(2000);
     expect(t.kernelCidrs()).toEqual(['10.97.0.0/16']);
     expect(t.reconciler.readiness().ready).toBe(true);
-    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(3);
+    expect(await scrape(t.metrics, 'route_controller_apply_failures_total')).toBe(3);
     await t.reconciler.stop();
   });
 
@@ -250,11 +252,11 @@ describe('Reconciler', () => {
         /^not protecting this node: no Service CIDRs found \(scripted: nothing yet\)\. Set SERVICE_CIDRS/,
       ),
     });
-    expect(await t.metrics.value('route_controller_ready')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_ready')).toBe(0);
     t.source.set('10.96.0.0/16');
     await t.reconciler.trigger('change');
     expect(t.reconciler.readiness().ready).toBe(true);
-    expect(await t.metrics.value('route_controller_ready')).toBe(1);
+    expect(await scrape(t.metrics, 'route_controller_ready')).toBe(1);
     await t.reconciler.stop();
   });
 
@@ -295,6 +297,53 @@ describe('Reconciler', () => {
     await t.reconciler.stop();
   });
 
+  it('sets route_controller_service_cidrs only once a safe set is applied, never for one refused or failed', async () => {
+    const t = setup();
+    const enforced = async () => [
+      await scrape(t.metrics, 'route_controller_service_cidrs', 'family="ipv4"'),
+      await scrape(t.metrics, 'route_controller_service_cidrs', 'family="ipv6"'),
+    ];
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.start();
+    expect(await enforced()).toEqual([1, 0]);
+    // Refused by the safety check (it holds a node address): what is enforced is still the old set.
+    t.source.set('10.96.0.0/16,172.18.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    expect(t.reconciler.readiness().ready).toBe(false);
+    expect(await enforced()).toEqual([1, 0]);
+    // A safe set whose apply fails: still the old one.
+    const apply = vi
+      .spyOn(t.backend, 'apply')
+      .mockRejectedValue(new RouteControllerError(ErrorCodes.CommandFailed, 'nft -f failed'));
+    t.source.set('10.96.0.0/16,10.97.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    expect(apply).toHaveBeenCalled();
+    expect(await enforced()).toEqual([1, 0]);
+    apply.mockRestore();
+    // Applied: now it says so.
+    await t.reconciler.trigger('retry');
+    expect(await enforced()).toEqual([2, 1]);
+    await t.reconciler.stop();
+  });
+
+  it('warns once that a family the backend cannot enforce is ignored, and again only when that changes', async () => {
+    const kernel = new MemoryKernel();
+    const t = setup('30s', kernel, new MemoryBackend(kernel, { capabilities: { families: ['ipv4'] } }));
+    const warnings = () => t.logs.filter((line) => line.families !== undefined).map((line) => line.families);
+    t.source.set('10.96.0.0/16,fd00:10:96::/112');
+    await t.reconciler.start();
+    for (let resync = 0; resync < 5; resync += 1) await t.reconciler.trigger('resync');
+    expect(warnings()).toEqual([['ipv6']]);
+    expect(t.logs.find((line) => line.families)).toMatchObject({ level: 40, backend: 'memory' });
+    t.source.set('10.96.0.0/16');
+    await t.reconciler.trigger('change');
+    t.source.set('10.96.0.0/16,fd00:10:96::/112');
+    await t.reconciler.trigger('change');
+    await t.reconciler.trigger('resync');
+    expect(warnings()).toEqual([['ipv6'], ['ipv6']]);
+    await t.reconciler.stop();
+  });
+
   it('refuses CIDRs that contain a node address, keeping the rules', async () => {
     const t = setup();
     t.source.set('10.96.0.0/16');
@@ -330,7 +379,7 @@ describe('Reconciler', () => {
     // The apply saw its signal aborted and wrote nothing; no failure was counted, no retry planned.
     expect(t.kernel.writes).toBe(0);
     expect(t.outcomes).toEqual([{ trigger: 'start', ok: false, changed: false, driftRepaired: false }]);
-    expect(await t.metrics.value('route_controller_apply_failures_total')).toBe(0);
+    expect(await scrape(t.metrics, 'route_controller_apply_failures_total')).toBe(0);
     expect(closed).toHaveBeenCalledOnce();
     const count = t.outcomes.length;
     await t.reconciler.trigger('change');

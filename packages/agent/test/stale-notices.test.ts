@@ -1,7 +1,15 @@
 import type { HitRecord } from '@route-controller/core';
 import { describe, expect, it } from 'vitest';
 import { staleDestinations } from '../src/stale/stale-destinations.js';
-import { describeWindow, EventLimiter, formatNotice, StaleNotices } from '../src/stale/stale-notices.js';
+import {
+  describeWindow,
+  EVENT_BURST,
+  EVENT_REFILL_MS,
+  EVENT_TTL_MS,
+  formatNotice,
+  StaleEventPolicy,
+  StaleNotices,
+} from '../src/stale/stale-notices.js';
 
 const record = (source: string, destination: string, packets: number): HitRecord => ({
   family: 'ipv4',
@@ -121,15 +129,35 @@ describe('the stale ClusterIP log: once per new pair, then at most once a minute
   });
 });
 
-describe('StaleClusterIP Events: one per destination per 10 minutes', () => {
-  it('lets one through per destination, and another once 10 minutes have passed', () => {
-    const limiter = new EventLimiter();
-    expect(limiter.take('10.96.5.5', 0)).toBe(true);
-    expect(limiter.take('10.96.5.5', 60 * SECOND)).toBe(false);
-    expect(limiter.take('10.96.0.99', 60 * SECOND)).toBe(true);
-    expect(limiter.take('10.96.5.5', 599 * SECOND)).toBe(false);
-    expect(limiter.take('10.96.5.5', 600 * SECOND)).toBe(true);
-    expect(limiter.take('10.96.0.99', 600 * SECOND)).toBe(false);
+describe("StaleEventPolicy: client-go's spam filter and aggregation, for the Events about this node", () => {
+  it('lets one Event per destination through every 10 minutes, counting every occurrence in between', () => {
+    const policy = new StaleEventPolicy();
+    expect(policy.occurred('10.96.5.5', 0)).toBe(1);
+    expect(policy.occurred('10.96.5.5', 60 * SECOND)).toBeUndefined();
+    expect(policy.occurred('10.96.0.99', 60 * SECOND)).toBe(1);
+    expect(policy.occurred('10.96.5.5', 599 * SECOND)).toBeUndefined();
+    expect(policy.occurred('10.96.5.5', 600 * SECOND)).toBe(4);
+    expect(policy.occurred('10.96.0.99', 600 * SECOND)).toBeUndefined();
+  });
+
+  it('lets 25 through at once, then one every 5 minutes, however many destinations', () => {
+    const policy = new StaleEventPolicy();
+    const sent = (at: number, from: number, to: number) => {
+      let count = 0;
+      for (let n = from; n < to; n += 1) if (policy.occurred(`10.96.0.${n}`, at) !== undefined) count += 1;
+      return count;
+    };
+    expect(sent(0, 0, 200)).toBe(EVENT_BURST);
+    expect(sent(EVENT_REFILL_MS - SECOND, 200, 250)).toBe(0);
+    expect(sent(EVENT_REFILL_MS, 200, 250)).toBe(1);
+    expect(sent(3 * EVENT_REFILL_MS, 200, 250)).toBe(2);
+  });
+
+  it('starts a new Event (count 1) for a destination whose last one the API server has forgotten', () => {
+    const policy = new StaleEventPolicy();
+    expect(policy.occurred('10.96.5.5', 0)).toBe(1);
+    expect(policy.occurred('10.96.5.5', 10 * 60 * SECOND)).toBe(2);
+    expect(policy.occurred('10.96.5.5', 10 * 60 * SECOND + EVENT_TTL_MS)).toBe(1);
   });
 });
 

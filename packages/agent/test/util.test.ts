@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Backoff } from '../src/util/backoff.js';
 import { SaidOnce } from '../src/util/said-once.js';
 import { sleep } from '../src/util/sleep.js';
+import { TokenBucket } from '../src/util/token-bucket.js';
 
 describe('Backoff', () => {
   it('doubles from initialMs up to maxMs, and reset() starts over', () => {
@@ -64,5 +65,19 @@ describe('sleep', () => {
     expect(early).toHaveBeenCalledTimes(1);
     expect(vi.getTimerCount()).toBe(0);
     await expect(sleep(60_000, abort.signal)).resolves.toBeUndefined();
+  });
+});
+
+describe('TokenBucket', () => {
+  it('gives its burst at once, then one token per refill interval, never more than the burst', () => {
+    const bucket = new TokenBucket(3, 1_000);
+    expect(bucket.take(0, 3)).toBe(true);
+    expect(bucket.take(0)).toBe(false);
+    expect(bucket.available(999)).toBe(0);
+    expect(bucket.take(1_000)).toBe(true);
+    // A long quiet spell refills up to the burst only.
+    expect(bucket.available(60_000)).toBe(3);
+    expect(bucket.take(60_000, 4)).toBe(false);
+    expect(bucket.available(60_000)).toBe(3);
   });
 });

@@ -59,12 +59,12 @@ export async function runChangeStream(
     ready = true;
     listener.ready();
   };
-  const { pid } = stream;
-  if (pid !== undefined) {
+  void stream.spawned.then((pid) => {
+    if (pid === undefined) return;
     // Whether it could tell or gave up, the stream is as ready as it will get: go on either way.
     if (spec.subscribed) void spec.subscribed(pid, signal).then(markReady, markReady);
     else markReady();
-  }
+  });
   const describe = spec.describe ?? ((line: string) => line);
   try {
     for await (const line of stream) {
@@ -105,7 +105,12 @@ export interface NetlinkSubscription {
   readonly timeoutMs?: number;
 }
 
-const POLL_MS = 2;
+/**
+ * The first look comes soon (a monitor subscribes within milliseconds of its start), later ones
+ * further apart: never a tight poll of /proc.
+ */
+const FIRST_POLL_MS = 5;
+const MAX_POLL_MS = 40;
 
 /**
  * Resolves true once process `pid` holds a netlink socket of `protocol` subscribed to `groups`, read
@@ -119,6 +124,7 @@ export async function waitForNetlinkSubscription(
   signal?: AbortSignal,
 ): Promise<boolean> {
   const deadline = performance.now() + (subscription.timeoutMs ?? 2_000);
+  let wait = FIRST_POLL_MS;
   while (!signal?.aborted && performance.now() < deadline) {
     let table: string;
     try {
@@ -127,7 +133,8 @@ export async function waitForNetlinkSubscription(
       return false; // the process is gone
     }
     if (netlinkSubscribed(table, pid, subscription)) return true;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(MAX_POLL_MS, wait * 2);
   }
   return false;
 }

@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { commandNotFound, formatCommand } from './command-runner.js';
 import { ErrorCodes, RouteControllerError } from './errors.js';
+import { once } from './once.js';
 
 /**
  * The seam for long-lived processes whose output is read as it comes (`nft -j monitor`), next to
@@ -15,10 +14,7 @@ export interface StreamRequest {
   readonly args: readonly string[];
   /** Ends the process (SIGTERM, then SIGKILL) when aborted; iteration then ends. */
   readonly signal: AbortSignal;
-  /**
-   * Each line the process writes on stderr. Stderr is drained whether or not this is given, so a
-   * chatty process never blocks on a full pipe.
-   */
+  /** Each line the process writes on stderr; without it, stderr is not read at all (ignored). */
   readonly onStderr?: (line: string) => void;
 }
 
@@ -30,8 +26,10 @@ export interface StreamExit {
 
 /** A running process; iterating it yields its stdout line by line (without the newline). */
 export interface LineStream extends AsyncIterable<string> {
-  /** The process id, once spawned (undefined when it could not be, or was never started). */
+  /** The process id once spawned: undefined before, and when it could not be, or was never started. */
   readonly pid: number | undefined;
+  /** Resolves with the process id once it is spawned, or undefined when it was not. Never rejects. */
+  readonly spawned: Promise<number | undefined>;
   /**
    * Settles once the process has ended and its output has been read: resolves with how it ended,
    * or rejects with a coded error (ERR_RC_COMMAND_NOT_FOUND, ERR_RC_COMMAND_SPAWN) when it could not
@@ -41,7 +39,10 @@ export interface LineStream extends AsyncIterable<string> {
 }
 
 export interface StreamRunner {
-  /** Starts the process at once. Iterate the result once; abort the request's signal to stop it. */
+  /**
+   * Starts the process (at once, or as soon as the runner knows how). Iterate the result once;
+   * leaving the loop early ends the process, as aborting the request's signal does.
+   */
   start(request: StreamRequest): LineStream;
 }
 
@@ -58,23 +59,20 @@ export interface ProcessStreamRunnerOptions {
 
 /** A stopped process gets SIGTERM, then SIGKILL after this long. */
 const FORCE_KILL_AFTER_MS = 2_000;
-/** Lines read but not yet consumed beyond which stdout is paused, so memory stays bounded. */
-const MAX_QUEUED_LINES = 10_000;
+const SETPRIV_PROBE_TIMEOUT_MS = 5_000;
 
-let setprivChecked: boolean | undefined;
-
-/** Whether `setpriv --pdeathsig` works here: checked once, by running it on `true`. */
-function setprivWorks(): boolean {
-  if (setprivChecked === undefined) {
-    try {
-      execFileSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5_000 });
-      setprivChecked = true;
-    } catch {
-      setprivChecked = false;
-    }
-  }
-  return setprivChecked;
-}
+/**
+ * Whether `setpriv --pdeathsig` works here: probed once per process, asynchronously (a spawn must
+ * never block the event loop), by running it on `true`.
+ */
+const setprivWorks = once(async (): Promise<boolean> => {
+  const probe = await execa('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], {
+    stdio: 'ignore',
+    reject: false,
+    timeout: SETPRIV_PROBE_TIMEOUT_MS,
+  });
+  return probe.exitCode === 0;
+});
 
 /** The absolute path `file` runs as, looked up on PATH like execvp; undefined when there is none. */
 export function findExecutable(file: string, path = process.env.PATH ?? ''): string | undefined {
@@ -96,10 +94,9 @@ export function findExecutable(file: string, path = process.env.PATH ?? ''): str
 }
 
 /**
- * Runs streaming processes with execa, as every command is run (args array, no shell, cancellation by
- * AbortSignal with SIGTERM then SIGKILL, cleanup when we exit). Output is not buffered: stdout is read
- * as it comes and split into lines by hand, because a monitor can print thousands of lines a second
- * and each line should cost one string split, nothing more.
+ * Runs streaming processes with execa, as every command is run (args as an array, no shell,
+ * cancellation by AbortSignal with SIGTERM then SIGKILL, cleanup when we exit), and reads their
+ * output with execa's own line iteration, unbuffered.
  */
 export class ProcessStreamRunner implements StreamRunner {
   readonly #env: NodeJS.ProcessEnv;
@@ -112,39 +109,46 @@ export class ProcessStreamRunner implements StreamRunner {
   }
 
   /** Whether processes started here die with this one at once (setpriv --pdeathsig is usable). */
-  get diesWithParent(): boolean {
-    return this.#dieWithParent && setprivWorks();
+  async diesWithParent(): Promise<boolean> {
+    return this.#dieWithParent && (await setprivWorks());
   }
 
   start(request: StreamRequest): LineStream {
+    return new ProcessLineStream(this.#spawn(request), request);
+  }
+
+  /** The started process (boxed: a bare subprocess is a promise, and would be awaited); none when aborted first. */
+  async #spawn(request: StreamRequest): Promise<{ readonly subprocess: Subprocess } | undefined> {
     const command = formatCommand(request);
-    if (request.signal.aborted) return new ProcessLineStream(undefined, command, request);
+    if (request.signal.aborted) return undefined;
     let file = request.file;
     let args = [...request.args];
-    if (this.diesWithParent) {
+    if (this.#dieWithParent && (await setprivWorks())) {
+      if (request.signal.aborted) return undefined;
       // setpriv would report a missing binary as its own exit code 127: find it first, as exec would.
       const resolved = findExecutable(request.file, this.#env.PATH);
-      if (!resolved) return ProcessLineStream.failed(commandNotFound(request.file, { command }), command);
+      if (!resolved) throw commandNotFound(request.file, { command });
       file = 'setpriv';
       args = ['--pdeathsig', 'KILL', '--', resolved, ...args];
     }
-    const child = execa(file, args, {
-      env: this.#env,
-      extendEnv: false,
-      stdin: 'ignore',
-      buffer: false,
-      reject: false,
-      cancelSignal: request.signal,
-      forceKillAfterDelay: FORCE_KILL_AFTER_MS,
-    });
-    const outcome: Promise<StreamOutcome> = child.then((result) => result);
-    return new ProcessLineStream(
-      { pid: child.pid, stdout: child.stdout, stderr: child.stderr, outcome },
-      command,
-      request,
-    );
+    return { subprocess: spawnStreaming(file, args, this.#env, request) };
   }
 }
+
+function spawnStreaming(file: string, args: readonly string[], env: NodeJS.ProcessEnv, request: StreamRequest) {
+  return execa(file, args, {
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stderr: request.onStderr ? 'pipe' : 'ignore',
+    buffer: false,
+    reject: false,
+    cancelSignal: request.signal,
+    forceKillAfterDelay: FORCE_KILL_AFTER_MS,
+  });
+}
+
+type Subprocess = ReturnType<typeof spawnStreaming>;
 
 /** What execa's result says of a streaming process that ended, or could not start. */
 interface StreamOutcome {
@@ -156,138 +160,87 @@ interface StreamOutcome {
   readonly code?: string | undefined;
 }
 
-/** A started process as the line stream reads it. */
-interface StreamChild {
-  readonly pid: number | undefined;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
-  readonly outcome: Promise<StreamOutcome>;
-}
-
 class ProcessLineStream implements LineStream {
+  readonly spawned: Promise<number | undefined>;
   readonly exited: Promise<StreamExit>;
-  readonly #child: StreamChild | undefined;
-  readonly #lines: string[] = [];
-  #wake: (() => void) | undefined;
-  #ended = false;
-  #error: RouteControllerError | undefined;
+  /** The process and its stdout lines, read from the moment it is spawned (execa: "right away"). */
+  readonly #output: Promise<{ readonly subprocess: Subprocess; readonly lines: AsyncIterator<string> } | undefined>;
+  #pid: number | undefined;
   #iterating = false;
 
-  constructor(child: StreamChild | undefined, command: string, request: StreamRequest, error?: RouteControllerError) {
-    this.#child = child;
-    this.#error = error;
-    if (!child) {
-      this.#ended = true;
-      this.exited = error ? Promise.reject(error) : Promise.resolve({ exitCode: undefined, signal: undefined });
-      // Whoever iterates gets the error; an unobserved rejection must not crash the process.
-      this.exited.catch(() => undefined);
-      return;
-    }
-    const stdout = child.stdout;
-    const stderr = child.stderr;
-    let pending = '';
-    stdout?.setEncoding('utf8');
-    stdout?.on('data', (chunk: string) => {
-      const parts = (pending + chunk).split('\n');
-      pending = parts.pop() ?? '';
-      for (const line of parts) this.#lines.push(line);
-      if (this.#lines.length > MAX_QUEUED_LINES) stdout.pause();
-      this.#notify();
-    });
-    stdout?.on('end', () => {
-      if (pending !== '') this.#lines.push(pending);
-      pending = '';
-    });
-    let errPending = '';
-    stderr?.setEncoding('utf8');
-    stderr?.on('data', (chunk: string) => {
-      const parts = (errPending + chunk).split('\n');
-      errPending = parts.pop() ?? '';
-      for (const line of parts) request.onStderr?.(line);
-    });
-    stderr?.on('end', () => {
-      if (errPending !== '') request.onStderr?.(errPending);
-    });
+  constructor(launch: Promise<{ readonly subprocess: Subprocess } | undefined>, request: StreamRequest) {
+    this.#output = launch.then(
+      (launched) => {
+        if (!launched) return undefined;
+        const { subprocess } = launched;
+        this.#pid = subprocess.pid;
+        if (request.onStderr) void drainLines(subprocess, request.onStderr);
+        return { subprocess, lines: subprocess.iterable()[Symbol.asyncIterator]() };
+      },
+      () => undefined,
+    );
+    this.spawned = this.#output.then(() => this.#pid);
     // execa settles once the process has ended and its output streams have closed: every line the
     // process wrote has been read by then.
-    this.exited = child.outcome.then((result) => {
-      const started = result.exitCode !== undefined || result.signal !== undefined || result.isCanceled;
-      if (!result.failed || started) {
-        this.#finish();
-        return { exitCode: result.exitCode, signal: result.signal };
-      }
-      const { code } = result;
-      this.#error =
-        code === 'ENOENT'
-          ? commandNotFound(request.file, { command, cause: result })
-          : new RouteControllerError(
-              ErrorCodes.CommandSpawn,
-              `${command} could not be started: ${result.shortMessage}`,
-              {
-                hint: `Check that ${request.file} is executable by this user.`,
-                cause: result,
-                details: { command, file: request.file, errno: code },
-              },
-            );
-      this.#finish();
-      throw this.#error;
+    this.exited = launch.then(async (launched) => {
+      if (!launched) return { exitCode: undefined, signal: undefined };
+      return exitOf(await launched.subprocess, request);
     });
+    // Whoever iterates gets the error; an unobserved rejection must not crash the process.
     this.exited.catch(() => undefined);
   }
 
-  static failed(error: RouteControllerError, command: string): ProcessLineStream {
-    return new ProcessLineStream(
-      undefined,
-      command,
-      { file: '', args: [], signal: new AbortController().signal },
-      error,
-    );
-  }
-
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#pid;
   }
 
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  #finish(): void {
-    this.#ended = true;
-    this.#notify();
-  }
-
-  /**
-   * A hand-written iterator, not an async generator: a monitor's lines come by the thousand a
-   * second, and a queued line is handed out with one resolved promise and nothing else.
-   */
   [Symbol.asyncIterator](): AsyncIterator<string> {
     if (this.#iterating) throw new Error('a LineStream can be iterated only once');
     this.#iterating = true;
-    let index = 0;
-    const next = (): Promise<IteratorResult<string, undefined>> => {
-      if (index < this.#lines.length) {
-        const line = this.#lines[index] as string;
-        index += 1;
-        // Hand out what is queued, then drop it in one go: shift() per line would be quadratic.
-        if (index === this.#lines.length) {
-          this.#lines.length = 0;
-          index = 0;
-          if (this.#child?.stdout?.isPaused()) this.#child.stdout.resume();
-        }
-        return Promise.resolve({ value: line, done: false });
-      }
-      if (this.#ended) {
-        return this.#error ? Promise.reject(this.#error) : Promise.resolve({ value: undefined, done: true });
-      }
-      return new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      }).then(next);
-    };
-    return { next, return: () => Promise.resolve({ value: undefined, done: true }) };
+    return this.#lines();
   }
+
+  async *#lines(): AsyncGenerator<string, void, undefined> {
+    const output = await this.#output;
+    if (output) {
+      try {
+        for (;;) {
+          const next = await output.lines.next();
+          if (next.done) break;
+          yield next.value;
+        }
+      } finally {
+        // A consumer that leaves early (break, throw) must not leave the process behind: end it
+        // first, as execa's own cleanup (destroy stdout, await the process) waits for it to end.
+        output.subprocess.kill();
+        await output.lines.return?.();
+      }
+    }
+    await this.exited;
+  }
+}
+
+/** Hands each line of the process's stderr to `onLine`, until the process ends. */
+async function drainLines(subprocess: Subprocess, onLine: (line: string) => void): Promise<void> {
+  try {
+    for await (const line of subprocess.iterable({ from: 'stderr' })) onLine(line);
+  } catch {
+    // The process's end is reported through `exited`.
+  }
+}
+
+/** How a process ended, or the coded error when it could not be started. */
+function exitOf(result: StreamOutcome, request: StreamRequest): StreamExit {
+  const started = result.exitCode !== undefined || result.signal !== undefined || result.isCanceled;
+  if (!result.failed || started) return { exitCode: result.exitCode, signal: result.signal };
+  const command = formatCommand(request);
+  const { code } = result;
+  if (code === 'ENOENT') throw commandNotFound(request.file, { command, cause: result });
+  throw new RouteControllerError(ErrorCodes.CommandSpawn, `${command} could not be started: ${result.shortMessage}`, {
+    hint: `Check that ${request.file} is executable by this user.`,
+    cause: result,
+    details: { command, file: request.file, errno: code },
+  });
 }
 
 /**

@@ -34,6 +34,7 @@ describe('runChangeStream', () => {
     const { calls, listener } = recorder();
     const running = runChangeStream(runner, spec, listener, new AbortController().signal);
     const stream = runner.current;
+    await tick(); // spawned
     stream?.emit('a change of ours', 'someone else', '# ERROR: We lost some netlink events!', '# a comment');
     stream?.stderr('rule without statements?!');
     stream?.end({ exitCode: 134 });

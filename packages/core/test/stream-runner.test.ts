@@ -54,7 +54,7 @@ describe.each([
       ...node('console.log("a"); console.error("oops"); process.stdout.write("b\\n\\nc")'),
       onStderr: (line) => stderr.push(line),
     });
-    expect(stream.pid).toBeGreaterThan(0);
+    expect(await stream.spawned).toBeGreaterThan(0);
     expect(await collect(stream)).toEqual(['a', 'b', '', 'c']);
     expect(await stream.exited).toEqual({ exitCode: 0, signal: undefined });
     expect(stderr).toEqual(['oops']);
@@ -89,6 +89,28 @@ describe.each([
     expect(await stream.exited).toMatchObject({ signal: 'SIGTERM' });
   });
 
+  it('ends the process when the consumer leaves the loop early, and waits until it has ended', async () => {
+    const stream = runner.start(node('console.log("up"); setInterval(() => {}, 1000)'));
+    for await (const line of stream) {
+      expect(line).toBe('up');
+      break;
+    }
+    const pid = stream.pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    // Leaving the loop returned only once the process had ended: nothing left to wait for.
+    expect(gone(pid)).toBe(true);
+    expect(await stream.exited).toMatchObject({ signal: 'SIGTERM' });
+  });
+
+  it('ends the process when the consumer throws out of the loop', async () => {
+    const stream = runner.start(node('console.log("up"); setInterval(() => {}, 1000)'));
+    const consume = async () => {
+      for await (const _line of stream) throw new Error('consumer failed');
+    };
+    await expect(consume()).rejects.toThrow('consumer failed');
+    expect(gone(stream.pid ?? 0)).toBe(true);
+  });
+
   it('rejects a missing binary with ERR_RC_COMMAND_NOT_FOUND, from exited and from iteration', async () => {
     const stream = runner.start({
       file: 'route-controller-no-such-binary',
@@ -103,10 +125,13 @@ describe.each([
     const controller = new AbortController();
     controller.abort();
     const stream = runner.start(node('console.log("never")', controller.signal));
+    expect(await stream.spawned).toBeUndefined();
     expect(stream.pid).toBeUndefined();
     expect(await collect(stream)).toEqual([]);
   });
 });
+
+const usable = await new ProcessStreamRunner().diesWithParent();
 
 describe('ProcessStreamRunner: a child outliving a SIGKILLed parent', () => {
   // The parent is a separate node process using the built runner, so it can be killed for real.
@@ -115,7 +140,7 @@ describe('ProcessStreamRunner: a child outliving a SIGKILLed parent', () => {
     const script = `import(${JSON.stringify(dist)}).then(({ ProcessStreamRunner }) => {
       const stream = new ProcessStreamRunner({ dieWithParent: ${dieWithParent} })
         .start({ file: 'sleep', args: ['30'], signal: new AbortController().signal });
-      console.log(stream.pid);
+      stream.spawned.then((pid) => console.log(pid));
       setInterval(() => {}, 1000);
     })`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
@@ -125,7 +150,6 @@ describe('ProcessStreamRunner: a child outliving a SIGKILLed parent', () => {
       child.stdout.once('data', (data: Buffer) => resolve({ parent: child, pid: Number(String(data).trim()) }));
     });
   };
-  const usable = new ProcessStreamRunner().diesWithParent;
 
   it.skipIf(!usable)('dies at once with setpriv --pdeathsig', async () => {
     const { parent: p, pid } = await parent(true);

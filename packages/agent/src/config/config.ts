@@ -133,7 +133,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, fl
     discoverySources: checked(DEFAULT_DISCOVERY_SOURCES, () => discoverySources(origin('discoverySources'))),
     nodeName: checked(undefined, () => kubernetesName('nodeName', origin('nodeName'), 253)),
     podNamespace,
-    podLookup: checked(true, () => bool('podLookup', origin('podLookup'), true)),
+    podLookup: checked(false, () => bool('podLookup', origin('podLookup'), false)),
     staleEvents: checked(false, () => bool('staleEvents', origin('staleEvents'), false)),
     daemonSet: checked(undefined, () => daemonSet(origin('daemonSetName'), podNamespace)),
   };

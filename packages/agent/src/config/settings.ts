@@ -155,8 +155,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     flag: '--pod-lookup',
     argName: 'bool',
     description:
-      'name the pod behind each source of packets to a stale ClusterIP, from the pods of this node (needs NODE_NAME, SERVICE_CIDRS unset and get and list on pods; true | false)',
-    defaultText: 'true',
+      'name the pod behind each source of packets to a stale ClusterIP, from the pods of this node (needs NODE_NAME, SERVICE_CIDRS unset and list on pods in every namespace; true | false)',
+    defaultText: 'false',
   },
   {
     key: 'staleEvents',

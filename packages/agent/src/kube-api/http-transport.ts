@@ -60,7 +60,10 @@ export class HttpKubeTransport implements KubeTransport {
       headers: {
         ...headers,
         Accept: 'application/json',
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        // A PATCH is a JSON merge patch (RFC 7386): bumping an Event's count.
+        ...(body === undefined
+          ? {}
+          : { 'Content-Type': request.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' }),
       },
       ...(auth ? { auth } : {}),
       signal: request.signal,

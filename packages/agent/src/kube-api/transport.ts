@@ -5,7 +5,8 @@
  */
 
 export interface KubeRequest {
-  readonly method: 'GET' | 'POST';
+  /** PATCH sends its body as a JSON merge patch (RFC 7386). */
+  readonly method: 'GET' | 'POST' | 'PATCH';
   /** A path under the API server's URL, such as /api/v1/nodes. */
   readonly path: string;
   readonly query?: Readonly<Record<string, string>>;

@@ -1,12 +1,13 @@
 import type { FirewallBackend, IpFamily, ObservedState, ServiceCidrs } from '@route-controller/core';
 import type { Registry } from 'prom-client';
 import { API_CONNECTION_STATES } from './api-state.js';
+import { FreshReads } from './fresh-reads.js';
 
 /**
- * How long one kernel read serves scrapes: a tight scrape loop (or two Prometheus servers) must not
- * make the agent fork nft or *-save in a storm.
+ * Kernel reads for scrapes start at most this often: a tight scrape loop (or two Prometheus servers)
+ * waits for the next read, it never makes the agent fork nft or *-save in a storm.
  */
-export const OBSERVATION_TTL_MS = 1_000;
+export const KERNEL_READ_INTERVAL_MS = 1_000;
 
 /** The API loop of a Kubernetes discovery source (its watch or its periodic read). */
 interface KubernetesStatus {
@@ -42,20 +43,29 @@ export class AgentMetrics {
     changeEvents: { ours: 0, other: 0 },
     changeStreamUp: false,
     changeStreamRestarts: 0,
+    /** How drift is noticed while the backend has change events; undefined until the follower starts. */
+    followMode: undefined as 'events' | 'polling' | undefined,
+    churnPauses: 0,
     eventRepairPauses: 0,
     /** Distinct destinations per family in the hit records at their last read; empty while never read. */
     staleDestinations: {} as Partial<Record<IpFamily, number>>,
   };
   #registry: Promise<Registry> | undefined;
-  /** One observe() per scrape at most, shared by every metric and cached briefly (see #observed). */
-  #observation: { readonly at: number; readonly value: Promise<ObservedState | undefined> } | undefined;
-  /** Kernel reads made for scrapes, for the bench and tests. */
-  kernelReads = 0;
+  /**
+   * Our objects as the kernel holds them, for the drop counters: each scrape gets a read that
+   * started after it came in, shared with the scrapes waiting beside it (see FreshReads).
+   */
+  readonly #kernel: FreshReads<ObservedState | undefined>;
 
   constructor(
     private readonly version: string,
-    private readonly observationTtlMs = OBSERVATION_TTL_MS,
-  ) {}
+    kernelReadIntervalMs = KERNEL_READ_INTERVAL_MS,
+  ) {
+    this.#kernel = new FreshReads(
+      () => this.#state.backend?.observe().catch(() => undefined) ?? Promise.resolve(undefined),
+      kernelReadIntervalMs,
+    );
+  }
 
   backendChosen(backend: FirewallBackend): void {
     this.#state.backend = backend;
@@ -106,6 +116,12 @@ export class AgentMetrics {
     this.#state.changeStreamRestarts += 1;
   }
 
+  /** Following change events, or polling our table because another tool's churn made them too costly. */
+  changeFollowMode(mode: 'events' | 'polling'): void {
+    if (mode === 'polling' && this.#state.followMode !== 'polling') this.#state.churnPauses += 1;
+    this.#state.followMode = mode;
+  }
+
   eventRepairsPaused(): void {
     this.#state.eventRepairPauses += 1;
   }
@@ -117,29 +133,6 @@ export class AgentMetrics {
     return { contentType: registry.contentType, text: await registry.metrics() };
   }
 
-  /** One value of a metric as rendered, for tests: `value('route_controller_applies_total')`. */
-  async value(name: string, labels = ''): Promise<number | undefined> {
-    const { text } = await this.render();
-    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
-    return line === undefined ? undefined : Number(line.split(' ').at(-1));
-  }
-
-  /**
-   * Our objects as the kernel holds them, read at most once per OBSERVATION_TTL_MS: concurrent
-   * scrapes share the read in flight (single-flight), later ones reuse it until it is stale.
-   */
-  #observed(): Promise<ObservedState | undefined> {
-    const now = performance.now();
-    const cached = this.#observation;
-    if (cached && now - cached.at < this.observationTtlMs) return cached.value;
-    const backend = this.#state.backend;
-    if (!backend) return Promise.resolve(undefined);
-    this.kernelReads += 1;
-    const value = backend.observe().catch(() => undefined);
-    this.#observation = { at: now, value };
-    return value;
-  }
-
   async #createRegistry(): Promise<Registry> {
     // `.default`: prom-client is CommonJS, and a bundle's dynamic import of it has no named exports.
     const { collectDefaultMetrics, Counter, Gauge, Registry } = (await import('prom-client')).default;
@@ -148,22 +141,24 @@ export class AgentMetrics {
     const registers = [registry];
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     // Every metric reads the recorded state when scraped. A gauge whose read sets nothing has no
-    // sample: absent, not 0, where what it measures is not in use.
+    // sample: absent, not 0, where what it measures is not in use. Concurrent scrapes share the metric
+    // objects: each collect() replaces their values in one synchronous step (reset, then set), never
+    // across an await, or overlapping scrapes would see each other's half-done values.
     const gauge = <L extends string>(
       name: string,
       help: string,
       labelNames: readonly L[],
-      read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void | Promise<void>,
+      read: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void,
     ) => {
       const metric = new Gauge<L>({
         name,
         help,
         labelNames,
         registers,
-        async collect() {
+        collect() {
           metric.reset();
           let sampled = false;
-          await read((labels, value) => {
+          read((labels, value) => {
             sampled = true;
             metric.set(labels, value);
           });
@@ -233,7 +228,7 @@ export class AgentMetrics {
     });
     gauge(
       'route_controller_change_events_up',
-      '1 while the kernel change event stream is connected; 0 while it restarts, or where the backend has none (iptables-legacy: the resync finds drift)',
+      '1 while the kernel change event stream is connected; 0 while it restarts, while it is paused for foreign churn (route_controller_change_follow_mode), or where the backend has none (iptables-legacy: the resync finds drift)',
       [],
       (set) => set({}, state.changeStreamUp ? 1 : 0),
     );
@@ -241,6 +236,21 @@ export class AgentMetrics {
       'route_controller_change_events_restarts_total',
       'Times the kernel change event stream ended by itself and was started again',
       () => state.changeStreamRestarts,
+    );
+    gauge(
+      'route_controller_change_follow_mode',
+      'How drift is noticed (1 for the current mode): "events" follows kernel change events, "polling" reads our table every 0.7 s while another tool changes the ruleset too often to follow (absent without change events)',
+      ['mode'],
+      (set) => {
+        const mode = state.followMode;
+        if (mode === undefined) return;
+        for (const name of ['events', 'polling'] as const) set({ mode: name }, name === mode ? 1 : 0);
+      },
+    );
+    counter(
+      'route_controller_change_events_churn_pauses_total',
+      "Times change events were paused for another tool's churn, and our table polled instead",
+      () => state.churnPauses,
     );
     counter(
       'route_controller_change_event_repairs_paused_total',
@@ -255,8 +265,8 @@ export class AgentMetrics {
         labelNames: ['family'],
         registers,
         collect: async () => {
+          const observed = await this.#kernel.get();
           metric.reset();
-          const observed = await this.#observed();
           for (const family of ['ipv4', 'ipv6'] as const) {
             const counters = observed?.[family].counters;
             if (counters) metric.inc({ family }, counters[unit]);

@@ -25,13 +25,24 @@ import type { Logger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { TOKENS } from '../tokens.js';
 import { Backoff } from '../util/backoff.js';
+import { SaidOnce } from '../util/said-once.js';
 import { desiredFromDiscovery } from './desired-from-discovery.js';
 
-/** Why a reconcile runs: start, a discovery change, the resync timer, a retry, a kernel change event. */
-export type ReconcileTrigger = 'start' | 'change' | 'resync' | 'retry' | 'event';
+/**
+ * Why a reconcile runs: start, a discovery change, the resync timer, a retry, a kernel change event,
+ * or a poll of our table while change events pause for another tool's churn.
+ */
+export type ReconcileTrigger = 'start' | 'change' | 'resync' | 'retry' | 'event' | 'poll';
 
 /** When triggers wait together, the run carries the weightiest: it is the one its outcome is about. */
-const TRIGGER_RANK: Readonly<Record<ReconcileTrigger, number>> = { resync: 0, event: 1, retry: 2, change: 2, start: 3 };
+const TRIGGER_RANK: Readonly<Record<ReconcileTrigger, number>> = {
+  resync: 0,
+  poll: 1,
+  event: 1,
+  retry: 2,
+  change: 2,
+  start: 3,
+};
 
 /** How drift was noticed, for the "drift repaired" line. */
 const NOTICED_BY: Readonly<Record<ReconcileTrigger, string>> = {
@@ -40,6 +51,7 @@ const NOTICED_BY: Readonly<Record<ReconcileTrigger, string>> = {
   resync: 'by the resync',
   retry: 'on a retry',
   event: 'from a kernel change event',
+  poll: 'by a poll during foreign churn',
 };
 
 export interface ReconcileOutcome {
@@ -94,6 +106,7 @@ export class Reconciler {
   #unprotected: string | undefined;
   #checkedSafeCidrs: ServiceCidrs | undefined;
   readonly #outcomes: ((outcome: ReconcileOutcome) => void)[] = [];
+  readonly #said = new SaidOnce();
   /** When start() was called, when the last attempt ended, and the one running: for /healthz and /readyz. */
   #startedAt: number | undefined;
   #lastAttemptAt: number | undefined;
@@ -217,6 +230,7 @@ export class Reconciler {
   async #reconcile(trigger: ReconcileTrigger): Promise<ReconcileOutcome> {
     const failed = { trigger, ok: false, changed: false, driftRepaired: false };
     let desired: DesiredState;
+    let source: string;
     try {
       const discovery = await this.discovery.resolve();
       this.#logDiscovery(discovery);
@@ -230,14 +244,15 @@ export class Reconciler {
         );
         return { ...failed, ok: this.#applied !== undefined };
       }
-      if (outcome.dropped.length > 0) {
+      // Once per change of what is left out, not on every reconcile.
+      if (this.#said.said('dropped families', outcome.dropped.join(',')) && outcome.dropped.length > 0) {
         this.#log.warn(
           { families: outcome.dropped, backend: this.backend.name },
-          `backend ${this.backend.name} cannot enforce ${outcome.dropped.join(', ')} on this node; those CIDRs are ignored`,
+          'Service CIDRs of a family the backend cannot enforce on this node are ignored',
         );
       }
       desired = outcome.desired;
-      this.metrics.cidrs(outcome.source, desired.cidrs);
+      source = outcome.source;
       await this.#assertSafe(desired);
     } catch (error) {
       return this.#failure(trigger, error, 'could not work out the desired state', false);
@@ -254,11 +269,13 @@ export class Reconciler {
       const driftRepaired = result.changed && this.#applied !== undefined && sameDesiredState(this.#applied, desired);
       const at = new Date();
       this.metrics.applied(result.changed, at);
+      // What the kernel enforces now: only after the safety check and a successful apply.
+      this.metrics.cidrs(source, desired.cidrs);
       if (driftRepaired) {
         this.metrics.driftRepaired();
         this.#log.warn(
-          { backend: this.backend.name, trigger, summary: result.summary },
-          `drift repaired ${NOTICED_BY[trigger]}: our rules had been changed, ${result.summary}`,
+          { backend: this.backend.name, trigger, noticed: NOTICED_BY[trigger], summary: result.summary },
+          'drift repaired',
         );
       } else if (result.changed) {
         this.#log.info(

@@ -1,7 +1,8 @@
-import { once } from '@route-controller/core';
+import { errorMessage, once } from '@route-controller/core';
 import type { AgentConfig } from '../config/config.js';
 import type { KubernetesConnection } from '../kube-api/connection.js';
 import type { Logger } from '../observability/logger.js';
+import { SaidOnce } from '../util/said-once.js';
 
 /*
  * The two Kubernetes features of stale ClusterIP reporting: naming the pods behind the sources, and
@@ -17,10 +18,18 @@ export interface PodNames {
   names(addresses: readonly string[]): Promise<ReadonlyMap<string, string>>;
 }
 
+/** One destination's StaleClusterIP Event as it should now read. */
+export interface StaleEvent {
+  readonly destination: string;
+  readonly message: string;
+  /** How many times the destination was seen dialled: 1 creates the Event, more bump it. */
+  readonly count: number;
+}
+
 /** Where Events about stale ClusterIPs go. */
 export interface StaleEventSink {
-  /** Creates one Event (the caller limits how often); failures are logged, never thrown. */
-  record(destination: string, message: string): Promise<void>;
+  /** Writes the destination's Event (the caller limits how often); failures are logged, never thrown. */
+  record(event: StaleEvent): Promise<void>;
 }
 
 export const NO_POD_NAMES: PodNames = { names: async () => new Map() };
@@ -49,6 +58,7 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
   const off = podLookupOff(config);
   const nodeName = config.nodeName;
   if (off || !nodeName) return NO_POD_NAMES;
+  const said = new SaidOnce();
   const load = once(async (): Promise<PodNames> => {
     const [{ NodePods }, loaded] = await Promise.all([import('./pods.js'), connection()]);
     return new NodePods({ connect: () => loaded.connect(), nodeName, logger });
@@ -59,7 +69,10 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
       try {
         return await (await load()).names(addresses);
       } catch (error) {
-        logger.warn({ err: error }, 'cannot name the pods behind stale ClusterIP sources; they are shown as addresses');
+        // Once per cause: every read of the records would say it again.
+        if (said.said('names', errorMessage(error))) {
+          logger.warn({ err: error }, 'cannot name the pods behind stale ClusterIP sources');
+        }
         return new Map();
       }
     },
@@ -70,16 +83,19 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
 export function createStaleEvents(config: AgentConfig, connection: ConnectionLoader, logger: Logger): StaleEventSink {
   const nodeName = config.nodeName;
   if (staleEventsOff(config) || !nodeName) return NO_STALE_EVENTS;
+  const said = new SaidOnce();
   const load = once(async (): Promise<StaleEventSink> => {
     const [{ NodeEvents }, loaded] = await Promise.all([import('./node-events.js'), connection()]);
     return new NodeEvents({ connect: () => loaded.connect(), nodeName, logger });
   });
   return {
-    record: async (destination, message) => {
+    record: async (event) => {
       try {
-        await (await load()).record(destination, message);
+        await (await load()).record(event);
       } catch (error) {
-        logger.warn({ err: error }, `cannot create a StaleClusterIP Event for ${destination}`);
+        if (said.said('record', errorMessage(error))) {
+          logger.warn({ err: error, destination: event.destination }, 'cannot write stale ClusterIP Events');
+        }
       }
     },
   };

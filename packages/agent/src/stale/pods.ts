@@ -2,6 +2,7 @@ import { describeFailure, failureOf } from '../kube-api/api-failure.js';
 import type { Connection } from '../kube-api/connection.js';
 import { TransportError } from '../kube-api/transport.js';
 import type { Logger } from '../observability/logger.js';
+import { SaidOnce } from '../util/said-once.js';
 
 export interface NodePodsOptions {
   readonly connect: () => Connection;
@@ -9,16 +10,18 @@ export interface NodePodsOptions {
   readonly nodeName: string;
   readonly logger: Logger;
   readonly requestTimeoutMs?: number;
-  /** An address not found is looked for again (a new pod) no sooner than this after the last list. */
-  readonly relistAfterMs?: number;
-  /** Names older than this are listed afresh before use (pods die and their addresses are reused). */
+  /**
+   * The list is taken again once it is this old, when names are next asked for: pods come and go,
+   * and their addresses are reused. Nothing else lists: an address it does not name is no pod of
+   * this node until the next list says otherwise.
+   */
   readonly maxAgeMs?: number;
   /** After a failed list, the next one waits this long. */
   readonly retryAfterMs?: number;
   readonly now?: () => number;
 }
 
-const PERMISSION = 'get and list on pods (the Helm chart grants it with routeController.staleClusterIPs.podLookup)';
+const PERMISSION = 'list on pods (the Helm chart grants it with routeController.staleClusterIPs.podLookup=true)';
 
 interface PodItem {
   readonly metadata?: { readonly name?: string; readonly namespace?: string };
@@ -28,10 +31,10 @@ interface PodItem {
 
 /**
  * Names the pods of this node by address, for the sources of packets to stale ClusterIPs: one list
- * of the node's pods (fieldSelector spec.nodeName, from the API server's cache), kept a minute and
- * listed again sooner only for an address it does not know. Host-network pods share the node's
- * addresses and finished pods may have given theirs away: neither names an address. A source that
- * is no pod of this node stays an address.
+ * of the node's pods (fieldSelector spec.nodeName, from the API server's cache), kept a minute.
+ * An address the list does not name stays an address until the next list: a pod cannot make the
+ * agent list pods by dialling from an address that is no pod's (a host-network pod shares the
+ * node's addresses, and a finished pod may have given its address away, so neither names one).
  */
 export class NodePods {
   readonly #options: NodePodsOptions;
@@ -39,7 +42,7 @@ export class NodePods {
   #byAddress = new Map<string, string>();
   #listedAt = Number.NEGATIVE_INFINITY;
   #failedAt = Number.NEGATIVE_INFINITY;
-  #said = '';
+  readonly #said = new SaidOnce();
 
   constructor(options: NodePodsOptions) {
     this.#options = options;
@@ -49,10 +52,7 @@ export class NodePods {
   /** The pods ("namespace/name") of the addresses that belong to pods of this node. */
   async names(addresses: readonly string[]): Promise<ReadonlyMap<string, string>> {
     const now = this.#now();
-    const age = now - this.#listedAt;
-    const unknown = addresses.some((address) => !this.#byAddress.has(address));
-    const due =
-      age >= (this.#options.maxAgeMs ?? 60_000) || (unknown && age >= (this.#options.relistAfterMs ?? 15_000));
+    const due = now - this.#listedAt >= (this.#options.maxAgeMs ?? 60_000);
     if (due && now - this.#failedAt >= (this.#options.retryAfterMs ?? 300_000)) await this.#list(now);
     const found = new Map<string, string>();
     for (const address of addresses) {
@@ -85,7 +85,7 @@ export class NodePods {
     }
     if (response.status !== 200) {
       const failure = describeFailure(failureOf(response));
-      return this.#failed(now, response.status === 403 ? `${failure}; it needs ${PERMISSION}` : failure);
+      return this.#failed(now, failure, response.status === 403 ? PERMISSION : undefined);
     }
     const items = (response.body as { items?: readonly PodItem[] } | null)?.items ?? [];
     const byAddress = new Map<string, string>();
@@ -100,24 +100,18 @@ export class NodePods {
     this.#byAddress = byAddress;
     this.#listedAt = now;
     this.#failedAt = Number.NEGATIVE_INFINITY;
-    this.#say(
-      'debug',
-      `listed ${items.length} pod(s) of node ${nodeName} to name the sources of stale ClusterIP traffic`,
-    );
+    if (this.#said.said('list', 'ok')) {
+      this.#options.logger.debug({ nodeName, pods: items.length }, 'pods listed to name stale ClusterIP sources');
+    }
   }
 
-  #failed(now: number, why: string): void {
+  #failed(now: number, why: string, needs?: string): void {
     this.#failedAt = now;
-    this.#say(
-      'warn',
-      `cannot list the pods of node ${this.#options.nodeName} to name the sources of stale ClusterIP traffic (${why}); they are shown as addresses, and the list is tried again in a few minutes`,
+    // The lookup runs whenever a stale ClusterIP is reported: say each cause once.
+    if (!this.#said.said('list', why)) return;
+    this.#options.logger.warn(
+      { nodeName: this.#options.nodeName, reason: why, needs, retryInMs: this.#options.retryAfterMs ?? 300_000 },
+      'cannot list pods to name stale ClusterIP sources; they are shown as addresses',
     );
-  }
-
-  /** Says a message once until it changes: the lookup runs whenever a stale ClusterIP is reported. */
-  #say(level: 'debug' | 'warn', message: string): void {
-    if (message === this.#said) return;
-    this.#said = message;
-    this.#options.logger[level]({ nodeName: this.#options.nodeName }, message);
   }
 }

@@ -1,4 +1,5 @@
 import type { HitRecord } from '@route-controller/core';
+import { TokenBucket } from '../util/token-bucket.js';
 import { packetCount } from './stale-destinations.js';
 
 /**
@@ -97,8 +98,9 @@ export class StaleNotices {
 }
 
 /**
- * The log line: `stale ClusterIP 10.96.5.5 dialled by 10.244.0.7 (312 packets in the last minute):
- * no Service owns this address`. `name` turns a source address into what to print for it.
+ * The message of a StaleClusterIP Event, for people (the log has the same in fields): `stale
+ * ClusterIP 10.96.5.5 dialled by 10.244.0.7 (312 packets in the last minute): no Service owns this
+ * address`. `name` turns a source address into what to print for it.
  */
 export function formatNotice(notice: StaleNotice, name: (address: string) => string = (a) => a): string {
   const who = notice.sources.map((source) => name(source.address)).join(', ');
@@ -112,17 +114,41 @@ export function describeWindow(windowMs: number | undefined): string {
   return `in the last ${Math.round(windowMs / 60_000)} minutes`;
 }
 
-/** At most one Kubernetes Event per destination per `intervalMs` (10 minutes). */
-export class EventLimiter {
-  readonly #sent = new Map<string, number>();
+/** A new Event, or a bump of the last one, per destination at most this often. */
+export const EVENT_DESTINATION_INTERVAL_MS = 10 * 60_000;
+/** The node's Events (they are all about its Node object): client-go's spam filter, burst 25, then one per 5 minutes. */
+export const EVENT_BURST = 25;
+export const EVENT_REFILL_MS = 5 * 60_000;
+/** The API server forgets Events after an hour (its --event-ttl): a destination quiet that long starts a new one. */
+export const EVENT_TTL_MS = 60 * 60_000;
+/** Destinations remembered at most (client-go's event cache holds as many). */
+export const EVENT_MEMORY = 4_096;
 
-  constructor(private readonly intervalMs = 10 * 60_000) {}
+/**
+ * When a StaleClusterIP Event goes to the API server, and with which count: client-go's
+ * EventRecorder, applied to the one object our Events are about (this node's Node). Every occurrence
+ * of a destination is counted; one Event per destination carries that count (created first, then
+ * bumped), at most once per EVENT_DESTINATION_INTERVAL_MS per destination, and all of them through
+ * one token bucket (EVENT_BURST, then one per EVENT_REFILL_MS). Pure: the caller gives the time.
+ */
+export class StaleEventPolicy {
+  readonly #bucket = new TokenBucket(EVENT_BURST, EVENT_REFILL_MS);
+  readonly #destinations = new Map<string, { count: number; sentAt: number }>();
 
-  /** True when an Event for `destination` may be sent at `now`; then it counts as sent. */
-  take(destination: string, now: number): boolean {
-    for (const [key, at] of this.#sent) if (now - at >= this.intervalMs) this.#sent.delete(key);
-    if (this.#sent.has(destination)) return false;
-    this.#sent.set(destination, now);
-    return true;
+  /** One more occurrence of `destination` at `now`: the count to send now, or undefined when nothing goes. */
+  occurred(destination: string, now: number): number | undefined {
+    let entry = this.#destinations.get(destination);
+    // An Event last written over EVENT_TTL_MS ago is gone from the API server: the next one is new.
+    const expired = entry !== undefined && Number.isFinite(entry.sentAt) && now - entry.sentAt >= EVENT_TTL_MS;
+    if (!entry || expired) entry = { count: 0, sentAt: Number.NEGATIVE_INFINITY };
+    entry.count += 1;
+    // Most recently seen last, so the oldest is the one forgotten.
+    this.#destinations.delete(destination);
+    this.#destinations.set(destination, entry);
+    if (this.#destinations.size > EVENT_MEMORY)
+      this.#destinations.delete(this.#destinations.keys().next().value as string);
+    if (now - entry.sentAt < EVENT_DESTINATION_INTERVAL_MS || !this.#bucket.take(now)) return undefined;
+    entry.sentAt = now;
+    return entry.count;
   }
 }

@@ -1,4 +1,5 @@
 import {
+  errorMessage,
   type FirewallBackend,
   type HitRecords,
   type IpFamily,
@@ -11,26 +12,31 @@ import { inject, injectable } from '../di.js';
 import type { Logger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { TOKENS } from '../tokens.js';
+import { SaidOnce } from '../util/said-once.js';
 import { type PodNames, podLookupOff, type StaleEventSink, staleEventsOff } from './kubernetes-features.js';
 import { describeSource, noRecordsReason } from './stale-destinations.js';
-import { EventLimiter, formatNotice, StaleNotices } from './stale-notices.js';
+import { StaleLogBudget } from './stale-log-budget.js';
+import { formatNotice, StaleEventPolicy, type StaleNotice, StaleNotices } from './stale-notices.js';
 
 /**
  * Says who dials stale ClusterIPs: reads the backend's hit records once per resync interval (never
- * per packet or per scrape), keeps the stale-destinations gauge, logs each new (destination, source)
- * pair once and a destination at most once a minute while it is dialled, naming the pods of this
- * node behind the sources, and creates an Event per destination per 10 minutes when asked to.
+ * per packet or per scrape) and keeps the stale-destinations gauge from every pair. The log gets
+ * each new (destination, source) pair and each destination still dialled at most once a minute,
+ * within a budget (StaleLogBudget: about 10 lines a read, 60 a minute, the rest summed up in one
+ * line that points to `route-controller status`, which lists them all), naming the pods of this
+ * node behind the sources when asked to. Events, when asked for, follow StaleEventPolicy: one per
+ * destination, its count bumped, through the node's token bucket.
  */
 @injectable()
 export class StaleReporter {
   readonly #log: Logger;
   readonly #notices = new StaleNotices();
-  readonly #events = new EventLimiter();
+  readonly #budget = new StaleLogBudget();
+  readonly #eventPolicy = new StaleEventPolicy();
+  readonly #said = new SaidOnce<string>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
-  #unreadable = '';
-  readonly #full = new Set<IpFamily>();
 
   constructor(
     @inject(TOKENS.Config) private readonly config: AgentConfig,
@@ -43,23 +49,35 @@ export class StaleReporter {
     this.#log = logger.child({ component: 'stale' });
   }
 
-  /** After the first apply: one read now, then one per resync interval. */
+  /** After the first apply: one read now (then it says it is recording), then one per resync interval. */
   start(): void {
     const { backend, config } = this;
     if (!backend.capabilities.records) {
-      this.#log.info({ backend: backend.name }, noRecordsReason(backend.name));
+      this.#log.info(
+        { backend: backend.name, reason: noRecordsReason(backend.name) },
+        'no record of who dials stale ClusterIPs',
+      );
       return;
     }
     const pods = podLookupOff(config);
     const events = staleEventsOff(config);
-    this.#log.info(
-      { podLookup: pods === undefined, events: events === undefined },
-      `recording who dials stale ClusterIPs, read every ${formatDuration(config.resyncIntervalMs)}; sources named by pod: ${pods ? `no (${pods})` : 'yes'}; Events: ${events ? `no (${events})` : 'yes'}`,
-    );
-    if (config.staleEvents && events) {
-      this.#log.warn(`STALE_CLUSTERIP_EVENTS=true, but ${events}: no StaleClusterIP Events are created`);
-    }
-    void this.report();
+    if (config.staleEvents && events)
+      this.#log.warn({ reason: events }, 'no StaleClusterIP Events despite STALE_CLUSTERIP_EVENTS=true');
+    // Said once the first read is in: whatever is recorded from then on is news.
+    void this.report().then(() => {
+      if (this.#stopped) return;
+      this.#log.info(
+        {
+          backend: backend.name,
+          readEvery: formatDuration(config.resyncIntervalMs),
+          podLookup: pods === undefined,
+          ...(pods ? { podLookupOff: pods } : {}),
+          events: events === undefined,
+          ...(events ? { eventsOff: events } : {}),
+        },
+        'recording who dials stale ClusterIPs',
+      );
+    });
     this.#timer = setInterval(() => void this.report(), config.resyncIntervalMs);
   }
 
@@ -87,12 +105,10 @@ export class StaleReporter {
     try {
       records = await reading;
       if (this.#stopped) return;
-      this.#unreadable = '';
+      this.#said.forget('read');
     } catch (error) {
       // The reconciler reads the same table and says why it fails; say it here once, quietly.
-      const message = error instanceof Error ? error.message : String(error);
-      if (message !== this.#unreadable) this.#log.debug({ err: error }, `cannot read the hit records: ${message}`);
-      this.#unreadable = message;
+      if (this.#said.said('read', errorMessage(error))) this.#log.debug({ err: error }, 'hit records unreadable');
       return;
     }
     const counts: Partial<Record<IpFamily, number>> = {};
@@ -104,37 +120,74 @@ export class StaleReporter {
     this.metrics.staleDestinations(counts);
     this.#sayFull(records.sets);
     const notices = this.#notices.update(records.records, now);
-    if (notices.length === 0 || this.#stopped) return;
-    const addresses = [...new Set(notices.flatMap((notice) => notice.sources.map((source) => source.address)))];
-    const names = await this.pods.names(addresses);
+    const { shown, heldBack } = this.#budget.split(notices, now);
+    const events = staleEventsOff(this.config) === undefined ? this.#dueEvents(notices, now) : [];
+    const addresses = new Set([...shown, ...events.map((event) => event.notice)].flatMap(sourceAddresses));
+    const names = addresses.size > 0 ? await this.pods.names([...addresses]) : new Map<string, string>();
     if (this.#stopped) return;
-    const eventsOn = staleEventsOff(this.config) === undefined;
-    for (const notice of notices) {
-      const message = formatNotice(notice, (address) => describeSource(address, names.get(address)));
-      const sources = notice.sources.map((source) => {
-        const pod = names.get(source.address);
-        return { ...source, ...(pod ? { pod } : {}) };
-      });
-      this.#log.warn(
-        { destination: notice.destination, sources, packets: notice.packets, notice: notice.kind },
-        message,
-      );
-      if (eventsOn && this.#events.take(notice.destination, now)) await this.events.record(notice.destination, message);
+    for (const notice of shown) this.#say(notice, names);
+    if (heldBack) {
+      this.#log.warn({ ...heldBack, see: 'route-controller status' }, 'more stale ClusterIPs dialled than logged');
     }
+    for (const { notice, count } of events) {
+      const message = formatNotice(notice, (address) => describeSource(address, names.get(address)));
+      await this.events.record({ destination: notice.destination, message, count });
+      if (this.#stopped) return;
+    }
+  }
+
+  #say(notice: StaleNotice, names: ReadonlyMap<string, string>): void {
+    const windowSeconds = notice.windowMs === undefined ? undefined : Math.round(notice.windowMs / 1000);
+    const sources = notice.sources.map((source) => {
+      const pod = names.get(source.address);
+      return { ...source, ...(pod ? { pod } : {}) };
+    });
+    const [first] = sources;
+    const who = notice.kind === 'new-pair' && first ? { source: first.address, pod: first.pod } : { sources };
+    this.#log.warn(
+      { destination: notice.destination, ...who, packets: notice.packets, windowSeconds, notice: notice.kind },
+      'stale ClusterIP dialled',
+    );
+  }
+
+  /** One candidate Event per destination of this read, most packets first, as StaleEventPolicy lets them through. */
+  #dueEvents(notices: readonly StaleNotice[], now: number): { notice: StaleNotice; count: number }[] {
+    const byDestination = new Map<string, StaleNotice>();
+    for (const notice of notices) {
+      const known = byDestination.get(notice.destination);
+      byDestination.set(
+        notice.destination,
+        known
+          ? { ...known, sources: [...known.sources, ...notice.sources], packets: known.packets + notice.packets }
+          : notice,
+      );
+    }
+    const due: { notice: StaleNotice; count: number }[] = [];
+    for (const notice of [...byDestination.values()].sort((a, b) => b.packets - a.packets)) {
+      const count = this.#eventPolicy.occurred(notice.destination, now);
+      if (count !== undefined) due.push({ notice, count });
+    }
+    return due;
   }
 
   /** Says once when a record set fills (and again after it has had room). */
   #sayFull(sets: readonly RecordSetStatus[]): void {
     for (const set of sets) {
       if (!set.full) {
-        this.#full.delete(set.family);
-      } else if (!this.#full.has(set.family)) {
-        this.#full.add(set.family);
+        this.#said.forget(`full ${set.family}`);
+      } else if (this.#said.said(`full ${set.family}`, 'full')) {
         this.#log.warn(
-          { family: set.family, size: set.size },
-          `the ${set.family} record set is full (${set.size} pairs): pairs seen from now on are not recorded until older ones expire (${formatDuration(set.timeoutSeconds * 1000)} after their last packet); every packet is still dropped and counted`,
+          {
+            family: set.family,
+            size: set.size,
+            forgetAfter: formatDuration(set.timeoutSeconds * 1000),
+            effect: 'new pairs go unrecorded until older ones expire; every packet is still dropped and counted',
+          },
+          'stale ClusterIP record set full',
         );
       }
     }
   }
 }
+
+const sourceAddresses = (notice: StaleNotice) => notice.sources.map((source) => source.address);

@@ -10,6 +10,7 @@ let nextPid = 40_000;
  */
 export class FakeLineStream implements LineStream {
   readonly pid: number | undefined;
+  readonly spawned: Promise<number | undefined>;
   readonly exited: Promise<StreamExit>;
   readonly #lines: string[] = [];
   #wake: (() => void) | undefined;
@@ -29,6 +30,7 @@ export class FakeLineStream implements LineStream {
     this.exited.catch(() => undefined);
     if (error) {
       this.pid = undefined;
+      this.spawned = Promise.resolve(undefined);
       this.#error = error;
       this.#ended = true;
       this.#reject(error);
@@ -36,6 +38,7 @@ export class FakeLineStream implements LineStream {
     }
     nextPid += 1;
     this.pid = nextPid;
+    this.spawned = Promise.resolve(this.pid);
     if (request.signal.aborted) this.end({ exitCode: undefined, signal: 'SIGTERM' });
     else request.signal.addEventListener('abort', () => this.end({ exitCode: undefined, signal: 'SIGTERM' }));
   }
