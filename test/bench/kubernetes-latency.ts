@@ -55,7 +55,7 @@ export async function measureKubernetesLatency(
     const { server } = api;
     agent = startAgent(lab.node, { KUBECONFIG: api.kubeconfig, RESYNC_INTERVAL: '10m' });
     await agent.waitForMessage('no Service CIDRs found', 20_000);
-    const backend = /backend (\S+) chosen/.exec((await agent.waitForMessage(/backend \S+ chosen/)).msg)?.[1] ?? '?';
+    const backend = String((await agent.waitForSummary()).backend ?? '?');
     log(`agent ready (backend ${backend}); measuring ${cycles} add/remove cycles`);
 
     const node = lab.node;

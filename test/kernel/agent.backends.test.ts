@@ -92,8 +92,9 @@ describeKernel('agent in the loop lab, per backend', () => {
         const applied = await agent.waitForMessage('rules applied');
         // A bound only a hang or a wait for the resync breaks; start-up speed is measured by `pnpm bench`.
         expect(agent.elapsedAt(applied)).toBeLessThan(10_000);
-        const chosen = await agent.waitForMessage(`backend ${testCase.expected} chosen`);
-        expect(chosen.msg).toMatch(/chosen: .+/);
+        const summary = await agent.waitForSummary();
+        expect(summary.backend).toBe(testCase.expected);
+        expect(summary.reason).toMatch(/.+/);
         expect(await lab.measureLoop('ipv4', 10)).toBe(0);
         expect(await lab.measureLoop('ipv6', 10)).toBe(0);
         expect(agent.logs.some((line) => line.msg.includes('Kubernetes client'))).toBe(false);

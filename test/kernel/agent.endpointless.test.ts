@@ -75,7 +75,7 @@ describeKernel('agent and a Service without endpoints, per backend', () => {
 
       it(`chooses ${testCase.expected}, and ends the stale loops in both families`, async () => {
         expect(loopBefore).toBeGreaterThan(80);
-        await agent.waitForMessage(`backend ${testCase.expected} chosen`);
+        expect((await agent.waitForSummary()).backend).toBe(testCase.expected);
         for (const family of FAMILIES) expect(await lab.measureLoop(family, 10)).toBe(0);
       });
 

@@ -101,11 +101,19 @@ describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS',
     families: readonly ('ipv4' | 'ipv6')[] = ['ipv4'],
   ) {
     const running = await start(profile, profile === MINIKUBE_127 ? { ipv4: '10.96.0.0/12' } : LAB_RANGE);
-    const from = await running.waitForMessage(`Service CIDRs from ${source}: ${cidrs}`, 20_000);
+    const found = await running.waitForLog(
+      (line) =>
+        line.msg === 'Service CIDRs found' &&
+        line.source === source &&
+        JSON.stringify(line.cidrs) === JSON.stringify(cidrs.split(', ')),
+      20_000,
+    );
     await running.waitForMessage('rules applied', 10_000);
     await running.waitUntilReady(10_000);
     for (const family of families) expect(await lab.measureLoop(family, 10), `${profile.name}: ${family}`).toBe(0);
-    return { running, from };
+    // What the line says in its fields: what the source read, and why the sources before it had nothing.
+    const skipped = (found.skipped as { source: string; detail: string }[]).map((s) => `${s.source}: ${s.detail}`);
+    return { running, from: { said: `${String(found.detail)}; skipped ${skipped.join('; ')}` } };
   }
 
   const DUAL = `${LAB.serviceCidr.ipv4}, ${LAB.serviceCidr.ipv6}`;
@@ -124,13 +132,15 @@ describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS',
     'kind 1.32: kubeadm-config (v1beta4) answers; the start log, probe and status say kube-proxy covers it',
     async () => {
       const { running, from } = await endsTheLoop(KIND_132, 'kubeadm', DUAL, ['ipv4', 'ipv6']);
-      expect(from.msg).toContain('kube-system/kubeadm-config ClusterConfiguration networking.serviceSubnet');
-      expect(from.msg).toContain('skipped env: SERVICE_CIDRS is not set');
-      expect(from.msg).toContain('servicecidr: the ServiceCIDR API');
-      const notice = await running.waitForMessage('kube-proxy (nftables mode) already drops forwarded packets', 10_000);
-      expect(notice.msg).toContain(`unallocated ClusterIPs in ${DUAL}`);
-      expect(notice.msg).toContain('every discovered Service CIDR included');
-      expect(notice.msg).toContain('route-controller installs its own rules all the same');
+      expect(from.said).toContain('kube-system/kubeadm-config ClusterConfiguration networking.serviceSubnet');
+      expect(from.said).toContain('skipped env: SERVICE_CIDRS is not set');
+      expect(from.said).toContain('servicecidr: the ServiceCIDR API');
+      const notice = String(
+        (await running.waitForMessage('kube-proxy already drops unallocated ClusterIPs', 10_000)).notice,
+      );
+      expect(notice).toContain(`unallocated ClusterIPs in ${DUAL}`);
+      expect(notice).toContain('every discovered Service CIDR included');
+      expect(notice).toContain('route-controller installs its own rules all the same');
 
       const env = { KUBECONFIG: api.kubeconfig, ...KIND_132.env };
       const probe = await agentCli(lab.node, ['probe'], env);
@@ -169,43 +179,45 @@ describeKernel('the agent in each local cluster profile, with no SERVICE_CIDRS',
 
   profileIt('k3s 1.31 server: its own node-args answer', async () => {
     const { from } = await endsTheLoop(k3sServer(true), 'node-args', DUAL);
-    expect(from.msg).toContain('k3s server node k3s-server (k3s.io/node-args): --service-cidr');
+    expect(from.said).toContain('k3s server node k3s-server (k3s.io/node-args): --service-cidr');
   });
 
   profileIt('k3s 1.31 agent node: the server node answers', async () => {
     const { from } = await endsTheLoop(k3sAgent(true), 'node-args', DUAL);
-    expect(from.msg).toContain('node k3s-agent is a k3s agent node');
+    expect(from.said).toContain('node k3s-agent is a k3s agent node');
   });
 
   profileIt('1.32 with only v1beta1: the ServiceCIDRs from v1beta1 answer', async () => {
     const { from } = await endsTheLoop(V1BETA1_132, 'servicecidr', DUAL);
-    expect(from.msg).toContain('networking.k8s.io/v1beta1 servicecidrs');
+    expect(from.said).toContain('networking.k8s.io/v1beta1 servicecidrs');
   });
 
   profileIt('403 on servicecidrs: skipped with the reason, kubeadm-config answers', async () => {
     const { from } = await endsTheLoop(forbidding(KIND_134, ['servicecidrs'], 'kubeadm'), 'kubeadm', DUAL);
-    expect(from.msg).toContain('cannot list resource "servicecidrs"');
+    expect(from.said).toContain('cannot list resource "servicecidrs"');
   });
 
   profileIt('403 on configmaps: skipped; the opt-in dry-run answers', async () => {
     const profile = forbidding(KIND_132, ['configmaps'], 'dry-run', { DISCOVERY_SOURCES: ALL_SOURCES });
     const { from } = await endsTheLoop(profile, 'dry-run', DUAL);
-    expect(from.msg).toContain('cannot get resource "configmaps"');
+    expect(from.said).toContain('cannot get resource "configmaps"');
   });
 
   profileIt('403 on nodes (k3s): skipped; the opt-in dry-run answers', async () => {
     const profile = forbidding(k3sServer(true), ['nodes'], 'dry-run', { DISCOVERY_SOURCES: ALL_SOURCES });
     const { from } = await endsTheLoop(profile, 'dry-run', DUAL);
-    expect(from.msg).toContain('cannot get resource "nodes"');
+    expect(from.said).toContain('cannot get resource "nodes"');
   });
 
   profileIt('none of these: the warning naming every source, the loop stays, and the agent is not ready', async () => {
     const running = await start(NONE_130);
     const warning = await running.waitForMessage('no Service CIDRs found', 20_000);
-    expect(warning.msg).toContain('servicecidr: the ServiceCIDR API');
-    expect(warning.msg).toContain('kubeadm: no kube-system/kubeadm-config ConfigMap');
-    expect(warning.msg).toContain('node-args: node node-1 is not a k3s or RKE2 node');
-    expect(warning.msg).toContain('Set SERVICE_CIDRS');
+    // Each source's reason in `skipped`, the fix in `hint`.
+    const said = JSON.stringify(warning);
+    expect(said).toContain('"source":"servicecidr","detail":"the ServiceCIDR API');
+    expect(said).toContain('"source":"kubeadm","detail":"no kube-system/kubeadm-config ConfigMap');
+    expect(said).toContain('"source":"node-args","detail":"node node-1 is not a k3s or RKE2 node');
+    expect(warning.hint).toContain('Set SERVICE_CIDRS');
     const ready = await httpGet(lab.node, `${AGENT}/readyz`);
     expect(ready.status).toBe(503);
     expect(await lab.measureLoop('ipv4', 10)).toBeGreaterThan(LOOPING);

@@ -119,8 +119,8 @@ describeKernel('agent lifecycle in the loop lab', () => {
   it('keeps running without rules when no source has CIDRs, not ready, and says how to fix it', async () => {
     // No Kubernetes configuration at all: not in a pod, no KUBECONFIG, no ~/.kube/config.
     const agent = startAgent(lab.node, { HOME: '/nonexistent', RESYNC_INTERVAL: '1s', LISTEN_ADDRESS });
-    const warning = await agent.waitForLog((line) => line.level === 'warn' && /SERVICE_CIDRS/.test(line.msg), 15_000);
-    expect(warning.msg).toMatch(/routeController\.serviceCIDRs/);
+    const warning = await agent.waitForLine('no Service CIDRs found', { level: 'warn' }, 15_000);
+    expect(warning.hint).toMatch(/SERVICE_CIDRS \(Helm: routeController\.serviceCIDRs\)/);
     await sleep(1500);
     expect(agent.isRunning).toBe(true);
     const ready = await httpGet(lab.node, `http://${LISTEN_ADDRESS}/readyz`);
@@ -147,7 +147,7 @@ describeKernel('agent lifecycle in the loop lab', () => {
         IPTABLES_LOCK_WAIT: '2s',
         XTABLES_LOCKFILE: lockFile,
       });
-      await agent.waitForMessage('backend iptables-legacy chosen', 15_000);
+      expect((await agent.waitForSummary(15_000)).backend).toBe('iptables-legacy');
       await sleep(500);
       agent.signal('SIGTERM');
       expect(await agent.exitWithin(15_000)).toEqual({ exitCode: 0, signal: undefined });
@@ -218,7 +218,9 @@ describeKernel('agent lifecycle in the loop lab', () => {
     const first = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-legacy' });
     await first.waitForMessage('rules applied');
     // The lab's kube-proxy writes with iptables-nft: forcing legacy is allowed, with a warning.
-    const mismatch = await first.waitForMessage("this node's kube-proxy/kubelet use iptables-nft");
+    const mismatch = await first.waitForLog((line) =>
+      String(line.warning).includes("this node's kube-proxy/kubelet use iptables-nft"),
+    );
     expect(mismatch.level).toBe('warn');
     await first.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-legacy']);
@@ -226,13 +228,13 @@ describeKernel('agent lifecycle in the loop lab', () => {
     // Ready (its own rules in place) and the old backend's rules removed, in whichever order.
     const second = startAgent(lab.node, { SERVICE_CIDRS, FIREWALL_BACKEND: 'iptables-nft', LISTEN_ADDRESS });
     await second.waitUntilReady();
-    await second.waitForMessage('removed leftovers of an earlier run from iptables-legacy');
+    await second.waitForLine('leftovers of an earlier run removed', { backend: 'iptables-legacy' });
     await second.stop('SIGTERM');
     expect(await installedIn()).toEqual(['iptables-nft']);
 
     const third = startAgent(lab.node, { SERVICE_CIDRS, LISTEN_ADDRESS });
     await third.waitUntilReady();
-    await third.waitForMessage('removed leftovers of an earlier run from iptables-nft');
+    await third.waitForLine('leftovers of an earlier run removed', { backend: 'iptables-nft' });
     await third.stop('SIGTERM');
     expect(await installedIn()).toEqual(['nft']);
     expect(await lab.measureLoop('ipv4', 3)).toBe(0);

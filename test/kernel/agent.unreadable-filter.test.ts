@@ -77,7 +77,9 @@ describeKernel('agent on a node whose filter table iptables-nft cannot read', ()
       const failed = await agent.waitForLog(
         (line) => line.level === 'error' && line.code === ErrorCodes.FirewallUnreadable,
       );
-      expect(failed.msg).toMatch(/^apply with iptables-nft failed: .*incompatible/);
+      expect(failed.msg).toBe('apply failed');
+      expect(failed.backend).toBe('iptables-nft');
+      expect(JSON.stringify(failed.err)).toMatch(/incompatible/);
       expect(failed.hint).toMatch(/FIREWALL_BACKEND=nft/);
       // Several resyncs and retries later, nothing has stacked.
       await sleep(3_500);
@@ -116,7 +118,9 @@ describeKernel('agent on a node whose filter table iptables-nft cannot read', ()
     const agent = startAgent(lab.node, { SERVICE_CIDRS, RESYNC_INTERVAL: '1s', LISTEN_ADDRESS });
     try {
       await agent.waitUntilReady(15_000);
-      expect((await agent.waitForMessage('backend nft chosen')).msg).toMatch(/native nftables works here/);
+      const summary = await agent.waitForSummary();
+      expect(summary.backend).toBe('nft');
+      expect(summary.reason).toMatch(/native nftables works here/);
       expect(await lab.measureLoop('ipv4', 5)).toBe(0);
       expect(await lab.measureLoop('ipv6', 5)).toBe(0);
       await sleep(1_500);

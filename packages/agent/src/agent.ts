@@ -58,20 +58,22 @@ export class Agent {
    */
   async start(): Promise<void> {
     const { selection, config } = this;
+    // The one human summary of the process: the only log line whose message carries values.
     this.#log.info(
       {
+        summary: true,
         version: VERSION,
         action: config.action,
         resyncInterval: formatDuration(config.resyncIntervalMs),
         requested: config.backend,
+        backend: selection.backend,
+        reason: selection.reason,
+        availability: selection.availability,
+        detection: selection.detection,
         // Milliseconds since the process started: start-up cost at a glance.
         uptimeMs: Math.round(performance.now()),
       },
-      `route-controller ${VERSION} starting`,
-    );
-    this.#log.info(
-      { backend: selection.backend, availability: selection.availability, detection: selection.detection },
-      `backend ${selection.backend} chosen: ${selection.reason}`,
+      `route-controller ${VERSION} starting with ${selection.backend} (${selection.reason}); ${config.action}, resync every ${formatDuration(config.resyncIntervalMs)}`,
     );
     for (const warning of selection.warnings)
       this.#log.warn({ backend: selection.backend, warning }, 'backend warning');

@@ -119,6 +119,22 @@ export class AgentProcess {
     return this.#process.isRunning;
   }
 
+  /**
+   * Resolves with the first line whose message is `msg` and whose fields hold `fields` (each equal),
+   * or rejects after `timeoutMs` with the logs so far. Messages are constant; values are fields.
+   */
+  waitForLine(msg: string, fields: Readonly<Record<string, unknown>> = {}, timeoutMs = 10_000): Promise<LogLine> {
+    return this.waitForLog(
+      (line) => line.msg === msg && Object.entries(fields).every(([key, value]) => line[key] === value),
+      timeoutMs,
+    );
+  }
+
+  /** The one start-up summary line (`summary: true`): the backend chosen and why, among the rest. */
+  waitForSummary(timeoutMs = 10_000): Promise<LogLine> {
+    return this.waitForLog((line) => line.summary === true, timeoutMs);
+  }
+
   /** Resolves with the first log line matching, or rejects after `timeoutMs` with the logs so far. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000, from = 0): Promise<LogLine> {
     return new Promise((resolve, reject) => {

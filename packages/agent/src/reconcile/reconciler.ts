@@ -1,4 +1,5 @@
 import {
+  cidrTexts,
   type DesiredState,
   type Discovery,
   type DiscoveryChain,
@@ -99,7 +100,6 @@ export class Reconciler {
   /** The last state applied successfully: what fail-static keeps, and what drift is measured against. */
   #applied: DesiredState | undefined;
   #readiness: Readiness = { ready: false, reason: 'starting: no reconcile has finished yet' };
-  #lastDiscoveryLog = '';
   /** Whether this process has said at info level what the node enforces (once per start). */
   #announced = false;
   /** Why no source has CIDRs, while that is so: the node is not protected, so not ready. */
@@ -255,7 +255,7 @@ export class Reconciler {
       source = outcome.source;
       await this.#assertSafe(desired);
     } catch (error) {
-      return this.#failure(trigger, error, 'could not work out the desired state', false);
+      return this.#failure(trigger, error, 'desired state failed', 'could not work out the desired state', false);
     }
 
     try {
@@ -282,20 +282,28 @@ export class Reconciler {
           {
             backend: this.backend.name,
             trigger,
+            action: desired.action,
+            cidrs: allCidrs(desired.cidrs),
             summary: result.summary,
             writes: result.writes,
             uptimeMs: Math.round(performance.now()),
           },
-          `rules applied: ${describeDesiredState(desired)}`,
+          'rules applied',
         );
       } else if (!this.#announced && !isEmptyDesiredState(desired)) {
         // A restart over rules already in place (every rolling update): say the node is protected.
         this.#log.info(
-          { backend: this.backend.name, trigger, uptimeMs: Math.round(performance.now()) },
-          `rules already in step: ${describeDesiredState(desired)} (nothing written)`,
+          {
+            backend: this.backend.name,
+            trigger,
+            action: desired.action,
+            cidrs: allCidrs(desired.cidrs),
+            uptimeMs: Math.round(performance.now()),
+          },
+          'rules already in step',
         );
       } else {
-        this.#log.debug({ trigger }, 'rules already in step; nothing written');
+        this.#log.debug({ trigger }, 'rules in step');
       }
       if (!isEmptyDesiredState(desired)) this.#announced = true;
       this.#applied = desired;
@@ -307,22 +315,30 @@ export class Reconciler {
       if (this.#stopped && isRouteControllerError(error, ErrorCodes.CommandCanceled)) {
         this.#log.info(
           { backend: this.backend.name, kept: this.#applied ? describeDesiredState(this.#applied) : 'nothing' },
-          'apply stopped: the agent is stopping; the rules in place are kept',
+          'apply stopped',
         );
         return { trigger, ok: false, changed: false, driftRepaired: false };
       }
-      return this.#failure(trigger, error, `apply with ${this.backend.name} failed`, true);
+      return this.#failure(trigger, error, 'apply failed', `apply with ${this.backend.name} failed`, true);
     }
   }
 
-  #failure(trigger: ReconcileTrigger, error: unknown, what: string, retry: boolean): ReconcileOutcome {
+  /** `message` is the log line's (constant), `what` the readiness text's (for people). */
+  #failure(
+    trigger: ReconcileTrigger,
+    error: unknown,
+    message: 'desired state failed' | 'apply failed',
+    what: string,
+    retry: boolean,
+  ): ReconcileOutcome {
     this.metrics.failed();
     const delay = retry ? this.#backoff.next() : undefined;
     const coded = error instanceof RouteControllerError ? error : undefined;
     const kept = this.#applied ? describeDesiredState(this.#applied) : 'nothing installed';
+    // The rules in place are kept: fail-static.
     this.#log.error(
-      { err: error, code: coded?.code, hint: coded?.hint, retryInMs: delay, kept },
-      `${what}: ${coded?.message ?? String(error)}; rules in place are kept (${kept})`,
+      { err: error, code: coded?.code, hint: coded?.hint, backend: this.backend.name, trigger, retryInMs: delay, kept },
+      message,
     );
     // The code for machines, the message for people: /readyz is where an operator looks first.
     this.#setReadiness(false, `${what}: ${coded ? `${coded.code}: ${coded.message}` : String(error)}`);
@@ -344,32 +360,34 @@ export class Reconciler {
   #logDiscovery(discovery: Discovery): void {
     const key =
       discovery.kind === 'cidrs' ? `${discovery.source}:${formatServiceCidrs(discovery.cidrs)}` : discovery.kind;
-    if (key === this.#lastDiscoveryLog) return;
-    this.#lastDiscoveryLog = key;
+    if (!this.#said.said('discovery', key)) return;
     const log = this.#discoveryLog;
     if (discovery.kind === 'cidrs') {
       // Which source answered, from what, and why the ones before it did not.
-      const skipped = discovery.skipped.map((s) => `${s.source}: ${s.detail}`).join('; ');
       log.info(
         {
           source: discovery.source,
+          cidrs: allCidrs(discovery.cidrs),
           detail: discovery.detail,
           skipped: discovery.skipped,
-          ipv4: discovery.cidrs.ipv4.length,
-          ipv6: discovery.cidrs.ipv6.length,
         },
-        `Service CIDRs from ${discovery.source}: ${formatServiceCidrs(discovery.cidrs)} (${discovery.detail})${skipped ? `; skipped ${skipped}` : ''}`,
+        'Service CIDRs found',
       );
-      for (const note of discovery.notes) log.warn({ note }, describeNote(note));
+      for (const note of discovery.notes) log.warn({ ...note, note: describeNote(note) }, 'Service CIDR normalised');
     } else if (discovery.kind === 'none') {
+      // Nothing is installed: the node is not protected until SERVICE_CIDRS is set.
       log.warn(
-        { skipped: discovery.skipped },
-        `no Service CIDRs found (${discovery.skipped.map((s) => `${s.source}: ${s.detail}`).join('; ')}); no rules are installed. Set SERVICE_CIDRS (Helm: routeController.serviceCIDRs) to protect this node`,
+        {
+          skipped: discovery.skipped,
+          hint: 'Set SERVICE_CIDRS (Helm: routeController.serviceCIDRs) to protect this node.',
+        },
+        'no Service CIDRs found',
       );
     } else {
+      // The rules in place are kept (fail-static).
       log.warn(
-        { source: discovery.source, err: discovery.error },
-        `Service CIDR source ${discovery.source} is unavailable (${discovery.detail}); rules in place are kept`,
+        { source: discovery.source, detail: discovery.detail, err: discovery.error },
+        'Service CIDR source unavailable',
       );
     }
   }
@@ -388,4 +406,9 @@ function unprotectedReason(skipped: readonly SkippedSource[]): string {
 
 function roundedSeconds(ms: number): number {
   return Math.max(1, Math.round(ms / 1000)) * 1000;
+}
+
+/** Both families' CIDRs as text, for log fields. */
+function allCidrs(cidrs: ServiceCidrs): string[] {
+  return [...cidrTexts(cidrs.ipv4), ...cidrTexts(cidrs.ipv6)];
 }

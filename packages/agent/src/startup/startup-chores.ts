@@ -1,4 +1,4 @@
-import { type CommandRunner, errorMessage } from '@route-controller/core';
+import type { CommandRunner } from '@route-controller/core';
 import { BackendSelector, type Selection } from '../backends/backend-selector.js';
 import type { BackendSet } from '../backends/backend-set.js';
 import { kubeProxyReport } from '../backends/kube-proxy-report.js';
@@ -30,7 +30,8 @@ export class StartupChores {
   async afterRules(): Promise<void> {
     await this.#removeLeftovers();
     const warnings = await this.selector.flavourWarnings(this.selection).catch(() => []);
-    for (const warning of warnings) this.#log.warn({ backend: this.selection.backend }, warning);
+    for (const warning of warnings)
+      this.#log.warn({ backend: this.selection.backend, warning }, 'iptables flavour warning');
     await this.#kubeProxyNotice();
   }
 
@@ -42,11 +43,19 @@ export class StartupChores {
         ? { ipv4: installed.cidrs.ipv4.map((c) => c.text), ipv6: installed.cidrs.ipv6.map((c) => c.text) }
         : undefined;
       const report = await kubeProxyReport(this.runner, discovered);
-      if (report.notice) this.#log.info({ kubeProxy: { ipv4: report.ipv4, ipv6: report.ipv6 } }, report.notice);
-      else
+      if (report.notice) {
+        this.#log.info(
+          {
+            kubeProxy: { ipv4: report.ipv4, ipv6: report.ipv6 },
+            coversDiscovered: report.coversDiscovered,
+            notice: report.notice,
+          },
+          'kube-proxy already drops unallocated ClusterIPs',
+        );
+      } else
         this.#log.debug({ unknown: report.unknown }, 'kube-proxy has no drop of unallocated ClusterIPs on this node');
     } catch (error) {
-      this.#log.debug({ err: error }, `could not check kube-proxy's nftables chains: ${errorMessage(error)}`);
+      this.#log.debug({ err: error }, 'kube-proxy check failed');
     }
   }
 
@@ -62,9 +71,9 @@ export class StartupChores {
         if (!availability.available) continue;
         const result = await other.cleanup();
         if (!result.removed) continue;
-        this.#log.info({ backend: name, summary: result.summary }, `removed leftovers of an earlier run from ${name}`);
+        this.#log.info({ backend: name, summary: result.summary }, 'leftovers of an earlier run removed');
       } catch (error) {
-        this.#log.warn({ backend: name, err: error }, `could not check ${name} for leftovers of an earlier run`);
+        this.#log.warn({ backend: name, err: error }, 'leftover check failed');
       }
     }
   }

@@ -151,9 +151,9 @@ async function oneRun(
 ): Promise<DemoRun> {
   try {
     const applied = await agent.waitForMessage('rules applied', 20_000);
-    const chosenLine = agent.logs.find((line) => / chosen: /.test(line.msg));
-    const chosen = /^backend (\S+) chosen/.exec(chosenLine?.msg ?? '')?.[1];
-    const reason = chosenLine?.msg.replace(/^backend \S+ chosen: /, '');
+    const summary = agent.logs.find((line) => line.summary === true);
+    const chosen = typeof summary?.backend === 'string' ? summary.backend : undefined;
+    const reason = typeof summary?.reason === 'string' ? summary.reason : undefined;
     const loop = await perFamily((family) => lab.measureLoop(family, pings));
     const live = await perFamily(async (family) => ({
       fromPod: ratio(await lab.pingLiveServiceFromPod(family)),
