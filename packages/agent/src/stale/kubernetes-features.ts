@@ -55,27 +55,19 @@ function needsApi(config: AgentConfig): string | undefined {
 
 /** Pod names from the pods of this node, or none (with the reason) when the lookup is off. */
 export function createPodNames(config: AgentConfig, connection: ConnectionLoader, logger: Logger): PodNames {
-  const off = podLookupOff(config);
   const nodeName = config.nodeName;
-  if (off || !nodeName) return NO_POD_NAMES;
-  const said = new SaidOnce();
-  const load = once(async (): Promise<PodNames> => {
-    const [{ NodePods }, loaded] = await Promise.all([import('./pods.js'), connection()]);
-    return new NodePods({ connect: () => loaded.connect(), nodeName, logger });
-  });
-  return {
-    names: async (addresses) => {
-      if (addresses.length === 0) return new Map();
-      try {
-        return await (await load()).names(addresses);
-      } catch (error) {
-        // Once per cause: every read of the records would say it again.
-        if (said.said('names', errorMessage(error))) {
-          logger.warn({ err: error }, 'cannot name the pods behind stale ClusterIP sources');
-        }
-        return new Map();
-      }
+  if (podLookupOff(config) || !nodeName) return NO_POD_NAMES;
+  const use = onFirstUse(
+    async () => {
+      const [{ NodePods }, loaded] = await Promise.all([import('./pods.js'), connection()]);
+      return new NodePods({ connect: () => loaded.connect(), nodeName, logger });
     },
+    logger,
+    'cannot name the pods behind stale ClusterIP sources',
+  );
+  return {
+    names: async (addresses) =>
+      addresses.length === 0 ? new Map() : use((pods) => pods.names(addresses), new Map<string, string>()),
   };
 }
 
@@ -83,20 +75,31 @@ export function createPodNames(config: AgentConfig, connection: ConnectionLoader
 export function createStaleEvents(config: AgentConfig, connection: ConnectionLoader, logger: Logger): StaleEventSink {
   const nodeName = config.nodeName;
   if (staleEventsOff(config) || !nodeName) return NO_STALE_EVENTS;
-  const said = new SaidOnce();
-  const load = once(async (): Promise<StaleEventSink> => {
-    const [{ NodeEvents }, loaded] = await Promise.all([import('./node-events.js'), connection()]);
-    return new NodeEvents({ connect: () => loaded.connect(), nodeName, logger });
-  });
-  return {
-    record: async (event) => {
-      try {
-        await (await load()).record(event);
-      } catch (error) {
-        if (said.said('record', errorMessage(error))) {
-          logger.warn({ err: error, destination: event.destination }, 'cannot write stale ClusterIP Events');
-        }
-      }
+  const use = onFirstUse(
+    async () => {
+      const [{ NodeEvents }, loaded] = await Promise.all([import('./node-events.js'), connection()]);
+      return new NodeEvents({ connect: () => loaded.connect(), nodeName, logger });
     },
+    logger,
+    'cannot write stale ClusterIP Events',
+  );
+  return { record: (event) => use((events) => events.record(event), undefined, { destination: event.destination }) };
+}
+
+/**
+ * A feature built on its first use (its code, and the Kubernetes client, imported then). A use that
+ * fails answers `fallback`, and the failure is logged once per cause: every read of the records
+ * would say it again.
+ */
+function onFirstUse<F>(build: () => Promise<F>, logger: Logger, failure: string) {
+  const load = once(build);
+  const said = new SaidOnce();
+  return async <R>(use: (feature: F) => Promise<R>, fallback: R, fields: Record<string, unknown> = {}): Promise<R> => {
+    try {
+      return await use(await load());
+    } catch (error) {
+      if (said.said(failure, errorMessage(error))) logger.warn({ err: error, ...fields }, failure);
+      return fallback;
+    }
   };
 }
