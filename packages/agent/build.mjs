@@ -44,32 +44,7 @@ const trimKubernetesClient = {
   },
 };
 
-/**
- * pino without worker-thread transports: the agent logs synchronously to a file descriptor, so the
- * transport machinery (thread-stream, with node:worker_threads and node:assert, ~5 ms of start-up and
- * memory of their own) is left out. pino's tools.js asks worker_threads only whether it runs on the
- * main thread, which the agent always does.
- */
-const pinoWithoutWorkers = {
-  name: 'pino-without-workers',
-  setup(b) {
-    const fromPino = (importer) => /[\\/]pino[\\/]lib[\\/]/.test(importer);
-    b.onResolve({ filter: /^(thread-stream|worker_threads)$/ }, (args) =>
-      fromPino(args.importer) ? { path: args.path, namespace: 'rc-pino' } : undefined,
-    );
-    b.onLoad({ filter: /^thread-stream$/, namespace: 'rc-pino' }, () => ({
-      contents:
-        "module.exports = class ThreadStream { constructor() { throw new Error('pino transports run in worker threads, which the route-controller bundle leaves out'); } };",
-      loader: 'js',
-    }));
-    b.onLoad({ filter: /^worker_threads$/, namespace: 'rc-pino' }, () => ({
-      contents: 'module.exports = { isMainThread: true };',
-      loader: 'js',
-    }));
-  },
-};
-
-const plugins = [trimKubernetesClient, pinoWithoutWorkers];
+const plugins = [trimKubernetesClient];
 for (const name of without) {
   if (!plugins.some((plugin) => plugin.name === name)) throw new Error(`--without: no plugin ${name}`);
 }

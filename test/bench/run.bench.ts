@@ -37,7 +37,7 @@ import { type MemoryResult, measureMemory } from './memory.js';
 import { BACKENDS, measureStartup, type StartupResult } from './startup.js';
 import { ms, summarise } from './stats.js';
 import { formatFigure, type Target, verdict } from './targets.js';
-import { benefit, measureTricks, type TrickRow, type TricksResult } from './tricks.js';
+import { benefit, measureTricks, minimumRounds, type TrickRow, type TricksResult } from './tricks.js';
 
 /**
  * `pnpm bench`: every figure is a median over repeated runs, next to its floor measured in the
@@ -522,37 +522,55 @@ function boundedTable(
   ].join('\n');
 }
 
-function savedCell(row: TrickRow, key: keyof TrickRow['figures'], unit: (value: number) => string): string {
+function savedCell(
+  row: TrickRow,
+  shipped: TrickRow,
+  key: keyof TrickRow['figures'],
+  unit: (value: number) => string,
+): string {
   const saved = row.saved?.[key];
   if (!saved) return '';
-  return describeBenefit(benefit(saved), unit);
+  return describeBenefit(benefit(saved, shipped.figures[key].median), unit);
 }
 
-function describeBenefit({ median, verdict }: ReturnType<typeof benefit>, unit: (value: number) => string): string {
-  if (verdict === 'saves') return `saves ${unit(median)} (every round)`;
-  if (verdict === 'costs') return `**costs** ${unit(-median)} (every round)`;
+function describeBenefit(
+  { median, verdict, rounds, n }: ReturnType<typeof benefit>,
+  unit: (value: number) => string,
+): string {
+  const count = `${rounds} of ${n} rounds`;
+  if (verdict === 'saves') return `saves ${unit(median)} (${count})`;
+  if (verdict === 'costs') return `**costs** ${unit(-median)} (${count})`;
+  if (verdict === 'negligible') return `negligible: ${unit(median)}, under 1% (${count})`;
   return `within noise (${unit(median)})`;
+}
+
+/** What the sign test takes with `rounds` rounds. */
+function signTestNeeds(rounds: number): string {
+  const needed = minimumRounds(rounds);
+  return needed > rounds ? `${rounds} rounds are too few for any verdict` : `${needed} of ${rounds} rounds`;
 }
 
 function tricksTable(result: TricksResult): string {
   const mib = (value: number) => `${value.toFixed(1)} MiB`;
   const figure = (summary: { median: number; min: number; max: number }, unit: (value: number) => string) =>
     `${unit(summary.median)} (${unit(summary.min)}–${unit(summary.max)})`;
+  const shipped = result.rows[0];
+  if (!shipped) throw new Error('no shipped variant');
   return [
     '## Start-up tricks and what each buys',
     '',
-    `The shipped agent next to builds of it without one trick each (test/bench/tricks.ts), interleaved over ${result.rounds} rounds: spawn to "rules applied" with \`SERVICE_CIDRS\` (nft) and following one ServiceCIDR of the test API server; VmRSS after ${result.idleSeconds} s idle (all variants idling side by side, scraped once). "Saved" is the median of the per-round differences, variant less shipped: a trick buys more than the noise only when it saves in every round, and costs when it loses in every round.`,
+    `The shipped agent next to builds of it without one trick each (test/bench/tricks.ts), interleaved over ${result.rounds} rounds: spawn to "rules applied" with \`SERVICE_CIDRS\` (nft) and following one ServiceCIDR of the test API server; VmRSS after ${result.idleSeconds} s idle (all variants idling side by side, scraped once). "Saved" is the median of the per-round differences, variant less shipped: a trick buys more than the noise when it saves in so many rounds that chance alone would do that less than once in a hundred times (a sign test: ${signTestNeeds(result.rounds)}), and costs by the same rule the other way; a saving under 1% of the figure is negligible (it moves no target, request or limit of ours). A trick stays only while it saves beyond the noise.`,
     '',
     '| variant | start | saved | start, Kubernetes source | saved | idle RSS | saved | idle RSS, Kubernetes source | saved |',
     '|---|---|---|---|---|---|---|---|---|',
     ...result.rows.map(
       (row) =>
-        `| ${row.variant.label} | ${figure(row.figures.start, ms)} | ${savedCell(row, 'start', ms)} | ${figure(row.figures.kubernetesStart, ms)} | ${savedCell(row, 'kubernetesStart', ms)} | ${figure(row.figures.idleMib, mib)} | ${savedCell(row, 'idleMib', mib)} | ${figure(row.figures.kubernetesIdleMib, mib)} | ${savedCell(row, 'kubernetesIdleMib', mib)} |`,
+        `| ${row.variant.label} | ${figure(row.figures.start, ms)} | ${savedCell(row, shipped, 'start', ms)} | ${figure(row.figures.kubernetesStart, ms)} | ${savedCell(row, shipped, 'kubernetesStart', ms)} | ${figure(row.figures.idleMib, mib)} | ${savedCell(row, shipped, 'idleMib', mib)} | ${figure(row.figures.kubernetesIdleMib, mib)} | ${savedCell(row, shipped, 'kubernetesIdleMib', mib)} |`,
     ),
     '',
     '| `route-controller --version` | answered by the CommonJS bin | through the ESM bundle | saved |',
     '|---|---|---|---|',
-    `| median (min–max) | ${figure(result.version.bin, ms)} | ${figure(result.version.bundle, ms)} | ${describeBenefit(benefit(result.version.saved), ms)} |`,
+    `| median (min–max) | ${figure(result.version.bin, ms)} | ${figure(result.version.bundle, ms)} | ${describeBenefit(benefit(result.version.saved, result.version.bin.median), ms)} |`,
     '',
   ].join('\n');
 }

@@ -20,12 +20,11 @@ const run = promisify(execFile);
  */
 
 /** A trick of the shipped agent that a variant leaves out. */
-export type Trick = 'max-opt' | 'max-semi-space-size' | 'trim-kubernetes-client' | 'pino-without-workers';
+export type Trick = 'max-opt' | 'trim-kubernetes-client';
 
 /** The tricks that are V8 flags in the bin's shebang, and the flag each is. */
 const SHEBANG_FLAGS: Partial<Record<Trick, RegExp>> = {
   'max-opt': / --max-opt=\S+/,
-  'max-semi-space-size': / --max-semi-space-size=\S+/,
 };
 
 export interface TrickVariant {
@@ -83,9 +82,7 @@ export interface TricksResult {
 export const TRICK_VARIANTS: readonly TrickVariant[] = [
   { label: 'as shipped' },
   { label: 'without --max-opt=0 (the shebang)', without: 'max-opt' },
-  { label: 'without --max-semi-space-size=1 (the shebang)', without: 'max-semi-space-size' },
   { label: 'without the client-node trim plugin', without: 'trim-kubernetes-client' },
-  { label: "without the stubs for pino's worker transports", without: 'pino-without-workers' },
 ];
 
 async function startTime(ns: Netns, env: Record<string, string>, agent: AgentBin): Promise<number> {
@@ -236,17 +233,49 @@ async function measureVersion(runs: number): Promise<TricksResult['version']> {
   return { bin: summarise(bin), bundle: summarise(esm), saved: esm.map((value, i) => value - (bin[i] as number)) };
 }
 
-/**
- * Whether a trick buys more than the noise: in every round the variant without it did worse than the
- * shipped agent (a sign test: with 10 rounds, chance alone does that once in 1,024), or better in
- * every round (the trick costs), or neither (within noise); and by how much (the median of the
- * per-round differences).
- */
-export function benefit(saved: readonly number[]): { readonly median: number; readonly verdict: TrickVerdict } {
-  const median = summarise(saved).median;
-  if (saved.every((value) => value > 0)) return { median, verdict: 'saves' };
-  if (saved.every((value) => value < 0)) return { median, verdict: 'costs' };
-  return { median, verdict: 'noise' };
+/** A sign test's level: chance alone gives a verdict less than once in a hundred measurements. */
+const SIGNIFICANCE = 0.01;
+/** A saving under 1% of the figure moves no target, request or limit of ours: not worth a trick. */
+const MATERIAL = 0.01;
+
+/** P(X >= k) for X ~ Binomial(n, 1/2): how likely chance alone makes k of n rounds go one way. */
+export function signTail(k: number, n: number): number {
+  let term = 0.5 ** n; // C(n, 0) / 2^n
+  let below = 0;
+  for (let i = 0; i < k; i += 1) {
+    below += term;
+    term = (term * (n - i)) / (i + 1);
+  }
+  return Math.max(0, 1 - below);
 }
 
-export type TrickVerdict = 'saves' | 'costs' | 'noise';
+/** The fewest of `n` rounds going one way that the sign test takes for more than chance. */
+export function minimumRounds(n: number): number {
+  let k = 0;
+  while (k <= n && signTail(k, n) >= SIGNIFICANCE) k += 1;
+  return k;
+}
+
+/**
+ * Whether a trick buys more than the noise, by a sign test over the rounds: the variant without it
+ * did worse in so many rounds that chance alone would do that less than once in a hundred times
+ * (with 10 rounds: all 10), and by at least 1% of the shipped figure (`reference`). Or it costs, by
+ * the same rule the other way, or neither. `median` is the median of the per-round differences.
+ */
+export function benefit(
+  saved: readonly number[],
+  reference: number,
+): { readonly median: number; readonly verdict: TrickVerdict; readonly rounds: number; readonly n: number } {
+  const median = summarise(saved).median;
+  const n = saved.length;
+  const better = saved.filter((value) => value > 0).length;
+  const worse = saved.filter((value) => value < 0).length;
+  const material = Math.abs(median) >= MATERIAL * Math.abs(reference);
+  if (signTail(better, n) < SIGNIFICANCE)
+    return { median, n, rounds: better, verdict: material ? 'saves' : 'negligible' };
+  if (signTail(worse, n) < SIGNIFICANCE)
+    return { median, n, rounds: worse, verdict: material ? 'costs' : 'negligible' };
+  return { median, n, rounds: Math.max(better, worse), verdict: 'noise' };
+}
+
+export type TrickVerdict = 'saves' | 'costs' | 'negligible' | 'noise';

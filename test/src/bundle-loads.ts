@@ -63,3 +63,8 @@ export function loadedPackages(stderr: string): Set<string> {
 export function sawBundle(stderr: string): boolean {
   return loadedFiles(stderr).some((file) => file.startsWith('dist/bundle/'));
 }
+
+/** Every module (esbuild input path) with code in some file of the bundle. */
+export function bundledModules(): string[] {
+  return Object.values(metafile().outputs).flatMap((output) => Object.keys(output.inputs));
+}

@@ -292,7 +292,7 @@ export async function httpGet(ns: Netns, url: string): Promise<{ status: number;
 
 /**
  * How to start a Node script as its shebang says, with this process's Node: `#!/usr/bin/env -S node
- * --max-semi-space-size=1` gives [node, --max-semi-space-size=1, script]. The agent's bin carries
+ * --max-opt=0` gives [node, --max-opt=0, script]. The agent's bin carries
  * V8 flags there, and the lab must run what users run (`node <script>` alone would drop them).
  */
 export function nodeCommand(script: string): string[] {

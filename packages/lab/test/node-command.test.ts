@@ -23,6 +23,6 @@ describe('nodeCommand', () => {
 
   it("runs the agent's own bin with the flags its shebang names", () => {
     const bin = new URL('../../agent/bin/route-controller.cjs', import.meta.url).pathname;
-    expect(nodeCommand(bin).slice(1, -1)).toEqual(['--max-semi-space-size=1', '--max-opt=0']);
+    expect(nodeCommand(bin).slice(1, -1)).toEqual(['--max-opt=0']);
   });
 });
