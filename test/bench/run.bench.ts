@@ -541,8 +541,10 @@ function describeBenefit(
   if (verdict === 'saves') return `saves ${unit(median)} (${count})`;
   if (verdict === 'costs') return `**costs** ${unit(-median)} (${count})`;
   if (verdict === 'negligible') return `negligible: ${unit(median)}, under 1% (${count})`;
-  return `within noise (${unit(median)})`;
+  return `within noise (${unit(median)}; ${count} one way)`;
 }
+
+const kibOf = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
 
 /** What the sign test takes with `rounds` rounds. */
 function signTestNeeds(rounds: number): string {
@@ -559,13 +561,13 @@ function tricksTable(result: TricksResult): string {
   return [
     '## Start-up tricks and what each buys',
     '',
-    `The shipped agent next to builds of it without one trick each (test/bench/tricks.ts), interleaved over ${result.rounds} rounds: spawn to "rules applied" with \`SERVICE_CIDRS\` (nft) and following one ServiceCIDR of the test API server; VmRSS after ${result.idleSeconds} s idle (all variants idling side by side, scraped once). "Saved" is the median of the per-round differences, variant less shipped: a trick buys more than the noise when it saves in so many rounds that chance alone would do that less than once in a hundred times (a sign test: ${signTestNeeds(result.rounds)}), and costs by the same rule the other way; a saving under 1% of the figure is negligible (it moves no target, request or limit of ours). A trick stays only while it saves beyond the noise.`,
+    `The shipped agent next to builds of it without one trick each (test/bench/tricks.ts), interleaved over ${result.rounds} rounds: spawn to "rules applied" with \`SERVICE_CIDRS\` (nft) and following one ServiceCIDR of the test API server; VmRSS after ${result.idleSeconds} s idle (all variants idling side by side, scraped once); the bundle's JavaScript, which every build makes the same. "Saved" is the median of the per-round differences, variant less shipped: a trick buys more than the noise when it saves in so many rounds that chance alone would do that less than once in a hundred times (a sign test: ${signTestNeeds(result.rounds)}), and costs by the same rule the other way; a saving under 1% of the figure is negligible (it moves no target, request or limit of ours). A trick stays only while it saves beyond the noise.`,
     '',
-    '| variant | start | saved | start, Kubernetes source | saved | idle RSS | saved | idle RSS, Kubernetes source | saved |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| variant | start | saved | start, Kubernetes source | saved | idle RSS | saved | idle RSS, Kubernetes source | saved | bundle | saved |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...result.rows.map(
       (row) =>
-        `| ${row.variant.label} | ${figure(row.figures.start, ms)} | ${savedCell(row, shipped, 'start', ms)} | ${figure(row.figures.kubernetesStart, ms)} | ${savedCell(row, shipped, 'kubernetesStart', ms)} | ${figure(row.figures.idleMib, mib)} | ${savedCell(row, shipped, 'idleMib', mib)} | ${figure(row.figures.kubernetesIdleMib, mib)} | ${savedCell(row, shipped, 'kubernetesIdleMib', mib)} |`,
+        `| ${row.variant.label} | ${figure(row.figures.start, ms)} | ${savedCell(row, shipped, 'start', ms)} | ${figure(row.figures.kubernetesStart, ms)} | ${savedCell(row, shipped, 'kubernetesStart', ms)} | ${figure(row.figures.idleMib, mib)} | ${savedCell(row, shipped, 'idleMib', mib)} | ${figure(row.figures.kubernetesIdleMib, mib)} | ${savedCell(row, shipped, 'kubernetesIdleMib', mib)} | ${kibOf(row.bundleBytes)} | ${row === shipped ? '' : `${kibOf(row.bundleBytes - shipped.bundleBytes)} (the same in every build)`} |`,
     ),
     '',
     '| `route-controller --version` | answered by the CommonJS bin | through the ESM bundle | saved |',

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +69,8 @@ export interface TrickRow {
   readonly figures: TrickFigures;
   /** Per round, this variant's figure less the shipped one's (positive: the trick saves that much). */
   readonly saved?: { readonly [K in keyof TrickFigures]: readonly number[] };
+  /** The bundle's JavaScript (entry and chunks), in bytes: the same in every build, so no noise. */
+  readonly bundleBytes: number;
 }
 
 export interface TricksResult {
@@ -182,6 +184,7 @@ export async function measureTricks(rounds: number, idleSeconds: number): Promis
         samples[index]?.kubernetesIdleMib.push(kubeIdle[index] as number);
       }
     }
+    const bundleSizes = await Promise.all(agents.map((agent) => bundleBytes(agent)));
     const shipped = samples[0];
     if (!shipped) throw new Error('no shipped variant');
     const rows = TRICK_VARIANTS.map((variant, index): TrickRow => {
@@ -189,6 +192,7 @@ export async function measureTricks(rounds: number, idleSeconds: number): Promis
       const less = (key: keyof TrickFigures) => own[key].map((value, i) => value - (shipped[key][i] as number));
       return {
         variant,
+        bundleBytes: bundleSizes[index] as number,
         figures: {
           start: summarise(own.start),
           kubernetesStart: summarise(own.kubernetesStart),
@@ -211,6 +215,16 @@ export async function measureTricks(rounds: number, idleSeconds: number): Promis
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The bytes of the .mjs files of the bundle an agent's bin loads. */
+async function bundleBytes(agent: AgentBin): Promise<number> {
+  const dir = join(dirname(dirname(agent.bin)), 'dist', 'bundle');
+  const files = await readdir(dir, { recursive: true });
+  const sizes = await Promise.all(
+    files.filter((f) => f.endsWith('.mjs')).map(async (f) => (await stat(join(dir, f))).size),
+  );
+  return sizes.reduce((sum, size) => sum + size, 0);
 }
 
 /** `--version` answered by the CommonJS bin, and by the ESM bundle (what the bin would be without it). */
